@@ -1,0 +1,86 @@
+//! Iterators over a map.
+//!
+//! Iteration never blocks writers and never waits for them. It first finishes any migration in
+//! progress (helping, not waiting), so that every key present at that moment has exactly one slot
+//! in the root table; then it walks that table's slots in order, following a slot that has moved
+//! since to the key's slot in the newest table (each migration records where every slot went).
+//!
+//! The guarantee, exactly:
+//! - a key present for the whole iteration is yielded exactly once, with the value it had when
+//!   its slot was visited;
+//! - a key inserted or removed during the iteration may or may not be yielded;
+//! - a key removed and inserted again during the iteration may be yielded twice (once for its old
+//!   slot, once for its new one); no other key is ever yielded twice;
+//! - resizes during the iteration change none of the above.
+
+use crate::raw::RawIter;
+
+/// An iterator over a map's entries, as `(&K, &V)`. Made by [`HashMap::iter`](crate::HashMap::iter).
+///
+/// See the [module-level guarantee](self) for what it yields under concurrent writes.
+pub struct Iter<'g, K, V> {
+    raw: RawIter<'g, K, V>,
+}
+
+impl<'g, K, V> Iter<'g, K, V> {
+    pub(crate) fn new(raw: RawIter<'g, K, V>) -> Self {
+        Iter { raw }
+    }
+}
+
+impl<'g, K, V> Iterator for Iter<'g, K, V> {
+    type Item = (&'g K, &'g V);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        self.raw.next().map(|e| (&e.key, &e.value))
+    }
+}
+
+impl<K, V> std::fmt::Debug for Iter<'_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Iter").finish_non_exhaustive()
+    }
+}
+
+/// An iterator over a map's keys. Made by [`HashMap::keys`](crate::HashMap::keys).
+#[derive(Debug)]
+pub struct Keys<'g, K, V> {
+    inner: Iter<'g, K, V>,
+}
+
+impl<'g, K, V> Keys<'g, K, V> {
+    pub(crate) fn new(inner: Iter<'g, K, V>) -> Self {
+        Keys { inner }
+    }
+}
+
+impl<'g, K, V> Iterator for Keys<'g, K, V> {
+    type Item = &'g K;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'g K> {
+        self.inner.next().map(|(k, _)| k)
+    }
+}
+
+/// An iterator over a map's values. Made by [`HashMap::values`](crate::HashMap::values).
+#[derive(Debug)]
+pub struct Values<'g, K, V> {
+    inner: Iter<'g, K, V>,
+}
+
+impl<'g, K, V> Values<'g, K, V> {
+    pub(crate) fn new(inner: Iter<'g, K, V>) -> Self {
+        Values { inner }
+    }
+}
+
+impl<'g, K, V> Iterator for Values<'g, K, V> {
+    type Item = &'g V;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'g V> {
+        self.inner.next().map(|(_, v)| v)
+    }
+}

@@ -1,0 +1,604 @@
+//! [`HashMap`]: construction and the explicit-guard API.
+//!
+//! Every method here is a short loop over the raw table's `locate` and a CAS (`try_store` or
+//! `try_remove`): locate where the key lives or would live, decide (running the caller's closure,
+//! before any CAS, so a panic leaves nothing half done), and commit; if the slot changed in
+//! between, locate again. User code (`Hash`, `Eq`, closures) never runs between two steps that
+//! must both happen.
+
+use std::borrow::Borrow;
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+
+use crate::iter::{Iter, Keys, Values};
+use crate::map_ref::MapRef;
+use crate::raw::{Entry, RawMap};
+use crate::reclaim::{self, Guard};
+
+/// A concurrent hash map, lock-free in every operation, including resizing.
+///
+/// See the [crate documentation](crate) for the model: guards, what returned references are tied
+/// to, and the consistency of `len` and of iteration.
+///
+/// Keys and values must be `Send + 'static` for the map's operations: a removed entry is dropped
+/// by whichever thread reclaims it, possibly after the map itself is gone.
+pub struct HashMap<K, V, S = RandomState> {
+    raw: RawMap<K, V>,
+    hasher: S,
+}
+
+// SAFETY: the map owns its keys and values (they move with it, hence `Send`) and hands out shared
+// references to them across threads (hence `Sync` for `Sync` maps). Removed entries are dropped on
+// arbitrary threads, which `Send` covers.
+unsafe impl<K: Send, V: Send, S: Send> Send for HashMap<K, V, S> {}
+// SAFETY: shared access lets any thread read `&K`/`&V` (needs `Sync`) and insert or remove
+// entries that another thread will drop (needs `Send`); the hasher is used through `&S`.
+unsafe impl<K: Send + Sync, V: Send + Sync, S: Sync> Sync for HashMap<K, V, S> {}
+
+/// What a [`HashMap::compute`] closure asks the map to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation<V, T> {
+    /// Store this value (insert it, or replace the current one).
+    Insert(V),
+    /// Remove the current entry (does nothing if there is none).
+    Remove,
+    /// Leave the map as it is and return this.
+    Abort(T),
+}
+
+/// What a [`HashMap::compute`] call did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Compute<'g, K, V, T> {
+    /// The key was absent; this entry was inserted.
+    Inserted(&'g K, &'g V),
+    /// The key's entry `old` was replaced by `new`.
+    Updated {
+        /// The replaced entry.
+        old: (&'g K, &'g V),
+        /// The stored entry.
+        new: (&'g K, &'g V),
+    },
+    /// This entry was removed.
+    Removed(&'g K, &'g V),
+    /// The closure returned [`Operation::Abort`]; nothing changed.
+    Aborted(T),
+    /// The closure asked to remove an entry that is absent; nothing changed.
+    Absent,
+}
+
+/// The error [`HashMap::try_insert`] returns when the key is present.
+#[derive(Debug, PartialEq, Eq)]
+pub struct OccupiedError<'g, V> {
+    /// The value in the map.
+    pub current: &'g V,
+    /// The value that was not inserted.
+    pub not_inserted: V,
+}
+
+impl<V: fmt::Debug> fmt::Display for OccupiedError<'_, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "key already present with value {:?}", self.current)
+    }
+}
+
+impl<V: fmt::Debug> std::error::Error for OccupiedError<'_, V> {}
+
+/// A key that is not stored yet: owned, or already boxed in an entry from a failed attempt.
+enum Pending<K, V> {
+    Key(K),
+    Boxed(Box<Entry<K, V>>),
+}
+
+impl<K, V> Pending<K, V> {
+    fn key(&self) -> &K {
+        match self {
+            Pending::Key(k) => k,
+            Pending::Boxed(b) => &b.key,
+        }
+    }
+
+    fn into_entry(self, hash: u64, value: V) -> Box<Entry<K, V>> {
+        match self {
+            Pending::Key(key) => Box::new(Entry { hash, key, value }),
+            Pending::Boxed(mut entry) => {
+                entry.value = value;
+                entry
+            }
+        }
+    }
+}
+
+impl<K, V> HashMap<K, V, RandomState> {
+    /// An empty map with a randomly seeded hasher.
+    ///
+    /// ```
+    /// let map: lockfree_map::HashMap<u64, u64> = lockfree_map::HashMap::new();
+    /// assert!(map.is_empty());
+    /// ```
+    pub fn new() -> Self {
+        Self::with_capacity_and_hasher(0, RandomState::new())
+    }
+
+    /// An empty map that can hold at least `capacity` entries before it grows.
+    ///
+    /// # Panics
+    /// If the table for `capacity` entries would not fit in the address space.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self::with_capacity_and_hasher(capacity, RandomState::new())
+    }
+}
+
+impl<K, V, S: Default> Default for HashMap<K, V, S> {
+    fn default() -> Self {
+        Self::with_capacity_and_hasher(0, S::default())
+    }
+}
+
+impl<K, V, S> HashMap<K, V, S> {
+    /// An empty map using `hasher`.
+    pub fn with_hasher(hasher: S) -> Self {
+        Self::with_capacity_and_hasher(0, hasher)
+    }
+
+    /// An empty map using `hasher` that can hold at least `capacity` entries before it grows.
+    ///
+    /// # Panics
+    /// If the table for `capacity` entries would not fit in the address space.
+    pub fn with_capacity_and_hasher(capacity: usize, hasher: S) -> Self {
+        HashMap { raw: RawMap::with_capacity(capacity), hasher }
+    }
+
+    /// The map's hasher.
+    pub fn hasher(&self) -> &S {
+        &self.hasher
+    }
+
+    /// Pins the current thread: the returned guard keeps everything read through it alive.
+    ///
+    /// Pin for an operation or a batch, not for the life of a thread: while a guard lives, no
+    /// memory retired anywhere (in any map) since it was made can be freed.
+    pub fn guard(&self) -> Guard {
+        reclaim::pin()
+    }
+
+    /// Number of entries.
+    ///
+    /// Exact when no write runs concurrently; otherwise a value the length had at some point
+    /// during the call, give or take the writes in flight.
+    pub fn len(&self) -> usize {
+        self.raw.len()
+    }
+
+    /// Whether the map has no entries (with the same consistency as [`len`](Self::len)).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Entries the current table can hold without growing.
+    pub fn capacity(&self) -> usize {
+        self.raw.capacity(&reclaim::pin())
+    }
+}
+
+impl<K, V, S> HashMap<K, V, S>
+where
+    K: Hash + Eq + Send + 'static,
+    V: Send + 'static,
+    S: BuildHasher,
+{
+    /// A handle that holds one guard for many operations, with guard-free methods.
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let m = map.pin();
+    /// m.insert(1, "one");
+    /// assert_eq!(m.get(&1), Some(&"one"));
+    /// ```
+    pub fn pin(&self) -> MapRef<'_, K, V, S> {
+        MapRef::new(self, reclaim::pin())
+    }
+
+    #[inline]
+    fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The value for `key`.
+    #[inline]
+    pub fn get<'g, Q>(&'g self, key: &Q, guard: &'g Guard) -> Option<&'g V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.get_key_value(key, guard).map(|(_, v)| v)
+    }
+
+    /// The stored key and value for `key`.
+    #[inline]
+    pub fn get_key_value<'g, Q>(&'g self, key: &Q, guard: &'g Guard) -> Option<(&'g K, &'g V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let entry = self.raw.find(self.hash(key), |k| k.borrow() == key, guard)?;
+        Some((&entry.key, &entry.value))
+    }
+
+    /// Whether `key` is present.
+    #[inline]
+    pub fn contains_key<Q>(&self, key: &Q, guard: &Guard) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.get(key, guard).is_some()
+    }
+
+    /// A clone of the value for `key`, pinning internally (no guard needed).
+    pub fn get_cloned<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        self.get(key, &reclaim::pin()).cloned()
+    }
+
+    /// Inserts `key → value`; returns the value it replaced.
+    ///
+    /// The replaced value stays readable through the returned reference while `guard` lives; it
+    /// is dropped afterwards.
+    pub fn insert<'g>(&'g self, key: K, value: V, guard: &'g Guard) -> Option<&'g V> {
+        let hash = self.hash(&key);
+        let mut entry = Box::new(Entry { hash, key, value });
+        loop {
+            let located = self.raw.locate(hash, |k| *k == entry.key, true, guard);
+            match self.raw.try_store(&located, entry, guard) {
+                Ok((old, _)) => return old.map(|e| &e.value),
+                Err(back) => entry = back,
+            }
+        }
+    }
+
+    /// Inserts `key → value` only if `key` is absent. Otherwise returns the current value and
+    /// gives `value` back.
+    pub fn try_insert<'g>(
+        &'g self,
+        key: K,
+        value: V,
+        guard: &'g Guard,
+    ) -> Result<&'g V, OccupiedError<'g, V>> {
+        let hash = self.hash(&key);
+        let mut entry = Box::new(Entry { hash, key, value });
+        loop {
+            let located = self.raw.locate(hash, |k| *k == entry.key, true, guard);
+            if let Some(current) = located.entry() {
+                return Err(OccupiedError { current: &current.value, not_inserted: entry.value });
+            }
+            match self.raw.try_store(&located, entry, guard) {
+                Ok((_, stored)) => return Ok(&stored.value),
+                Err(back) => entry = back,
+            }
+        }
+    }
+
+    /// The value for `key`, inserting `make()` first if it is absent: the cache primitive.
+    ///
+    /// `make` runs at most once, and only if the key looked absent; if another thread inserts the
+    /// key first, the value made here is dropped and theirs is returned, so each key's value is
+    /// published once.
+    pub fn get_or_insert_with<'g, F>(&'g self, key: K, make: F, guard: &'g Guard) -> &'g V
+    where
+        F: FnOnce() -> V,
+    {
+        let hash = self.hash(&key);
+        let mut pending = Pending::Key(key);
+        let mut make = Some(make);
+        loop {
+            let located = self.raw.locate(hash, |k| k == pending.key(), true, guard);
+            if let Some(current) = located.entry() {
+                return &current.value;
+            }
+            let entry = match pending {
+                Pending::Key(key) => {
+                    let make = make.take().expect("make runs once: a made entry is kept");
+                    Box::new(Entry { hash, key, value: make() })
+                }
+                Pending::Boxed(entry) => entry,
+            };
+            match self.raw.try_store(&located, entry, guard) {
+                Ok((_, stored)) => return &stored.value,
+                Err(back) => pending = Pending::Boxed(back),
+            }
+        }
+    }
+
+    /// The value for `key`, inserting `value` first if it is absent.
+    pub fn get_or_insert<'g>(&'g self, key: K, value: V, guard: &'g Guard) -> &'g V {
+        self.get_or_insert_with(key, || value, guard)
+    }
+
+    /// Replaces the value of `key`, if present, with `update(&current)`; returns the new value.
+    ///
+    /// Atomic per key: no other write to `key` lands between reading `current` and storing the
+    /// result. Under contention `update` may run more than once (each run sees the then current
+    /// value); only the last result is stored.
+    pub fn update<'g, F>(&'g self, key: K, mut update: F, guard: &'g Guard) -> Option<&'g V>
+    where
+        F: FnMut(&V) -> V,
+    {
+        let hash = self.hash(&key);
+        let mut pending = Pending::Key(key);
+        loop {
+            let located = self.raw.locate(hash, |k| k == pending.key(), false, guard);
+            let current = located.entry()?;
+            let entry = pending.into_entry(hash, update(&current.value));
+            match self.raw.try_store(&located, entry, guard) {
+                Ok((_, stored)) => return Some(&stored.value),
+                Err(back) => pending = Pending::Boxed(back),
+            }
+        }
+    }
+
+    /// Reads the current entry for `key` (or its absence) and lets `decide` insert, replace,
+    /// remove or abort, atomically per key.
+    ///
+    /// Under contention `decide` may run more than once, each time on the then current entry;
+    /// only the decision of the last run takes effect.
+    ///
+    /// ```
+    /// use lockfree_map::{Compute, HashMap, Operation};
+    /// let map = HashMap::new();
+    /// let guard = map.guard();
+    /// // Increment, removing the counter when it reaches 3.
+    /// for _ in 0..3 {
+    ///     map.compute("hits", |cur| match cur {
+    ///         None => Operation::Insert(1),
+    ///         Some((_, &2)) => Operation::Remove,
+    ///         Some((_, n)) => Operation::Insert(n + 1),
+    ///     }, &guard) as Compute<_, _, ()>;
+    /// }
+    /// assert_eq!(map.get("hits", &guard), None);
+    /// ```
+    pub fn compute<'g, F, T>(&'g self, key: K, mut decide: F, guard: &'g Guard) -> Compute<'g, K, V, T>
+    where
+        F: FnMut(Option<(&'g K, &'g V)>) -> Operation<V, T>,
+    {
+        let hash = self.hash(&key);
+        let mut pending = Pending::Key(key);
+        loop {
+            let located = self.raw.locate(hash, |k| k == pending.key(), true, guard);
+            let current = located.entry();
+            match decide(current.map(|e| (&e.key, &e.value))) {
+                Operation::Abort(t) => return Compute::Aborted(t),
+                Operation::Remove => {
+                    let Some(current) = current else { return Compute::Absent };
+                    if self.raw.try_remove(&located, guard).is_some() {
+                        return Compute::Removed(&current.key, &current.value);
+                    }
+                }
+                Operation::Insert(value) => {
+                    let entry = pending.into_entry(hash, value);
+                    match self.raw.try_store(&located, entry, guard) {
+                        Ok((Some(old), new)) => {
+                            return Compute::Updated {
+                                old: (&old.key, &old.value),
+                                new: (&new.key, &new.value),
+                            }
+                        }
+                        Ok((None, new)) => return Compute::Inserted(&new.key, &new.value),
+                        Err(back) => pending = Pending::Boxed(back),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes `key`; returns its value (readable while `guard` lives).
+    pub fn remove<'g, Q>(&'g self, key: &Q, guard: &'g Guard) -> Option<&'g V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.remove_entry(key, guard).map(|(_, v)| v)
+    }
+
+    /// Removes `key`; returns the stored key and value (readable while `guard` lives).
+    pub fn remove_entry<'g, Q>(&'g self, key: &Q, guard: &'g Guard) -> Option<(&'g K, &'g V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        loop {
+            let located = self.raw.locate(hash, |k| k.borrow() == key, false, guard);
+            located.entry()?;
+            if let Some(removed) = self.raw.try_remove(&located, guard) {
+                return Some((&removed.key, &removed.value));
+            }
+        }
+    }
+
+    /// Removes `key` if `remove(&key, &value)` says so for its current entry. The predicate may
+    /// run more than once under contention, each time on the then current entry.
+    pub fn remove_if<'g, Q, F>(&'g self, key: &Q, mut remove: F, guard: &'g Guard) -> Option<(&'g K, &'g V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        F: FnMut(&K, &V) -> bool,
+    {
+        let hash = self.hash(key);
+        loop {
+            let located = self.raw.locate(hash, |k| k.borrow() == key, false, guard);
+            let current = located.entry()?;
+            if !remove(&current.key, &current.value) {
+                return None;
+            }
+            if let Some(removed) = self.raw.try_remove(&located, guard) {
+                return Some((&removed.key, &removed.value));
+            }
+        }
+    }
+
+    /// Keeps only the entries for which `keep` returns `true`.
+    ///
+    /// Each entry is judged on its value when it is visited (again, if it changes before it can
+    /// be removed). Entries inserted concurrently may or may not be visited.
+    pub fn retain<F>(&self, mut keep: F, guard: &Guard)
+    where
+        F: FnMut(&K, &V) -> bool,
+    {
+        for entry in self.raw.iter(guard) {
+            if !keep(&entry.key, &entry.value) {
+                self.remove_if(&entry.key, |k, v| !keep(k, v), guard);
+            }
+        }
+    }
+
+    /// Removes every entry, then shrinks the table.
+    ///
+    /// Not atomic: entries inserted while it runs may survive it.
+    pub fn clear(&self, guard: &Guard) {
+        for entry in self.raw.iter(guard) {
+            self.remove(&entry.key, guard);
+        }
+        self.raw.shrink_to_fit(guard);
+    }
+
+    /// Makes room for at least `additional` more entries without further growth.
+    ///
+    /// # Panics
+    /// If the table would not fit in the address space.
+    pub fn reserve(&self, additional: usize, guard: &Guard) {
+        self.raw.reserve(additional, guard);
+    }
+
+    /// Shrinks the table to the smallest one that holds the current entries.
+    pub fn shrink_to_fit(&self, guard: &Guard) {
+        self.raw.shrink_to_fit(guard);
+    }
+
+    /// An iterator over `(&K, &V)`; see [`Iter`] for what it guarantees under concurrent writes.
+    pub fn iter<'g>(&'g self, guard: &'g Guard) -> Iter<'g, K, V> {
+        Iter::new(self.raw.iter(guard))
+    }
+
+    /// An iterator over the keys.
+    pub fn keys<'g>(&'g self, guard: &'g Guard) -> Keys<'g, K, V> {
+        Keys::new(self.iter(guard))
+    }
+
+    /// An iterator over the values.
+    pub fn values<'g>(&'g self, guard: &'g Guard) -> Values<'g, K, V> {
+        Values::new(self.iter(guard))
+    }
+}
+
+impl<K, V, S> HashMap<K, V, S> {
+    /// Takes every entry out; for `IntoIterator`.
+    pub(crate) fn take_all(&mut self) -> Vec<(K, V)> {
+        self.raw.take_all()
+    }
+}
+
+impl<K, V, S> fmt::Debug for HashMap<K, V, S>
+where
+    K: Hash + Eq + Send + 'static + fmt::Debug,
+    V: Send + 'static + fmt::Debug,
+    S: BuildHasher,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let guard = self.guard();
+        f.debug_map().entries(self.iter(&guard)).finish()
+    }
+}
+
+impl<K, V, S> Clone for HashMap<K, V, S>
+where
+    K: Hash + Eq + Send + 'static + Clone,
+    V: Send + 'static + Clone,
+    S: BuildHasher + Clone,
+{
+    fn clone(&self) -> Self {
+        let guard = self.guard();
+        let copy = HashMap::with_capacity_and_hasher(self.len(), self.hasher.clone());
+        for (k, v) in self.iter(&guard) {
+            copy.insert(k.clone(), v.clone(), &guard);
+        }
+        copy
+    }
+}
+
+impl<K, V, S> PartialEq for HashMap<K, V, S>
+where
+    K: Hash + Eq + Send + 'static,
+    V: Send + 'static + PartialEq,
+    S: BuildHasher,
+{
+    /// Equal if both hold the same keys with equal values. Under concurrent writes the answer
+    /// reflects no single moment.
+    fn eq(&self, other: &Self) -> bool {
+        let guard = self.guard();
+        self.len() == other.len()
+            && self.iter(&guard).all(|(k, v)| other.get(k, &guard) == Some(v))
+            && other.iter(&guard).all(|(k, _)| self.contains_key(k, &guard))
+    }
+}
+
+impl<K, V, S> Eq for HashMap<K, V, S>
+where
+    K: Hash + Eq + Send + 'static,
+    V: Send + 'static + Eq,
+    S: BuildHasher,
+{
+}
+
+impl<K, V, S> FromIterator<(K, V)> for HashMap<K, V, S>
+where
+    K: Hash + Eq + Send + 'static,
+    V: Send + 'static,
+    S: BuildHasher + Default,
+{
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let iter = iter.into_iter();
+        let mut map = HashMap::with_capacity_and_hasher(iter.size_hint().0, S::default());
+        map.extend(iter);
+        map
+    }
+}
+
+impl<K, V, S> Extend<(K, V)> for &HashMap<K, V, S>
+where
+    K: Hash + Eq + Send + 'static,
+    V: Send + 'static,
+    S: BuildHasher,
+{
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        let guard = self.guard();
+        for (k, v) in iter {
+            self.insert(k, v, &guard);
+        }
+    }
+}
+
+impl<K, V, S> Extend<(K, V)> for HashMap<K, V, S>
+where
+    K: Hash + Eq + Send + 'static,
+    V: Send + 'static,
+    S: BuildHasher,
+{
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        (&*self).extend(iter);
+    }
+}
+
+impl<K, V, S> IntoIterator for HashMap<K, V, S> {
+    type Item = (K, V);
+    type IntoIter = std::vec::IntoIter<(K, V)>;
+
+    /// Takes the entries out of the map, in no particular order.
+    fn into_iter(mut self) -> Self::IntoIter {
+        self.take_all().into_iter()
+    }
+}

@@ -1,0 +1,374 @@
+//! Incremental, helping migration from one table generation to the next. No step waits for
+//! another thread: whoever meets unfinished work can finish it.
+//!
+//! ## Protocol
+//!
+//! 1. **Start.** A writer that finds a table too full (or choked with tombstones, or far too big)
+//!    allocates a successor and a [`Migration`] record and installs it with one CAS on the table;
+//!    a loser frees its own allocation. Only the root may start a migration, so at most two
+//!    generations are live: a writer that needs to resize the successor first finishes the
+//!    root's migration (step 5) and promotes it.
+//! 2. **Helping.** Every write that finds the root migrating first claims a chunk of groups
+//!    (`claim.fetch_add`) and moves each of its slots. Writers that meet a frozen slot of their own
+//!    key move that one slot before going on. Readers never help and never wait.
+//! 3. **Moving one slot** (`help_move`), idempotent, any number of threads at once:
+//!    - EMPTY: CAS to REDIRECT (frozen and moved in one step).
+//!    - otherwise `fetch_or(FROZEN)`: from here on every writer's CAS on the slot fails.
+//!    - a frozen tombstone, reservation or empty slot has nothing to copy.
+//!    - a frozen entry `p` is copied: the slot's `dest` register in the migration is decided once
+//!      by CAS (after the deciding thread reserved a slot `u` in `next` with `EMPTY → RESV(tag)`);
+//!      a thread whose reservation lost releases it (`RESV → TOMB`). Then anyone publishes `p` at
+//!      the decided slot with `RESV → p`, which can succeed only once, because a reserved slot
+//!      never becomes RESV again.
+//!    - finally `CAS(frozen → frozen | MOVED)`; the one thread that wins it counts the slot.
+//! 4. **Promotion.** The thread that counts the last slot swings the root to `next` with a CAS and
+//!    retires the old table through the epoch. Its entries are not dropped: they belong to `next`.
+//! 5. **Copy-all.** An operation that needs the migration finished (a second resize, iteration,
+//!    `clear`) moves every slot itself rather than wait for the threads holding claimed chunks.
+//!
+//! ## Why copies never resurrect a key and never republish a freed entry
+//!
+//! A helper may be stalled for any length of time between reading `frozen(p)` and acting on it.
+//! The entry `p` is published in `next` only by `CAS(RESV → p)` at the slot named by `dest`; that
+//! register is set once, and the reserved slot is RESV only until the one publication. So a stale
+//! helper can never publish `p` a second time, and in particular never after a writer removed or
+//! replaced `p` in `next` (which retires `p`). A design that let helpers insert `p` wherever they
+//! found room would need `p`'s identity to survive every later update and removal in `next`, or
+//! else it could bring back a removed key, or publish a pointer after it was retired.
+//!
+//! A writer acts on its key in `next` only after that key's old slot is MOVED (it helps move it
+//! first), and MOVED is set only after the publication. Readers never dereference a MOVED slot's
+//! pointer (the entry may since have been replaced and freed in `next`); they treat it as "maybe
+//! my key" and carry on probing, then continue in `next`.
+
+use crate::reclaim::{self, Guard};
+use crate::sync::{Ordering, GROUP_SLOTS, MIGRATE_CHUNK_GROUPS};
+
+use super::slot::{self, Word, FROZEN, MOVED, REDIRECT, TOMB};
+use super::table::{Migration, Probe, Table};
+use super::tag;
+use super::RawMap;
+
+impl<K, V> RawMap<K, V> {
+    /// Moves one chunk of `table`'s slots, or promotes `next` if every slot has moved.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn help_chunk(&self, table: &Table<K, V>, mig: &Migration<K, V>, guard: &Guard) {
+        // Relaxed: the claim only divides work; correctness rests on each slot's own states.
+        let start = mig.claim().fetch_add(MIGRATE_CHUNK_GROUPS, Ordering::Relaxed);
+        if start < table.groups() {
+            let end = (start + MIGRATE_CHUNK_GROUPS).min(table.groups());
+            for index in start * GROUP_SLOTS..end * GROUP_SLOTS {
+                self.help_move(table, mig, index, guard);
+            }
+        } else {
+            self.try_promote(table, mig, guard);
+        }
+    }
+
+    /// Moves every slot of `table` not yet moved, then promotes `next`.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn finish_migration(
+        &self,
+        table: &Table<K, V>,
+        mig: &Migration<K, V>,
+        guard: &Guard,
+    ) {
+        for index in 0..table.slots() {
+            self.help_move(table, mig, index, guard);
+        }
+        self.try_promote(table, mig, guard);
+    }
+
+    /// Brings one slot of `table` to its final MOVED state.
+    #[cold]
+    pub(super) fn help_move(
+        &self,
+        table: &Table<K, V>,
+        mig: &Migration<K, V>,
+        index: usize,
+        guard: &Guard,
+    ) {
+        let slot = table.slot(index);
+        // Acquire: pairs with the Release CAS that stored the entry we may copy.
+        let mut w = Word(slot.load(Ordering::Acquire));
+        loop {
+            if w.is_moved() {
+                return;
+            }
+            if !w.is_frozen() {
+                if w.is_empty() {
+                    match slot.compare_exchange(
+                        slot::EMPTY,
+                        REDIRECT,
+                        // AcqRel: Release so a writer whose CAS fails sees the migration; Acquire
+                        // (also on failure) to read an entry stored meanwhile.
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => {
+                            set_tag(table, index, tag::REDIRECT);
+                            self.count_moved(table, mig, guard);
+                            return;
+                        }
+                        Err(actual) => {
+                            w = Word(actual);
+                            continue;
+                        }
+                    }
+                }
+                // AcqRel: Acquire to read the final entry; Release so writers that fail their CAS
+                // on the frozen slot see everything the freezer saw (the installed migration).
+                w = Word(slot.fetch_or(FROZEN, Ordering::AcqRel) | FROZEN);
+                if w.is_moved() {
+                    return;
+                }
+            }
+            pause_point("frozen");
+            if let Some(p) = w.entry_ptr::<K, V>() {
+                // SAFETY: the slot is frozen but not moved, so `p` is still the live entry for its
+                // key: it cannot have been replaced or removed (those CASes fail on a frozen slot)
+                // and so it has not been retired; our guard was pinned before we loaded it.
+                let hash = unsafe { (*p).hash };
+                // Readers must find the entry by its tag even if its inserter has not written it
+                // yet; the tag must be right before MOVED makes the pointer undereferenceable.
+                set_tag(table, index, tag::full_tag(hash));
+                self.copy_to_next(mig, index, p as usize, hash);
+            }
+            match slot.compare_exchange(
+                w.0,
+                w.0 | MOVED,
+                // Release: a reader that sees MOVED continues in `next` and must find the copy
+                // published above. Acquire on failure: we re-examine what another helper did.
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    self.count_moved(table, mig, guard);
+                    return;
+                }
+                // Only another helper can change a frozen slot, and only by setting MOVED.
+                Err(actual) => w = Word(actual),
+            }
+        }
+    }
+
+    /// Decides where the frozen entry `entry` of source slot `index` goes in `next`, and
+    /// publishes it there (unless another helper already has).
+    fn copy_to_next(&self, mig: &Migration<K, V>, index: usize, entry: usize, hash: u64) {
+        let next = mig.next();
+        let dest = mig.dest(index);
+        let tag = tag::full_tag(hash);
+        // Acquire: pairs with the AcqRel CAS that decided the destination, after the reservation
+        // (and its tag) were written.
+        let mut decided = dest.load(Ordering::Acquire);
+        while decided == 0 {
+            let Some(target) = reserve(next, hash, tag) else {
+                // `next` is itself migrating, so this table's migration finished long ago and
+                // the destination is decided; reload it.
+                decided = dest.load(Ordering::Acquire);
+                debug_assert!(decided != 0, "lockfree-map: a migrating successor with an undecided copy");
+                continue;
+            };
+            pause_point("reserved");
+            // AcqRel: Release publishes our reservation to whoever reads the decision; Acquire on
+            // failure reads the winner's.
+            match dest.compare_exchange(0, target + 1, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => decided = target + 1,
+                Err(winner) => {
+                    release(next, target, tag);
+                    decided = winner;
+                }
+            }
+        }
+        // Fails exactly when the copy was already published (the slot then holds `entry` or,
+        // after a later write in `next`, whatever replaced it), or `next` froze a published copy.
+        let _ = next.slot(decided - 1).compare_exchange(
+            slot::resv(tag),
+            entry,
+            // Release: publishes the entry (already fully built) to readers of `next`.
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Counts one slot of `table` as moved; the thread that counts the last promotes.
+    pub(super) fn count_moved(&self, table: &Table<K, V>, mig: &Migration<K, V>, guard: &Guard) {
+        // AcqRel: the promoter must see every MOVED (each counted after its CAS) before it swings
+        // the root.
+        let done = mig.done().fetch_add(1, Ordering::AcqRel) + 1;
+        if done == table.slots() {
+            self.try_promote(table, mig, guard);
+        }
+    }
+
+    /// Makes `next` the root if every slot of `table` has moved and `table` is still the root.
+    pub(super) fn try_promote(&self, table: &Table<K, V>, mig: &Migration<K, V>, guard: &Guard) {
+        // Acquire: pairs with the AcqRel increments in `count_moved`.
+        if mig.done().load(Ordering::Acquire) != table.slots() {
+            return;
+        }
+        let old = table as *const Table<K, V> as *mut Table<K, V>;
+        if self
+            .root
+            // AcqRel: Release publishes the completed `next` to new readers of the root; Acquire
+            // orders our retirement after the counts we read.
+            .compare_exchange(old, mig.next_ptr(), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            pause_point("promoted");
+            // SAFETY: the old table was made by `Box::into_raw`, is no longer the root and no
+            // table links to it, so no thread that pins from now on can reach it; only the CAS
+            // winner retires it. Its `Drop` frees its groups and migration record, not the
+            // entries (now owned by `next`) and not `next`.
+            unsafe { reclaim::retire_box_and_flush(guard, old) };
+        }
+    }
+
+    /// Starts migrating `table` into a new table of `groups` groups, unless it is migrating
+    /// already. If `table` is not the root, finishes the root's migration first (which makes
+    /// `table` the root).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn start_migration(&self, table: &Table<K, V>, groups: usize, guard: &Guard) {
+        if table.migration().is_some() {
+            return;
+        }
+        let root = self.root(guard);
+        if !std::ptr::eq(root, table) {
+            if let Some(mig) = root.migration() {
+                // Only the root can have a migration, and `table` was reached from a root, so
+                // `table` is the root's successor.
+                debug_assert!(std::ptr::eq(mig.next(), table));
+                self.finish_migration(root, mig, guard);
+            }
+            // Otherwise `table` was promoted and migrated away already: it has a migration, which
+            // `install_migration` below will find.
+        }
+        table.install_migration(Migration::new(groups, table.slots()));
+    }
+}
+
+/// Reserves the first empty slot of `hash`'s probe sequence in `next` for a copy: `EMPTY →
+/// RESV(tag)`, then writes the tag. Returns `None` if `next` turns out to be migrating itself.
+fn reserve<K, V>(next: &Table<K, V>, hash: u64, tag: u8) -> Option<usize> {
+    let mut probe = Probe::new(hash, next.group_mask());
+    for dist in 0..next.groups() {
+        let group = next.group(probe.pos);
+        // Acquire: pairs with the Release `fetch_or`s that write tags.
+        let tags = group.tags.load(Ordering::Acquire);
+        for i in tag::match_empty(tags) {
+            let index = probe.pos * GROUP_SLOTS + i;
+            let slot = next.slot(index);
+            // Acquire: to read an entry whose tag is not written yet.
+            let mut w = Word(slot.load(Ordering::Acquire));
+            if w.is_empty() {
+                if dist + 1 > next.probe_limit() {
+                    next.raise_read_bound(dist + 1);
+                }
+                match slot.compare_exchange(
+                    slot::EMPTY,
+                    slot::resv(tag),
+                    // Release: orders the read-bound raise before the reservation; Acquire on
+                    // failure to read what took the slot.
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => {
+                        set_tag(next, index, tag);
+                        return Some(index);
+                    }
+                    Err(actual) => w = Word(actual),
+                }
+            }
+            if w.is_frozen() {
+                return None;
+            }
+            repair_tag(next, index, w);
+        }
+        probe.advance();
+    }
+    // A successor is sized at least twice as large as the entries copied into it, and a writer
+    // that fills it past its probe limit first finishes this migration (`start_migration`).
+    panic!("lockfree-map: no room left in a migration target; this is a bug in lockfree-map")
+}
+
+/// Releases a reservation that lost the race for the destination.
+fn release<K, V>(next: &Table<K, V>, index: usize, tag: u8) {
+    // AcqRel: Release so the tombstone's tag is written after the slot is dead. Failure means
+    // `next` froze the reservation, which then counts as dead anyway.
+    if next
+        .slot(index)
+        .compare_exchange(slot::resv(tag), TOMB, Ordering::AcqRel, Ordering::Relaxed)
+        .is_ok()
+    {
+        set_tag(next, index, tag::TOMBSTONE);
+    }
+}
+
+/// ORs `tag` into slot `index`'s tag byte.
+#[inline]
+pub(super) fn set_tag<K, V>(table: &Table<K, V>, index: usize, tag: u8) {
+    let group = table.group(index / GROUP_SLOTS);
+    // Release: pairs with the Acquire tag loads of lookups, which then find the slot's content.
+    group.tags.fetch_or(tag::tag_bits(index % GROUP_SLOTS, tag), Ordering::Release);
+}
+
+/// Writes the tag for a non-empty slot word `w` read from a slot whose tag byte was still EMPTY,
+/// so that lookups stop treating the group as ending there.
+pub(super) fn repair_tag<K, V>(table: &Table<K, V>, index: usize, w: Word) {
+    let tag = if let Some(t) = w.resv_tag() {
+        t
+    } else if w.is_sentinel() {
+        tag::TOMBSTONE
+    } else if let Some(p) = w.entry_ptr::<K, V>() {
+        if w.is_moved() {
+            // The mover wrote the tag before MOVED, and the entry may be gone.
+            return;
+        }
+        // SAFETY: an unmoved entry in a slot has not been retired (retiring follows unlinking,
+        // and unlinking a frozen entry happens only after MOVED); the caller is pinned.
+        tag::full_tag(unsafe { (*p).hash })
+    } else {
+        tag::REDIRECT
+    };
+    set_tag(table, index, tag);
+}
+
+/// A point where tests can stall the current thread in the middle of a migration.
+#[inline(always)]
+pub(super) fn pause_point(site: &'static str) {
+    #[cfg(test)]
+    hooks::pause(site);
+    let _ = site;
+}
+
+#[cfg(test)]
+pub(crate) mod hooks {
+    use std::cell::RefCell;
+
+    type Hook = Box<dyn FnMut(&'static str)>;
+
+    thread_local! {
+        static HOOK: RefCell<Option<Hook>> = const { RefCell::new(None) };
+    }
+
+    /// Installs a callback run (on this thread only) at each pause point.
+    pub(crate) fn set(hook: Option<Hook>) {
+        HOOK.with(|h| *h.borrow_mut() = hook);
+    }
+
+    pub(super) fn pause(site: &'static str) {
+        // Take the hook out while it runs, so a hook may itself use the map.
+        if let Some(mut hook) = HOOK.with(|h| h.borrow_mut().take()) {
+            hook(site);
+            HOOK.with(|h| {
+                let mut slot = h.borrow_mut();
+                if slot.is_none() {
+                    *slot = Some(hook);
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,571 @@
+//! The raw table: get, insert, update and remove across table generations.
+//!
+//! Everything unsafe about the map lives under this module; the public map is a plain layer over
+//! [`RawMap::find`], [`RawMap::locate`], [`RawMap::try_store`] and [`RawMap::try_remove`].
+//!
+//! ## Invariants (one table generation)
+//! 1. **One slot per key.** A new key is stored only in the *first* slot of its probe sequence
+//!    whose word is EMPTY, by CAS. Slots never return to EMPTY, so concurrent inserters of one key
+//!    converge on one slot, and a key is never stored past a slot that was empty when it was
+//!    stored.
+//! 2. **Early stop.** A lookup stops at the first group with a tag that is not full (EMPTY or
+//!    REDIRECT): its key would have been stored there or earlier.
+//! 3. **Tags never lag behind a finished operation.** A slot's word is written before its tag;
+//!    an operation that relies on a slot whose tag is still EMPTY (it probes past it, or acts on the
+//!    key in it) first writes the tag, from the word alone (the entry stores its hash).
+//! 4. **No inserts into a migrating table.** A writer that finds its key absent in a table with a
+//!    successor turns the first empty slot of its probe sequence into REDIRECT before going on, so
+//!    no other writer can insert that key into the old table afterwards.
+//! 5. **MOVED pointers are never dereferenced.** The entry may have been replaced in `next` and
+//!    retired; a lookup that meets a MOVED slot with a matching tag keeps probing, then follows
+//!    the chain to `next`.
+//!
+//! ## Memory orderings
+//! Slot words are loaded with Acquire and written by AcqRel CASes (Release publishes an entry,
+//! Acquire reads the one found on failure); tag words are loaded with Acquire and written by
+//! Release `fetch_or`s. The root and migration pointers are published with Release CASes and read
+//! with Acquire. Each site names its pair.
+
+mod counter;
+mod migrate;
+pub(crate) mod slot;
+mod table;
+mod tag;
+
+use crate::reclaim::{self, Guard};
+use crate::sync::{AtomicPtr, Ordering, GROUP_SLOTS, MIN_GROUPS};
+
+use counter::Counter;
+use migrate::{repair_tag, set_tag};
+pub(crate) use slot::Entry;
+use slot::{Word, REDIRECT, TOMB};
+use table::{groups_for_capacity, groups_for_live, Probe, Table};
+
+pub(crate) struct RawMap<K, V> {
+    root: AtomicPtr<Table<K, V>>,
+    len: Counter,
+}
+
+/// Where a write for one key can act.
+pub(crate) enum Located<'g, K, V> {
+    /// The key's live entry, in a slot that was not frozen when read.
+    Occupied { table: &'g Table<K, V>, index: usize, word: usize, entry: &'g Entry<K, V> },
+    /// The key is absent; it would be stored in this empty slot.
+    Vacant { table: &'g Table<K, V>, index: usize },
+}
+
+impl<'g, K, V> Located<'g, K, V> {
+    #[inline]
+    pub(crate) fn entry(&self) -> Option<&'g Entry<K, V>> {
+        match self {
+            Located::Occupied { entry, .. } => Some(entry),
+            Located::Vacant { .. } => None,
+        }
+    }
+}
+
+/// What a probe learns from one slot that might hold the key.
+enum Examined<'g, K, V> {
+    NotIt,
+    Found(Located<'g, K, V>),
+    /// The key's slot was frozen; it has been moved, continue in this table.
+    Moved(&'g Table<K, V>),
+}
+
+impl<K, V> RawMap<K, V> {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        let table = Box::new(Table::new(groups_for_capacity(capacity)));
+        RawMap { root: AtomicPtr::new(Box::into_raw(table)), len: Counter::new() }
+    }
+
+    #[inline]
+    fn root<'g>(&'g self, _guard: &'g Guard) -> &'g Table<K, V> {
+        // Acquire: pairs with the Release half of the promotion CAS in `try_promote` (and with
+        // the construction of the first table), so the table is fully built.
+        let root = self.root.load(Ordering::Acquire);
+        // SAFETY: the root is never null. A table is freed only through the epoch after it
+        // stopped being the root, and the guard was pinned before this load.
+        unsafe { &*root }
+    }
+
+    /// Number of entries; see `Counter` for its meaning under concurrent writes.
+    pub(crate) fn len(&self) -> usize {
+        self.len.sum()
+    }
+
+    /// Entries the current table can hold without growing.
+    pub(crate) fn capacity(&self, guard: &Guard) -> usize {
+        let root = self.root(guard);
+        let table = root.migration().map_or(root, |m| m.next());
+        table.slots() / 2
+    }
+
+    /// Finds the live entry for a key. Never writes shared memory, never waits.
+    #[inline]
+    pub(crate) fn find<'g>(
+        &'g self,
+        hash: u64,
+        mut eq: impl FnMut(&K) -> bool,
+        guard: &'g Guard,
+    ) -> Option<&'g Entry<K, V>> {
+        let tag = tag::full_tag(hash);
+        let mut table = self.root(guard);
+        loop {
+            let mut probe = Probe::new(hash, table.group_mask());
+            for _ in 0..table.read_bound() {
+                let group = table.group(probe.pos);
+                // Acquire: pairs with the Release `fetch_or` that wrote a tag after its entry.
+                let tags = group.tags.load(Ordering::Acquire);
+                for i in tag::match_tag(tags, tag) {
+                    // Acquire: pairs with the Release CAS that published the entry.
+                    let w = Word(group.slots[i].load(Ordering::Acquire));
+                    if w.is_moved() {
+                        continue;
+                    }
+                    if let Some(p) = w.entry_ptr::<K, V>() {
+                        // SAFETY: an unmoved entry pointer loaded while pinned: it is retired only
+                        // after being unlinked, so not before our guard unpins.
+                        let entry = unsafe { &*p };
+                        if entry.hash == hash && eq(&entry.key) {
+                            return Some(entry);
+                        }
+                    }
+                }
+                if tag::any_not_full(tags) {
+                    break;
+                }
+                probe.advance();
+            }
+            table = table.migration()?.next();
+        }
+    }
+
+    /// Finds where a write for a key acts: its live entry, or the slot a new entry would take.
+    ///
+    /// Along the way it helps a pending migration by one chunk, moves the key's slot if it is
+    /// frozen, redirects the key's first empty slot in a migrating table, and starts a resize if
+    /// `may_insert` and the table is too full.
+    pub(crate) fn locate<'g>(
+        &'g self,
+        hash: u64,
+        mut eq: impl FnMut(&K) -> bool,
+        may_insert: bool,
+        guard: &'g Guard,
+    ) -> Located<'g, K, V> {
+        let mut table = self.root(guard);
+        if let Some(mig) = table.migration() {
+            self.help_chunk(table, mig, guard);
+        }
+        let tag = tag::full_tag(hash);
+        'tables: loop {
+            let mut probe = Probe::new(hash, table.group_mask());
+            let mut tombstones = 0;
+            for dist in 0..table.groups() {
+                let group = table.group(probe.pos);
+                // Acquire: pairs with the Release tag writes.
+                let tags = group.tags.load(Ordering::Acquire);
+                for i in tag::match_tag(tags, tag) {
+                    let index = probe.pos * GROUP_SLOTS + i;
+                    // Acquire: pairs with the Release CAS that published the entry.
+                    let w = Word(group.slots[i].load(Ordering::Acquire));
+                    match self.examine(table, index, w, hash, &mut eq, guard) {
+                        Examined::NotIt => {}
+                        Examined::Found(found) => return found,
+                        Examined::Moved(next) => {
+                            table = next;
+                            continue 'tables;
+                        }
+                    }
+                }
+                // Slots whose tag is not full, in slot order: really empty, redirected, or
+                // written but not yet tagged.
+                for i in tag::match_not_full(tags) {
+                    let index = probe.pos * GROUP_SLOTS + i;
+                    let slot = &group.slots[i];
+                    // Acquire: as above.
+                    let mut w = Word(slot.load(Ordering::Acquire));
+                    if w.is_empty() {
+                        let Some(mig) = table.migration() else {
+                            if may_insert && dist + 1 > table.probe_limit() {
+                                if self.resize_for_long_probe(table, dist, tombstones, guard) {
+                                    continue 'tables;
+                                }
+                            }
+                            return Located::Vacant { table, index };
+                        };
+                        match slot.compare_exchange(
+                            slot::EMPTY,
+                            REDIRECT,
+                            // AcqRel: Release so that writers whose CAS on this slot fails see
+                            // the migration; Acquire (also on failure) to read what took it.
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        ) {
+                            Ok(_) => {
+                                set_tag(table, index, tag::REDIRECT);
+                                self.count_moved(table, mig, guard);
+                                table = mig.next();
+                                continue 'tables;
+                            }
+                            Err(actual) => w = Word(actual),
+                        }
+                    }
+                    if w.0 == REDIRECT {
+                        // A stop: the key is not in this table (invariant 4).
+                        set_tag(table, index, tag::REDIRECT);
+                        let mig = table.migration().expect("a redirect implies a migration");
+                        table = mig.next();
+                        continue 'tables;
+                    }
+                    repair_tag(table, index, w);
+                    match self.examine(table, index, w, hash, &mut eq, guard) {
+                        Examined::NotIt => {}
+                        Examined::Found(found) => return found,
+                        Examined::Moved(next) => {
+                            table = next;
+                            continue 'tables;
+                        }
+                    }
+                }
+                tombstones += tag::count_tombstones(tags);
+                probe.advance();
+            }
+            // Every group probed and not one empty slot: the key is not in this table.
+            match table.migration() {
+                Some(mig) => table = mig.next(),
+                None => {
+                    let live = self.len.sum();
+                    self.start_migration(table, groups_for_live(live), guard);
+                }
+            }
+        }
+    }
+
+    /// Looks at a slot word that might hold the key.
+    #[inline]
+    fn examine<'g>(
+        &'g self,
+        table: &'g Table<K, V>,
+        index: usize,
+        w: Word,
+        hash: u64,
+        eq: &mut impl FnMut(&K) -> bool,
+        guard: &'g Guard,
+    ) -> Examined<'g, K, V> {
+        if w.is_moved() {
+            return Examined::NotIt;
+        }
+        let Some(p) = w.entry_ptr::<K, V>() else { return Examined::NotIt };
+        // SAFETY: an unmoved entry loaded while pinned: a live one is retired only after being
+        // unlinked, and a frozen one is not retired before MOVED (see `migrate.rs`).
+        let entry = unsafe { &*p };
+        if entry.hash != hash || !eq(&entry.key) {
+            return Examined::NotIt;
+        }
+        if w.is_frozen() {
+            let mig = table.migration().expect("a frozen slot implies a migration");
+            self.help_move(table, mig, index, guard);
+            return Examined::Moved(mig.next());
+        }
+        Examined::Found(Located::Occupied { table, index, word: w.0, entry })
+    }
+
+    /// An insert found its first empty slot beyond the probe limit. Starts a resize and returns
+    /// `true` if the table is full enough or choked with tombstones; otherwise (a poorly spread
+    /// hash) raises the table's read bound so lookups probe as far, and returns `false`.
+    #[cold]
+    #[inline(never)]
+    fn resize_for_long_probe(
+        &self,
+        table: &Table<K, V>,
+        dist: usize,
+        tombstones: usize,
+        guard: &Guard,
+    ) -> bool {
+        let live = self.len.sum();
+        let probed = (dist + 1) * GROUP_SLOTS;
+        if live * 2 >= table.slots() || tombstones * 2 >= probed {
+            self.start_migration(table, groups_for_live(live), guard);
+            return true;
+        }
+        table.raise_read_bound(dist + 1);
+        false
+    }
+
+    /// Stores `new` where `located` says, if the slot still holds what `locate` saw.
+    ///
+    /// On success returns the replaced entry (now retired, still readable under `guard`) and the
+    /// stored one; on failure hands `new` back so the caller can locate again.
+    #[allow(clippy::type_complexity)] // The pair is named at each call site.
+    pub(crate) fn try_store<'g>(
+        &'g self,
+        located: &Located<'g, K, V>,
+        new: Box<Entry<K, V>>,
+        guard: &'g Guard,
+    ) -> Result<(Option<&'g Entry<K, V>>, &'g Entry<K, V>), Box<Entry<K, V>>> {
+        let hash = new.hash;
+        let new_word = new.into_word();
+        let (table, index, expected) = match *located {
+            Located::Occupied { table, index, word, .. } => (table, index, word),
+            Located::Vacant { table, index } => (table, index, slot::EMPTY),
+        };
+        // AcqRel: Release publishes the new entry; Acquire orders our later retirement of the
+        // old one after every access through it. Failure needs nothing: we only retry.
+        match table.slot(index).compare_exchange(
+            expected,
+            new_word,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => {
+                // SAFETY: `new_word` is the entry we just published; it stays valid while pinned.
+                let stored = unsafe { &*(new_word as *const Entry<K, V>) };
+                match located.entry() {
+                    Some(old) => {
+                        // SAFETY: the old entry was unlinked by our CAS (only the winner of that
+                        // CAS retires it) and came from `Box::into_raw`.
+                        unsafe { reclaim::retire_box(guard, old as *const _ as *mut Entry<K, V>) };
+                        Ok((Some(old), stored))
+                    }
+                    None => {
+                        set_tag(table, index, tag::full_tag(hash));
+                        self.len.increment();
+                        Ok((None, stored))
+                    }
+                }
+            }
+            // SAFETY: the CAS failed, so `new_word` was never shared and is still ours.
+            Err(_) => Err(unsafe { Box::from_raw(new_word as *mut Entry<K, V>) }),
+        }
+    }
+
+    /// Removes the entry `located` found, if the slot still holds it. Returns the removed entry
+    /// (retired, readable under `guard`), or `None` if the slot changed.
+    pub(crate) fn try_remove<'g>(
+        &'g self,
+        located: &Located<'g, K, V>,
+        guard: &'g Guard,
+    ) -> Option<&'g Entry<K, V>> {
+        let Located::Occupied { table, index, word, entry } = *located else { return None };
+        table
+            .slot(index)
+            // AcqRel: Release orders the tombstone after our reads of the entry; Acquire orders
+            // the retirement after them. Failure: we only retry.
+            .compare_exchange(word, TOMB, Ordering::AcqRel, Ordering::Relaxed)
+            .ok()?;
+        set_tag(table, index, tag::TOMBSTONE);
+        self.len.decrement();
+        // SAFETY: our CAS unlinked the entry, it came from `Box::into_raw`, and only the CAS
+        // winner retires it.
+        unsafe { reclaim::retire_box(guard, entry as *const _ as *mut Entry<K, V>) };
+        if entry.hash & 63 == 0 {
+            self.shrink_if_sparse(table, guard);
+        }
+        Some(entry)
+    }
+
+    /// Gives memory back when removals left the root table mostly empty (checked on a sample of
+    /// removals, by hash, to keep the length sum off the common path).
+    #[cold]
+    #[inline(never)]
+    fn shrink_if_sparse(&self, table: &Table<K, V>, guard: &Guard) {
+        if table.groups() <= MIN_GROUPS || !std::ptr::eq(table, self.root(guard)) {
+            return;
+        }
+        let live = self.len.sum();
+        if live * 8 > table.slots() {
+            return;
+        }
+        let groups = groups_for_live(live);
+        if groups < table.groups() {
+            self.resize_now(table, groups, guard);
+        }
+    }
+
+    /// Migrates `table` into a table of `groups` groups and finishes the migration here.
+    fn resize_now(&self, table: &Table<K, V>, groups: usize, guard: &Guard) {
+        self.start_migration(table, groups, guard);
+        if let Some(mig) = table.migration() {
+            self.finish_migration(table, mig, guard);
+        }
+    }
+
+    /// Makes room for `additional` more entries.
+    pub(crate) fn reserve(&self, additional: usize, guard: &Guard) {
+        let table = self.settle(guard);
+        let wanted = self.len.sum().saturating_add(additional);
+        if table.slots() / 2 < wanted {
+            self.resize_now(table, groups_for_capacity(wanted), guard);
+        }
+    }
+
+    /// Shrinks the root to the smallest table that holds the current entries.
+    pub(crate) fn shrink_to_fit(&self, guard: &Guard) {
+        let table = self.settle(guard);
+        let groups = groups_for_capacity(self.len.sum());
+        if groups < table.groups() {
+            self.resize_now(table, groups, guard);
+        }
+    }
+
+    /// Finishes any pending migration and returns a root with none (at the moment it is read).
+    fn settle<'g>(&'g self, guard: &'g Guard) -> &'g Table<K, V> {
+        loop {
+            let root = self.root(guard);
+            match root.migration() {
+                None => return root,
+                Some(mig) => self.finish_migration(root, mig, guard),
+            }
+        }
+    }
+
+    /// Iterates over the entries; see [`RawIter`].
+    pub(crate) fn iter<'g>(&'g self, guard: &'g Guard) -> RawIter<'g, K, V> {
+        RawIter { table: self.settle(guard), index: 0 }
+    }
+
+    /// Removes every entry and returns them, leaving an empty map. Needs exclusive access.
+    pub(crate) fn take_all(&mut self) -> Vec<(K, V)> {
+        let mut out = Vec::with_capacity(self.len.sum());
+        // SAFETY: `&mut self`: no other thread is inside the map, and `for_each_owned` visits each
+        // owned entry once; we take each box exactly once.
+        unsafe {
+            self.for_each_owned(|p| {
+                let entry = Box::from_raw(p);
+                out.push((entry.key, entry.value));
+            })
+        };
+        self.reset();
+        out
+    }
+
+    /// Replaces the tables with one empty minimal table. Entries must have been taken already.
+    fn reset(&mut self) {
+        let fresh = Box::into_raw(Box::new(Table::new(MIN_GROUPS)));
+        // Relaxed: `&mut self`, nobody else can observe the root.
+        let old = self.root.swap(fresh, Ordering::Relaxed);
+        // SAFETY: exclusive access: the old chain is unreachable now and nobody holds it.
+        unsafe { free_tables(old) };
+        self.len.reset();
+    }
+
+    /// Calls `f` once with every entry the map owns.
+    ///
+    /// # Safety
+    /// Needs exclusive access (no operation in flight), so that every slot is in a settled state.
+    unsafe fn for_each_owned(&mut self, mut f: impl FnMut(*mut Entry<K, V>)) {
+        // Relaxed: exclusive access.
+        let root_ptr = self.root.load(Ordering::Relaxed);
+        // SAFETY: the root is valid while we have `&mut self`.
+        let root = unsafe { &*root_ptr };
+        let mig = root.migration();
+        for index in 0..root.slots() {
+            // Relaxed: exclusive access.
+            let w = Word(root.slot(index).load(Ordering::Relaxed));
+            let Some(p) = w.entry_ptr::<K, V>() else { continue };
+            if w.is_moved() {
+                continue; // owned by the successor
+            }
+            if w.is_frozen() {
+                // Every helper finishes the move of a slot it froze before it returns, so this is
+                // unreachable; if a copy was published anyway, the successor owns it.
+                let mig = mig.expect("a frozen slot implies a migration");
+                // Relaxed: exclusive access.
+                let d = mig.dest(index).load(Ordering::Relaxed);
+                if d != 0 {
+                    let there = Word(mig.next().slot(d - 1).load(Ordering::Relaxed));
+                    if there.entry_ptr::<K, V>() == Some(p) {
+                        continue;
+                    }
+                }
+            }
+            f(p);
+        }
+        if let Some(mig) = mig {
+            let next = mig.next();
+            for index in 0..next.slots() {
+                // Relaxed: exclusive access.
+                let w = Word(next.slot(index).load(Ordering::Relaxed));
+                if let Some(p) = w.entry_ptr::<K, V>() {
+                    f(p);
+                }
+            }
+        }
+    }
+}
+
+impl<K, V> Drop for RawMap<K, V> {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`; each owned entry is dropped once, then the tables are freed.
+        unsafe { self.for_each_owned(|p| drop(Box::from_raw(p))) };
+        // Relaxed: exclusive access.
+        let root = self.root.load(Ordering::Relaxed);
+        // SAFETY: the map is being dropped; nobody else can reach its tables.
+        unsafe { free_tables(root) };
+    }
+}
+
+/// Frees a root table and its successor, if any (not the entries).
+///
+/// # Safety
+/// Exclusive access to the chain; its entries have been dealt with.
+unsafe fn free_tables<K, V>(root: *mut Table<K, V>) {
+    // SAFETY: the caller has exclusive access; both tables came from `Box::into_raw`.
+    unsafe {
+        if let Some(mig) = (*root).migration() {
+            drop(Box::from_raw(mig.next_ptr()));
+        }
+        drop(Box::from_raw(root));
+    }
+}
+
+/// Iterates over a map's entries, following moved slots to their copies.
+///
+/// It starts from a root with no migration in progress (finishing one if needed), so every key
+/// present when it starts has one slot in that table. It visits those slots in order; a slot that
+/// has moved since is followed, through each migration's decided destinations, to the key's slot
+/// in the newest table. Hence a key present for the whole iteration is yielded exactly once, with
+/// its value at the time it is visited; keys inserted during the iteration may or may not be
+/// yielded, and a key removed and inserted again during the iteration may be yielded twice.
+pub(crate) struct RawIter<'g, K, V> {
+    table: &'g Table<K, V>,
+    index: usize,
+}
+
+impl<'g, K, V> Iterator for RawIter<'g, K, V> {
+    type Item = &'g Entry<K, V>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.index < self.table.slots() {
+            let index = self.index;
+            self.index += 1;
+            if let Some(entry) = resolve(self.table, index) {
+                return Some(entry);
+            }
+        }
+        None
+    }
+}
+
+/// The live entry that slot `index` of `table` stands for, following moves.
+fn resolve<'g, K, V>(mut table: &'g Table<K, V>, mut index: usize) -> Option<&'g Entry<K, V>> {
+    loop {
+        // Acquire: pairs with the Release CAS that published the entry.
+        let w = Word(table.slot(index).load(Ordering::Acquire));
+        let p = w.entry_ptr::<K, V>()?;
+        if !w.is_moved() {
+            // SAFETY: an unmoved entry loaded while pinned (the iterator borrows a guard).
+            return Some(unsafe { &*p });
+        }
+        let mig = table.migration().expect("a moved slot implies a migration");
+        // Acquire: pairs with the AcqRel CAS that decided the destination; MOVED is set only
+        // after the copy was published there.
+        let d = mig.dest(index).load(Ordering::Acquire);
+        debug_assert!(d != 0, "a moved entry without a destination");
+        table = mig.next();
+        index = d - 1;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,136 @@
+//! Entries, and the encoding of a slot word.
+//!
+//! An entry is an immutable heap node `Entry { hash, key, value }`, aligned to 16 so that a slot
+//! word holds its address plus four low state bits. An update publishes a new entry with one CAS
+//! and retires the old one; readers get `&V` tied to their guard. Storing the hash means migration
+//! and tag repair never call the user's `Hash`.
+//!
+//! ## Slot word
+//!
+//! | bits                 | meaning                                                         |
+//! |----------------------|-----------------------------------------------------------------|
+//! | `0`                  | EMPTY                                                           |
+//! | `p`                  | LIVE: the entry at address `p`                                  |
+//! | `TOMB`               | a removed entry (sentinel, no pointer)                          |
+//! | `RESV(t)`            | reserved by a migration for an entry with tag `t` (sentinel)    |
+//! | `… \| FROZEN`        | takes no more writes in this table                              |
+//! | `… \| FROZEN\|MOVED` | final: the slot's content (if any) is authoritative in `next`   |
+//!
+//! Sentinels have the `SENTINEL` bit set and a payload above the four state bits; they are never
+//! dereferenced (they are small integers in the null page).
+//!
+//! ## State machine of one slot within one table generation
+//!
+//! A slot never returns to EMPTY, and once FROZEN it never takes a write again.
+//!
+//! | from            | to                   | by                                            |
+//! |-----------------|----------------------|-----------------------------------------------|
+//! | EMPTY           | LIVE(p)              | insert of a new key (CAS)                     |
+//! | EMPTY           | RESV(t)              | a migration reserving a copy target (CAS)     |
+//! | EMPTY           | FROZEN\|MOVED        | a migration or a writer passing to `next` (CAS): "REDIRECT" |
+//! | LIVE(p)         | LIVE(q)              | update (CAS), `p` retired                     |
+//! | LIVE(p)         | TOMB                 | remove (CAS), `p` retired                     |
+//! | RESV(t)         | LIVE(p)              | the copy of `p` lands at its decided target   |
+//! | RESV(t)         | TOMB                 | a losing reservation is released              |
+//! | any unfrozen x  | x \| FROZEN          | migration freezes it (`fetch_or`)             |
+//! | x \| FROZEN     | x \| FROZEN \| MOVED | after the copy (if x is LIVE) has landed      |
+
+use std::mem;
+
+pub(crate) const FROZEN: usize = 0b0001;
+pub(crate) const MOVED: usize = 0b0010;
+const SENTINEL: usize = 0b0100;
+pub(crate) const STATE_BITS: usize = 0b1111;
+
+pub(crate) const EMPTY: usize = 0;
+pub(crate) const TOMB: usize = SENTINEL;
+pub(crate) const REDIRECT: usize = FROZEN | MOVED;
+
+/// A reservation for an entry whose tag byte is `tag`.
+#[inline]
+pub(crate) fn resv(tag: u8) -> usize {
+    SENTINEL | ((tag as usize) << 4)
+}
+
+/// An entry. `align(16)` leaves the four low bits of its address free for the slot state.
+#[repr(C, align(16))]
+pub(crate) struct Entry<K, V> {
+    pub(crate) hash: u64,
+    pub(crate) key: K,
+    pub(crate) value: V,
+}
+
+const _: () = assert!(mem::align_of::<Entry<(), ()>>() > STATE_BITS);
+
+impl<K, V> Entry<K, V> {
+    /// Boxes an entry and returns its address as a slot word.
+    pub(crate) fn into_word(self: Box<Self>) -> usize {
+        Box::into_raw(self) as usize
+    }
+}
+
+/// A slot word, decoded.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Word(pub(crate) usize);
+
+impl Word {
+    #[inline]
+    pub(crate) fn is_empty(self) -> bool {
+        self.0 == EMPTY
+    }
+    #[inline]
+    pub(crate) fn is_frozen(self) -> bool {
+        self.0 & FROZEN != 0
+    }
+    #[inline]
+    pub(crate) fn is_moved(self) -> bool {
+        self.0 & MOVED != 0
+    }
+    #[inline]
+    pub(crate) fn is_sentinel(self) -> bool {
+        self.0 & SENTINEL != 0
+    }
+    /// The reservation tag, if this is an (unfrozen or frozen) reservation.
+    #[inline]
+    pub(crate) fn resv_tag(self) -> Option<u8> {
+        let payload = self.0 >> 4;
+        (self.is_sentinel() && payload != 0).then_some(payload as u8)
+    }
+    /// The entry address, if the word holds one (LIVE, possibly frozen or moved).
+    #[inline]
+    pub(crate) fn entry_ptr<K, V>(self) -> Option<*mut Entry<K, V>> {
+        if self.is_sentinel() {
+            return None;
+        }
+        let p = self.0 & !STATE_BITS;
+        (p != 0).then_some(p as *mut Entry<K, V>)
+    }
+    /// The word without its FROZEN and MOVED bits.
+    #[inline]
+    pub(crate) fn unfrozen(self) -> Word {
+        Word(self.0 & !(FROZEN | MOVED))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentinels_decode() {
+        assert_eq!(Word(TOMB).entry_ptr::<u8, u8>(), None);
+        assert_eq!(Word(TOMB).resv_tag(), None);
+        assert_eq!(Word(resv(0x85)).resv_tag(), Some(0x85));
+        assert_eq!(Word(resv(0x85) | FROZEN).resv_tag(), Some(0x85));
+        assert!(Word(REDIRECT).is_moved() && Word(REDIRECT).entry_ptr::<u8, u8>().is_none());
+    }
+
+    #[test]
+    fn entry_words_keep_their_address() {
+        let w = Box::new(Entry { hash: 1, key: 2u8, value: 3u8 }).into_word();
+        let p = Word(w | FROZEN).entry_ptr::<u8, u8>().unwrap();
+        assert_eq!(p as usize, w);
+        // SAFETY: `w` came from `Box::into_raw` just above and nothing else owns it.
+        drop(unsafe { Box::from_raw(p) });
+    }
+}

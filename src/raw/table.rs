@@ -1,0 +1,257 @@
+//! One table generation: a header and an array of groups, and the record of its migration.
+//!
+//! A group is one tag word and `GROUP_SLOTS` slot words; with seven slots it fills exactly one
+//! 64-byte line, so one miss answers "is the key here?" for seven slots and a hit costs about two
+//! misses (the group, then the entry). The groups come from `alloc_zeroed`: all-zero is a valid
+//! empty table, so a large table costs only address space until it is touched.
+//!
+//! Probing is triangular over groups (`pos += 1, 2, 3, …` modulo a power of two), which visits
+//! every group once in `groups` steps.
+//!
+//! A table knows its successor only through its [`Migration`], installed once by a CAS race (no
+//! lock): the loser frees its allocation, which was never shared. The migration also holds, for
+//! every slot of this table, the decided index of that slot's copy in `next` (see `migrate.rs`).
+
+use std::marker::PhantomData;
+
+use crossbeam_utils::CachePadded;
+
+use crate::sync::{
+    zeroed_slice, AtomicPtr, AtomicU64, AtomicUsize, Ordering, ZeroedAtomic, GROUP_SLOTS,
+    MIN_GROUPS,
+};
+
+use super::slot::Entry;
+
+/// One cache line: seven tags and seven slot words.
+#[repr(C, align(64))]
+pub(crate) struct Group {
+    pub(crate) tags: AtomicU64,
+    pub(crate) slots: [AtomicUsize; GROUP_SLOTS],
+}
+
+// SAFETY: a `Group` is nothing but atomic integers, for which all-zero bytes are the value 0.
+unsafe impl ZeroedAtomic for Group {
+    fn zero() -> Self {
+        Group { tags: AtomicU64::new(0), slots: std::array::from_fn(|_| AtomicUsize::new(0)) }
+    }
+}
+
+/// The probe sequence of one hash over a table's groups.
+pub(crate) struct Probe {
+    pub(crate) pos: usize,
+    stride: usize,
+    mask: usize,
+}
+
+impl Probe {
+    #[inline]
+    pub(crate) fn new(hash: u64, mask: usize) -> Self {
+        Probe { pos: hash as usize & mask, stride: 0, mask }
+    }
+
+    #[inline]
+    pub(crate) fn advance(&mut self) {
+        self.stride += 1;
+        self.pos = (self.pos + self.stride) & self.mask;
+    }
+}
+
+pub(crate) struct Table<K, V> {
+    /// Read on every operation and written only by `fetch_max` on rare long probes.
+    hot: CachePadded<Hot<K, V>>,
+    _entries: PhantomData<*mut Entry<K, V>>,
+}
+
+struct Hot<K, V> {
+    groups: Box<[Group]>,
+    group_mask: usize,
+    /// Groups an insert may probe before it considers resizing.
+    probe_limit: usize,
+    /// Groups a lookup must probe before it may conclude "not in this table". Starts at
+    /// `probe_limit`; raised (before the entry is published) by an insert that had to go further,
+    /// which happens only with a degenerate hasher, since a long probe in a well-spread table
+    /// triggers a resize instead.
+    read_bound: AtomicUsize,
+    migration: AtomicPtr<Migration<K, V>>,
+}
+
+impl<K, V> Table<K, V> {
+    pub(crate) fn new(groups: usize) -> Self {
+        assert!(groups.is_power_of_two() && groups >= MIN_GROUPS);
+        let probe_limit = (groups.trailing_zeros() as usize + 1).clamp(2, groups);
+        Table {
+            hot: CachePadded::new(Hot {
+                groups: zeroed_slice(groups),
+                group_mask: groups - 1,
+                probe_limit,
+                read_bound: AtomicUsize::new(probe_limit),
+                migration: AtomicPtr::new(std::ptr::null_mut()),
+            }),
+            _entries: PhantomData,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn group_mask(&self) -> usize {
+        self.hot.group_mask
+    }
+    #[inline]
+    pub(crate) fn groups(&self) -> usize {
+        self.hot.groups.len()
+    }
+    #[inline]
+    pub(crate) fn slots(&self) -> usize {
+        self.groups() * GROUP_SLOTS
+    }
+    #[inline]
+    pub(crate) fn probe_limit(&self) -> usize {
+        self.hot.probe_limit
+    }
+    #[inline]
+    pub(crate) fn group(&self, pos: usize) -> &Group {
+        &self.hot.groups[pos]
+    }
+    #[inline]
+    pub(crate) fn slot(&self, index: usize) -> &AtomicUsize {
+        &self.hot.groups[index / GROUP_SLOTS].slots[index % GROUP_SLOTS]
+    }
+
+    /// Groups a lookup must probe before concluding absence.
+    #[inline]
+    pub(crate) fn read_bound(&self) -> usize {
+        // Acquire: pairs with the Release `fetch_max` in `raise_read_bound`, which precedes the
+        // publication of the entry that needed the longer probe.
+        self.hot.read_bound.load(Ordering::Acquire).min(self.groups())
+    }
+
+    pub(crate) fn raise_read_bound(&self, groups_probed: usize) {
+        // Release: pairs with the Acquire load in `read_bound`.
+        self.hot.read_bound.fetch_max(groups_probed, Ordering::Release);
+    }
+
+    /// The migration of this table, if one has started.
+    #[inline]
+    pub(crate) fn migration(&self) -> Option<&Migration<K, V>> {
+        // Acquire: pairs with the Release half of the CAS in `install_migration`, so the new
+        // table and the migration record are fully built before we read them.
+        let m = self.hot.migration.load(Ordering::Acquire);
+        // SAFETY: a migration, once installed, lives as long as this table (it is freed by this
+        // table's `Drop`), and the caller holds a reference to this table.
+        unsafe { m.as_ref() }
+    }
+
+    /// Installs `migration` unless one is installed already; returns the one in place.
+    pub(crate) fn install_migration(&self, migration: Box<Migration<K, V>>) -> &Migration<K, V> {
+        let new = Box::into_raw(migration);
+        match self.hot.migration.compare_exchange(
+            std::ptr::null_mut(),
+            new,
+            // Release: publishes the new table and record; Acquire (also on failure): we read the
+            // winner's record.
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            // SAFETY: we just installed `new`; it lives as long as `self`.
+            Ok(_) => unsafe { &*new },
+            Err(current) => {
+                // SAFETY: `new` lost the race and was never shared; we still own it.
+                unsafe { Box::from_raw(new) }.discard();
+                // SAFETY: as in `migration`.
+                unsafe { &*current }
+            }
+        }
+    }
+}
+
+impl<K, V> Drop for Table<K, V> {
+    fn drop(&mut self) {
+        // The entries are not ours to drop: the map owns them (see `RawMap::drop`). The successor
+        // table is not ours either: by the time a table is dropped its successor is the root.
+        let m = *self.hot.migration.get_mut();
+        if !m.is_null() {
+            // SAFETY: the migration was made by `Box::into_raw` in `install_migration`, and this
+            // table, its only owner, is being dropped.
+            drop(unsafe { Box::from_raw(m) });
+        }
+    }
+}
+
+/// The migration of one table into its successor.
+pub(crate) struct Migration<K, V> {
+    next: *mut Table<K, V>,
+    /// For each slot of the source table: `1 +` the index in `next` where that slot's entry is
+    /// copied, `0` while undecided. Each is set once, by CAS, before the copy is published.
+    dest: Box<[AtomicUsize]>,
+    /// The next group to hand out to a helper.
+    claim: CachePadded<AtomicUsize>,
+    /// Slots of the source table that have reached MOVED.
+    done: CachePadded<AtomicUsize>,
+}
+
+impl<K, V> Migration<K, V> {
+    pub(crate) fn new(next_groups: usize, source_slots: usize) -> Box<Self> {
+        Box::new(Migration {
+            next: Box::into_raw(Box::new(Table::new(next_groups))),
+            dest: zeroed_slice(source_slots),
+            claim: CachePadded::new(AtomicUsize::new(0)),
+            done: CachePadded::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// The table being migrated into.
+    #[inline]
+    pub(crate) fn next(&self) -> &Table<K, V> {
+        // SAFETY: `next` is the root or about to become it; it is retired only after it has been
+        // promoted and then migrated away itself, through the epoch, so it outlives every
+        // reference to this migration that a pinned thread can hold.
+        unsafe { &*self.next }
+    }
+
+    pub(crate) fn next_ptr(&self) -> *mut Table<K, V> {
+        self.next
+    }
+
+    #[inline]
+    pub(crate) fn dest(&self, index: usize) -> &AtomicUsize {
+        &self.dest[index]
+    }
+
+    #[inline]
+    pub(crate) fn claim(&self) -> &AtomicUsize {
+        &self.claim
+    }
+
+    #[inline]
+    pub(crate) fn done(&self) -> &AtomicUsize {
+        &self.done
+    }
+
+    /// Frees a migration that lost the installation race, with its never-shared table.
+    pub(crate) fn discard(self: Box<Self>) {
+        // SAFETY: the table was made by `Box::into_raw` in `new` and, as the installation failed,
+        // was never shared.
+        drop(unsafe { Box::from_raw(self.next) });
+    }
+}
+
+/// Groups for a table that should hold `live` entries at about a quarter of its slots, so that it
+/// can double before its next resize.
+pub(crate) fn groups_for_live(live: usize) -> usize {
+    groups_for_capacity(live.saturating_mul(2))
+}
+
+/// Groups for a table whose capacity (half its slots) is at least `capacity`.
+///
+/// # Panics
+/// If the table would not fit in the address space.
+pub(crate) fn groups_for_capacity(capacity: usize) -> usize {
+    let slots = capacity.checked_mul(2).expect("lockfree-map: capacity overflow");
+    let groups = slots.div_ceil(GROUP_SLOTS).max(MIN_GROUPS);
+    let groups = groups.checked_next_power_of_two().expect("lockfree-map: capacity overflow");
+    assert!(
+        groups.checked_mul(std::mem::size_of::<Group>()).is_some_and(|b| b <= isize::MAX as usize),
+        "lockfree-map: capacity overflow"
+    );
+    groups
+}

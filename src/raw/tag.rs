@@ -1,0 +1,150 @@
+//! Tag bytes and SWAR matching over a group's tag word.
+//!
+//! Each group has one `u64` tag word; byte `i` (for `i < GROUP_SLOTS`) is the tag of slot `i`, the
+//! remaining bytes are always zero and masked out of every match. Tags are hints that let one load
+//! answer "could the key be in this group?" for all its slots; the slot words are the truth.
+//!
+//! | tag          | value       | meaning                                               |
+//! |--------------|-------------|-------------------------------------------------------|
+//! | `EMPTY`      | `0x00`      | the slot was empty when the tag was last written      |
+//! | `REDIRECT`   | `0x01`      | an empty slot frozen by a migration                   |
+//! | full         | `0x80 \| h7`| holds (or is reserved for) an entry whose hash has h7 |
+//! | `TOMBSTONE`  | `0xFF`      | a removed entry, or a released reservation            |
+//!
+//! Every transition is a bitwise OR of the new tag into the old (`0x00 → 0x80|h7 → 0xFF`,
+//! `0x00 → 0x01`), so tags are written with `fetch_or` on the whole word: idempotent, never lost,
+//! and never mixed with byte-sized atomics on the same memory.
+
+use crate::sync::GROUP_SLOTS;
+
+pub(crate) const EMPTY: u8 = 0x00;
+pub(crate) const REDIRECT: u8 = 0x01;
+pub(crate) const TOMBSTONE: u8 = 0xFF;
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+
+/// The high bit of every byte that belongs to a slot.
+const SLOT_HI: u64 = if GROUP_SLOTS == 8 { HI } else { HI & ((1u64 << (8 * GROUP_SLOTS)) - 1) };
+
+/// The full tag for a hash: `0x80` plus its top seven bits, kept below `0xFF`.
+#[inline]
+pub(crate) fn full_tag(hash: u64) -> u8 {
+    let h7 = (hash >> 57) as u8;
+    0x80 | if h7 == 0x7F { 0x7E } else { h7 }
+}
+
+/// The tag word with `tag` in the byte of `slot` and zero elsewhere.
+#[inline]
+pub(crate) fn tag_bits(slot: usize, tag: u8) -> u64 {
+    (tag as u64) << (8 * slot)
+}
+
+/// Exact per-byte equality: high bit set in each byte of `word` equal to zero.
+#[inline]
+fn zero_bytes(word: u64) -> u64 {
+    !(((word & LOW7).wrapping_add(LOW7)) | word | LOW7)
+}
+
+/// Slots whose tag equals `tag`.
+#[inline]
+pub(crate) fn match_tag(word: u64, tag: u8) -> BitMask {
+    BitMask(zero_bytes(word ^ (LO.wrapping_mul(tag as u64))) & SLOT_HI)
+}
+
+/// Slots whose tag is `EMPTY` exactly.
+#[inline]
+pub(crate) fn match_empty(word: u64) -> BitMask {
+    BitMask(zero_bytes(word) & SLOT_HI)
+}
+
+/// Slots whose tag is not full (`EMPTY` or `REDIRECT`), in slot order.
+#[inline]
+pub(crate) fn match_not_full(word: u64) -> BitMask {
+    BitMask(!word & SLOT_HI)
+}
+
+/// Whether any slot's tag is not full: a lookup that meets one stops here.
+#[inline]
+pub(crate) fn any_not_full(word: u64) -> bool {
+    !word & SLOT_HI != 0
+}
+
+/// Number of slots tagged `TOMBSTONE`.
+#[inline]
+pub(crate) fn count_tombstones(word: u64) -> usize {
+    match_tag(word, TOMBSTONE).0.count_ones() as usize
+}
+
+/// A set of slot indexes within a group, one high bit per byte.
+#[derive(Clone, Copy)]
+pub(crate) struct BitMask(u64);
+
+impl Iterator for BitMask {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        if self.0 == 0 {
+            return None;
+        }
+        let bit = self.0.trailing_zeros() as usize;
+        self.0 &= self.0 - 1;
+        Some(bit / 8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn word(tags: &[u8]) -> u64 {
+        tags.iter().enumerate().fold(0, |w, (i, &t)| w | tag_bits(i, t))
+    }
+
+    #[test]
+    fn match_tag_is_exact() {
+        let t = full_tag(0x1234_5678_9abc_def0);
+        let mut tags = vec![EMPTY, t, REDIRECT, TOMBSTONE, t ^ 1];
+        tags.truncate(GROUP_SLOTS);
+        let w = word(&tags);
+        let found: Vec<usize> = match_tag(w, t).collect();
+        let expected: Vec<usize> = (0..tags.len()).filter(|&i| tags[i] == t).collect();
+        assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn empty_matching_ignores_unused_bytes() {
+        let w = word(&vec![0x80; GROUP_SLOTS]);
+        assert_eq!(match_empty(w).count(), 0);
+        assert!(!any_not_full(w));
+        let w = w & !0xFF;
+        assert_eq!(match_empty(w).collect::<Vec<_>>(), vec![0]);
+        assert!(any_not_full(w));
+    }
+
+    #[test]
+    fn redirect_is_not_full_but_not_empty() {
+        let w = word(&vec![REDIRECT; GROUP_SLOTS]);
+        assert!(any_not_full(w));
+        assert_eq!(match_empty(w).count(), 0);
+    }
+
+    #[test]
+    fn full_tags_never_collide_with_specials() {
+        for h in [0u64, u64::MAX, 1 << 63, 0x7F << 57] {
+            let t = full_tag(h);
+            assert!(t & 0x80 != 0 && t != TOMBSTONE);
+            assert_eq!(t | TOMBSTONE, TOMBSTONE);
+        }
+    }
+
+    #[test]
+    fn tombstones_are_counted() {
+        let mut tags = vec![TOMBSTONE, EMPTY, TOMBSTONE];
+        tags.truncate(GROUP_SLOTS);
+        let expected = tags.iter().filter(|&&t| t == TOMBSTONE).count();
+        assert_eq!(count_tombstones(word(&tags)), expected);
+    }
+}

@@ -1,0 +1,104 @@
+//! The one place that names std's atomics or loom's.
+//!
+//! Every atomic the map touches comes from here, so a model checker can stand in for all of them
+//! by flipping one cfg (`--cfg loom`, with crossbeam-epoch's own `--cfg crossbeam_loom`). No other
+//! file in the crate mentions `cfg(loom)`.
+//!
+//! The table geometry lives here too: under loom the table is shrunk (two slots a group, one-slot
+//! migration chunks) so that two or three threads reach freezing, helping and promotion within a
+//! handful of operations. The `lockfree_map_stress` cfg does the same for ordinary test builds, so
+//! the stress tests drive many resizes with few keys.
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize};
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize};
+
+pub(crate) use std::sync::atomic::Ordering;
+
+/// Slots in one group. A group is one tag word plus this many slot words; with 7 slots and 8-byte
+/// words it is exactly one 64-byte cache line.
+#[cfg(not(any(loom, lockfree_map_stress)))]
+pub(crate) const GROUP_SLOTS: usize = 7;
+#[cfg(any(loom, lockfree_map_stress))]
+pub(crate) const GROUP_SLOTS: usize = 2;
+
+/// Groups in the smallest table.
+pub(crate) const MIN_GROUPS: usize = 2;
+
+/// Groups a migration helper claims at once.
+#[cfg(not(any(loom, lockfree_map_stress)))]
+pub(crate) const MIGRATE_CHUNK_GROUPS: usize = 8;
+#[cfg(any(loom, lockfree_map_stress))]
+pub(crate) const MIGRATE_CHUNK_GROUPS: usize = 1;
+
+/// A hint that spreads threads over the stripes of the length counter.
+///
+/// Each thread takes the next number from a global counter the first time it asks, so threads
+/// land on distinct stripes until there are more threads than stripes.
+pub(crate) fn thread_stripe_hint() -> usize {
+    #[cfg(not(loom))]
+    {
+        use std::cell::Cell;
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        thread_local! {
+            static HINT: Cell<usize> = const { Cell::new(usize::MAX) };
+        }
+        HINT.with(|hint| {
+            let mut h = hint.get();
+            if h == usize::MAX {
+                // Relaxed: the number only spreads threads; no memory is published through it.
+                h = NEXT.fetch_add(1, Ordering::Relaxed);
+                hint.set(h);
+            }
+            h
+        })
+    }
+    #[cfg(loom)]
+    {
+        // Under loom every thread is a fresh model thread; a fixed stripe keeps the model small
+        // and still exercises the counter's atomics.
+        0
+    }
+}
+
+/// A boxed slice of atomics, all zero.
+///
+/// Outside loom the memory comes from `alloc_zeroed`, so a large table costs only address space
+/// until its pages are touched. loom's atomics must be constructed one by one.
+pub(crate) fn zeroed_slice<T: ZeroedAtomic>(len: usize) -> Box<[T]> {
+    #[cfg(not(loom))]
+    {
+        if len == 0 || std::mem::size_of::<T>() == 0 {
+            return (0..len).map(|_| T::zero()).collect();
+        }
+        let layout = std::alloc::Layout::array::<T>(len).expect("lockfree-map: capacity overflow");
+        // SAFETY: `layout` has non-zero size (checked above).
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) } as *mut T;
+        if ptr.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        // SAFETY: `T: ZeroedAtomic` promises that all-zero bytes are a valid `T`; the allocation
+        // holds `len` of them with `T`'s layout, which is what `Box<[T]>` frees with.
+        unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, len)) }
+    }
+    #[cfg(loom)]
+    {
+        (0..len).map(|_| T::zero()).collect()
+    }
+}
+
+/// Types whose all-zero bit pattern is a valid value equal to `zero()`.
+///
+/// # Safety
+/// Implementors must be valid when every byte is zero (std's atomic integers and pointers are).
+pub(crate) unsafe trait ZeroedAtomic {
+    fn zero() -> Self;
+}
+
+// SAFETY: an all-zero `AtomicUsize` is the integer 0.
+unsafe impl ZeroedAtomic for AtomicUsize {
+    fn zero() -> Self {
+        AtomicUsize::new(0)
+    }
+}
