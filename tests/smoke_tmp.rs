@@ -24,7 +24,7 @@ fn smoke_mt() {
                 let g = m.guard();
                 for i in 0..50_000u64 { m.insert(t * 1_000_000 + i, i, &g); }
                 for i in 0..50_000u64 { assert_eq!(m.get(&(t * 1_000_000 + i), &g), Some(&i)); }
-                for i in 0..20_000u64 { m.update(999, |v| v + 1, &g).or_else(|| { m.get_or_insert(999, 0, &g); None }); let _ = i; }
+                for i in 0..20_000u64 { m.update(u64::MAX, |v| v + 1, &g).or_else(|| { m.get_or_insert(u64::MAX, 0, &g); None }); let _ = i; }
             });
         }
     });

@@ -75,6 +75,13 @@ impl<K, V> RawMap<K, V> {
         mig: &Migration<K, V>,
         guard: &Guard,
     ) {
+        // Take unclaimed chunks first, so that concurrent finishers split the work rather than
+        // race slot by slot (each lost race wastes a reserved slot in `next`); then sweep every
+        // slot, to finish chunks whose claimers are slow or stalled.
+        // Relaxed: as in `help_chunk`.
+        while mig.claim().load(Ordering::Relaxed) < table.groups() {
+            self.help_chunk(table, mig, guard);
+        }
         for index in 0..table.slots() {
             self.help_move(table, mig, index, guard);
         }

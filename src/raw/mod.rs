@@ -186,10 +186,14 @@ impl<K, V> RawMap<K, V> {
                     let mut w = Word(slot.load(Ordering::Acquire));
                     if w.is_empty() {
                         let Some(mig) = table.migration() else {
-                            if may_insert && dist + 1 > table.probe_limit() {
-                                if self.resize_for_long_probe(table, dist, tombstones, guard) {
-                                    continue 'tables;
-                                }
+                            if may_insert
+                                && dist + 1 > table.probe_limit()
+                                && self.resize_for_long_probe(table, dist, tombstones, guard)
+                            {
+                                continue 'tables;
+                            }
+                            if may_insert && !self.may_insert_into(table, guard) {
+                                continue 'tables;
                             }
                             return Located::Vacant { table, index };
                         };
@@ -268,6 +272,24 @@ impl<K, V> RawMap<K, V> {
             return Examined::Moved(mig.next());
         }
         Examined::Found(Located::Occupied { table, index, word: w.0, entry })
+    }
+
+    /// Whether a new key may go into `table` now. If `table` is the successor of a migrating
+    /// root whose insert budget has run out, finishes that migration first and returns `false`
+    /// (the caller probes again: the copies may have taken its slot).
+    #[inline]
+    fn may_insert_into(&self, table: &Table<K, V>, guard: &Guard) -> bool {
+        let root = self.root(guard);
+        if std::ptr::eq(root, table) {
+            return true;
+        }
+        match root.migration() {
+            Some(mig) if std::ptr::eq(mig.next(), table) && !mig.take_insert_budget() => {
+                self.finish_migration(root, mig, guard);
+                false
+            }
+            _ => true,
+        }
     }
 
     /// An insert found its first empty slot beyond the probe limit. Starts a resize and returns

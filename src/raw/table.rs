@@ -187,6 +187,10 @@ pub(crate) struct Migration<K, V> {
     claim: CachePadded<AtomicUsize>,
     /// Slots of the source table that have reached MOVED.
     done: CachePadded<AtomicUsize>,
+    /// New keys that may still be inserted straight into `next` before the source is finished.
+    /// `next` must keep room for every entry still to be copied; once this runs out, an inserter
+    /// finishes the migration itself before inserting (see `RawMap::locate`).
+    insert_budget: CachePadded<AtomicUsize>,
 }
 
 impl<K, V> Migration<K, V> {
@@ -196,6 +200,11 @@ impl<K, V> Migration<K, V> {
             dest: zeroed_slice(source_slots),
             claim: CachePadded::new(AtomicUsize::new(0)),
             done: CachePadded::new(AtomicUsize::new(0)),
+            // Copies need at most `source_slots`; half of what is left over may go to new keys,
+            // the other half absorbs reservations lost in helper races.
+            insert_budget: CachePadded::new(AtomicUsize::new(
+                (next_groups * GROUP_SLOTS).saturating_sub(source_slots) / 2,
+            )),
         })
     }
 
@@ -225,6 +234,16 @@ impl<K, V> Migration<K, V> {
     #[inline]
     pub(crate) fn done(&self) -> &AtomicUsize {
         &self.done
+    }
+
+    /// Takes one unit of the insert budget; `false` once it has run out.
+    #[inline]
+    pub(crate) fn take_insert_budget(&self) -> bool {
+        // Relaxed: a counter of permissions; the copies it protects synchronise through the slot
+        // words. Counting attempts (not successes) only makes it run out sooner.
+        self.insert_budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(1))
+            .is_ok()
     }
 
     /// Frees a migration that lost the installation race, with its never-shared table.

@@ -1,1 +1,149 @@
+//! Tests that need the crate's insides: the pause hook inside migration.
 
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::mpsc;
+
+use super::migrate::hooks;
+use super::{Entry, Located, RawMap};
+use crate::reclaim;
+
+/// A tiny typed front end over the raw map, enough to drive it in these tests.
+struct Map {
+    raw: RawMap<u64, u64>,
+    hasher: RandomState,
+}
+
+impl Map {
+    fn new() -> Self {
+        Map { raw: RawMap::with_capacity(0), hasher: RandomState::new() }
+    }
+
+    fn insert(&self, key: u64, value: u64) -> Option<u64> {
+        let guard = reclaim::pin();
+        let hash = self.hasher.hash_one(key);
+        let mut entry = Box::new(Entry { hash, key, value });
+        loop {
+            let located = self.raw.locate(hash, |k| *k == key, true, &guard);
+            match self.raw.try_store(&located, entry, &guard) {
+                Ok((old, _)) => return old.map(|e| e.value),
+                Err(back) => entry = back,
+            }
+        }
+    }
+
+    fn get(&self, key: u64) -> Option<u64> {
+        let guard = reclaim::pin();
+        self.raw.find(self.hasher.hash_one(key), |k| *k == key, &guard).map(|e| e.value)
+    }
+
+    fn remove(&self, key: u64) -> Option<u64> {
+        let guard = reclaim::pin();
+        let hash = self.hasher.hash_one(key);
+        loop {
+            let located: Located<'_, u64, u64> = self.raw.locate(hash, |k| *k == key, false, &guard);
+            located.entry()?;
+            if let Some(e) = self.raw.try_remove(&located, &guard) {
+                return Some(e.value);
+            }
+        }
+    }
+}
+
+/// A thread parked in the middle of moving a slot (after freezing it, before copying it) must
+/// not keep other threads from finishing anything: reads, updates and removes of every key
+/// (the frozen one included), and inserts that force further resizes, which need the parked
+/// thread's migration finished.
+#[test]
+fn thread_parked_inside_migration_blocks_nobody() {
+    let map = Map::new();
+    let (parked_tx, parked_rx) = mpsc::channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    const PREFILL: u64 = 2_000;
+
+    std::thread::scope(|s| {
+        let stalled = s.spawn(|| {
+            let mut release = Some(release_rx);
+            hooks::set(Some(Box::new(move |site| {
+                if site == "frozen" {
+                    if let Some(rx) = release.take() {
+                        parked_tx.send(()).unwrap();
+                        rx.recv().unwrap();
+                        PARKED.with(|p| p.set(true));
+                    }
+                }
+            })));
+            // Inserting grows the table; the next write after a migration starts helps it,
+            // freezes a slot and parks.
+            let mut key = 0;
+            while key < 1_000_000 {
+                map.insert(key, key);
+                key += 1;
+                if key >= PREFILL && parked_rx_ready() {
+                    break;
+                }
+            }
+            hooks::set(None);
+            key
+        });
+        parked_rx.recv().expect("the stalled thread reached a pause point inside a migration");
+        // Release the stalled thread even if an assertion below fails, so the scope can end.
+        struct Release(mpsc::Sender<()>);
+        impl Drop for Release {
+            fn drop(&mut self) {
+                let _ = self.0.send(());
+            }
+        }
+        let release = Release(release_tx);
+
+        // The stalled thread holds a frozen, unmoved slot. Everyone else carries on.
+        let inserted_before_park = (0..PREFILL * 4).filter(|&k| map.get(k).is_some()).count();
+        assert!(inserted_before_park > 0);
+        std::thread::scope(|workers| {
+            for t in 0..2u64 {
+                let map = &map;
+                workers.spawn(move || {
+                    // Read and rewrite every key that may exist, including the frozen one.
+                    for k in 0..PREFILL * 4 {
+                        if let Some(v) = map.get(k) {
+                            assert_eq!(v % 1_000_000, k % 1_000_000);
+                        }
+                    }
+                    // Many new keys: the table must grow again, past the parked migration.
+                    let base = 10_000_000 * (t + 1);
+                    for k in base..base + 20_000 {
+                        assert_eq!(map.insert(k, k), None);
+                    }
+                    for k in base..base + 20_000 {
+                        assert_eq!(map.get(k), Some(k), "key {k} lost while a helper is parked");
+                    }
+                    for k in (base..base + 20_000).step_by(2) {
+                        assert_eq!(map.remove(k), Some(k));
+                    }
+                });
+            }
+        });
+        // Everything above finished while the stalled thread was still parked.
+        for t in 0..2u64 {
+            let base = 10_000_000 * (t + 1);
+            for k in base..base + 20_000 {
+                assert_eq!(map.get(k), (k % 2 == 1).then_some(k));
+            }
+        }
+        drop(release);
+        let last = stalled.join().unwrap();
+        // The stalled thread finished its insert too; every key it inserted is present once.
+        for k in 0..last {
+            assert_eq!(map.get(k), Some(k), "key {k} of the stalled thread");
+        }
+    });
+}
+
+thread_local! {
+    static PARKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread has parked (and been released) already.
+fn parked_rx_ready() -> bool {
+    PARKED.with(|p| p.get())
+}
