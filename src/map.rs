@@ -146,7 +146,10 @@ impl<K, V, S> HashMap<K, V, S> {
     /// # Panics
     /// If the table for `capacity` entries would not fit in the address space.
     pub fn with_capacity_and_hasher(capacity: usize, hasher: S) -> Self {
-        HashMap { raw: RawMap::with_capacity(capacity), hasher }
+        HashMap {
+            raw: RawMap::with_capacity(capacity),
+            hasher,
+        }
     }
 
     /// The map's hasher.
@@ -221,7 +224,9 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let entry = self.raw.find(self.hash(key), |k| k.borrow() == key, guard)?;
+        let entry = self
+            .raw
+            .find(self.hash(key), |k| k.borrow() == key, guard)?;
         Some((&entry.key, &entry.value))
     }
 
@@ -274,7 +279,10 @@ where
         loop {
             let located = self.raw.locate(hash, |k| *k == entry.key, true, guard);
             if let Some(current) = located.entry() {
-                return Err(OccupiedError { current: &current.value, not_inserted: entry.value });
+                return Err(OccupiedError {
+                    current: &current.value,
+                    not_inserted: entry.value,
+                });
             }
             match self.raw.try_store(&located, entry, guard) {
                 Ok((_, stored)) => return Ok(&stored.value),
@@ -303,7 +311,11 @@ where
             let entry = match pending {
                 Pending::Key(key) => {
                     let make = make.take().expect("make runs once: a made entry is kept");
-                    Box::new(Entry { hash, key, value: make() })
+                    Box::new(Entry {
+                        hash,
+                        key,
+                        value: make(),
+                    })
                 }
                 Pending::Boxed(entry) => entry,
             };
@@ -361,7 +373,12 @@ where
     /// }
     /// assert_eq!(map.get("hits", &guard), None);
     /// ```
-    pub fn compute<'g, F, T>(&'g self, key: K, mut decide: F, guard: &'g Guard) -> Compute<'g, K, V, T>
+    pub fn compute<'g, F, T>(
+        &'g self,
+        key: K,
+        mut decide: F,
+        guard: &'g Guard,
+    ) -> Compute<'g, K, V, T>
     where
         F: FnMut(Option<(&'g K, &'g V)>) -> Operation<V, T>,
     {
@@ -373,7 +390,9 @@ where
             match decide(current.map(|e| (&e.key, &e.value))) {
                 Operation::Abort(t) => return Compute::Aborted(t),
                 Operation::Remove => {
-                    let Some(current) = current else { return Compute::Absent };
+                    let Some(current) = current else {
+                        return Compute::Absent;
+                    };
                     if self.raw.try_remove(&located, guard).is_some() {
                         return Compute::Removed(&current.key, &current.value);
                     }
@@ -422,7 +441,12 @@ where
 
     /// Removes `key` if `remove(&key, &value)` says so for its current entry. The predicate may
     /// run more than once under contention, each time on the then current entry.
-    pub fn remove_if<'g, Q, F>(&'g self, key: &Q, mut remove: F, guard: &'g Guard) -> Option<(&'g K, &'g V)>
+    pub fn remove_if<'g, Q, F>(
+        &'g self,
+        key: &Q,
+        mut remove: F,
+        guard: &'g Guard,
+    ) -> Option<(&'g K, &'g V)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -541,8 +565,12 @@ where
     fn eq(&self, other: &Self) -> bool {
         let guard = self.guard();
         self.len() == other.len()
-            && self.iter(&guard).all(|(k, v)| other.get(k, &guard) == Some(v))
-            && other.iter(&guard).all(|(k, _)| self.contains_key(k, &guard))
+            && self
+                .iter(&guard)
+                .all(|(k, v)| other.get(k, &guard) == Some(v))
+            && other
+                .iter(&guard)
+                .all(|(k, _)| self.contains_key(k, &guard))
     }
 }
 

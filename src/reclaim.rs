@@ -49,7 +49,9 @@ impl std::fmt::Debug for Guard {
 /// Pins the current thread.
 #[inline]
 pub(crate) fn pin() -> Guard {
-    Guard { inner: epoch::pin() }
+    Guard {
+        inner: epoch::pin(),
+    }
 }
 
 /// Retires a boxed value: it is dropped once no thread pinned now can still hold it.
@@ -61,7 +63,11 @@ pub(crate) fn pin() -> Guard {
 pub(crate) unsafe fn retire_box<T>(guard: &Guard, ptr: *mut T) {
     // SAFETY: crossbeam's `Pointable` for a sized `T` is `Box<T>`, so `defer_destroy` drops the
     // `Box` we made; the caller guarantees the pointer is unlinked and retired once.
-    unsafe { guard.inner.defer_destroy(epoch::Shared::from(ptr as *const T)) };
+    unsafe {
+        guard
+            .inner
+            .defer_destroy(epoch::Shared::from(ptr as *const T))
+    };
 }
 
 /// Retires a boxed value and flushes, so that a large allocation (a table) is freed promptly

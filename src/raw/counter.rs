@@ -14,9 +14,15 @@ pub(crate) struct Counter {
 
 impl Counter {
     pub(crate) fn new() -> Self {
-        let n = std::thread::available_parallelism().map_or(4, |n| n.get()).next_power_of_two();
+        let n = std::thread::available_parallelism()
+            .map_or(4, |n| n.get())
+            .next_power_of_two();
         let n = n.clamp(1, 64);
-        Counter { stripes: (0..n).map(|_| CachePadded::new(AtomicUsize::new(0))).collect() }
+        Counter {
+            stripes: (0..n)
+                .map(|_| CachePadded::new(AtomicUsize::new(0)))
+                .collect(),
+        }
     }
 
     #[inline]
@@ -43,8 +49,10 @@ impl Counter {
     /// insert it follows).
     pub(crate) fn sum(&self) -> usize {
         // Relaxed: see the module doc for what the sum means under concurrency.
-        let total =
-            self.stripes.iter().fold(0usize, |acc, s| acc.wrapping_add(s.load(Ordering::Relaxed)));
+        let total = self
+            .stripes
+            .iter()
+            .fold(0usize, |acc, s| acc.wrapping_add(s.load(Ordering::Relaxed)));
         if (total as isize) < 0 {
             0
         } else {

@@ -55,7 +55,9 @@ impl<K, V> RawMap<K, V> {
     #[inline(never)]
     pub(super) fn help_chunk(&self, table: &Table<K, V>, mig: &Migration<K, V>, guard: &Guard) {
         // Relaxed: the claim only divides work; correctness rests on each slot's own states.
-        let start = mig.claim().fetch_add(MIGRATE_CHUNK_GROUPS, Ordering::Relaxed);
+        let start = mig
+            .claim()
+            .fetch_add(MIGRATE_CHUNK_GROUPS, Ordering::Relaxed);
         if start < table.groups() {
             let end = (start + MIGRATE_CHUNK_GROUPS).min(table.groups());
             for index in start * GROUP_SLOTS..end * GROUP_SLOTS {
@@ -175,7 +177,10 @@ impl<K, V> RawMap<K, V> {
                 // `next` is itself migrating, so this table's migration finished long ago and
                 // the destination is decided; reload it.
                 decided = dest.load(Ordering::Acquire);
-                debug_assert!(decided != 0, "lockfree-map: a migrating successor with an undecided copy");
+                debug_assert!(
+                    decided != 0,
+                    "lockfree-map: a migrating successor with an undecided copy"
+                );
                 continue;
             };
             pause_point("reserved");
@@ -319,7 +324,9 @@ fn release<K, V>(next: &Table<K, V>, index: usize, tag: u8) {
 pub(super) fn set_tag<K, V>(table: &Table<K, V>, index: usize, tag: u8) {
     let group = table.group(index / GROUP_SLOTS);
     // Release: pairs with the Acquire tag loads of lookups, which then find the slot's content.
-    group.tags.fetch_or(tag::tag_bits(index % GROUP_SLOTS, tag), Ordering::Release);
+    group
+        .tags
+        .fetch_or(tag::tag_bits(index % GROUP_SLOTS, tag), Ordering::Release);
 }
 
 /// Writes the tag for a non-empty slot word `w` read from a slot whose tag byte was still EMPTY,

@@ -49,9 +49,17 @@ pub(crate) struct RawMap<K, V> {
 /// Where a write for one key can act.
 pub(crate) enum Located<'g, K, V> {
     /// The key's live entry, in a slot that was not frozen when read.
-    Occupied { table: &'g Table<K, V>, index: usize, word: usize, entry: &'g Entry<K, V> },
+    Occupied {
+        table: &'g Table<K, V>,
+        index: usize,
+        word: usize,
+        entry: &'g Entry<K, V>,
+    },
     /// The key is absent; it would be stored in this empty slot.
-    Vacant { table: &'g Table<K, V>, index: usize },
+    Vacant {
+        table: &'g Table<K, V>,
+        index: usize,
+    },
 }
 
 impl<'g, K, V> Located<'g, K, V> {
@@ -75,7 +83,10 @@ enum Examined<'g, K, V> {
 impl<K, V> RawMap<K, V> {
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         let table = Box::new(Table::new(groups_for_capacity(capacity)));
-        RawMap { root: AtomicPtr::new(Box::into_raw(table)), len: Counter::new() }
+        RawMap {
+            root: AtomicPtr::new(Box::into_raw(table)),
+            len: Counter::new(),
+        }
     }
 
     #[inline]
@@ -259,7 +270,9 @@ impl<K, V> RawMap<K, V> {
         if w.is_moved() {
             return Examined::NotIt;
         }
-        let Some(p) = w.entry_ptr::<K, V>() else { return Examined::NotIt };
+        let Some(p) = w.entry_ptr::<K, V>() else {
+            return Examined::NotIt;
+        };
         // SAFETY: an unmoved entry loaded while pinned: a live one is retired only after being
         // unlinked, and a frozen one is not retired before MOVED (see `migrate.rs`).
         let entry = unsafe { &*p };
@@ -267,11 +280,18 @@ impl<K, V> RawMap<K, V> {
             return Examined::NotIt;
         }
         if w.is_frozen() {
-            let mig = table.migration().expect("a frozen slot implies a migration");
+            let mig = table
+                .migration()
+                .expect("a frozen slot implies a migration");
             self.help_move(table, mig, index, guard);
             return Examined::Moved(mig.next());
         }
-        Examined::Found(Located::Occupied { table, index, word: w.0, entry })
+        Examined::Found(Located::Occupied {
+            table,
+            index,
+            word: w.0,
+            entry,
+        })
     }
 
     /// Whether a new key may go into `table` now. If `table` is the successor of a migrating
@@ -328,7 +348,9 @@ impl<K, V> RawMap<K, V> {
         let hash = new.hash;
         let new_word = new.into_word();
         let (table, index, expected) = match *located {
-            Located::Occupied { table, index, word, .. } => (table, index, word),
+            Located::Occupied {
+                table, index, word, ..
+            } => (table, index, word),
             Located::Vacant { table, index } => (table, index, slot::EMPTY),
         };
         // AcqRel: Release publishes the new entry; Acquire orders our later retirement of the
@@ -368,7 +390,15 @@ impl<K, V> RawMap<K, V> {
         located: &Located<'g, K, V>,
         guard: &'g Guard,
     ) -> Option<&'g Entry<K, V>> {
-        let Located::Occupied { table, index, word, entry } = *located else { return None };
+        let Located::Occupied {
+            table,
+            index,
+            word,
+            entry,
+        } = *located
+        else {
+            return None;
+        };
         table
             .slot(index)
             // AcqRel: Release orders the tombstone after our reads of the entry; Acquire orders
@@ -443,7 +473,10 @@ impl<K, V> RawMap<K, V> {
 
     /// Iterates over the entries; see [`RawIter`].
     pub(crate) fn iter<'g>(&'g self, guard: &'g Guard) -> RawIter<'g, K, V> {
-        RawIter { table: self.settle(guard), index: 0 }
+        RawIter {
+            table: self.settle(guard),
+            index: 0,
+        }
     }
 
     /// Removes every entry and returns them, leaving an empty map. Needs exclusive access.
@@ -484,7 +517,9 @@ impl<K, V> RawMap<K, V> {
         for index in 0..root.slots() {
             // Relaxed: exclusive access.
             let w = Word(root.slot(index).load(Ordering::Relaxed));
-            let Some(p) = w.entry_ptr::<K, V>() else { continue };
+            let Some(p) = w.entry_ptr::<K, V>() else {
+                continue;
+            };
             if w.is_moved() {
                 continue; // owned by the successor
             }

@@ -105,11 +105,6 @@ impl Word {
         let p = self.0 & !STATE_BITS;
         (p != 0).then_some(p as *mut Entry<K, V>)
     }
-    /// The word without its FROZEN and MOVED bits.
-    #[inline]
-    pub(crate) fn unfrozen(self) -> Word {
-        Word(self.0 & !(FROZEN | MOVED))
-    }
 }
 
 #[cfg(test)]
@@ -127,7 +122,12 @@ mod tests {
 
     #[test]
     fn entry_words_keep_their_address() {
-        let w = Box::new(Entry { hash: 1, key: 2u8, value: 3u8 }).into_word();
+        let w = Box::new(Entry {
+            hash: 1,
+            key: 2u8,
+            value: 3u8,
+        })
+        .into_word();
         let p = Word(w | FROZEN).entry_ptr::<u8, u8>().unwrap();
         assert_eq!(p as usize, w);
         // SAFETY: `w` came from `Box::into_raw` just above and nothing else owns it.

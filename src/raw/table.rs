@@ -33,7 +33,10 @@ pub(crate) struct Group {
 // SAFETY: a `Group` is nothing but atomic integers, for which all-zero bytes are the value 0.
 unsafe impl ZeroedAtomic for Group {
     fn zero() -> Self {
-        Group { tags: AtomicU64::new(0), slots: std::array::from_fn(|_| AtomicUsize::new(0)) }
+        Group {
+            tags: AtomicU64::new(0),
+            slots: std::array::from_fn(|_| AtomicUsize::new(0)),
+        }
     }
 }
 
@@ -47,7 +50,11 @@ pub(crate) struct Probe {
 impl Probe {
     #[inline]
     pub(crate) fn new(hash: u64, mask: usize) -> Self {
-        Probe { pos: hash as usize & mask, stride: 0, mask }
+        Probe {
+            pos: hash as usize & mask,
+            stride: 0,
+            mask,
+        }
     }
 
     #[inline]
@@ -122,12 +129,17 @@ impl<K, V> Table<K, V> {
     pub(crate) fn read_bound(&self) -> usize {
         // Acquire: pairs with the Release `fetch_max` in `raise_read_bound`, which precedes the
         // publication of the entry that needed the longer probe.
-        self.hot.read_bound.load(Ordering::Acquire).min(self.groups())
+        self.hot
+            .read_bound
+            .load(Ordering::Acquire)
+            .min(self.groups())
     }
 
     pub(crate) fn raise_read_bound(&self, groups_probed: usize) {
         // Release: pairs with the Acquire load in `read_bound`.
-        self.hot.read_bound.fetch_max(groups_probed, Ordering::Release);
+        self.hot
+            .read_bound
+            .fetch_max(groups_probed, Ordering::Release);
     }
 
     /// The migration of this table, if one has started.
@@ -265,11 +277,17 @@ pub(crate) fn groups_for_live(live: usize) -> usize {
 /// # Panics
 /// If the table would not fit in the address space.
 pub(crate) fn groups_for_capacity(capacity: usize) -> usize {
-    let slots = capacity.checked_mul(2).expect("lockfree-map: capacity overflow");
+    let slots = capacity
+        .checked_mul(2)
+        .expect("lockfree-map: capacity overflow");
     let groups = slots.div_ceil(GROUP_SLOTS).max(MIN_GROUPS);
-    let groups = groups.checked_next_power_of_two().expect("lockfree-map: capacity overflow");
+    let groups = groups
+        .checked_next_power_of_two()
+        .expect("lockfree-map: capacity overflow");
     assert!(
-        groups.checked_mul(std::mem::size_of::<Group>()).is_some_and(|b| b <= isize::MAX as usize),
+        groups
+            .checked_mul(std::mem::size_of::<Group>())
+            .is_some_and(|b| b <= isize::MAX as usize),
         "lockfree-map: capacity overflow"
     );
     groups

@@ -17,6 +17,7 @@
 
 use crate::sync::GROUP_SLOTS;
 
+#[cfg(test)]
 pub(crate) const EMPTY: u8 = 0x00;
 pub(crate) const REDIRECT: u8 = 0x01;
 pub(crate) const TOMBSTONE: u8 = 0xFF;
@@ -26,7 +27,11 @@ const HI: u64 = 0x8080_8080_8080_8080;
 const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
 
 /// The high bit of every byte that belongs to a slot.
-const SLOT_HI: u64 = if GROUP_SLOTS == 8 { HI } else { HI & ((1u64 << (8 * GROUP_SLOTS)) - 1) };
+const SLOT_HI: u64 = if GROUP_SLOTS == 8 {
+    HI
+} else {
+    HI & ((1u64 << (8 * GROUP_SLOTS)) - 1)
+};
 
 /// The full tag for a hash: `0x80` plus its top seven bits, kept below `0xFF`.
 #[inline]
@@ -100,7 +105,9 @@ mod tests {
     use super::*;
 
     fn word(tags: &[u8]) -> u64 {
-        tags.iter().enumerate().fold(0, |w, (i, &t)| w | tag_bits(i, t))
+        tags.iter()
+            .enumerate()
+            .fold(0, |w, (i, &t)| w | tag_bits(i, t))
     }
 
     #[test]

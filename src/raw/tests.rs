@@ -16,7 +16,10 @@ struct Map {
 
 impl Map {
     fn new() -> Self {
-        Map { raw: RawMap::with_capacity(0), hasher: RandomState::new() }
+        Map {
+            raw: RawMap::with_capacity(0),
+            hasher: RandomState::new(),
+        }
     }
 
     fn insert(&self, key: u64, value: u64) -> Option<u64> {
@@ -34,14 +37,17 @@ impl Map {
 
     fn get(&self, key: u64) -> Option<u64> {
         let guard = reclaim::pin();
-        self.raw.find(self.hasher.hash_one(key), |k| *k == key, &guard).map(|e| e.value)
+        self.raw
+            .find(self.hasher.hash_one(key), |k| *k == key, &guard)
+            .map(|e| e.value)
     }
 
     fn remove(&self, key: u64) -> Option<u64> {
         let guard = reclaim::pin();
         let hash = self.hasher.hash_one(key);
         loop {
-            let located: Located<'_, u64, u64> = self.raw.locate(hash, |k| *k == key, false, &guard);
+            let located: Located<'_, u64, u64> =
+                self.raw.locate(hash, |k| *k == key, false, &guard);
             located.entry()?;
             if let Some(e) = self.raw.try_remove(&located, &guard) {
                 return Some(e.value);
@@ -86,7 +92,9 @@ fn thread_parked_inside_migration_blocks_nobody() {
             hooks::set(None);
             key
         });
-        parked_rx.recv().expect("the stalled thread reached a pause point inside a migration");
+        parked_rx
+            .recv()
+            .expect("the stalled thread reached a pause point inside a migration");
         // Release the stalled thread even if an assertion below fails, so the scope can end.
         struct Release(mpsc::Sender<()>);
         impl Drop for Release {

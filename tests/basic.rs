@@ -1,0 +1,314 @@
+//! The single-threaded contract of every public operation.
+
+mod common;
+
+use common::{ConstantState, FewBitsState};
+use lockfree_map::{Compute, HashMap, Operation};
+
+#[test]
+fn insert_get_remove_roundtrip() {
+    let map = HashMap::new();
+    let g = map.guard();
+    assert_eq!(map.insert(1, "a", &g), None);
+    assert_eq!(map.insert(2, "b", &g), None);
+    assert_eq!(map.insert(1, "c", &g), Some(&"a"));
+    assert_eq!(map.get(&1, &g), Some(&"c"));
+    assert_eq!(map.get_key_value(&2, &g), Some((&2, &"b")));
+    assert!(map.contains_key(&2, &g));
+    assert!(!map.contains_key(&3, &g));
+    assert_eq!(map.len(), 2);
+    assert_eq!(map.remove(&1, &g), Some(&"c"));
+    assert_eq!(map.remove(&1, &g), None);
+    assert_eq!(map.remove_entry(&2, &g), Some((&2, &"b")));
+    assert!(map.is_empty());
+}
+
+#[test]
+fn string_keys_are_looked_up_by_str() {
+    let map: HashMap<String, usize> = HashMap::new();
+    let m = map.pin();
+    m.insert("alpha".to_string(), 1);
+    m.insert(String::from("beta"), 2);
+    assert_eq!(m.get("alpha"), Some(&1));
+    assert_eq!(m.remove("beta"), Some(&2));
+    assert_eq!(m.get("beta"), None);
+    assert!(m.contains_key("alpha"));
+}
+
+#[test]
+fn zero_sized_values_and_keys_work() {
+    let map: HashMap<u32, ()> = HashMap::new();
+    let m = map.pin();
+    for i in 0..1000 {
+        assert_eq!(m.insert(i, ()), None);
+    }
+    assert_eq!(m.insert(7, ()), Some(&()));
+    assert_eq!(m.len(), 1000);
+    let unit: HashMap<(), ()> = HashMap::new();
+    let u = unit.pin();
+    assert_eq!(u.insert((), ()), None);
+    assert_eq!(u.insert((), ()), Some(&()));
+    assert_eq!(u.len(), 1);
+}
+
+#[test]
+fn try_insert_keeps_the_current_value() {
+    let map = HashMap::new();
+    let m = map.pin();
+    assert_eq!(m.try_insert(1, 10), Ok(&10));
+    let err = m.try_insert(1, 20).unwrap_err();
+    assert_eq!(err.current, &10);
+    assert_eq!(err.not_inserted, 20);
+    assert_eq!(m.get(&1), Some(&10));
+}
+
+#[test]
+fn update_changes_only_present_keys() {
+    let map = HashMap::new();
+    let m = map.pin();
+    assert_eq!(m.update(1, |v| v + 1), None);
+    assert!(m.is_empty());
+    m.insert(1, 41);
+    assert_eq!(m.update(1, |v| v + 1), Some(&42));
+    assert_eq!(m.get(&1), Some(&42));
+}
+
+#[test]
+fn get_or_insert_with_runs_the_closure_only_when_absent() {
+    let map = HashMap::new();
+    let m = map.pin();
+    let mut calls = 0;
+    assert_eq!(
+        *m.get_or_insert_with(5, || {
+            calls += 1;
+            50
+        }),
+        50
+    );
+    assert_eq!(
+        *m.get_or_insert_with(5, || {
+            calls += 1;
+            99
+        }),
+        50
+    );
+    assert_eq!(calls, 1);
+    assert_eq!(*m.get_or_insert(6, 60), 60);
+    assert_eq!(*m.get_or_insert(6, 61), 60);
+}
+
+#[test]
+fn compute_inserts_updates_removes_and_aborts() {
+    let map = HashMap::new();
+    let m = map.pin();
+    let r: Compute<'_, _, _, ()> = m.compute(1, |cur| match cur {
+        None => Operation::Insert(1),
+        Some((_, v)) => Operation::Insert(v + 1),
+    });
+    assert_eq!(r, Compute::Inserted(&1, &1));
+    let r: Compute<'_, _, _, ()> = m.compute(1, |cur| Operation::Insert(cur.unwrap().1 + 1));
+    assert_eq!(
+        r,
+        Compute::Updated {
+            old: (&1, &1),
+            new: (&1, &2)
+        }
+    );
+    assert_eq!(
+        m.compute(1, |_| Operation::<u32, &str>::Abort("no")),
+        Compute::Aborted("no")
+    );
+    assert_eq!(m.get(&1), Some(&2));
+    let r: Compute<'_, _, _, ()> = m.compute(1, |_| Operation::Remove);
+    assert_eq!(r, Compute::Removed(&1, &2));
+    let r: Compute<'_, _, _, ()> = m.compute(1, |_| Operation::Remove);
+    assert_eq!(r, Compute::Absent);
+    assert!(m.is_empty());
+}
+
+#[test]
+fn remove_if_checks_the_current_value() {
+    let map = HashMap::new();
+    let m = map.pin();
+    m.insert("k", 3);
+    assert_eq!(m.remove_if("k", |_, v| *v == 4), None);
+    assert_eq!(m.remove_if("k", |_, v| *v == 3), Some((&"k", &3)));
+    assert_eq!(m.len(), 0);
+}
+
+#[test]
+fn grows_through_many_resizes_and_keeps_everything() {
+    let map = HashMap::new();
+    let m = map.pin();
+    let n = common::scaled(200_000) as u64;
+    for i in 0..n {
+        assert_eq!(m.insert(i, i.wrapping_mul(7)), None);
+    }
+    assert_eq!(m.len() as u64, n);
+    assert!(m.capacity() as u64 >= n);
+    for i in 0..n {
+        assert_eq!(m.get(&i), Some(&i.wrapping_mul(7)));
+    }
+    assert_eq!(m.get(&n), None);
+}
+
+#[test]
+fn removing_everything_shrinks_the_table() {
+    let map = HashMap::new();
+    let m = map.pin();
+    let n = common::scaled(100_000) as u64;
+    for i in 0..n {
+        m.insert(i, i);
+    }
+    let grown = m.capacity();
+    for i in 0..n {
+        assert_eq!(m.remove(&i), Some(&i));
+    }
+    assert!(m.is_empty());
+    assert!(
+        m.capacity() < grown / 8,
+        "capacity {} after emptying, was {grown}",
+        m.capacity()
+    );
+    // And it still works.
+    m.insert(1, 1);
+    assert_eq!(m.get(&1), Some(&1));
+}
+
+#[test]
+fn clear_removes_everything_and_gives_memory_back() {
+    let map = HashMap::new();
+    let m = map.pin();
+    for i in 0..10_000u64 {
+        m.insert(i, i);
+    }
+    let grown = m.capacity();
+    m.clear();
+    assert!(m.is_empty());
+    assert_eq!(m.iter().count(), 0);
+    assert!(m.capacity() < grown);
+    m.insert(3, 3);
+    assert_eq!(m.get(&3), Some(&3));
+}
+
+#[test]
+fn retain_keeps_matching_entries() {
+    let map: HashMap<u64, u64> = (0..1000).map(|i| (i, i)).collect();
+    let m = map.pin();
+    m.retain(|k, _| k % 3 == 0);
+    assert_eq!(m.len(), 334);
+    assert!(m.iter().all(|(k, v)| k % 3 == 0 && k == v));
+}
+
+#[test]
+fn reserve_and_shrink_to_fit_change_capacity() {
+    let map: HashMap<u64, u64> = HashMap::new();
+    let g = map.guard();
+    map.reserve(10_000, &g);
+    assert!(map.capacity() >= 10_000);
+    let reserved = map.capacity();
+    for i in 0..10_000 {
+        map.insert(i, i, &g);
+    }
+    assert_eq!(
+        map.capacity(),
+        reserved,
+        "no growth within the reserved capacity"
+    );
+    for i in 0..9_990 {
+        map.remove(&i, &g);
+    }
+    map.shrink_to_fit(&g);
+    assert!(map.capacity() < reserved);
+    assert_eq!(map.len(), 10);
+    let with = HashMap::<u8, u8>::with_capacity(500);
+    assert!(with.capacity() >= 500);
+}
+
+#[test]
+fn a_constant_hasher_still_gives_correct_results() {
+    let map: HashMap<u64, u64, ConstantState> = HashMap::with_hasher(ConstantState);
+    let m = map.pin();
+    let n = common::scaled(2_000) as u64;
+    for i in 0..n {
+        assert_eq!(m.insert(i, i + 1), None);
+    }
+    for i in 0..n {
+        assert_eq!(m.get(&i), Some(&(i + 1)));
+    }
+    for i in (0..n).step_by(2) {
+        assert_eq!(m.remove(&i), Some(&(i + 1)));
+    }
+    for i in 0..n {
+        assert_eq!(m.get(&i).is_some(), i % 2 == 1);
+    }
+    assert_eq!(m.len() as u64, n / 2);
+    assert_eq!(m.iter().count() as u64, n / 2);
+}
+
+#[test]
+fn a_few_bits_hasher_still_gives_correct_results() {
+    let map: HashMap<String, usize, FewBitsState> = HashMap::default();
+    let m = map.pin();
+    for i in 0..3_000 {
+        m.insert(format!("key{i}"), i);
+    }
+    for i in 0..3_000 {
+        assert_eq!(m.get(format!("key{i}").as_str()), Some(&i));
+    }
+}
+
+#[test]
+fn iteration_yields_each_entry_once() {
+    let map: HashMap<u64, u64> = (0..5_000).map(|i| (i, i * 2)).collect();
+    let g = map.guard();
+    let mut keys: Vec<u64> = map.keys(&g).copied().collect();
+    keys.sort_unstable();
+    assert_eq!(keys, (0..5_000).collect::<Vec<_>>());
+    let sum: u64 = map.values(&g).sum();
+    assert_eq!(sum, (0..5_000).map(|i| i * 2).sum());
+    let pinned = map.pin();
+    assert_eq!((&pinned).into_iter().count(), 5_000);
+}
+
+#[test]
+fn owned_iteration_moves_everything_out() {
+    let map: HashMap<String, Vec<u8>> = (0..100)
+        .map(|i| (i.to_string(), vec![i as u8; 3]))
+        .collect();
+    let mut items: Vec<(String, Vec<u8>)> = map.into_iter().collect();
+    items.sort();
+    assert_eq!(items.len(), 100);
+    assert!(items
+        .iter()
+        .all(|(k, v)| v == &vec![k.parse::<u8>().unwrap(); 3]));
+}
+
+#[test]
+fn clone_eq_debug_extend_and_defaults() {
+    let mut a: HashMap<u8, u8> = HashMap::default();
+    a.extend([(1, 1), (2, 2)]);
+    let b = a.clone();
+    assert_eq!(a, b);
+    b.pin().insert(3, 3);
+    assert_ne!(a, b);
+    let one: HashMap<u8, u8> = [(1, 9)].into_iter().collect();
+    assert_eq!(format!("{one:?}"), "{1: 9}");
+    assert_eq!(format!("{:?}", one.pin()), "{1: 9}");
+    assert_eq!(one.get_cloned(&1), Some(9));
+    assert_eq!(one.get_cloned(&2), None);
+}
+
+#[test]
+fn references_stay_valid_while_the_guard_lives() {
+    let map = HashMap::new();
+    let g = map.guard();
+    map.insert(1, String::from("first"), &g);
+    let first = map.get(&1, &g).unwrap();
+    let replaced = map.insert(1, String::from("second"), &g).unwrap();
+    let removed = map.remove(&1, &g).unwrap();
+    // The replaced and removed values are retired, not freed, while `g` lives.
+    assert_eq!(first, "first");
+    assert_eq!(replaced, "first");
+    assert_eq!(removed, "second");
+}

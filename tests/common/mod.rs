@@ -1,0 +1,162 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)] // Each test file uses a different subset.
+
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// A value that counts its live instances and poisons itself on drop, so a double drop or a read
+/// after free shows up as a failed assertion instead of silent corruption.
+pub struct Tracked {
+    pub id: u64,
+    live: Arc<AtomicUsize>,
+    alive: u64,
+}
+
+const ALIVE: u64 = 0x0A11_7E5E_A11E_0A11;
+
+impl Tracked {
+    pub fn new(id: u64, live: &Arc<AtomicUsize>) -> Self {
+        live.fetch_add(1, Ordering::SeqCst);
+        Tracked {
+            id,
+            live: live.clone(),
+            alive: ALIVE,
+        }
+    }
+
+    /// The id, after checking the value has not been dropped.
+    pub fn get(&self) -> u64 {
+        assert_eq!(self.alive, ALIVE, "read a dropped value");
+        self.id
+    }
+}
+
+impl std::fmt::Debug for Tracked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tracked({})", self.get())
+    }
+}
+
+impl Clone for Tracked {
+    fn clone(&self) -> Self {
+        Tracked::new(self.get(), &self.live)
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        assert_eq!(self.alive, ALIVE, "value dropped twice");
+        self.alive = 0;
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl PartialEq for Tracked {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+impl Eq for Tracked {}
+impl Hash for Tracked {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.get().hash(state)
+    }
+}
+
+/// Waits (bounded) until the epoch collector has dropped everything retired: deferred drops run
+/// when threads pin later, so pin and flush repeatedly.
+pub fn settle_reclamation(live: &AtomicUsize, expected: usize) -> usize {
+    for _ in 0..20_000 {
+        if live.load(Ordering::SeqCst) == expected {
+            break;
+        }
+        let map: lockfree_map::HashMap<u8, u8> = lockfree_map::HashMap::new();
+        let guard = map.guard();
+        guard.flush();
+        drop(guard);
+        std::thread::yield_now();
+    }
+    live.load(Ordering::SeqCst)
+}
+
+/// A hasher that returns the same hash for every key.
+#[derive(Clone, Default)]
+pub struct ConstantState;
+
+pub struct ConstantHasher;
+
+impl Hasher for ConstantHasher {
+    fn finish(&self) -> u64 {
+        0x5555_5555_5555_5555
+    }
+    fn write(&mut self, _: &[u8]) {}
+}
+
+impl BuildHasher for ConstantState {
+    type Hasher = ConstantHasher;
+    fn build_hasher(&self) -> ConstantHasher {
+        ConstantHasher
+    }
+}
+
+/// A hasher that keeps only a few bits: many keys share each hash.
+#[derive(Clone, Default)]
+pub struct FewBitsState;
+
+pub struct FewBitsHasher(u64);
+
+impl Hasher for FewBitsHasher {
+    fn finish(&self) -> u64 {
+        (self.0 % 5).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.wrapping_mul(31).wrapping_add(b as u64);
+        }
+    }
+}
+
+impl BuildHasher for FewBitsState {
+    type Hasher = FewBitsHasher;
+    fn build_hasher(&self) -> FewBitsHasher {
+        FewBitsHasher(0)
+    }
+}
+
+/// A key whose `Hash` and `Eq` panic while `PANIC` is set and the key is `poisoned`.
+pub static PANIC: AtomicBool = AtomicBool::new(false);
+
+#[derive(Clone, Debug)]
+pub struct TouchyKey {
+    pub id: u64,
+    pub poisoned: bool,
+}
+
+impl Hash for TouchyKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        if self.poisoned && PANIC.load(Ordering::SeqCst) {
+            panic!("Hash panicked on purpose");
+        }
+        self.id.hash(state)
+    }
+}
+
+impl PartialEq for TouchyKey {
+    fn eq(&self, other: &Self) -> bool {
+        if (self.poisoned || other.poisoned) && PANIC.load(Ordering::SeqCst) {
+            panic!("Eq panicked on purpose");
+        }
+        self.id == other.id
+    }
+}
+impl Eq for TouchyKey {}
+
+/// Scales a test size down under Miri and the stress geometry's tiny tables.
+pub fn scaled(n: usize) -> usize {
+    if cfg!(miri) {
+        (n / 100).max(8)
+    } else {
+        n
+    }
+}

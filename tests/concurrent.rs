@@ -1,0 +1,210 @@
+//! Multithreaded stress with exact outcomes. Timings are for the benchmarks; these assert only
+//! what must hold under any interleaving.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Barrier;
+
+use lockfree_map::{HashMap, Operation};
+
+const THREADS: u64 = 4;
+
+fn scaled(n: u64) -> u64 {
+    common::scaled(n as usize) as u64
+}
+
+#[test]
+fn hot_key_increments_sum_exactly() {
+    let map: HashMap<u64, u64> = HashMap::new();
+    let per_thread = scaled(20_000);
+    let barrier = Barrier::new(THREADS as usize);
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let (map, barrier) = (&map, &barrier);
+            s.spawn(move || {
+                let m = map.pin();
+                barrier.wait();
+                for i in 0..per_thread {
+                    let key = i % 4;
+                    if m.update(key, |v| v + 1).is_none() {
+                        // First touch: insert 1 or, if someone beat us, increment theirs.
+                        m.compute(key, |cur| match cur {
+                            None => Operation::<u64, ()>::Insert(1),
+                            Some((_, v)) => Operation::Insert(v + 1),
+                        });
+                    }
+                    // Cold keys grow the table under the hot ones.
+                    m.insert(1_000 + t * per_thread + i, i);
+                }
+            });
+        }
+    });
+    let m = map.pin();
+    let total: u64 = (0..4).map(|k| *m.get(&k).unwrap()).sum();
+    assert_eq!(total, THREADS * per_thread);
+    assert_eq!(m.len() as u64, 4 + THREADS * per_thread);
+}
+
+#[test]
+fn disjoint_inserters_all_find_their_keys() {
+    let map: HashMap<u64, u64> = HashMap::new();
+    let per_thread = scaled(50_000);
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let map = &map;
+            s.spawn(move || {
+                let m = map.pin();
+                for i in 0..per_thread {
+                    let k = i * THREADS + t;
+                    assert_eq!(m.insert(k, k), None);
+                    // Read back something inserted earlier by this thread, across resizes.
+                    let back = (i / 2) * THREADS + t;
+                    assert_eq!(m.get(&back), Some(&back), "lost key {back}");
+                }
+            });
+        }
+    });
+    let m = map.pin();
+    assert_eq!(m.len() as u64, THREADS * per_thread);
+    for k in 0..THREADS * per_thread {
+        assert_eq!(m.get(&k), Some(&k));
+    }
+    let keys: HashSet<u64> = m.keys().copied().collect();
+    assert_eq!(keys.len() as u64, THREADS * per_thread);
+}
+
+/// Each thread owns a set of keys and churns it (insert, check, remove, check) while other
+/// threads churn theirs, so the table keeps resizing and cleaning tombstones. A key its owner has
+/// removed must never be seen again, and a key it inserted must always be seen.
+#[test]
+fn churn_during_resizes_loses_nothing_and_resurrects_nothing() {
+    let map: HashMap<u64, u64> = HashMap::new();
+    let rounds = scaled(30);
+    let keys_per_thread = scaled(2_000);
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let map = &map;
+            s.spawn(move || {
+                for round in 0..rounds {
+                    let m = map.pin();
+                    let base = t << 40;
+                    for k in 0..keys_per_thread {
+                        assert_eq!(m.insert(base + k, round), None, "resurrected {k}");
+                    }
+                    for k in 0..keys_per_thread {
+                        assert_eq!(m.get(&(base + k)), Some(&round), "lost {k}");
+                    }
+                    for k in 0..keys_per_thread {
+                        assert_eq!(
+                            m.remove(&(base + k)),
+                            Some(&round),
+                            "lost {k} before remove"
+                        );
+                    }
+                    for k in 0..keys_per_thread {
+                        assert_eq!(m.get(&(base + k)), None, "resurrected {k} after remove");
+                    }
+                }
+            });
+        }
+    });
+    assert!(map.is_empty());
+    assert_eq!(map.pin().iter().count(), 0);
+}
+
+/// Readers and an iterator run against writers that insert and remove other keys; a stable set
+/// of keys, present throughout, must be seen exactly once by every iteration.
+#[test]
+fn iteration_sees_every_stable_key_exactly_once_during_resizes() {
+    let map: HashMap<u64, u64> = HashMap::new();
+    let stable = scaled(2_000);
+    {
+        let m = map.pin();
+        for k in 0..stable {
+            m.insert(k, k);
+        }
+    }
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            let (map, stop) = (&map, &stop);
+            s.spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let m = map.pin();
+                    let k = (1 << 40) + t * (1 << 32) + i;
+                    m.insert(k, i);
+                    if i >= 500 {
+                        m.remove(&(k - 500));
+                    }
+                    i += 1;
+                }
+            });
+        }
+        for _ in 0..scaled(40) {
+            let m = map.pin();
+            let mut seen = HashSet::new();
+            for (k, v) in m.iter() {
+                if *k < stable {
+                    assert_eq!(k, v);
+                    assert!(seen.insert(*k), "stable key {k} yielded twice");
+                }
+            }
+            assert_eq!(seen.len() as u64, stable, "a stable key was missed");
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+}
+
+#[test]
+fn get_or_insert_with_publishes_one_value_per_key() {
+    let map: HashMap<u64, u64> = HashMap::new();
+    let keys = scaled(5_000);
+    let barrier = Barrier::new(THREADS as usize);
+    let results: Vec<Vec<u64>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (map, barrier) = (&map, &barrier);
+                s.spawn(move || {
+                    let m = map.pin();
+                    barrier.wait();
+                    (0..keys)
+                        .map(|k| *m.get_or_insert_with(k, || t * 1_000_000 + k))
+                        .collect()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // Every thread saw the same, single published value for each key.
+    for k in 0..keys as usize {
+        let first = results[0][k];
+        assert!(
+            results.iter().all(|r| r[k] == first),
+            "key {k} published twice"
+        );
+        assert_eq!(map.pin().get(&(k as u64)), Some(&first));
+    }
+}
+
+#[test]
+fn concurrent_removes_remove_each_key_once() {
+    let map: HashMap<u64, u64> = (0..scaled(20_000)).map(|k| (k, k)).collect();
+    let n = map.len() as u64;
+    let removed: u64 = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let map = &map;
+                s.spawn(move || {
+                    let m = map.pin();
+                    (0..n).filter(|k| m.remove(k).is_some()).count() as u64
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(removed, n);
+    assert!(map.is_empty());
+}

@@ -1,0 +1,127 @@
+//! Differential property tests: random operation sequences on our map and on
+//! `std::collections::HashMap` must give the same answers and end with the same contents,
+//! including sequences that grow the table through many resizes and churn it with removals.
+
+mod common;
+
+use std::collections::HashMap as StdMap;
+use std::hash::BuildHasher;
+
+use common::{ConstantState, FewBitsState};
+use lockfree_map::{HashMap, Operation};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Insert(u16, u32),
+    TryInsert(u16, u32),
+    Get(u16),
+    Remove(u16),
+    Update(u16),
+    GetOrInsert(u16, u32),
+    ComputeToggle(u16),
+    RetainEven,
+    Len,
+}
+
+fn op(keys: u16) -> impl Strategy<Value = Op> {
+    let k = 0..keys;
+    prop_oneof![
+        8 => (k.clone(), any::<u32>()).prop_map(|(k, v)| Op::Insert(k, v)),
+        2 => (k.clone(), any::<u32>()).prop_map(|(k, v)| Op::TryInsert(k, v)),
+        6 => k.clone().prop_map(Op::Get),
+        6 => k.clone().prop_map(Op::Remove),
+        3 => k.clone().prop_map(Op::Update),
+        2 => (k.clone(), any::<u32>()).prop_map(|(k, v)| Op::GetOrInsert(k, v)),
+        2 => k.prop_map(Op::ComputeToggle),
+        1 => Just(Op::RetainEven),
+        1 => Just(Op::Len),
+    ]
+}
+
+fn run<S: BuildHasher + Default>(ops: &[Op]) {
+    let ours: HashMap<u16, u32, S> = HashMap::default();
+    let m = ours.pin();
+    let mut model = StdMap::new();
+    for op in ops {
+        match *op {
+            Op::Insert(k, v) => assert_eq!(m.insert(k, v).copied(), model.insert(k, v), "{op:?}"),
+            Op::TryInsert(k, v) => {
+                let expected = model.get(&k).copied();
+                match m.try_insert(k, v) {
+                    Ok(&stored) => {
+                        assert_eq!(expected, None, "{op:?}");
+                        assert_eq!(stored, v);
+                        model.insert(k, v);
+                    }
+                    Err(e) => assert_eq!(Some(*e.current), expected, "{op:?}"),
+                }
+            }
+            Op::Get(k) => assert_eq!(m.get(&k).copied(), model.get(&k).copied(), "{op:?}"),
+            Op::Remove(k) => assert_eq!(m.remove(&k).copied(), model.remove(&k), "{op:?}"),
+            Op::Update(k) => {
+                let expected = model.get_mut(&k).map(|v| {
+                    *v = v.wrapping_add(1);
+                    *v
+                });
+                assert_eq!(
+                    m.update(k, |v| v.wrapping_add(1)).copied(),
+                    expected,
+                    "{op:?}"
+                );
+            }
+            Op::GetOrInsert(k, v) => {
+                assert_eq!(
+                    *m.get_or_insert(k, v),
+                    *model.entry(k).or_insert(v),
+                    "{op:?}"
+                )
+            }
+            Op::ComputeToggle(k) => {
+                // Remove if present, insert k as value if absent.
+                m.compute(k, |cur| match cur {
+                    Some(_) => Operation::<u32, ()>::Remove,
+                    None => Operation::Insert(k as u32),
+                });
+                if model.remove(&k).is_none() {
+                    model.insert(k, k as u32);
+                }
+            }
+            Op::RetainEven => {
+                m.retain(|_, v| v % 2 == 0);
+                model.retain(|_, v| *v % 2 == 0);
+            }
+            Op::Len => assert_eq!(m.len(), model.len()),
+        }
+    }
+    assert_eq!(m.len(), model.len());
+    let mut ours: Vec<(u16, u32)> = m.iter().map(|(k, v)| (*k, *v)).collect();
+    let mut theirs: Vec<(u16, u32)> = model.into_iter().collect();
+    ours.sort_unstable();
+    theirs.sort_unstable();
+    assert_eq!(ours, theirs);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 4 } else { 256 }, ..ProptestConfig::default() })]
+
+    #[test]
+    fn matches_std_on_a_small_key_space(ops in prop::collection::vec(op(64), 1..400)) {
+        run::<std::collections::hash_map::RandomState>(&ops);
+    }
+
+    #[test]
+    fn matches_std_across_many_resizes(ops in prop::collection::vec(op(4096), 1..3000)) {
+        run::<std::collections::hash_map::RandomState>(&ops);
+    }
+
+    #[test]
+    fn matches_std_with_a_constant_hasher(ops in prop::collection::vec(op(48), 1..300)) {
+        run::<ConstantState>(&ops);
+    }
+
+    #[test]
+    fn matches_std_with_a_few_bits_hasher(ops in prop::collection::vec(op(512), 1..1000)) {
+        run::<FewBitsState>(&ops);
+    }
+}

@@ -1,0 +1,174 @@
+//! A `Hash`, `Eq` or closure that panics leaves the map consistent, usable and leak-free.
+
+mod common;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use common::{settle_reclamation, ConstantState, TouchyKey, Tracked, PANIC};
+use lockfree_map::{HashMap, Operation};
+
+fn key(id: u64) -> TouchyKey {
+    TouchyKey {
+        id,
+        poisoned: false,
+    }
+}
+
+#[test]
+fn panicking_hash_and_eq_leave_the_map_usable() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let map: HashMap<TouchyKey, Tracked> = HashMap::new();
+    let m = map.pin();
+    for i in 0..2_000 {
+        m.insert(key(i), Tracked::new(i, &live));
+    }
+    PANIC.store(true, Ordering::SeqCst);
+    // A poisoned key panics in Hash before anything happens...
+    let poisoned = TouchyKey {
+        id: 5,
+        poisoned: true,
+    };
+    for _ in 0..50 {
+        let v = Tracked::new(999, &live);
+        assert!(catch_unwind(AssertUnwindSafe(|| m.insert(poisoned.clone(), v))).is_err());
+        assert!(catch_unwind(AssertUnwindSafe(|| m.get(&poisoned))).is_err());
+        assert!(catch_unwind(AssertUnwindSafe(|| m.remove(&poisoned))).is_err());
+    }
+    PANIC.store(false, Ordering::SeqCst);
+    assert_eq!(m.len(), 2_000);
+    for i in 0..2_000 {
+        assert_eq!(m.get(&key(i)).map(Tracked::get), Some(i));
+    }
+    drop(m);
+    drop(map);
+    assert_eq!(
+        settle_reclamation(&live, 0),
+        0,
+        "a panic leaked or double-dropped a value"
+    );
+}
+
+/// With a constant hasher every probe compares keys in sequence, so a poisoned key stored in the
+/// middle makes `Eq` panic part-way through the probes of every later key.
+#[test]
+fn panicking_eq_mid_probe_leaves_the_map_usable() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let map: HashMap<TouchyKey, Tracked, ConstantState> = HashMap::with_hasher(ConstantState);
+    let m = map.pin();
+    for i in 0..300 {
+        m.insert(key(i), Tracked::new(i, &live));
+    }
+    m.insert(
+        TouchyKey {
+            id: 1_000_000,
+            poisoned: true,
+        },
+        Tracked::new(1_000_000, &live),
+    );
+    PANIC.store(true, Ordering::SeqCst);
+    // Resizes reorder the single probe chain, so which operations reach the poisoned key varies;
+    // each one must either take full effect or none.
+    let mut replaced = vec![false; 300];
+    let mut added = vec![false; 300];
+    for i in 0..300 {
+        let v = Tracked::new(i as u64 + 10_000, &live);
+        if let Ok(old) = catch_unwind(AssertUnwindSafe(|| {
+            m.insert(key(i as u64), v).map(Tracked::get)
+        })) {
+            assert_eq!(old, Some(i as u64));
+            replaced[i] = true;
+        }
+        let v = Tracked::new(i as u64, &live);
+        if let Ok(old) = catch_unwind(AssertUnwindSafe(|| {
+            m.insert(key(300 + i as u64), v).is_some()
+        })) {
+            assert!(!old);
+            added[i] = true;
+        }
+    }
+    PANIC.store(false, Ordering::SeqCst);
+    let panics = replaced.iter().chain(&added).filter(|ok| !**ok).count();
+    assert!(panics > 0, "no operation reached the poisoned key");
+    assert_eq!(m.len(), 301 + added.iter().filter(|a| **a).count());
+    for i in 0..300 {
+        let expected = if replaced[i] {
+            i as u64 + 10_000
+        } else {
+            i as u64
+        };
+        assert_eq!(m.get(&key(i as u64)).map(Tracked::get), Some(expected));
+        assert_eq!(m.get(&key(300 + i as u64)).is_some(), added[i]);
+    }
+    // Usable again once Eq behaves.
+    m.insert(key(5_000), Tracked::new(5_000, &live));
+    assert_eq!(m.iter().count(), m.len());
+    drop(m);
+    drop(map);
+    assert_eq!(
+        settle_reclamation(&live, 0),
+        0,
+        "a panic leaked or double-dropped a value"
+    );
+}
+
+#[test]
+fn panicking_closures_change_nothing() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let map: HashMap<u64, Tracked> = HashMap::new();
+    let m = map.pin();
+    m.insert(1, Tracked::new(1, &live));
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        m.update(1, |_| panic!("update closure"))
+    }));
+    assert!(r.is_err());
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        m.compute(1, |_| -> Operation<Tracked, ()> {
+            panic!("compute closure")
+        })
+    }));
+    assert!(r.is_err());
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        m.get_or_insert_with(2, || panic!("make"))
+    }));
+    assert!(r.is_err());
+    let r = catch_unwind(AssertUnwindSafe(|| m.retain(|_, _| panic!("retain"))));
+    assert!(r.is_err());
+    assert_eq!(m.get(&1).map(Tracked::get), Some(1));
+    assert_eq!(m.get(&2).map(Tracked::get), None);
+    assert_eq!(m.len(), 1);
+    drop(m);
+    drop(map);
+    assert_eq!(settle_reclamation(&live, 0), 0);
+}
+
+#[test]
+fn a_panic_in_one_thread_does_not_disturb_others() {
+    let map: HashMap<u64, u64> = HashMap::new();
+    std::thread::scope(|s| {
+        let panicker = s.spawn(|| {
+            let m = map.pin();
+            for i in 0..10_000u64 {
+                m.insert(i, i);
+                if i == 5_000 {
+                    m.update(i, |_| panic!("user code panics mid-stream"));
+                }
+            }
+        });
+        let worker = s.spawn(|| {
+            let m = map.pin();
+            for i in 100_000..120_000u64 {
+                m.insert(i, i);
+            }
+            for i in 100_000..120_000u64 {
+                assert_eq!(m.get(&i), Some(&i));
+            }
+        });
+        assert!(panicker.join().is_err());
+        worker.join().unwrap();
+    });
+    let m = map.pin();
+    assert_eq!(m.len(), 5_001 + 20_000);
+    assert_eq!(m.get(&5_000), Some(&5_000));
+}
