@@ -1,6 +1,89 @@
 //! A concurrent hash map that is lock-free in every operation, resizing included.
 //!
-//! (Crate guide: see README.md; fuller docs land with the ecosystem work.)
+//! [`HashMap`] can be shared between threads (`&HashMap` is all a thread needs) and read and
+//! written by all of them at once. No operation takes a lock or waits for another thread: a
+//! thread stopped in the middle of any operation, even halfway through moving entries to a larger
+//! table, never keeps the others from finishing theirs. Single-key operations are linearizable:
+//! each takes effect at one instant between its call and its return.
+//!
+//! ```
+//! use lockfree_map::HashMap;
+//!
+//! let map = HashMap::new();
+//! std::thread::scope(|s| {
+//!     for t in 0..4u64 {
+//!         let map = &map;
+//!         s.spawn(move || {
+//!             let m = map.pin(); // one guard for many operations
+//!             for i in 0..1000 {
+//!                 m.insert(t * 1000 + i, i);
+//!             }
+//!         });
+//!     }
+//! });
+//! assert_eq!(map.len(), 4000);
+//! assert_eq!(map.pin().get(&3999), Some(&999));
+//! ```
+//!
+//! # Guards, and what a returned reference is tied to
+//!
+//! Removed and replaced entries are not freed at once: another thread may be reading them. They
+//! are freed by epoch-based reclamation ([crossbeam-epoch]) once every thread that could have seen
+//! them has moved on. A thread announces "I may be reading" by holding a [`Guard`]:
+//!
+//! - [`HashMap::pin`] returns a [`MapRef`], a handle that holds one guard for any number of
+//!   operations; its methods need no guard argument, and the references they return live as long
+//!   as the handle.
+//! - The methods on [`HashMap`] itself take an explicit `&Guard` (from [`HashMap::guard`]) and
+//!   return references that live as long as that guard, so several maps can share one guard.
+//! - [`HashMap::get_cloned`] pins internally and returns an owned value: no guard in sight.
+//!
+//! A reference returned by `get`, `insert` (the old value) or `remove` (the removed value) stays
+//! valid while its guard lives, even after the entry leaves the map. Pinning costs a few
+//! nanoseconds; a `MapRef` pays it once. Holding a guard for a long time (say, across a blocking
+//! call) delays the freeing of everything retired meanwhile, in every map: memory grows until the
+//! guard is dropped. Guards are `!Send`: pin inside the thread (or task poll) that uses the map.
+//!
+//! # Consistency of `len` and iteration
+//!
+//! [`len`](HashMap::len) sums a striped counter: exact when no write is in flight, otherwise some
+//! value the length had during the call, give or take the writes in flight. Iterators never block
+//! writers; a key present for the whole iteration is yielded exactly once, even across resizes,
+//! and no key is yielded twice unless it was removed and inserted again during the iteration (see
+//! [`Iter`] for the exact guarantee).
+//!
+//! # Closures
+//!
+//! [`update`](HashMap::update), [`compute`](HashMap::compute) and
+//! [`remove_if`](HashMap::remove_if) apply a closure atomically per key. Under contention the
+//! closure may run more than once, each time on the then current value; only the result of the
+//! last run is published. [`get_or_insert_with`](HashMap::get_or_insert_with) runs its closure at
+//! most once. A closure, `Hash` or `Eq` that panics leaves the map unchanged and usable.
+//!
+//! # Choosing a hasher
+//!
+//! The default [`RandomState`](std::collections::hash_map::RandomState) is randomly seeded, so
+//! an attacker cannot choose keys that collide. A faster hasher can be chosen with
+//! [`HashMap::with_hasher`]; the map stays correct whatever the hasher does (even one that returns
+//! a constant), but its speed depends on hashes that spread over all 64 bits: the low bits pick
+//! the home group and the top seven are compared as tags.
+//!
+//! # Thread safety of the contents
+//!
+//! The map is `Send` and `Sync` exactly when its keys and values are both `Send` and `Sync`
+//! (a removed entry may be dropped on another thread):
+//!
+//! ```compile_fail
+//! fn assert_sync<T: Sync>() {}
+//! assert_sync::<lockfree_map::HashMap<u8, std::cell::Cell<u8>>>();
+//! ```
+//!
+//! ```compile_fail
+//! fn assert_send<T: Send>() {}
+//! assert_send::<lockfree_map::HashMap<u8, std::rc::Rc<u8>>>();
+//! ```
+//!
+//! [crossbeam-epoch]: https://docs.rs/crossbeam-epoch
 
 #![warn(missing_docs)]
 

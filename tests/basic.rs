@@ -312,3 +312,24 @@ fn references_stay_valid_while_the_guard_lives() {
     assert_eq!(replaced, "first");
     assert_eq!(removed, "second");
 }
+
+#[test]
+fn tombstone_churn_is_cleaned_without_growing() {
+    // Ever-new keys, each removed right after insertion: every slot ends up a tombstone, and
+    // tombstones are never reused, so only same-size cleanup migrations keep this bounded.
+    let map: HashMap<u64, u64> = HashMap::new();
+    let m = map.pin();
+    for k in 0..64 {
+        m.insert(k, k);
+    }
+    let before = m.capacity();
+    for k in 1_000..common::scaled(300_000) as u64 {
+        m.insert(k, k);
+        assert_eq!(m.remove(&k), Some(&k));
+    }
+    assert_eq!(m.len(), 64);
+    assert!(m.capacity() <= before * 2, "capacity grew from {before} to {}", m.capacity());
+    for k in 0..64 {
+        assert_eq!(m.get(&k), Some(&k));
+    }
+}

@@ -605,7 +605,7 @@ impl<'g, K, V> Iterator for RawIter<'g, K, V> {
 }
 
 /// The live entry that slot `index` of `table` stands for, following moves.
-fn resolve<'g, K, V>(mut table: &'g Table<K, V>, mut index: usize) -> Option<&'g Entry<K, V>> {
+fn resolve<K, V>(mut table: &Table<K, V>, mut index: usize) -> Option<&Entry<K, V>> {
     loop {
         // Acquire: pairs with the Release CAS that published the entry.
         let w = Word(table.slot(index).load(Ordering::Acquire));

@@ -123,7 +123,7 @@ mod tests {
 
     #[test]
     fn empty_matching_ignores_unused_bytes() {
-        let w = word(&vec![0x80; GROUP_SLOTS]);
+        let w = word(&[0x80; GROUP_SLOTS]);
         assert_eq!(match_empty(w).count(), 0);
         assert!(!any_not_full(w));
         let w = w & !0xFF;
@@ -133,7 +133,7 @@ mod tests {
 
     #[test]
     fn redirect_is_not_full_but_not_empty() {
-        let w = word(&vec![REDIRECT; GROUP_SLOTS]);
+        let w = word(&[REDIRECT; GROUP_SLOTS]);
         assert!(any_not_full(w));
         assert_eq!(match_empty(w).count(), 0);
     }

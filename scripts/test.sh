@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The project's test command (README: "Run the tests").
+#
+# 1. formatting and lints (warnings are errors);
+# 2. the whole suite in a debug build, so debug assertions inside the protocol run too:
+#    unit tests (including the parked-helper lock-freedom test), integration tests, doctests;
+# 3. the concurrent suites again with the stress geometry (`--cfg lockfree_map_stress`: two-slot
+#    groups and one-group migration chunks), which makes every few inserts a resize and races
+#    helpers on the same slots; in release, in its own target directory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+for component in clippy rustfmt; do
+    if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+        echo "== installing rustup component $component"
+        rustup component add "$component"
+    fi
+done
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy --all-targets -D warnings"
+cargo clippy --all-targets -- -D warnings
+echo "== cargo test (debug)"
+cargo test
+echo "== cargo test, stress geometry (release)"
+RUSTFLAGS="--cfg lockfree_map_stress" CARGO_TARGET_DIR=target/stress \
+    cargo test --release --lib --tests
