@@ -23,10 +23,38 @@ struct Mix {
 }
 
 const MIXES: &[Mix] = &[
-    Mix { name: "read-heavy", read: 98, insert: 1, remove: 1, prefill: true, hot_keys: None },
-    Mix { name: "exchange", read: 10, insert: 40, remove: 40, prefill: true, hot_keys: None },
-    Mix { name: "rapid-grow", read: 5, insert: 80, remove: 5, prefill: false, hot_keys: None },
-    Mix { name: "hot-key", read: 50, insert: 0, remove: 0, prefill: true, hot_keys: Some(8) },
+    Mix {
+        name: "read-heavy",
+        read: 98,
+        insert: 1,
+        remove: 1,
+        prefill: true,
+        hot_keys: None,
+    },
+    Mix {
+        name: "exchange",
+        read: 10,
+        insert: 40,
+        remove: 40,
+        prefill: true,
+        hot_keys: None,
+    },
+    Mix {
+        name: "rapid-grow",
+        read: 5,
+        insert: 80,
+        remove: 5,
+        prefill: false,
+        hot_keys: None,
+    },
+    Mix {
+        name: "hot-key",
+        read: 50,
+        insert: 0,
+        remove: 0,
+        prefill: true,
+        hot_keys: Some(8),
+    },
 ];
 
 /// A small, fast generator (xorshift*), so key generation stays off the profile.
@@ -90,11 +118,24 @@ fn run(mix: Mix, threads: usize, ops_per_thread: u64, key_space: u64) -> Duratio
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+    };
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let threads: Vec<usize> = arg("--threads").map_or_else(
-        || [1, 2, 4].into_iter().chain((cores > 4).then_some(cores)).collect(),
-        |s| s.split(',').map(|t| t.parse().expect("--threads 1,2,4")).collect(),
+        || {
+            [1, 2, 4]
+                .into_iter()
+                .chain((cores > 4).then_some(cores))
+                .collect()
+        },
+        |s| {
+            s.split(',')
+                .map(|t| t.parse().expect("--threads 1,2,4"))
+                .collect()
+        },
     );
     let total_ops: u64 = arg("--ops").map_or(2_000_000, |s| s.parse().expect("--ops N"));
     let key_space = 1 << 16;

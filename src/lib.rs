@@ -98,3 +98,8 @@ pub use iter::{Iter, Keys, Values};
 pub use map::{Compute, HashMap, OccupiedError, Operation};
 pub use map_ref::MapRef;
 pub use reclaim::Guard;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -328,7 +328,11 @@ fn tombstone_churn_is_cleaned_without_growing() {
         assert_eq!(m.remove(&k), Some(&k));
     }
     assert_eq!(m.len(), 64);
-    assert!(m.capacity() <= before * 2, "capacity grew from {before} to {}", m.capacity());
+    assert!(
+        m.capacity() <= before * 2,
+        "capacity grew from {before} to {}",
+        m.capacity()
+    );
     for k in 0..64 {
         assert_eq!(m.get(&k), Some(&k));
     }
