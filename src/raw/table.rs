@@ -180,7 +180,10 @@ impl<K, V> Drop for Table<K, V> {
     fn drop(&mut self) {
         // The entries are not ours to drop: the map owns them (see `RawMap::drop`). The successor
         // table is not ours either: by the time a table is dropped its successor is the root.
-        let m = *self.hot.migration.get_mut();
+        // Acquire: the table is dropped either by the epoch collector (whose grace period already
+        // orders every write to it before us) or under `&mut` by the map; the load just needs
+        // to see the installed record, and a loom atomic has no `get_mut`.
+        let m = self.hot.migration.load(Ordering::Acquire);
         if !m.is_null() {
             // SAFETY: the migration was made by `Box::into_raw` in `install_migration`, and this
             // table, its only owner, is being dropped.

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs the loom model checks in loom-tests/ (the map's atomics and crossbeam-epoch's together).
+#
+# crossbeam-epoch runs under loom only with BOTH `--cfg crossbeam_loom` and its `loom` feature
+# (loom-tests enables the feature); our crate switches with `--cfg loom`. With a missing flag a
+# run can pass with zero tests, so this script fails unless more than zero models ran.
+# LOOM_MAX_PREEMPTIONS bounds the search (default 2 here); unset it for an exhaustive search.
+set -euo pipefail
+cd "$(dirname "$0")/../loom-tests"
+
+export RUSTFLAGS="--cfg loom --cfg crossbeam_loom"
+export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
+# Loom builds need their own target directory: changing RUSTFLAGS rebuilds everything.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-../target/loom}"
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+echo "== loom models, LOOM_MAX_PREEMPTIONS=$LOOM_MAX_PREEMPTIONS"
+cargo test --release --tests "$@" 2>&1 | tee "$log"
+passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
+if [ "$passed" -eq 0 ]; then
+    echo "loom: zero models ran; check the cfg flags" >&2
+    exit 1
+fi
+echo "== loom: $passed models passed"
