@@ -39,7 +39,7 @@ use counter::Counter;
 use migrate::{repair_tag, set_tag};
 pub(crate) use slot::Entry;
 use slot::{Word, REDIRECT, TOMB};
-use table::{groups_for_capacity, groups_for_live, Probe, Table};
+use table::{capacity_of, groups_for_capacity, groups_for_live, Probe, Table, MAX_LOAD};
 
 pub(crate) struct RawMap<K, V> {
     root: AtomicPtr<Table<K, V>>,
@@ -108,7 +108,7 @@ impl<K, V> RawMap<K, V> {
     pub(crate) fn capacity(&self, guard: &Guard) -> usize {
         let root = self.root(guard);
         let table = root.migration().map_or(root, |m| m.next());
-        table.slots() / 2
+        capacity_of(table.slots())
     }
 
     /// Finds the live entry for a key. Never writes shared memory, never waits.
@@ -313,7 +313,7 @@ impl<K, V> RawMap<K, V> {
     }
 
     /// An insert found its first empty slot beyond the probe limit. Starts a resize and returns
-    /// `true` if the table is full enough or choked with tombstones; otherwise (a poorly spread
+    /// `true` if the table is at its maximum load or choked with tombstones; otherwise (a poorly spread
     /// hash) raises the table's read bound so lookups probe as far, and returns `false`.
     #[cold]
     #[inline(never)]
@@ -326,7 +326,7 @@ impl<K, V> RawMap<K, V> {
     ) -> bool {
         let live = self.len.sum();
         let probed = (dist + 1) * GROUP_SLOTS;
-        if live * 2 >= table.slots() || tombstones * 2 >= probed {
+        if live * MAX_LOAD.1 >= table.slots() * MAX_LOAD.0 || tombstones * 2 >= probed {
             self.start_migration(table, groups_for_live(live), guard);
             return true;
         }
@@ -446,7 +446,7 @@ impl<K, V> RawMap<K, V> {
     pub(crate) fn reserve(&self, additional: usize, guard: &Guard) {
         let table = self.settle(guard);
         let wanted = self.len.sum().saturating_add(additional);
-        if table.slots() / 2 < wanted {
+        if capacity_of(table.slots()) < wanted {
             self.resize_now(table, groups_for_capacity(wanted), guard);
         }
     }

@@ -269,28 +269,39 @@ impl<K, V> Migration<K, V> {
     }
 }
 
-/// Groups for a table that should hold `live` entries at about a quarter of its slots, so that it
-/// can double before its next resize.
+/// Groups for a table that should hold `live` entries at most half full, so it can take as many
+/// again before its next resize.
 pub(crate) fn groups_for_live(live: usize) -> usize {
-    groups_for_capacity(live.saturating_mul(2))
+    groups_for_slots(live.saturating_mul(2))
 }
 
-/// Groups for a table whose capacity (half its slots) is at least `capacity`.
+/// The load (as `numerator / denominator` of the slots) at which a long probe makes the table
+/// grow; also what `capacity` reports.
+pub(crate) const MAX_LOAD: (usize, usize) = (3, 4);
+
+/// Entries a table of `slots` slots holds before it grows.
+pub(crate) fn capacity_of(slots: usize) -> usize {
+    slots / MAX_LOAD.1 * MAX_LOAD.0
+}
+
+/// Groups for a table whose capacity (`MAX_LOAD` of its slots) is at least `capacity`.
 ///
 /// # Panics
 /// If the table would not fit in the address space.
 pub(crate) fn groups_for_capacity(capacity: usize) -> usize {
     let slots = capacity
-        .checked_mul(2)
-        .expect("lockfree-map: capacity overflow");
+        .checked_mul(MAX_LOAD.1)
+        .expect("lockfree-map: capacity overflow")
+        .div_ceil(MAX_LOAD.0);
+    groups_for_slots(slots)
+}
+
+/// The smallest power-of-two number of groups with at least `slots` slots.
+fn groups_for_slots(slots: usize) -> usize {
     let groups = slots.div_ceil(GROUP_SLOTS).max(MIN_GROUPS);
-    let groups = groups
-        .checked_next_power_of_two()
-        .expect("lockfree-map: capacity overflow");
+    let groups = groups.checked_next_power_of_two().expect("lockfree-map: capacity overflow");
     assert!(
-        groups
-            .checked_mul(std::mem::size_of::<Group>())
-            .is_some_and(|b| b <= isize::MAX as usize),
+        groups.checked_mul(std::mem::size_of::<Group>()).is_some_and(|b| b <= isize::MAX as usize),
         "lockfree-map: capacity overflow"
     );
     groups

@@ -1,0 +1,394 @@
+//! The comparison runner: lockfree-map side by side with papaya, scc, dashmap, flurry and
+//! `RwLock<std::collections::HashMap>` (and unsynchronised hashbrown as the read-only limit),
+//! same workloads, same hasher, one run.
+//!
+//! ```text
+//! cargo run --release --example compare              # quick: about a minute on 2 cores
+//! cargo run --release --example compare -- --full    # larger key space, more operations, 3 runs
+//!     [--threads 1,2,4] [--out DIR]
+//! ```
+//!
+//! Prints, per workload, key type and thread count, every map's throughput (Mops/s) and
+//! lockfree-map's ratio to the best peer; then bytes per entry at 1M `u64` entries (a counting
+//! global allocator), and insert latency percentiles while each map grows from empty through
+//! many resizes. Writes the throughput as `compare.csv` and `compare.svg` in `--out`
+//! (default `target/compare`).
+
+#[path = "../benches/workloads/mod.rs"]
+mod workloads;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use workloads::*;
+
+/// Counts live heap bytes, to measure memory per entry.
+struct Counting;
+
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only adds bookkeeping.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: forwarded from the caller.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: forwarded from the caller.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: forwarded from the caller.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed);
+        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: forwarded from the caller.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+struct Config {
+    full: bool,
+    threads: Vec<usize>,
+    key_space: usize,
+    ops: u64,
+    repeats: usize,
+    out: std::path::PathBuf,
+}
+
+struct Row {
+    workload: String,
+    key: &'static str,
+    threads: usize,
+    /// (map, Mops/s)
+    results: Vec<(&'static str, f64)>,
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    xs[xs.len() / 2]
+}
+
+/// One run of one map on one workload, in Mops/s.
+fn once<K: BenchKey, M: BenchMap<K>>(cfg: &Config, keys: &[K], mix: Workload, threads: usize) -> f64 {
+    let per_thread = cfg.ops / threads as u64;
+    let map: M = prepare(keys, mix);
+    let t = run_ops(&map, keys, mix, threads, per_thread);
+    (per_thread * threads as u64) as f64 / t.as_secs_f64() / 1e6
+}
+
+/// One iteration run of one map, in million entries visited per second.
+fn once_iter<K: BenchKey, M: BenchMap<K>>(cfg: &Config, keys: &[K], threads: usize) -> f64 {
+    let rounds = if cfg.full { 20 } else { 5 };
+    let map: M = prepare(keys, READ_ONLY);
+    let t = run_iteration(&map, threads, rounds);
+    (threads * rounds * keys.len()) as f64 / t.as_secs_f64() / 1e6
+}
+
+type Runner<K> = fn(&Config, &[K], Workload, usize) -> f64;
+
+/// Runs every map `repeats` times, interleaved (map A, B, C, A, B, C, ...) so that the machine's
+/// noise spreads over all maps alike, and keeps each map's median.
+fn compare<K: BenchKey>(
+    cfg: &Config,
+    keys: &[K],
+    mix: Workload,
+    threads: usize,
+    maps: &[(&'static str, Runner<K>)],
+) -> Vec<(&'static str, f64)> {
+    let mut runs: Vec<Vec<f64>> = vec![Vec::new(); maps.len()];
+    for _ in 0..cfg.repeats {
+        for (i, (_, run)) in maps.iter().enumerate() {
+            runs[i].push(run(cfg, keys, mix, threads));
+        }
+    }
+    maps.iter().zip(runs).map(|((name, _), r)| (*name, median(r))).collect()
+}
+
+fn peers<K: BenchKey>() -> Vec<(&'static str, Runner<K>)> {
+    vec![
+        ("lockfree-map", once::<K, Ours<K>>),
+        ("papaya", once::<K, Papaya<K>>),
+        ("scc", once::<K, Scc<K>>),
+        ("dashmap", once::<K, Dash<K>>),
+        ("flurry", once::<K, Flurry<K>>),
+        ("RwLock<HashMap>", once::<K, StdRwLock<K>>),
+    ]
+}
+
+fn unsync_once<K: BenchKey>(cfg: &Config, keys: &[K], mix: Workload, threads: usize) -> f64 {
+    let per_thread = cfg.ops / threads as u64;
+    let map = Unsync::filled(keys);
+    let d = run_ops(&map, keys, mix, threads, per_thread);
+    (per_thread * threads as u64) as f64 / d.as_secs_f64() / 1e6
+}
+
+fn workload_rows<K: BenchKey>(cfg: &Config, mixes: &[Workload], rows: &mut Vec<Row>) {
+    let keys: Vec<K> = workloads::keys(cfg.key_space);
+    for &mix in mixes {
+        for &t in &cfg.threads {
+            let mut maps = peers::<K>();
+            if mix.name == READ_ONLY.name {
+                maps.push(("hashbrown (unsync)", unsync_once::<K>));
+            }
+            let results = compare(cfg, &keys, mix, t, &maps);
+            print_row(mix.name, K::TYPE, t, &results);
+            rows.push(Row { workload: mix.name.to_string(), key: K::TYPE, threads: t, results });
+        }
+    }
+}
+
+fn iteration_rows<K: BenchKey>(cfg: &Config, rows: &mut Vec<Row>) {
+    let keys: Vec<K> = workloads::keys(cfg.key_space);
+    let maps: Vec<(&'static str, Runner<K>)> = vec![
+        ("lockfree-map", |c, k, _, t| once_iter::<K, Ours<K>>(c, k, t)),
+        ("papaya", |c, k, _, t| once_iter::<K, Papaya<K>>(c, k, t)),
+        ("scc", |c, k, _, t| once_iter::<K, Scc<K>>(c, k, t)),
+        ("dashmap", |c, k, _, t| once_iter::<K, Dash<K>>(c, k, t)),
+        ("flurry", |c, k, _, t| once_iter::<K, Flurry<K>>(c, k, t)),
+        ("RwLock<HashMap>", |c, k, _, t| once_iter::<K, StdRwLock<K>>(c, k, t)),
+    ];
+    for &t in &cfg.threads {
+        let results = compare(cfg, &keys, READ_ONLY, t, &maps);
+        print_row("iteration", K::TYPE, t, &results);
+        rows.push(Row { workload: "iteration".into(), key: K::TYPE, threads: t, results });
+    }
+}
+
+/// Ours divided by the best peer (unsynchronised hashbrown is a limit, not a peer).
+fn ratio(results: &[(&str, f64)]) -> f64 {
+    let ours = results[0].1;
+    let best = results[1..]
+        .iter()
+        .filter(|(name, _)| !name.starts_with("hashbrown"))
+        .map(|r| r.1)
+        .fold(0.0, f64::max);
+    ours / best
+}
+
+fn print_header() {
+    println!(
+        "{:<11} {:<6} {:>3} {:>13} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10}  {:>9}",
+        "workload", "key", "thr", "lockfree-map", "papaya", "scc", "dashmap", "flurry", "RwLock", "hashbrown", "vs best"
+    );
+}
+
+fn print_row(workload: &str, key: &str, threads: usize, results: &[(&str, f64)]) {
+    let unsync = results.get(6).map_or("-".to_string(), |r| format!("{:.1}", r.1));
+    println!(
+        "{:<11} {:<6} {:>3} {:>13.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>10}  {:>8.2}x",
+        workload, key, threads, results[0].1, results[1].1, results[2].1, results[3].1, results[4].1,
+        results[5].1, unsync, ratio(results)
+    );
+}
+
+/// Live heap bytes per entry after inserting `n` u64 entries, epoch garbage flushed.
+fn bytes_per_entry<M: BenchMap<u64>>(n: usize) -> f64 {
+    let keys: Vec<u64> = workloads::keys(n);
+    let before = LIVE_BYTES.load(Ordering::SeqCst);
+    let map = M::with_capacity(0);
+    for chunk in keys.chunks(BATCH) {
+        let h = map.handle();
+        for k in chunk {
+            h.insert(*k, *k);
+        }
+    }
+    // Let retired tables be freed before measuring: the epoch advances and collects only as
+    // threads pin, so pin and flush until the live bytes stop falling.
+    settle_epoch();
+    let after = LIVE_BYTES.load(Ordering::SeqCst);
+    std::hint::black_box(&map);
+    drop(map);
+    after.saturating_sub(before) as f64 / n as f64
+}
+
+fn settle_epoch() {
+    let probe = lockfree_map::HashMap::<u8, u8>::new();
+    let mut last = usize::MAX;
+    for _ in 0..50 {
+        for _ in 0..512 {
+            probe.guard().flush();
+        }
+        let now = LIVE_BYTES.load(Ordering::SeqCst);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+}
+
+/// Per-insert latency while `threads` threads fill an empty map with distinct keys (the map
+/// resizes many times): p50, p99, p99.9, max in nanoseconds.
+fn insert_latency<M: BenchMap<u64>>(threads: usize, per_thread: usize) -> [f64; 4] {
+    let map = M::with_capacity(0);
+    let mut all: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let map = &map;
+                s.spawn(move || {
+                    let mut lat = Vec::with_capacity(per_thread);
+                    for i in 0..per_thread as u64 {
+                        let k = u64::make(i * threads as u64 + t as u64);
+                        let start = Instant::now();
+                        map.handle().insert(k, i);
+                        lat.push(start.elapsed().as_nanos() as u64);
+                    }
+                    lat
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    all.sort_unstable();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)] as f64;
+    [pct(0.50), pct(0.99), pct(0.999), *all.last().unwrap() as f64]
+}
+
+fn write_csv(cfg: &Config, rows: &[Row]) -> std::io::Result<()> {
+    let mut csv = String::from("workload,key,threads,map,mops,ratio_to_best_peer\n");
+    for r in rows {
+        for (map, mops) in &r.results {
+            let rel = mops / (r.results[0].1 / ratio(&r.results));
+            writeln!(csv, "{},{},{},{},{:.3},{:.3}", r.workload, r.key, r.threads, map, mops, rel).unwrap();
+        }
+    }
+    std::fs::write(cfg.out.join("compare.csv"), csv)
+}
+
+/// One panel per workload and key type, grouped bars per thread count, one colour per map.
+fn write_svg(cfg: &Config, rows: &[Row]) -> std::io::Result<()> {
+    const COLORS: [&str; 7] = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#7f7f7f"];
+    const NAMES: [&str; 7] =
+        ["lockfree-map", "papaya", "scc", "dashmap", "flurry", "RwLock<HashMap>", "hashbrown (unsync)"];
+    let mut panels: Vec<(String, &str)> = Vec::new();
+    for r in rows {
+        if !panels.iter().any(|(w, k)| *w == r.workload && *k == r.key) {
+            panels.push((r.workload.clone(), r.key));
+        }
+    }
+    let (pw, ph, cols) = (420.0, 220.0, 2usize);
+    let height = 60.0 + ph * panels.len().div_ceil(cols) as f64;
+    let mut svg = format!(
+        "<svg xmlns='http://www.w3.org/2000/svg' width='{}' height='{height}' font-family='sans-serif' font-size='11'>\n\
+         <rect width='100%' height='100%' fill='white'/>\n\
+         <text x='10' y='20' font-size='14'>Throughput, Mops/s (higher is better)</text>\n",
+        pw * cols as f64 + 20.0
+    );
+    for (i, name) in NAMES.iter().enumerate() {
+        let x = 10.0 + i as f64 * 120.0;
+        writeln!(svg, "<rect x='{x}' y='30' width='10' height='10' fill='{}'/><text x='{}' y='39'>{name}</text>", COLORS[i], x + 14.0).unwrap();
+    }
+    for (p, (workload, key)) in panels.iter().enumerate() {
+        let (ox, oy) = (10.0 + (p % cols) as f64 * pw, 55.0 + (p / cols) as f64 * ph);
+        let prow: Vec<&Row> = rows.iter().filter(|r| &r.workload == workload && r.key == *key).collect();
+        let max = prow.iter().flat_map(|r| r.results.iter().map(|x| x.1)).fold(0.0, f64::max).max(1e-9);
+        writeln!(svg, "<text x='{ox}' y='{}' font-size='12'>{workload} ({key})</text>", oy + 12.0).unwrap();
+        let (chart_h, base) = (150.0, oy + 175.0);
+        let group_w = (pw - 40.0) / prow.len() as f64;
+        for (g, r) in prow.iter().enumerate() {
+            let gx = ox + 30.0 + g as f64 * group_w;
+            let bw = (group_w - 10.0) / NAMES.len() as f64;
+            for (map, mops) in &r.results {
+                let i = NAMES.iter().position(|n| n == map).unwrap();
+                let h = chart_h * mops / max;
+                writeln!(svg, "<rect x='{:.1}' y='{:.1}' width='{:.1}' height='{:.1}' fill='{}'><title>{map}: {mops:.1}</title></rect>",
+                    gx + i as f64 * bw, base - h, bw, h, COLORS[i]).unwrap();
+            }
+            writeln!(svg, "<text x='{:.1}' y='{}'>{} thr</text>", gx + group_w / 2.0 - 15.0, base + 14.0, r.threads).unwrap();
+        }
+        writeln!(svg, "<text x='{ox}' y='{}'>{max:.0}</text><line x1='{}' y1='{}' x2='{}' y2='{base}' stroke='#999'/>",
+            base - chart_h + 4.0, ox + 28.0, base - chart_h, ox + 28.0).unwrap();
+    }
+    svg.push_str("</svg>\n");
+    std::fs::write(cfg.out.join("compare.svg"), svg)
+}
+
+fn main() -> std::io::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let full = args.iter().any(|a| a == "--full");
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = arg("--threads").map_or_else(
+        || {
+            let mut t = vec![1, 2, 4];
+            t.extend([8, 16, 32].into_iter().filter(|&n| n <= cores));
+            t
+        },
+        |s| s.split(',').map(|t| t.parse().expect("--threads 1,2,4")).collect(),
+    );
+    let cfg = Config {
+        full,
+        threads,
+        key_space: if full { 1 << 20 } else { 1 << 16 },
+        ops: if full { 4_000_000 } else { 500_000 },
+        repeats: if full { 5 } else { 3 },
+        out: arg("--out").map_or_else(|| "target/compare".into(), Into::into),
+    };
+    std::fs::create_dir_all(&cfg.out)?;
+    let started = Instant::now();
+    println!(
+        "lockfree-map comparison, {} mode: {} cores, key space {}, {} operations per run, median of {}",
+        if full { "full" } else { "quick" },
+        cores,
+        cfg.key_space,
+        cfg.ops,
+        cfg.repeats
+    );
+    println!("hasher: std RandomState for every map; maps with guards pin once per {BATCH} operations");
+    println!("maps run interleaved within each repeat; medians shown");
+    println!("\nThroughput, Mops/s (iteration: million entries/s); 'vs best' = lockfree-map / best peer\n");
+    print_header();
+    let mut rows = Vec::new();
+    workload_rows::<u64>(&cfg, &MIXES, &mut rows);
+    let string_mixes: &[Workload] = if full { &MIXES } else { &[READ_HEAVY, EXCHANGE] };
+    workload_rows::<String>(&cfg, string_mixes, &mut rows);
+    iteration_rows::<u64>(&cfg, &mut rows);
+
+    let n = 1_000_000;
+    println!("\nMemory: live heap bytes per entry at {n} u64 entries (counting allocator)");
+    let mem = [
+        ("lockfree-map", bytes_per_entry::<Ours<u64>>(n)),
+        ("papaya", bytes_per_entry::<Papaya<u64>>(n)),
+        ("scc", bytes_per_entry::<Scc<u64>>(n)),
+        ("dashmap", bytes_per_entry::<Dash<u64>>(n)),
+        ("flurry", bytes_per_entry::<Flurry<u64>>(n)),
+        ("RwLock<HashMap>", bytes_per_entry::<StdRwLock<u64>>(n)),
+    ];
+    for (name, b) in mem {
+        println!("  {name:<16} {b:>7.1}");
+    }
+
+    let (lt, per) = (2, if full { 1_000_000 } else { 250_000 });
+    println!("\nInsert latency while growing from empty ({lt} threads x {per} distinct keys), ns");
+    println!("  {:<16} {:>8} {:>8} {:>8} {:>10}", "map", "p50", "p99", "p99.9", "max");
+    let lat = [
+        ("lockfree-map", insert_latency::<Ours<u64>>(lt, per)),
+        ("papaya", insert_latency::<Papaya<u64>>(lt, per)),
+        ("scc", insert_latency::<Scc<u64>>(lt, per)),
+        ("dashmap", insert_latency::<Dash<u64>>(lt, per)),
+        ("flurry", insert_latency::<Flurry<u64>>(lt, per)),
+        ("RwLock<HashMap>", insert_latency::<StdRwLock<u64>>(lt, per)),
+    ];
+    for (name, [p50, p99, p999, max]) in lat {
+        println!("  {name:<16} {p50:>8.0} {p99:>8.0} {p999:>8.0} {max:>10.0}");
+    }
+
+    write_csv(&cfg, &rows)?;
+    write_svg(&cfg, &rows)?;
+    println!(
+        "\nWrote {0}/compare.csv and {0}/compare.svg in {1:.0} s",
+        cfg.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
