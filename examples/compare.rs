@@ -80,7 +80,12 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 /// One run of one map on one workload, in Mops/s.
-fn once<K: BenchKey, M: BenchMap<K>>(cfg: &Config, keys: &[K], mix: Workload, threads: usize) -> f64 {
+fn once<K: BenchKey, M: BenchMap<K>>(
+    cfg: &Config,
+    keys: &[K],
+    mix: Workload,
+    threads: usize,
+) -> f64 {
     let per_thread = cfg.ops / threads as u64;
     let map: M = prepare(keys, mix);
     let t = run_ops(&map, keys, mix, threads, per_thread);
@@ -112,7 +117,10 @@ fn compare<K: BenchKey>(
             runs[i].push(run(cfg, keys, mix, threads));
         }
     }
-    maps.iter().zip(runs).map(|((name, _), r)| (*name, median(r))).collect()
+    maps.iter()
+        .zip(runs)
+        .map(|((name, _), r)| (*name, median(r)))
+        .collect()
 }
 
 fn peers<K: BenchKey>() -> Vec<(&'static str, Runner<K>)> {
@@ -143,7 +151,12 @@ fn workload_rows<K: BenchKey>(cfg: &Config, mixes: &[Workload], rows: &mut Vec<R
             }
             let results = compare(cfg, &keys, mix, t, &maps);
             print_row(mix.name, K::TYPE, t, &results);
-            rows.push(Row { workload: mix.name.to_string(), key: K::TYPE, threads: t, results });
+            rows.push(Row {
+                workload: mix.name.to_string(),
+                key: K::TYPE,
+                threads: t,
+                results,
+            });
         }
     }
 }
@@ -151,17 +164,26 @@ fn workload_rows<K: BenchKey>(cfg: &Config, mixes: &[Workload], rows: &mut Vec<R
 fn iteration_rows<K: BenchKey>(cfg: &Config, rows: &mut Vec<Row>) {
     let keys: Vec<K> = workloads::keys(cfg.key_space);
     let maps: Vec<(&'static str, Runner<K>)> = vec![
-        ("lockfree-map", |c, k, _, t| once_iter::<K, Ours<K>>(c, k, t)),
+        ("lockfree-map", |c, k, _, t| {
+            once_iter::<K, Ours<K>>(c, k, t)
+        }),
         ("papaya", |c, k, _, t| once_iter::<K, Papaya<K>>(c, k, t)),
         ("scc", |c, k, _, t| once_iter::<K, Scc<K>>(c, k, t)),
         ("dashmap", |c, k, _, t| once_iter::<K, Dash<K>>(c, k, t)),
         ("flurry", |c, k, _, t| once_iter::<K, Flurry<K>>(c, k, t)),
-        ("RwLock<HashMap>", |c, k, _, t| once_iter::<K, StdRwLock<K>>(c, k, t)),
+        ("RwLock<HashMap>", |c, k, _, t| {
+            once_iter::<K, StdRwLock<K>>(c, k, t)
+        }),
     ];
     for &t in &cfg.threads {
         let results = compare(cfg, &keys, READ_ONLY, t, &maps);
         print_row("iteration", K::TYPE, t, &results);
-        rows.push(Row { workload: "iteration".into(), key: K::TYPE, threads: t, results });
+        rows.push(Row {
+            workload: "iteration".into(),
+            key: K::TYPE,
+            threads: t,
+            results,
+        });
     }
 }
 
@@ -179,16 +201,37 @@ fn ratio(results: &[(&str, f64)]) -> f64 {
 fn print_header() {
     println!(
         "{:<11} {:<6} {:>3} {:>13} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10}  {:>9}",
-        "workload", "key", "thr", "lockfree-map", "papaya", "scc", "dashmap", "flurry", "RwLock", "hashbrown", "vs best"
+        "workload",
+        "key",
+        "thr",
+        "lockfree-map",
+        "papaya",
+        "scc",
+        "dashmap",
+        "flurry",
+        "RwLock",
+        "hashbrown",
+        "vs best"
     );
 }
 
 fn print_row(workload: &str, key: &str, threads: usize, results: &[(&str, f64)]) {
-    let unsync = results.get(6).map_or("-".to_string(), |r| format!("{:.1}", r.1));
+    let unsync = results
+        .get(6)
+        .map_or("-".to_string(), |r| format!("{:.1}", r.1));
     println!(
         "{:<11} {:<6} {:>3} {:>13.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>10}  {:>8.2}x",
-        workload, key, threads, results[0].1, results[1].1, results[2].1, results[3].1, results[4].1,
-        results[5].1, unsync, ratio(results)
+        workload,
+        key,
+        threads,
+        results[0].1,
+        results[1].1,
+        results[2].1,
+        results[3].1,
+        results[4].1,
+        results[5].1,
+        unsync,
+        ratio(results)
     );
 }
 
@@ -247,11 +290,19 @@ fn insert_latency<M: BenchMap<u64>>(threads: usize, per_thread: usize) -> [f64; 
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     all.sort_unstable();
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)] as f64;
-    [pct(0.50), pct(0.99), pct(0.999), *all.last().unwrap() as f64]
+    [
+        pct(0.50),
+        pct(0.99),
+        pct(0.999),
+        *all.last().unwrap() as f64,
+    ]
 }
 
 fn write_csv(cfg: &Config, rows: &[Row]) -> std::io::Result<()> {
@@ -259,7 +310,12 @@ fn write_csv(cfg: &Config, rows: &[Row]) -> std::io::Result<()> {
     for r in rows {
         for (map, mops) in &r.results {
             let rel = mops / (r.results[0].1 / ratio(&r.results));
-            writeln!(csv, "{},{},{},{},{:.3},{:.3}", r.workload, r.key, r.threads, map, mops, rel).unwrap();
+            writeln!(
+                csv,
+                "{},{},{},{},{:.3},{:.3}",
+                r.workload, r.key, r.threads, map, mops, rel
+            )
+            .unwrap();
         }
     }
     std::fs::write(cfg.out.join("compare.csv"), csv)
@@ -267,9 +323,18 @@ fn write_csv(cfg: &Config, rows: &[Row]) -> std::io::Result<()> {
 
 /// One panel per workload and key type, grouped bars per thread count, one colour per map.
 fn write_svg(cfg: &Config, rows: &[Row]) -> std::io::Result<()> {
-    const COLORS: [&str; 7] = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#7f7f7f"];
-    const NAMES: [&str; 7] =
-        ["lockfree-map", "papaya", "scc", "dashmap", "flurry", "RwLock<HashMap>", "hashbrown (unsync)"];
+    const COLORS: [&str; 7] = [
+        "#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#7f7f7f",
+    ];
+    const NAMES: [&str; 7] = [
+        "lockfree-map",
+        "papaya",
+        "scc",
+        "dashmap",
+        "flurry",
+        "RwLock<HashMap>",
+        "hashbrown (unsync)",
+    ];
     let mut panels: Vec<(String, &str)> = Vec::new();
     for r in rows {
         if !panels.iter().any(|(w, k)| *w == r.workload && *k == r.key) {
@@ -290,9 +355,21 @@ fn write_svg(cfg: &Config, rows: &[Row]) -> std::io::Result<()> {
     }
     for (p, (workload, key)) in panels.iter().enumerate() {
         let (ox, oy) = (10.0 + (p % cols) as f64 * pw, 55.0 + (p / cols) as f64 * ph);
-        let prow: Vec<&Row> = rows.iter().filter(|r| &r.workload == workload && r.key == *key).collect();
-        let max = prow.iter().flat_map(|r| r.results.iter().map(|x| x.1)).fold(0.0, f64::max).max(1e-9);
-        writeln!(svg, "<text x='{ox}' y='{}' font-size='12'>{workload} ({key})</text>", oy + 12.0).unwrap();
+        let prow: Vec<&Row> = rows
+            .iter()
+            .filter(|r| &r.workload == workload && r.key == *key)
+            .collect();
+        let max = prow
+            .iter()
+            .flat_map(|r| r.results.iter().map(|x| x.1))
+            .fold(0.0, f64::max)
+            .max(1e-9);
+        writeln!(
+            svg,
+            "<text x='{ox}' y='{}' font-size='12'>{workload} ({key})</text>",
+            oy + 12.0
+        )
+        .unwrap();
         let (chart_h, base) = (150.0, oy + 175.0);
         let group_w = (pw - 40.0) / prow.len() as f64;
         for (g, r) in prow.iter().enumerate() {
@@ -304,7 +381,14 @@ fn write_svg(cfg: &Config, rows: &[Row]) -> std::io::Result<()> {
                 writeln!(svg, "<rect x='{:.1}' y='{:.1}' width='{:.1}' height='{:.1}' fill='{}'><title>{map}: {mops:.1}</title></rect>",
                     gx + i as f64 * bw, base - h, bw, h, COLORS[i]).unwrap();
             }
-            writeln!(svg, "<text x='{:.1}' y='{}'>{} thr</text>", gx + group_w / 2.0 - 15.0, base + 14.0, r.threads).unwrap();
+            writeln!(
+                svg,
+                "<text x='{:.1}' y='{}'>{} thr</text>",
+                gx + group_w / 2.0 - 15.0,
+                base + 14.0,
+                r.threads
+            )
+            .unwrap();
         }
         writeln!(svg, "<text x='{ox}' y='{}'>{max:.0}</text><line x1='{}' y1='{}' x2='{}' y2='{base}' stroke='#999'/>",
             base - chart_h + 4.0, ox + 28.0, base - chart_h, ox + 28.0).unwrap();
@@ -315,7 +399,12 @@ fn write_svg(cfg: &Config, rows: &[Row]) -> std::io::Result<()> {
 
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     let full = args.iter().any(|a| a == "--full");
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let threads = arg("--threads").map_or_else(
@@ -324,7 +413,11 @@ fn main() -> std::io::Result<()> {
             t.extend([8, 16, 32].into_iter().filter(|&n| n <= cores));
             t
         },
-        |s| s.split(',').map(|t| t.parse().expect("--threads 1,2,4")).collect(),
+        |s| {
+            s.split(',')
+                .map(|t| t.parse().expect("--threads 1,2,4"))
+                .collect()
+        },
     );
     let cfg = Config {
         full,
@@ -344,13 +437,19 @@ fn main() -> std::io::Result<()> {
         cfg.ops,
         cfg.repeats
     );
-    println!("hasher: std RandomState for every map; maps with guards pin once per {BATCH} operations");
+    println!(
+        "hasher: std RandomState for every map; maps with guards pin once per {BATCH} operations"
+    );
     println!("maps run interleaved within each repeat; medians shown");
     println!("\nThroughput, Mops/s (iteration: million entries/s); 'vs best' = lockfree-map / best peer\n");
     print_header();
     let mut rows = Vec::new();
     workload_rows::<u64>(&cfg, &MIXES, &mut rows);
-    let string_mixes: &[Workload] = if full { &MIXES } else { &[READ_HEAVY, EXCHANGE] };
+    let string_mixes: &[Workload] = if full {
+        &MIXES
+    } else {
+        &[READ_HEAVY, EXCHANGE]
+    };
     workload_rows::<String>(&cfg, string_mixes, &mut rows);
     iteration_rows::<u64>(&cfg, &mut rows);
 
@@ -370,7 +469,10 @@ fn main() -> std::io::Result<()> {
 
     let (lt, per) = (2, if full { 1_000_000 } else { 250_000 });
     println!("\nInsert latency while growing from empty ({lt} threads x {per} distinct keys), ns");
-    println!("  {:<16} {:>8} {:>8} {:>8} {:>10}", "map", "p50", "p99", "p99.9", "max");
+    println!(
+        "  {:<16} {:>8} {:>8} {:>8} {:>10}",
+        "map", "p50", "p99", "p99.9", "max"
+    );
     let lat = [
         ("lockfree-map", insert_latency::<Ours<u64>>(lt, per)),
         ("papaya", insert_latency::<Papaya<u64>>(lt, per)),

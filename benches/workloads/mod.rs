@@ -90,7 +90,9 @@ impl<K: BenchKey> BenchMap<K> for Ours<K> {
         self.pin()
     }
     fn iterate(&self) -> usize {
-        self.pin().iter().fold(0, |n, (_, v)| n + (*v as usize & 1) + 1)
+        self.pin()
+            .iter()
+            .fold(0, |n, (_, v)| n + (*v as usize & 1) + 1)
     }
 }
 
@@ -98,7 +100,9 @@ impl<K: BenchKey> BenchMap<K> for Ours<K> {
 
 pub type Papaya<K> = papaya::HashMap<K, u64, RandomState>;
 
-impl<'a, K: BenchKey> Ops<K> for papaya::HashMapRef<'a, K, u64, RandomState, papaya::LocalGuard<'a>> {
+impl<'a, K: BenchKey> Ops<K>
+    for papaya::HashMapRef<'a, K, u64, RandomState, papaya::LocalGuard<'a>>
+{
     #[inline]
     fn get(&self, key: &K) -> bool {
         papaya::HashMapRef::get(self, key).is_some()
@@ -127,7 +131,9 @@ impl<K: BenchKey> BenchMap<K> for Papaya<K> {
         self.pin()
     }
     fn iterate(&self) -> usize {
-        self.pin().iter().fold(0, |n, (_, v)| n + (*v as usize & 1) + 1)
+        self.pin()
+            .iter()
+            .fold(0, |n, (_, v)| n + (*v as usize & 1) + 1)
     }
 }
 
@@ -212,7 +218,8 @@ impl<K: BenchKey> BenchMap<K> for Dash<K> {
         self
     }
     fn iterate(&self) -> usize {
-        self.iter().fold(0, |n, e| n + (*e.value() as usize & 1) + 1)
+        self.iter()
+            .fold(0, |n, e| n + (*e.value() as usize & 1) + 1)
     }
 }
 
@@ -249,7 +256,9 @@ impl<K: BenchKey> BenchMap<K> for Flurry<K> {
         self.pin()
     }
     fn iterate(&self) -> usize {
-        self.pin().iter().fold(0, |n, (_, v)| n + (*v as usize & 1) + 1)
+        self.pin()
+            .iter()
+            .fold(0, |n, (_, v)| n + (*v as usize & 1) + 1)
     }
 }
 
@@ -272,7 +281,12 @@ impl<K: BenchKey> Ops<K> for &StdRwLock<K> {
     }
     #[inline]
     fn update(&self, key: &K) -> bool {
-        self.0.write().unwrap().get_mut(key).map(|v| *v += 1).is_some()
+        self.0
+            .write()
+            .unwrap()
+            .get_mut(key)
+            .map(|v| *v += 1)
+            .is_some()
     }
 }
 
@@ -280,16 +294,19 @@ impl<K: BenchKey> BenchMap<K> for StdRwLock<K> {
     const NAME: &'static str = "RwLock<HashMap>";
     type Handle<'a> = &'a StdRwLock<K>;
     fn with_capacity(capacity: usize) -> Self {
-        StdRwLock(RwLock::new(std::collections::HashMap::with_capacity_and_hasher(
-            capacity,
-            RandomState::new(),
-        )))
+        StdRwLock(RwLock::new(
+            std::collections::HashMap::with_capacity_and_hasher(capacity, RandomState::new()),
+        ))
     }
     fn handle(&self) -> Self::Handle<'_> {
         self
     }
     fn iterate(&self) -> usize {
-        self.0.read().unwrap().values().fold(0, |n, v| n + (*v as usize & 1) + 1)
+        self.0
+            .read()
+            .unwrap()
+            .values()
+            .fold(0, |n, v| n + (*v as usize & 1) + 1)
     }
 }
 
@@ -329,7 +346,10 @@ impl<K: BenchKey> BenchMap<K> for Unsync<K> {
     const NAME: &'static str = "hashbrown (unsync)";
     type Handle<'a> = &'a Unsync<K>;
     fn with_capacity(capacity: usize) -> Self {
-        Unsync(hashbrown::HashMap::with_capacity_and_hasher(capacity, RandomState::new()))
+        Unsync(hashbrown::HashMap::with_capacity_and_hasher(
+            capacity,
+            RandomState::new(),
+        ))
     }
     fn handle(&self) -> Self::Handle<'_> {
         self
@@ -439,7 +459,7 @@ pub fn run_ops<K: BenchKey, M: BenchMap<K>>(
         for t in 0..threads {
             let barrier = &barrier;
             s.spawn(move || {
-                let mut rng = Rng::new(0x1234_5678_9ABC_DEF1 ^ (t as u64 + 1) * 0x9E37_79B9);
+                let mut rng = Rng::new(0x1234_5678_9ABC_DEF1 ^ ((t as u64 + 1) * 0x9E37_79B9));
                 barrier.wait();
                 let mut done = 0;
                 while done < ops_per_thread {
@@ -487,7 +507,11 @@ pub fn prepare<K: BenchKey, M: BenchMap<K>>(keys: &[K], mix: Workload) -> M {
 
 /// Iteration throughput: every thread iterates the whole (prefilled) map `rounds` times;
 /// returns the wall time. Entries visited = `threads * rounds * len`.
-pub fn run_iteration<K: BenchKey, M: BenchMap<K>>(map: &M, threads: usize, rounds: usize) -> Duration {
+pub fn run_iteration<K: BenchKey, M: BenchMap<K>>(
+    map: &M,
+    threads: usize,
+    rounds: usize,
+) -> Duration {
     let barrier = Barrier::new(threads + 1);
     std::thread::scope(|s| {
         for _ in 0..threads {

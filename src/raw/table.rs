@@ -299,9 +299,13 @@ pub(crate) fn groups_for_capacity(capacity: usize) -> usize {
 /// The smallest power-of-two number of groups with at least `slots` slots.
 fn groups_for_slots(slots: usize) -> usize {
     let groups = slots.div_ceil(GROUP_SLOTS).max(MIN_GROUPS);
-    let groups = groups.checked_next_power_of_two().expect("lockfree-map: capacity overflow");
+    let groups = groups
+        .checked_next_power_of_two()
+        .expect("lockfree-map: capacity overflow");
     assert!(
-        groups.checked_mul(std::mem::size_of::<Group>()).is_some_and(|b| b <= isize::MAX as usize),
+        groups
+            .checked_mul(std::mem::size_of::<Group>())
+            .is_some_and(|b| b <= isize::MAX as usize),
         "lockfree-map: capacity overflow"
     );
     groups

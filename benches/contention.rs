@@ -1,0 +1,97 @@
+//! criterion benchmarks under multithreaded contention: every workload (bustle's mixes as used
+//! by conc-map-bench, plus hot-key, read-only and iteration), u64 and String keys, 1, 2 and 4
+//! threads (and up to the core count where there are more), for lockfree-map and its peers with
+//! the same hasher. `cargo bench --bench contention [-- FILTER]`.
+//!
+//! A criterion "iteration" here is one operation; `iter_custom` spreads the requested count over
+//! the threads and times the whole parallel run, so the reported time per iteration is the
+//! inverse of aggregate throughput.
+
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
+mod workloads;
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use workloads::*;
+
+const KEY_SPACE: usize = 1 << 16;
+
+fn thread_counts() -> Vec<usize> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut t = vec![1, 2, 4];
+    t.extend([8, 16, 32].into_iter().filter(|&n| n <= cores));
+    t
+}
+
+fn bench_map<K: BenchKey, M: BenchMap<K>>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    keys: &[K],
+    mix: Workload,
+    threads: usize,
+) {
+    // One prefilled map per benchmark; mixes with removes keep its size steady.
+    let map: M = prepare(keys, mix);
+    group.bench_with_input(BenchmarkId::new(M::NAME, threads), &threads, |b, &t| {
+        b.iter_custom(|iters| run_ops(&map, keys, mix, t, iters.div_ceil(t as u64)))
+    });
+}
+
+fn mixes<K: BenchKey>(c: &mut Criterion) {
+    let keys: Vec<K> = workloads::keys(KEY_SPACE);
+    for mix in MIXES {
+        let mut group = c.benchmark_group(format!("{}/{}", mix.name, K::TYPE));
+        group.throughput(Throughput::Elements(1));
+        for t in thread_counts() {
+            bench_map::<K, Ours<K>>(&mut group, &keys, mix, t);
+            bench_map::<K, Papaya<K>>(&mut group, &keys, mix, t);
+            bench_map::<K, Scc<K>>(&mut group, &keys, mix, t);
+            bench_map::<K, Dash<K>>(&mut group, &keys, mix, t);
+            bench_map::<K, Flurry<K>>(&mut group, &keys, mix, t);
+            bench_map::<K, StdRwLock<K>>(&mut group, &keys, mix, t);
+            if mix.name == READ_ONLY.name {
+                let unsync = Unsync::filled(&keys);
+                group.bench_with_input(BenchmarkId::new("hashbrown (unsync)", t), &t, |b, &t| {
+                    b.iter_custom(|iters| run_ops(&unsync, &keys, mix, t, iters.div_ceil(t as u64)))
+                });
+            }
+        }
+        group.finish();
+    }
+}
+
+fn iteration(c: &mut Criterion) {
+    let keys: Vec<u64> = workloads::keys(KEY_SPACE);
+    let mut group = c.benchmark_group("iteration/u64");
+    group.throughput(Throughput::Elements(KEY_SPACE as u64));
+    fn one<M: BenchMap<u64>>(
+        group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+        keys: &[u64],
+    ) {
+        let map: M = prepare(keys, READ_ONLY);
+        group.bench_function(M::NAME, |b| b.iter(|| map.iterate()));
+    }
+    one::<Ours<u64>>(&mut group, &keys);
+    one::<Papaya<u64>>(&mut group, &keys);
+    one::<Scc<u64>>(&mut group, &keys);
+    one::<Dash<u64>>(&mut group, &keys);
+    one::<Flurry<u64>>(&mut group, &keys);
+    one::<StdRwLock<u64>>(&mut group, &keys);
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = mixes::<u64>, mixes::<String>, iteration
+}
+criterion_main!(benches);
