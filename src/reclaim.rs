@@ -68,7 +68,15 @@ pub(crate) unsafe fn retire_box<T>(guard: &Guard, ptr: *mut T) {
             .inner
             .defer_destroy(epoch::Shared::from(ptr as *const T))
     };
+    // crossbeam collects (a bounded amount) only every 128th pin; a thread retiring many
+    // entries per pin would outpace it. Flushing also collects. One flush per bag's worth.
+    if crate::sync::retire_tick(RETIRES_PER_FLUSH) {
+        guard.inner.flush();
+    }
 }
+
+/// Retirements between two flushes: one local bag's worth in crossbeam-epoch.
+const RETIRES_PER_FLUSH: u32 = 64;
 
 /// Retires a boxed value and flushes, so that a large allocation (a table) is freed promptly
 /// even by a thread that retires little else.
