@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --example compare              # quick: about a minute on 2 cores
-//! cargo run --release --example compare -- --full    # larger key space, more operations, 3 runs
+//! cargo run --release --example compare -- --full    # 1M-key space, 2M operations a run, ~10 min
 //!     [--threads 1,2,4] [--out DIR]
 //! ```
 //!
@@ -423,8 +423,8 @@ fn main() -> std::io::Result<()> {
         full,
         threads,
         key_space: if full { 1 << 20 } else { 1 << 16 },
-        ops: if full { 4_000_000 } else { 500_000 },
-        repeats: if full { 5 } else { 3 },
+        ops: if full { 2_000_000 } else { 500_000 },
+        repeats: 3,
         out: arg("--out").map_or_else(|| "target/compare".into(), Into::into),
     };
     std::fs::create_dir_all(&cfg.out)?;

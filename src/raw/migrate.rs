@@ -60,9 +60,10 @@ impl<K, V> RawMap<K, V> {
             .fetch_add(MIGRATE_CHUNK_GROUPS, Ordering::Relaxed);
         if start < table.groups() {
             let end = (start + MIGRATE_CHUNK_GROUPS).min(table.groups());
-            for index in start * GROUP_SLOTS..end * GROUP_SLOTS {
-                self.help_move(table, mig, index, guard);
-            }
+            let moved = (start * GROUP_SLOTS..end * GROUP_SLOTS)
+                .filter(|&index| self.help_move(table, mig, index, guard))
+                .count();
+            self.count_moved(table, mig, moved, guard);
         } else {
             self.try_promote(table, mig, guard);
         }
@@ -84,13 +85,16 @@ impl<K, V> RawMap<K, V> {
         while mig.claim().load(Ordering::Relaxed) < table.groups() {
             self.help_chunk(table, mig, guard);
         }
-        for index in 0..table.slots() {
-            self.help_move(table, mig, index, guard);
-        }
+        let moved = (0..table.slots())
+            .filter(|&index| self.help_move(table, mig, index, guard))
+            .count();
+        self.count_moved(table, mig, moved, guard);
         self.try_promote(table, mig, guard);
     }
 
-    /// Brings one slot of `table` to its final MOVED state.
+    /// Brings one slot of `table` to its final MOVED state. Returns `true` if this call made it
+    /// MOVED: the caller must then count it (`count_moved`), once; callers batch their counts,
+    /// since `done` is shared by every helper.
     #[cold]
     pub(super) fn help_move(
         &self,
@@ -98,13 +102,14 @@ impl<K, V> RawMap<K, V> {
         mig: &Migration<K, V>,
         index: usize,
         guard: &Guard,
-    ) {
+    ) -> bool {
+        let _ = guard;
         let slot = table.slot(index);
         // Acquire: pairs with the Release CAS that stored the entry we may copy.
         let mut w = Word(slot.load(Ordering::Acquire));
         loop {
             if w.is_moved() {
-                return;
+                return false;
             }
             if !w.is_frozen() {
                 if w.is_empty() {
@@ -118,8 +123,7 @@ impl<K, V> RawMap<K, V> {
                     ) {
                         Ok(_) => {
                             set_tag(table, index, tag::REDIRECT);
-                            self.count_moved(table, mig, guard);
-                            return;
+                            return true;
                         }
                         Err(actual) => {
                             w = Word(actual);
@@ -131,7 +135,7 @@ impl<K, V> RawMap<K, V> {
                 // on the frozen slot see everything the freezer saw (the installed migration).
                 w = Word(slot.fetch_or(FROZEN, Ordering::AcqRel) | FROZEN);
                 if w.is_moved() {
-                    return;
+                    return false;
                 }
             }
             pause_point("frozen");
@@ -153,10 +157,7 @@ impl<K, V> RawMap<K, V> {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => {
-                    self.count_moved(table, mig, guard);
-                    return;
-                }
+                Ok(_) => return true,
                 // Only another helper can change a frozen slot, and only by setting MOVED.
                 Err(actual) => w = Word(actual),
             }
@@ -205,11 +206,21 @@ impl<K, V> RawMap<K, V> {
         );
     }
 
-    /// Counts one slot of `table` as moved; the thread that counts the last promotes.
-    pub(super) fn count_moved(&self, table: &Table<K, V>, mig: &Migration<K, V>, guard: &Guard) {
+    /// Counts `moved` slots of `table` as moved; the thread whose count reaches the last slot
+    /// promotes.
+    pub(super) fn count_moved(
+        &self,
+        table: &Table<K, V>,
+        mig: &Migration<K, V>,
+        moved: usize,
+        guard: &Guard,
+    ) {
+        if moved == 0 {
+            return;
+        }
         // AcqRel: the promoter must see every MOVED (each counted after its CAS) before it swings
         // the root.
-        let done = mig.done().fetch_add(1, Ordering::AcqRel) + 1;
+        let done = mig.done().fetch_add(moved, Ordering::AcqRel) + moved;
         if done == table.slots() {
             self.try_promote(table, mig, guard);
         }

@@ -218,7 +218,7 @@ impl<K, V> RawMap<K, V> {
                         ) {
                             Ok(_) => {
                                 set_tag(table, index, tag::REDIRECT);
-                                self.count_moved(table, mig, guard);
+                                self.count_moved(table, mig, 1, guard);
                                 table = mig.next();
                                 continue 'tables;
                             }
@@ -283,7 +283,9 @@ impl<K, V> RawMap<K, V> {
             let mig = table
                 .migration()
                 .expect("a frozen slot implies a migration");
-            self.help_move(table, mig, index, guard);
+            if self.help_move(table, mig, index, guard) {
+                self.count_moved(table, mig, 1, guard);
+            }
             return Examined::Moved(mig.next());
         }
         Examined::Found(Located::Occupied {
@@ -473,10 +475,7 @@ impl<K, V> RawMap<K, V> {
 
     /// Iterates over the entries; see [`RawIter`].
     pub(crate) fn iter<'g>(&'g self, guard: &'g Guard) -> RawIter<'g, K, V> {
-        RawIter {
-            table: self.settle(guard),
-            index: 0,
-        }
+        RawIter::new(self.settle(guard))
     }
 
     /// Removes every entry and returns them, leaving an empty map. Needs exclusive access.
@@ -586,21 +585,53 @@ unsafe fn free_tables<K, V>(root: *mut Table<K, V>) {
 /// yielded, and a key removed and inserted again during the iteration may be yielded twice.
 pub(crate) struct RawIter<'g, K, V> {
     table: &'g Table<K, V>,
-    index: usize,
+    /// The next group to load.
+    next_group: usize,
+    /// The group whose slots `pending` lists.
+    group: usize,
+    /// Slots of `group` with a full tag, not yet visited.
+    pending: tag::BitMask,
+}
+
+impl<'g, K, V> RawIter<'g, K, V> {
+    fn new(table: &'g Table<K, V>) -> Self {
+        RawIter {
+            table,
+            next_group: 0,
+            group: 0,
+            pending: tag::BitMask::EMPTY,
+        }
+    }
 }
 
 impl<'g, K, V> Iterator for RawIter<'g, K, V> {
     type Item = &'g Entry<K, V>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        while self.index < self.table.slots() {
-            let index = self.index;
-            self.index += 1;
-            if let Some(entry) = resolve(self.table, index) {
-                return Some(entry);
+        loop {
+            if let Some(i) = self.pending.next() {
+                if let Some(entry) = resolve(self.table, self.group * GROUP_SLOTS + i) {
+                    return Some(entry);
+                }
+                continue;
             }
+            if self.next_group == self.table.groups() {
+                return None;
+            }
+            // Only slots with a full tag can hold a key that was present when the iteration
+            // started: an insert writes the tag before it returns (or a later operation repairs
+            // it), and a move writes it before MOVED. So one tag load skips empty slots and
+            // tombstones a group at a time.
+            // Acquire: pairs with the Release tag writes.
+            let tags = self
+                .table
+                .group(self.next_group)
+                .tags
+                .load(Ordering::Acquire);
+            self.pending = tag::match_full(tags);
+            self.group = self.next_group;
+            self.next_group += 1;
         }
-        None
     }
 }
 

@@ -64,6 +64,12 @@ pub(crate) fn match_empty(word: u64) -> BitMask {
     BitMask(zero_bytes(word) & SLOT_HI)
 }
 
+/// Slots whose tag is full (`0x80 | h7`, not `TOMBSTONE`): those that hold, or held, an entry.
+#[inline]
+pub(crate) fn match_full(word: u64) -> BitMask {
+    BitMask(word & SLOT_HI & !zero_bytes(!word))
+}
+
 /// Slots whose tag is not full (`EMPTY` or `REDIRECT`), in slot order.
 #[inline]
 pub(crate) fn match_not_full(word: u64) -> BitMask {
@@ -85,6 +91,10 @@ pub(crate) fn count_tombstones(word: u64) -> usize {
 /// A set of slot indexes within a group, one high bit per byte.
 #[derive(Clone, Copy)]
 pub(crate) struct BitMask(u64);
+
+impl BitMask {
+    pub(crate) const EMPTY: BitMask = BitMask(0);
+}
 
 impl Iterator for BitMask {
     type Item = usize;
@@ -145,6 +155,24 @@ mod tests {
             assert!(t & 0x80 != 0 && t != TOMBSTONE);
             assert_eq!(t | TOMBSTONE, TOMBSTONE);
         }
+    }
+
+    #[test]
+    fn match_full_skips_empty_redirect_and_tombstones() {
+        let mut tags = vec![
+            full_tag(0),
+            EMPTY,
+            TOMBSTONE,
+            REDIRECT,
+            full_tag(u64::MAX),
+            0x80,
+            0xFE,
+        ];
+        tags.truncate(GROUP_SLOTS);
+        let expected: Vec<usize> = (0..tags.len())
+            .filter(|&i| tags[i] & 0x80 != 0 && tags[i] != TOMBSTONE)
+            .collect();
+        assert_eq!(match_full(word(&tags)).collect::<Vec<_>>(), expected);
     }
 
     #[test]
