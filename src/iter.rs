@@ -2,16 +2,18 @@
 //!
 //! Iteration never blocks writers and never waits for them. It first finishes any migration in
 //! progress (helping, not waiting), so that every key present at that moment has exactly one slot
-//! in the root table; then it walks that table's slots in order, following a slot that has moved
-//! since to the key's slot in the newest table (each migration records where every slot went).
+//! in the root table, and records which slots are full (one bit a slot). Then it visits those
+//! slots, following a slot that has moved since to the key's slot in the newest table (each
+//! migration records where every slot went).
 //!
 //! The guarantee, exactly:
 //! - a key present for the whole iteration is yielded exactly once, with the value it had when
 //!   its slot was visited;
-//! - a key inserted or removed during the iteration may or may not be yielded;
-//! - a key removed and inserted again during the iteration may be yielded twice (once for its old
-//!   slot, once for its new one); no other key is ever yielded twice;
+//! - no key is yielded twice, even one removed and inserted again during the iteration;
+//! - a key inserted during the iteration is not yielded; a key removed during it may be;
 //! - resizes during the iteration change none of the above.
+//!
+//! Starting an iteration costs one pass over the table's tag words and one byte per group.
 
 use crate::raw::RawIter;
 

@@ -49,8 +49,7 @@
 //! [`len`](HashMap::len) sums a striped counter: exact when no write is in flight, otherwise some
 //! value the length had during the call, give or take the writes in flight. Iterators never block
 //! writers; a key present for the whole iteration is yielded exactly once, even across resizes,
-//! and no key is yielded twice unless it was removed and inserted again during the iteration (see
-//! [`Iter`] for the exact guarantee).
+//! and no key is ever yielded twice (see [`Iter`] for the exact guarantee).
 //!
 //! # Closures
 //!

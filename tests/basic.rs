@@ -337,3 +337,30 @@ fn tombstone_churn_is_cleaned_without_growing() {
         assert_eq!(m.get(&k), Some(&k));
     }
 }
+
+#[test]
+fn iteration_never_yields_a_reinserted_key_twice_nor_keys_inserted_meanwhile() {
+    let map: HashMap<u64, u64> = (0..1_000).map(|k| (k, k)).collect();
+    let m = map.pin();
+    let mut iter = m.iter();
+    let mut seen = std::collections::HashSet::new();
+    for (k, _) in iter.by_ref().take(500) {
+        assert!(seen.insert(*k));
+    }
+    // Remove and re-insert every key seen so far (each takes a new slot), and add new keys.
+    for &k in &seen.clone() {
+        m.remove(&k);
+        m.insert(k, k + 1);
+    }
+    for k in 10_000..12_000 {
+        m.insert(k, k);
+    }
+    for (k, _) in iter {
+        assert!(seen.insert(*k), "key {k} yielded twice");
+        assert!(
+            *k < 1_000,
+            "key {k} inserted during the iteration was yielded"
+        );
+    }
+    assert_eq!(seen.len(), 1_000);
+}

@@ -578,28 +578,42 @@ unsafe fn free_tables<K, V>(root: *mut Table<K, V>) {
 /// Iterates over a map's entries, following moved slots to their copies.
 ///
 /// It starts from a root with no migration in progress (finishing one if needed), so every key
-/// present when it starts has one slot in that table. It visits those slots in order; a slot that
-/// has moved since is followed, through each migration's decided destinations, to the key's slot
-/// in the newest table. Hence a key present for the whole iteration is yielded exactly once, with
-/// its value at the time it is visited; keys inserted during the iteration may or may not be
-/// yielded, and a key removed and inserted again during the iteration may be yielded twice.
+/// present at that moment has one slot in that table, with a full tag (an insert writes its tag
+/// before it returns). It records which slots have a full tag, one bit a slot, then visits only
+/// those slots; one that has moved since is followed, through each migration's decided
+/// destinations, to the key's slot in the newest table.
+///
+/// Hence a key present for the whole iteration is yielded exactly once, with its value when its
+/// slot is visited. No key is yielded twice: a key removed and inserted again lands in a slot that
+/// was empty at the start (slots never return to empty) or in a newer table, where no recorded
+/// slot leads. Keys inserted during the iteration are not yielded; keys removed during it may be.
 pub(crate) struct RawIter<'g, K, V> {
     table: &'g Table<K, V>,
-    /// The next group to load.
+    /// Bit `i` of byte `g`: slot `i` of group `g` had a full tag when the iteration started.
+    started_full: Box<[u8]>,
+    /// The next group to look at.
     next_group: usize,
     /// The group whose slots `pending` lists.
     group: usize,
-    /// Slots of `group` with a full tag, not yet visited.
-    pending: tag::BitMask,
+    /// Recorded slots of `group` not yet visited.
+    pending: u8,
 }
 
 impl<'g, K, V> RawIter<'g, K, V> {
     fn new(table: &'g Table<K, V>) -> Self {
+        let started_full = (0..table.groups())
+            .map(|g| {
+                // Acquire: pairs with the Release tag writes.
+                let tags = table.group(g).tags.load(Ordering::Acquire);
+                tag::match_full(tags).fold(0u8, |bits, i| bits | (1 << i))
+            })
+            .collect();
         RawIter {
             table,
+            started_full,
             next_group: 0,
             group: 0,
-            pending: tag::BitMask::EMPTY,
+            pending: 0,
         }
     }
 }
@@ -609,7 +623,9 @@ impl<'g, K, V> Iterator for RawIter<'g, K, V> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some(i) = self.pending.next() {
+            if self.pending != 0 {
+                let i = self.pending.trailing_zeros() as usize;
+                self.pending &= self.pending - 1;
                 if let Some(entry) = resolve(self.table, self.group * GROUP_SLOTS + i) {
                     return Some(entry);
                 }
@@ -618,17 +634,7 @@ impl<'g, K, V> Iterator for RawIter<'g, K, V> {
             if self.next_group == self.table.groups() {
                 return None;
             }
-            // Only slots with a full tag can hold a key that was present when the iteration
-            // started: an insert writes the tag before it returns (or a later operation repairs
-            // it), and a move writes it before MOVED. So one tag load skips empty slots and
-            // tombstones a group at a time.
-            // Acquire: pairs with the Release tag writes.
-            let tags = self
-                .table
-                .group(self.next_group)
-                .tags
-                .load(Ordering::Acquire);
-            self.pending = tag::match_full(tags);
+            self.pending = self.started_full[self.next_group];
             self.group = self.next_group;
             self.next_group += 1;
         }

@@ -92,10 +92,6 @@ pub(crate) fn count_tombstones(word: u64) -> usize {
 #[derive(Clone, Copy)]
 pub(crate) struct BitMask(u64);
 
-impl BitMask {
-    pub(crate) const EMPTY: BitMask = BitMask(0);
-}
-
 impl Iterator for BitMask {
     type Item = usize;
 
