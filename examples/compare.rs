@@ -321,6 +321,11 @@ fn write_csv(cfg: &Config, rows: &[Row]) -> std::io::Result<()> {
     std::fs::write(cfg.out.join("compare.csv"), csv)
 }
 
+/// Escapes text for XML (map names such as `RwLock<HashMap>`).
+fn xml(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
 /// One panel per workload and key type, grouped bars per thread count, one colour per map.
 fn write_svg(cfg: &Config, rows: &[Row]) -> std::io::Result<()> {
     const COLORS: [&str; 7] = [
@@ -351,7 +356,7 @@ fn write_svg(cfg: &Config, rows: &[Row]) -> std::io::Result<()> {
     );
     for (i, name) in NAMES.iter().enumerate() {
         let x = 10.0 + i as f64 * 120.0;
-        writeln!(svg, "<rect x='{x}' y='30' width='10' height='10' fill='{}'/><text x='{}' y='39'>{name}</text>", COLORS[i], x + 14.0).unwrap();
+        writeln!(svg, "<rect x='{x}' y='30' width='10' height='10' fill='{}'/><text x='{}' y='39'>{}</text>", COLORS[i], x + 14.0, xml(name)).unwrap();
     }
     for (p, (workload, key)) in panels.iter().enumerate() {
         let (ox, oy) = (10.0 + (p % cols) as f64 * pw, 55.0 + (p / cols) as f64 * ph);
@@ -378,8 +383,8 @@ fn write_svg(cfg: &Config, rows: &[Row]) -> std::io::Result<()> {
             for (map, mops) in &r.results {
                 let i = NAMES.iter().position(|n| n == map).unwrap();
                 let h = chart_h * mops / max;
-                writeln!(svg, "<rect x='{:.1}' y='{:.1}' width='{:.1}' height='{:.1}' fill='{}'><title>{map}: {mops:.1}</title></rect>",
-                    gx + i as f64 * bw, base - h, bw, h, COLORS[i]).unwrap();
+                writeln!(svg, "<rect x='{:.1}' y='{:.1}' width='{:.1}' height='{:.1}' fill='{}'><title>{}: {mops:.1}</title></rect>",
+                    gx + i as f64 * bw, base - h, bw, h, COLORS[i], xml(map)).unwrap();
             }
             writeln!(
                 svg,
