@@ -323,7 +323,9 @@ fn write_csv(cfg: &Config, rows: &[Row]) -> std::io::Result<()> {
 
 /// Escapes text for XML (map names such as `RwLock<HashMap>`).
 fn xml(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// One panel per workload and key type, grouped bars per thread count, one colour per map.
@@ -356,7 +358,14 @@ fn write_svg(cfg: &Config, rows: &[Row]) -> std::io::Result<()> {
     );
     for (i, name) in NAMES.iter().enumerate() {
         let x = 10.0 + i as f64 * 120.0;
-        writeln!(svg, "<rect x='{x}' y='30' width='10' height='10' fill='{}'/><text x='{}' y='39'>{}</text>", COLORS[i], x + 14.0, xml(name)).unwrap();
+        writeln!(
+            svg,
+            "<rect x='{x}' y='30' width='10' height='10' fill='{}'/><text x='{}' y='39'>{}</text>",
+            COLORS[i],
+            x + 14.0,
+            xml(name)
+        )
+        .unwrap();
     }
     for (p, (workload, key)) in panels.iter().enumerate() {
         let (ox, oy) = (10.0 + (p % cols) as f64 * pw, 55.0 + (p / cols) as f64 * ph);

@@ -172,3 +172,31 @@ fn a_panic_in_one_thread_does_not_disturb_others() {
     assert_eq!(m.len(), 5_001 + 20_000);
     assert_eq!(m.get(&5_000), Some(&5_000));
 }
+
+/// A value whose `Clone` panics on one particular instance.
+struct CloneBomb(Tracked);
+
+impl Clone for CloneBomb {
+    fn clone(&self) -> Self {
+        if self.0.get() == 13 {
+            panic!("Clone panicked on purpose");
+        }
+        CloneBomb(self.0.clone())
+    }
+}
+
+#[test]
+fn panicking_clone_leaves_the_original_intact_and_leaks_nothing() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let map: HashMap<u64, CloneBomb> = HashMap::new();
+    for i in 0..100 {
+        map.pin().insert(i, CloneBomb(Tracked::new(i, &live)));
+    }
+    assert!(catch_unwind(AssertUnwindSafe(|| map.clone())).is_err());
+    // The half-built copy was dropped during unwinding; the original is untouched.
+    assert_eq!(map.len(), 100);
+    assert!((0..100).all(|i| map.pin().get(&i).map(|v| v.0.get()) == Some(i)));
+    assert_eq!(settle_reclamation(&live, 100), 100);
+    drop(map);
+    assert_eq!(settle_reclamation(&live, 0), 0);
+}
