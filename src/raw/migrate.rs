@@ -232,19 +232,22 @@ impl<K, V> RawMap<K, V> {
         if mig.done().load(Ordering::Acquire) != table.slots() {
             return;
         }
-        let old = table as *const Table<K, V> as *mut Table<K, V>;
-        if self
-            .root
-            // AcqRel: Release publishes the completed `next` to new readers of the root; Acquire
-            // orders our retirement after the counts we read.
-            .compare_exchange(old, mig.next_ptr(), Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
+        // Compared by address only: the pointer retired below is the one the CAS returns, which
+        // carries the allocation's own provenance (a pointer derived from `&Table` may not free it).
+        let expected = table as *const Table<K, V> as *mut Table<K, V>;
+        // AcqRel: Release publishes the completed `next` to new readers of the root; Acquire
+        // orders our retirement after the counts we read.
+        if let Ok(old) = self.root.compare_exchange(
+            expected,
+            mig.next_ptr(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
             pause_point("promoted");
-            // SAFETY: the old table was made by `Box::into_raw`, is no longer the root and no
-            // table links to it, so no thread that pins from now on can reach it; only the CAS
-            // winner retires it. Its `Drop` frees its groups and migration record, not the
-            // entries (now owned by `next`) and not `next`.
+            // SAFETY: the old table was made by `Box::into_raw` (`old` is that pointer, as stored
+            // in the root), is no longer the root and no table links to it, so no thread that pins
+            // from now on can reach it; only the CAS winner retires it. Its `Drop` frees its groups
+            // and migration record, not the entries (now owned by `next`) and not `next`.
             unsafe { reclaim::retire_box_and_flush(guard, old) };
         }
     }

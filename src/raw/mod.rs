@@ -370,7 +370,7 @@ impl<K, V> RawMap<K, V> {
                     Some(old) => {
                         // SAFETY: the old entry was unlinked by our CAS (only the winner of that
                         // CAS retires it) and came from `Box::into_raw`.
-                        unsafe { reclaim::retire_box(guard, old as *const _ as *mut Entry<K, V>) };
+                        unsafe { reclaim::retire_box(guard, entry_ptr::<K, V>(expected)) };
                         Ok((Some(old), stored))
                     }
                     None => {
@@ -411,7 +411,7 @@ impl<K, V> RawMap<K, V> {
         self.len.decrement();
         // SAFETY: our CAS unlinked the entry, it came from `Box::into_raw`, and only the CAS
         // winner retires it.
-        unsafe { reclaim::retire_box(guard, entry as *const _ as *mut Entry<K, V>) };
+        unsafe { reclaim::retire_box(guard, entry_ptr::<K, V>(word)) };
         if entry.hash & 63 == 0 {
             self.shrink_if_sparse(table, guard);
         }
@@ -559,6 +559,15 @@ impl<K, V> Drop for RawMap<K, V> {
         // SAFETY: the map is being dropped; nobody else can reach its tables.
         unsafe { free_tables(root) };
     }
+}
+
+/// The entry pointer in a LIVE slot word, as stored (with the provenance `Box::into_raw` exposed),
+/// so that freeing through it is allowed; a pointer derived from `&Entry` may not free it.
+#[inline]
+fn entry_ptr<K, V>(word: usize) -> *mut Entry<K, V> {
+    Word(word)
+        .entry_ptr()
+        .expect("a live slot word holds an entry")
 }
 
 /// Frees a root table and its successor, if any (not the entries).
