@@ -165,8 +165,10 @@ fn removing_everything_shrinks_the_table() {
         assert_eq!(m.remove(&i), Some(&i));
     }
     assert!(m.is_empty());
+    // Shrinking is checked on a sample of removals (1 in 64 by hash), so how far it gets depends
+    // on the last sampled removal; at least a factor of 4 at any size this test runs at.
     assert!(
-        m.capacity() < grown / 8,
+        m.capacity() <= grown / 4,
         "capacity {} after emptying, was {grown}",
         m.capacity()
     );
