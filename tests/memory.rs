@@ -90,8 +90,15 @@ fn churn_keeps_memory_bounded() {
     // Each operation retires a 32-byte entry: 2M retirements would be ~64 MB if none were freed
     // before the end. Bounded reclamation keeps the peak to a few bags per thread plus tables.
     eprintln!("peak growth {} KB", peak >> 10);
+    // The stress geometry (two-slot groups, still one 64-byte line each, and a migration every
+    // few inserts) makes tables about 4x larger per slot; the bound scales with it.
+    let bound = if cfg!(lockfree_map_stress) {
+        32 << 20
+    } else {
+        8 << 20
+    };
     assert!(
-        peak < 8 << 20,
+        peak < bound,
         "peak live heap grew by {} KB during churn",
         peak >> 10
     );

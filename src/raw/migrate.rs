@@ -42,7 +42,7 @@
 //! my key" and carry on probing, then continue in `next`.
 
 use crate::reclaim::{self, Guard};
-use crate::sync::{Ordering, GROUP_SLOTS, MIGRATE_CHUNK_GROUPS};
+use crate::sync::{AtomicUsize, Ordering, GROUP_SLOTS, MIGRATE_CHUNK_GROUPS};
 
 use super::slot::{self, Word, FROZEN, MOVED, REDIRECT, TOMB};
 use super::table::{Migration, Probe, Table};
@@ -147,7 +147,7 @@ impl<K, V> RawMap<K, V> {
                 // Readers must find the entry by its tag even if its inserter has not written it
                 // yet; the tag must be right before MOVED makes the pointer undereferenceable.
                 set_tag(table, index, tag::full_tag(hash));
-                self.copy_to_next(mig, index, p as usize, hash);
+                self.copy_to_next(mig, slot, index, p as usize, hash);
             }
             match slot.compare_exchange(
                 w.0,
@@ -166,15 +166,32 @@ impl<K, V> RawMap<K, V> {
 
     /// Decides where the frozen entry `entry` of source slot `index` goes in `next`, and
     /// publishes it there (unless another helper already has).
-    fn copy_to_next(&self, mig: &Migration<K, V>, index: usize, entry: usize, hash: u64) {
+    ///
+    /// Helpers racing on one slot share one reservation (`RESV(index, tag)`, found by each in
+    /// the key's probe sequence), so a race wastes no room in `next`. Only a helper that stalled
+    /// while another reserved, decided, published, and a writer then replaced the copy, can make a
+    /// second reservation; the `dest` register, set once, makes it lose and release it.
+    fn copy_to_next(
+        &self,
+        mig: &Migration<K, V>,
+        source: &AtomicUsize,
+        index: usize,
+        entry: usize,
+        hash: u64,
+    ) {
         let next = mig.next();
         let dest = mig.dest(index);
         let tag = tag::full_tag(hash);
+        let resv = slot::resv(index, tag);
         // Acquire: pairs with the AcqRel CAS that decided the destination, after the reservation
         // (and its tag) were written.
         let mut decided = dest.load(Ordering::Acquire);
         while decided == 0 {
-            let Some(target) = reserve(next, hash, tag) else {
+            // Acquire: pairs with the Release CAS that set MOVED after the publication.
+            if Word(source.load(Ordering::Acquire)).is_moved() {
+                return; // Another helper finished this slot.
+            }
+            let Some(target) = reserve(next, hash, resv, tag) else {
                 // `next` is itself migrating, so this table's migration finished long ago and
                 // the destination is decided; reload it.
                 decided = dest.load(Ordering::Acquire);
@@ -185,12 +202,15 @@ impl<K, V> RawMap<K, V> {
                 continue;
             };
             pause_point("reserved");
-            // AcqRel: Release publishes our reservation to whoever reads the decision; Acquire on
-            // failure reads the winner's.
+            // AcqRel: Release publishes the reservation to whoever reads the decision; Acquire on
+            // failure reads the one decided.
             match dest.compare_exchange(0, target + 1, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => decided = target + 1,
                 Err(winner) => {
-                    release(next, target, tag);
+                    if winner != target + 1 {
+                        // A stale reservation: the copy was decided (and published) elsewhere.
+                        release(next, target, resv);
+                    }
                     decided = winner;
                 }
             }
@@ -198,7 +218,7 @@ impl<K, V> RawMap<K, V> {
         // Fails exactly when the copy was already published (the slot then holds `entry` or,
         // after a later write in `next`, whatever replaced it), or `next` froze a published copy.
         let _ = next.slot(decided - 1).compare_exchange(
-            slot::resv(tag),
+            resv,
             entry,
             // Release: publishes the entry (already fully built) to readers of `next`.
             Ordering::AcqRel,
@@ -263,27 +283,43 @@ impl<K, V> RawMap<K, V> {
         }
         let root = self.root(guard);
         if !std::ptr::eq(root, table) {
+            if table.migration().is_some() {
+                // `table` was promoted and migrated away meanwhile (it got its migration before
+                // the root moved past it, and our root load saw the root move).
+                return;
+            }
             if let Some(mig) = root.migration() {
-                // Only the root can have a migration, and `table` was reached from a root, so
-                // `table` is the root's successor.
+                // Only the root can have a migration, and `table` was reached from a root and is
+                // not superseded, so `table` is the root's successor.
                 debug_assert!(std::ptr::eq(mig.next(), table));
                 self.finish_migration(root, mig, guard);
             }
-            // Otherwise `table` was promoted and migrated away already: it has a migration, which
-            // `install_migration` below will find.
         }
         table.install_migration(Migration::new(groups, table.slots()));
     }
 }
 
-/// Reserves the first empty slot of `hash`'s probe sequence in `next` for a copy: `EMPTY →
-/// RESV(tag)`, then writes the tag. Returns `None` if `next` turns out to be migrating itself.
-fn reserve<K, V>(next: &Table<K, V>, hash: u64, tag: u8) -> Option<usize> {
+/// Finds the reservation `resv` for a copy in `next`, or makes it: in `hash`'s probe sequence,
+/// the first slot that already holds `resv` (another helper of the same source slot reserved it)
+/// or, failing that, the first empty slot, taken by `CAS(EMPTY → resv)` and then tagged.
+/// Returns `None` if `next` turns out to be migrating itself.
+fn reserve<K, V>(next: &Table<K, V>, hash: u64, resv: usize, tag: u8) -> Option<usize> {
     let mut probe = Probe::new(hash, next.group_mask());
     for dist in 0..next.groups() {
         let group = next.group(probe.pos);
         // Acquire: pairs with the Release `fetch_or`s that write tags.
         let tags = group.tags.load(Ordering::Acquire);
+        for i in tag::match_tag(tags, tag) {
+            // Acquire: as below.
+            if group.slots[i].load(Ordering::Acquire) == resv {
+                return Some(probe.pos * GROUP_SLOTS + i);
+            }
+        }
+        if tag::match_tag(tags, tag::REDIRECT).next().is_some() {
+            // `next` is migrating itself (its empty slots are being redirected): this helper is
+            // stale, and the destination was decided long ago.
+            return None;
+        }
         for i in tag::match_empty(tags) {
             let index = probe.pos * GROUP_SLOTS + i;
             let slot = next.slot(index);
@@ -295,7 +331,7 @@ fn reserve<K, V>(next: &Table<K, V>, hash: u64, tag: u8) -> Option<usize> {
                 }
                 match slot.compare_exchange(
                     slot::EMPTY,
-                    slot::resv(tag),
+                    resv,
                     // Release: orders the read-bound raise before the reservation; Acquire on
                     // failure to read what took the slot.
                     Ordering::AcqRel,
@@ -308,6 +344,9 @@ fn reserve<K, V>(next: &Table<K, V>, hash: u64, tag: u8) -> Option<usize> {
                     Err(actual) => w = Word(actual),
                 }
             }
+            if w.0 == resv {
+                return Some(index); // another helper of this slot reserved it first
+            }
             if w.is_frozen() {
                 return None;
             }
@@ -315,18 +354,22 @@ fn reserve<K, V>(next: &Table<K, V>, hash: u64, tag: u8) -> Option<usize> {
         }
         probe.advance();
     }
-    // A successor is sized at least twice as large as the entries copied into it, and a writer
-    // that fills it past its probe limit first finishes this migration (`start_migration`).
-    panic!("lockfree-map: no room left in a migration target; this is a bug in lockfree-map")
+    // A successor has room for every source slot and half its remaining room is kept from new
+    // keys (the insert budget); helpers share reservations, so only helpers stalled across a whole
+    // copy can waste a slot.
+    panic!(
+        "lockfree-map: no room left in a migration target of {} slots; this is a bug in lockfree-map",
+        next.slots()
+    )
 }
 
-/// Releases a reservation that lost the race for the destination.
-fn release<K, V>(next: &Table<K, V>, index: usize, tag: u8) {
+/// Releases a stale reservation.
+fn release<K, V>(next: &Table<K, V>, index: usize, resv: usize) {
     // AcqRel: Release so the tombstone's tag is written after the slot is dead. Failure means
     // `next` froze the reservation, which then counts as dead anyway.
     if next
         .slot(index)
-        .compare_exchange(slot::resv(tag), TOMB, Ordering::AcqRel, Ordering::Relaxed)
+        .compare_exchange(resv, TOMB, Ordering::AcqRel, Ordering::Relaxed)
         .is_ok()
     {
         set_tag(next, index, tag::TOMBSTONE);

@@ -12,7 +12,7 @@
 //! | `0`                  | EMPTY                                                           |
 //! | `p`                  | LIVE: the entry at address `p`                                  |
 //! | `TOMB`               | a removed entry (sentinel, no pointer)                          |
-//! | `RESV(t)`            | reserved by a migration for an entry with tag `t` (sentinel)    |
+//! | `RESV(s, t)`         | reserved by a migration for the copy of source slot `s`, tag `t` |
 //! | `… \| FROZEN`        | takes no more writes in this table                              |
 //! | `… \| FROZEN\|MOVED` | final: the slot's content (if any) is authoritative in `next`   |
 //!
@@ -26,12 +26,12 @@
 //! | from            | to                   | by                                            |
 //! |-----------------|----------------------|-----------------------------------------------|
 //! | EMPTY           | LIVE(p)              | insert of a new key (CAS)                     |
-//! | EMPTY           | RESV(t)              | a migration reserving a copy target (CAS)     |
+//! | EMPTY           | RESV(s, t)           | a migration reserving a copy target (CAS)     |
 //! | EMPTY           | FROZEN\|MOVED        | a migration or a writer passing to `next` (CAS): "REDIRECT" |
 //! | LIVE(p)         | LIVE(q)              | update (CAS), `p` retired                     |
 //! | LIVE(p)         | TOMB                 | remove (CAS), `p` retired                     |
-//! | RESV(t)         | LIVE(p)              | the copy of `p` lands at its decided target   |
-//! | RESV(t)         | TOMB                 | a losing reservation is released              |
+//! | RESV(s, t)      | LIVE(p)              | the copy of `p` lands at its decided target   |
+//! | RESV(s, t)      | TOMB                 | a stale helper's reservation is released      |
 //! | any unfrozen x  | x \| FROZEN          | migration freezes it (`fetch_or`)             |
 //! | x \| FROZEN     | x \| FROZEN \| MOVED | after the copy (if x is LIVE) has landed      |
 
@@ -46,10 +46,16 @@ pub(crate) const EMPTY: usize = 0;
 pub(crate) const TOMB: usize = SENTINEL;
 pub(crate) const REDIRECT: usize = FROZEN | MOVED;
 
-/// A reservation for an entry whose tag byte is `tag`.
+/// A reservation, made by a migration, for the copy of source slot `source` (of the table being
+/// migrated), whose entry's tag byte is `tag`. Naming the source lets every helper of that slot
+/// find and share one reservation; carrying the tag lets anyone repair the slot's tag byte.
 #[inline]
-pub(crate) fn resv(tag: u8) -> usize {
-    SENTINEL | ((tag as usize) << 4)
+pub(crate) fn resv(source: usize, tag: u8) -> usize {
+    debug_assert!(
+        source < 1 << (usize::BITS - 13),
+        "source index too large for a reservation"
+    );
+    SENTINEL | (((source << 8) | tag as usize) << 4)
 }
 
 /// An entry. `align(16)` leaves the four low bits of its address free for the slot state.
@@ -94,7 +100,7 @@ impl Word {
     #[inline]
     pub(crate) fn resv_tag(self) -> Option<u8> {
         let payload = self.0 >> 4;
-        (self.is_sentinel() && payload != 0).then_some(payload as u8)
+        (self.is_sentinel() && payload != 0).then_some((payload & 0xFF) as u8)
     }
     /// The entry address, if the word holds one (LIVE, possibly frozen or moved).
     #[inline]
@@ -115,8 +121,10 @@ mod tests {
     fn sentinels_decode() {
         assert_eq!(Word(TOMB).entry_ptr::<u8, u8>(), None);
         assert_eq!(Word(TOMB).resv_tag(), None);
-        assert_eq!(Word(resv(0x85)).resv_tag(), Some(0x85));
-        assert_eq!(Word(resv(0x85) | FROZEN).resv_tag(), Some(0x85));
+        assert_eq!(Word(resv(0, 0x85)).resv_tag(), Some(0x85));
+        assert_eq!(Word(resv(12_345, 0x85) | FROZEN).resv_tag(), Some(0x85));
+        assert_ne!(resv(1, 0x85), resv(2, 0x85));
+        assert_eq!(Word(resv(7, 0x80)).entry_ptr::<u8, u8>(), None);
         assert!(Word(REDIRECT).is_moved() && Word(REDIRECT).entry_ptr::<u8, u8>().is_none());
     }
 
