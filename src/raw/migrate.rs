@@ -15,11 +15,15 @@
 //!    - EMPTY: CAS to REDIRECT (frozen and moved in one step).
 //!    - otherwise `fetch_or(FROZEN)`: from here on every writer's CAS on the slot fails.
 //!    - a frozen tombstone, reservation or empty slot has nothing to copy.
-//!    - a frozen entry `p` is copied: the slot's `dest` register in the migration is decided once
-//!      by CAS (after the deciding thread reserved a slot `u` in `next` with `EMPTY → RESV(tag)`);
-//!      a thread whose reservation lost releases it (`RESV → TOMB`). Then anyone publishes `p` at
-//!      the decided slot with `RESV → p`, which can succeed only once, because a reserved slot
-//!      never becomes RESV again.
+//!    - a frozen entry `p` is copied: a helper finds, in the key's probe sequence in `next`, the
+//!      reservation `RESV(s, tag)` that names this source slot `s`, or makes it in the first
+//!      empty slot (`EMPTY → RESV(s, tag)`), so helpers racing on one slot share one reservation.
+//!      The slot's `dest` register in the migration is then decided once, by CAS, to that
+//!      reservation. Anyone publishes `p` at the decided slot with `RESV → p`, which can succeed
+//!      only once, because a slot never becomes RESV again. A helper stalled across the whole
+//!      copy (and a later write to it) may make a second reservation; the register makes it
+//!      lose, and it releases it (`RESV → TOMB`). A helper that finds `next` itself migrating is
+//!      stale too: the destination was decided long ago.
 //!    - finally `CAS(frozen → frozen | MOVED)`; the one thread that wins it counts the slot.
 //! 4. **Promotion.** The thread that counts the last slot swings the root to `next` with a CAS and
 //!    retires the old table through the epoch. Its entries are not dropped: they belong to `next`.
