@@ -268,10 +268,11 @@ impl<K, V> RawMap<K, V> {
             Ordering::Acquire,
         ) {
             pause_point("promoted");
-            // SAFETY: the old table was made by `Box::into_raw` (`old` is that pointer, as stored
-            // in the root), is no longer the root and no table links to it, so no thread that pins
-            // from now on can reach it; only the CAS winner retires it. Its `Drop` frees its groups
-            // and migration record, not the entries (now owned by `next`) and not `next`.
+            // The old table's `Drop` frees its groups and migration record, not the entries (now
+            // owned by `next`) and not `next`.
+            // SAFETY: `old` is the `Box::into_raw` pointer stored in the root; it is no longer the
+            // root and no table links to it, so no thread pinning from now on can reach it; only
+            // the CAS winner retires it.
             unsafe { reclaim::retire_box_and_flush(guard, old) };
         }
     }
