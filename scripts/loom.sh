@@ -16,7 +16,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-../target/loom}"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 echo "== loom models, LOOM_MAX_PREEMPTIONS=$LOOM_MAX_PREEMPTIONS"
-cargo test --release --tests "$@" 2>&1 | tee "$log"
+# Arguments select test files (e.g. `--test migrate`); without any, every model file runs.
+if [ "$#" -eq 0 ]; then set -- --tests; fi
+cargo test --release "$@" 2>&1 | tee "$log"
 passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
 if [ "$passed" -eq 0 ]; then
     echo "loom: zero models ran; check the cfg flags" >&2
