@@ -36,5 +36,6 @@ for seed in ${MIRI_SEEDS:-1}; do
         churn_during disjoint_inserters hot_key_increments concurrent_removes get_or_insert_with
     cargo +nightly miri test --test panics -- panicking_closures panicking_clone
     cargo +nightly miri test --test drops -- replaced_and_removed update_and_compute
+    cargo +nightly miri test --test linearizability
 done
 echo "== miri: passed in $(( $(date +%s) - start )) s"

@@ -4,7 +4,7 @@ mod common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use common::{settle_reclamation, ConstantState, TouchyKey, Tracked, PANIC};
 use lockfree_map::{HashMap, Operation};
@@ -16,8 +16,18 @@ fn key(id: u64) -> TouchyKey {
     }
 }
 
+/// The tests that flip the global `PANIC` switch run one at a time: libtest runs tests in
+/// parallel, and one test's poisoned keys must not panic inside another's setup.
+fn panic_switch() -> MutexGuard<'static, ()> {
+    static SWITCH: Mutex<()> = Mutex::new(());
+    SWITCH
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[test]
 fn panicking_hash_and_eq_leave_the_map_usable() {
+    let _switch = panic_switch();
     let live = Arc::new(AtomicUsize::new(0));
     let map: HashMap<TouchyKey, Tracked> = HashMap::new();
     let m = map.pin();
@@ -54,6 +64,7 @@ fn panicking_hash_and_eq_leave_the_map_usable() {
 /// middle makes `Eq` panic part-way through the probes of every later key.
 #[test]
 fn panicking_eq_mid_probe_leaves_the_map_usable() {
+    let _switch = panic_switch();
     let live = Arc::new(AtomicUsize::new(0));
     let map: HashMap<TouchyKey, Tracked, ConstantState> = HashMap::with_hasher(ConstantState);
     let m = map.pin();

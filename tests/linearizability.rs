@@ -1,0 +1,420 @@
+//! Linearizability: threads run random operations on a few hot keys while the map grows and
+//! shrinks under them; every call's invocation and response are stamped from one global counter;
+//! afterwards a checker looks, key by key, for a sequential order that explains every result.
+//!
+//! Linearizability is local (Herlihy and Wing): a map is linearizable iff each key's history is,
+//! so the checker runs per key, which keeps the search small. The search is Wing and Gong's, with
+//! Lowe's memoisation of (operations already placed, state reached): at each step any pending
+//! operation that was invoked before every other pending one returned may go next; it is placed
+//! if the sequential map gives the same result it returned.
+//!
+//! Stamps: `call = clock.fetch_add(1)` just before the call and `ret = clock.fetch_add(1)` just
+//! after, with a `SeqCst` counter. They can only widen an operation's real interval, so a history
+//! the checker rejects is truly not linearizable (no false alarms); a widened interval can hide a
+//! violation, which is why each round is short and there are many rounds.
+//!
+//! Every insert stores a value unique to the round, so the checker sees which write a read saw.
+//!
+//! `LINEARIZABILITY_ROUNDS` sets the number of rounds (default 150; a long run: 20000).
+//! `checker_rejects_a_broken_map` shows the checker bites: a map whose `insert` reads the old
+//! value and writes the new one in two steps is caught.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use lockfree_map::{HashMap, Operation};
+
+/// One operation on one key. Each result is an `Option<u64>`, described per variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    /// The current value.
+    Get,
+    /// Stores the value; returns the previous one.
+    Insert(u64),
+    /// Stores the value only if absent; returns `None` if it stored, else the current value.
+    TryInsert(u64),
+    /// Returns the removed value.
+    Remove,
+    /// Adds 1 to a present value; returns the new value, or `None` if absent.
+    Increment,
+    /// Returns the value now in the map: the current one, or this one if it was absent.
+    GetOrInsert(u64),
+    /// `compute`: doubles a present value, or inserts this one; returns the value before.
+    Compute(u64),
+}
+
+/// The sequential specification: the new state of the key and the result of `op`.
+fn apply(state: Option<u64>, op: Op) -> (Option<u64>, Option<u64>) {
+    match op {
+        Op::Get => (state, state),
+        Op::Insert(v) => (Some(v), state),
+        Op::TryInsert(v) => match state {
+            None => (Some(v), None),
+            Some(cur) => (state, Some(cur)),
+        },
+        Op::Remove => (None, state),
+        Op::Increment => {
+            let new = state.map(|v| v + 1);
+            (new, new)
+        }
+        Op::GetOrInsert(v) => {
+            let now = state.unwrap_or(v);
+            (Some(now), Some(now))
+        }
+        Op::Compute(v) => (Some(state.map_or(v, |cur| cur.wrapping_mul(2))), state),
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Event {
+    thread: usize,
+    op: Op,
+    result: Option<u64>,
+    call: u64,
+    ret: u64,
+}
+
+/// The map under test, as far as the history is concerned.
+trait Subject: Sync {
+    fn run(&self, key: u64, op: Op) -> Option<u64>;
+    /// Inserts or removes a key that is not checked, to drive resizes under the hot keys.
+    fn filler(&self, key: u64, insert: bool);
+}
+
+impl Subject for HashMap<u64, u64> {
+    fn run(&self, key: u64, op: Op) -> Option<u64> {
+        let guard = self.guard();
+        match op {
+            Op::Get => self.get(&key, &guard).copied(),
+            Op::Insert(v) => self.insert(key, v, &guard).copied(),
+            Op::TryInsert(v) => match self.try_insert(key, v, &guard) {
+                Ok(_) => None,
+                Err(e) => Some(*e.current),
+            },
+            Op::Remove => self.remove(&key, &guard).copied(),
+            Op::Increment => self.update(key, |v| v + 1, &guard).copied(),
+            Op::GetOrInsert(v) => Some(*self.get_or_insert_with(key, || v, &guard)),
+            Op::Compute(v) => {
+                let result = self.compute(
+                    key,
+                    |cur| match cur {
+                        None => Operation::<u64, ()>::Insert(v),
+                        Some((_, cur)) => Operation::Insert(cur.wrapping_mul(2)),
+                    },
+                    &guard,
+                );
+                match result {
+                    lockfree_map::Compute::Inserted(..) => None,
+                    lockfree_map::Compute::Updated { old, .. } => Some(*old.1),
+                    other => panic!("compute returned {other:?}"),
+                }
+            }
+        }
+    }
+
+    fn filler(&self, key: u64, insert: bool) {
+        let guard = self.guard();
+        if insert {
+            self.insert(key, key, &guard);
+        } else {
+            self.remove(&key, &guard);
+        }
+    }
+}
+
+/// The checker's negative control: every operation is atomic except `insert`, which reads the old
+/// value and stores the new one in two steps (a classic lost update).
+#[derive(Default)]
+struct BrokenMap(Mutex<std::collections::HashMap<u64, u64>>);
+
+impl Subject for BrokenMap {
+    fn run(&self, key: u64, op: Op) -> Option<u64> {
+        if let Op::Insert(v) = op {
+            let old = self.0.lock().unwrap().get(&key).copied();
+            std::thread::yield_now();
+            self.0.lock().unwrap().insert(key, v);
+            return old;
+        }
+        let mut map = self.0.lock().unwrap();
+        let (new, result) = apply(map.get(&key).copied(), op);
+        match new {
+            Some(v) => map.insert(key, v),
+            None => map.remove(&key),
+        };
+        result
+    }
+
+    fn filler(&self, _: u64, _: bool) {}
+}
+
+const THREADS: usize = 3;
+const HOT_KEYS: u64 = 4;
+
+fn ops_per_thread() -> usize {
+    if cfg!(miri) {
+        12
+    } else {
+        120
+    }
+}
+
+fn rounds() -> usize {
+    if cfg!(miri) {
+        return 2;
+    }
+    std::env::var("LINEARIZABILITY_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(150)
+}
+
+/// A small xorshift generator: deterministic per (round, thread), no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Runs one round on `subject` and returns every thread's events on the hot keys.
+fn record_round(subject: &dyn Subject, round: usize) -> Vec<(u64, Event)> {
+    let clock = AtomicU64::new(0);
+    let ready = AtomicUsize::new(0);
+    let per_thread = ops_per_thread();
+    let mut all = Vec::new();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|thread| {
+                let (clock, ready) = (&clock, &ready);
+                s.spawn(move || {
+                    let mut rng =
+                        Rng(0x9E37_79B9_7F4A_7C15 ^ ((round * THREADS + thread) as u64 + 1));
+                    let mut events = Vec::with_capacity(per_thread);
+                    // Start together: a barrier's wake-ups are staggered by more than a
+                    // whole round takes, so spin (yielding) until every thread is here.
+                    ready.fetch_add(1, Ordering::SeqCst);
+                    while ready.load(Ordering::SeqCst) < THREADS {
+                        std::thread::yield_now();
+                    }
+                    for seq in 0..per_thread as u64 {
+                        let r = rng.next();
+                        // A quarter of the operations grow or shrink the table under the hot keys.
+                        if r % 4 == 0 {
+                            let filler = 1_000 + (thread as u64) * 100_000 + (r >> 8) % 64;
+                            subject.filler(filler, r & 0x10 != 0);
+                            continue;
+                        }
+                        let key = (r >> 4) % HOT_KEYS;
+                        // Values unique to the round: the thread, then the sequence number.
+                        let value = ((thread as u64 + 1) << 40) | (seq << 8);
+                        let op = match (r >> 12) % 10 {
+                            0 | 1 => Op::Get,
+                            2 | 3 => Op::Insert(value),
+                            4 => Op::TryInsert(value),
+                            5 | 6 => Op::Remove,
+                            7 => Op::Increment,
+                            8 => Op::GetOrInsert(value),
+                            _ => Op::Compute(value),
+                        };
+                        let call = clock.fetch_add(1, Ordering::SeqCst);
+                        let result = subject.run(key, op);
+                        let ret = clock.fetch_add(1, Ordering::SeqCst);
+                        events.push((
+                            key,
+                            Event {
+                                thread,
+                                op,
+                                result,
+                                call,
+                                ret,
+                            },
+                        ));
+                    }
+                    events
+                })
+            })
+            .collect();
+        for h in handles {
+            all.extend(h.join().unwrap());
+        }
+    });
+    all
+}
+
+/// Whether some sequential order of `events` (all on one key, which starts absent) respects
+/// real-time order and reproduces every result.
+fn linearizable(events: &[Event]) -> bool {
+    assert!(
+        events.len() <= 128,
+        "history too long for the checker's bitset"
+    );
+    let full: u128 = if events.len() == 128 {
+        u128::MAX
+    } else {
+        (1u128 << events.len()) - 1
+    };
+    let mut seen = HashSet::new();
+    search(events, 0, full, None, &mut seen)
+}
+
+fn search(
+    events: &[Event],
+    done: u128,
+    full: u128,
+    state: Option<u64>,
+    seen: &mut HashSet<(u128, Option<u64>)>,
+) -> bool {
+    if done == full {
+        return true;
+    }
+    if !seen.insert((done, state)) {
+        return false; // This configuration was already explored and led nowhere.
+    }
+    let pending = || (0..events.len()).filter(move |&i| done & (1 << i) == 0);
+    // An operation may be placed next only if no other pending one returned before it began.
+    let first_return = pending().map(|i| events[i].ret).min().unwrap();
+    for i in pending() {
+        let e = &events[i];
+        if e.call > first_return {
+            continue;
+        }
+        let (next, result) = apply(state, e.op);
+        if result == e.result && search(events, done | (1 << i), full, next, seen) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Checks every key's history; on failure, returns the offending key's history for the message.
+fn check(history: &[(u64, Event)]) -> Result<(), String> {
+    for key in 0..HOT_KEYS {
+        let mut events: Vec<Event> = history
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, e)| *e)
+            .collect();
+        events.sort_by_key(|e| e.call);
+        if !linearizable(&events) {
+            let lines: Vec<String> = events
+                .iter()
+                .map(|e| {
+                    format!(
+                        "  [{:>4}, {:>4}] thread {} {:?} -> {:?}",
+                        e.call, e.ret, e.thread, e.op, e.result
+                    )
+                })
+                .collect();
+            return Err(format!(
+                "key {key}: no sequential order explains this history:\n{}",
+                lines.join("\n")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// How many events overlap in time an event of another thread on the same key: the checker
+/// only learns something from those.
+fn overlapping(history: &[(u64, Event)]) -> usize {
+    history
+        .iter()
+        .filter(|(k, e)| {
+            history.iter().any(|(k2, e2)| {
+                k2 == k && e2.thread != e.thread && e2.call < e.ret && e.call < e2.ret
+            })
+        })
+        .count()
+}
+
+#[test]
+fn every_history_is_linearizable() {
+    let rounds = rounds();
+    let (mut events, mut overlapped) = (0, 0);
+    for round in 0..rounds {
+        // A fresh, minimal map each round, so the round's fillers drive it through resizes.
+        let map: HashMap<u64, u64> = HashMap::new();
+        let history = record_round(&map, round);
+        if let Err(why) = check(&history) {
+            panic!("round {round} of {rounds}: {why}");
+        }
+        events += history.len();
+        overlapped += overlapping(&history);
+    }
+    println!("{rounds} rounds, {events} events checked, {overlapped} overlapped another thread's");
+    // A run where the threads never overlapped would check nothing concurrent.
+    assert!(overlapped > 0, "no two operations on a key overlapped");
+}
+
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "needs many rounds; the checker's own tests run under Miri"
+)]
+fn checker_rejects_a_broken_map() {
+    // Lost updates need two inserts of one key to overlap; on 2 cores that takes a few rounds.
+    let caught = (0..2_000).find_map(|round| {
+        let why = check(&record_round(&BrokenMap::default(), round)).err()?;
+        Some((round, why))
+    });
+    let (round, why) = caught.expect("the checker never caught the broken insert");
+    println!("caught in round {round}: {why}");
+    assert!(why.contains("Insert"), "{why}");
+}
+
+fn event(thread: usize, op: Op, result: Option<u64>, call: u64, ret: u64) -> Event {
+    Event {
+        thread,
+        op,
+        result,
+        call,
+        ret,
+    }
+}
+
+#[test]
+fn checker_accepts_overlapping_writes_in_either_order() {
+    // Two overlapping inserts: each saw the other's value or nothing; a get after both returned.
+    let history = [
+        event(0, Op::Insert(1), Some(2), 0, 3),
+        event(1, Op::Insert(2), None, 1, 2),
+        event(0, Op::Get, Some(1), 4, 5),
+    ];
+    assert!(linearizable(&history));
+}
+
+#[test]
+fn checker_rejects_a_stale_read_and_a_lost_update() {
+    // A read that starts after a completed insert must see it.
+    let stale = [
+        event(0, Op::Insert(7), None, 0, 1),
+        event(1, Op::Get, None, 2, 3),
+    ];
+    assert!(!linearizable(&stale));
+    // Two inserts cannot both replace "nothing" with no remove between them.
+    let lost = [
+        event(0, Op::Insert(1), None, 0, 3),
+        event(1, Op::Insert(2), None, 1, 2),
+    ];
+    assert!(!linearizable(&lost));
+    // Overlapping with a remove, they can.
+    let explained = [
+        event(0, Op::Insert(1), None, 0, 5),
+        event(1, Op::Insert(2), None, 1, 2),
+        event(2, Op::Remove, Some(2), 3, 4),
+    ];
+    assert!(linearizable(&explained));
+    // An increment must act on the value it saw: from 5 it can only produce 6.
+    let wrong_update = [
+        event(0, Op::Insert(5), None, 0, 1),
+        event(1, Op::Increment, Some(7), 2, 3),
+    ];
+    assert!(!linearizable(&wrong_update));
+}
