@@ -178,7 +178,14 @@ impl<K, V, S> HashMap<K, V, S> {
         self.len() == 0
     }
 
-    /// Entries the current table can hold without growing.
+    /// How many entries the map holds without growing: the current table's nominal size (3/4 of
+    /// its slots), or the number of entries if more are already in it (the table grows lazily,
+    /// when an insert's probe gets long, so it can go past its nominal load).
+    ///
+    /// ```
+    /// let map: lockfree_map::HashMap<u64, u64> = lockfree_map::HashMap::with_capacity(100);
+    /// assert!(map.capacity() >= 100);
+    /// ```
     pub fn capacity(&self) -> usize {
         self.raw.capacity(&reclaim::pin())
     }

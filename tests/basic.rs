@@ -366,3 +366,17 @@ fn iteration_never_yields_a_reinserted_key_twice_nor_keys_inserted_meanwhile() {
     }
     assert_eq!(seen.len(), 1_000);
 }
+
+/// Found by the fuzzer: a minimal table (14 slots) reported capacity 9, so `reserve(10)` left
+/// `capacity() < 10` (the capacity rounded down twice).
+#[test]
+fn reserve_always_reaches_the_requested_capacity() {
+    let map: HashMap<u64, u64> = HashMap::new();
+    let m = map.pin();
+    for additional in 0..200 {
+        m.map().shrink_to_fit(m.guard());
+        m.reserve(additional);
+        assert!(m.capacity() >= m.len() + additional, "reserve({additional})");
+        m.insert(additional as u64, 0);
+    }
+}

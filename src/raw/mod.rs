@@ -108,7 +108,9 @@ impl<K, V> RawMap<K, V> {
     pub(crate) fn capacity(&self, guard: &Guard) -> usize {
         let root = self.root(guard);
         let table = root.migration().map_or(root, |m| m.next());
-        capacity_of(table.slots())
+        // Growth is lazy (an insert grows the table only once its probe gets long), so a table
+        // can hold more than its nominal load; what it holds now it holds without growing.
+        capacity_of(table.slots()).max(self.len.sum())
     }
 
     /// Finds the live entry for a key. Never writes shared memory, never waits.

@@ -279,9 +279,13 @@ pub(crate) fn groups_for_live(live: usize) -> usize {
 /// grow; also what `capacity` reports.
 pub(crate) const MAX_LOAD: (usize, usize) = (3, 4);
 
-/// Entries a table of `slots` slots holds before it grows.
+/// Entries a table of `slots` slots holds before it grows: `MAX_LOAD` of the slots, rounded
+/// down once, the inverse of [`groups_for_capacity`]'s rounding up, so a table sized for `c`
+/// entries reports at least `c` (the fuzzer found `reserve(10)` reporting 9 when this divided
+/// first and rounded down twice).
 pub(crate) fn capacity_of(slots: usize) -> usize {
-    slots / MAX_LOAD.1 * MAX_LOAD.0
+    // No overflow: a table's slots are far below `usize::MAX / MAX_LOAD.0`.
+    slots * MAX_LOAD.0 / MAX_LOAD.1
 }
 
 /// Groups for a table whose capacity (`MAX_LOAD` of its slots) is at least `capacity`.

@@ -1,0 +1,209 @@
+//! Differential fuzzing: replays an arbitrary sequence of operations on a `lockfree_map::HashMap`
+//! and on `std::collections::HashMap`, and asserts that every result and the final contents
+//! agree.
+//!
+//! Keys come from a small space (`u8`) so that probe chains, tombstones, growth, shrinking and
+//! rebuilds all happen within short inputs. The first byte picks the hasher, degenerate ones
+//! included: a constant hash (one probe chain for everything), a few distinct hashes, a hash with
+//! only low bits, and a randomly seeded one. Fuzzing is single-threaded: it hunts the sequential
+//! logic (probing, tags, tombstones, migration, the closure-taking operations); concurrency is
+//! left to loom, the linearizability checker and the sanitizers.
+#![no_main]
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap as StdMap;
+use std::hash::{BuildHasher, Hasher};
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use lockfree_map::{Compute, HashMap, Operation};
+
+#[derive(Arbitrary, Debug)]
+enum Op {
+    Insert(u8, u16),
+    TryInsert(u8, u16),
+    Get(u8),
+    Remove(u8),
+    RemoveIf(u8, u16),
+    Update(u8, u16),
+    GetOrInsert(u8, u16),
+    /// `compute`: 0 inserts or replaces, 1 removes, 2 aborts.
+    Compute(u8, u8, u16),
+    /// Keeps the entries whose value is not divisible by this.
+    Retain(u8),
+    Clear,
+    Reserve(u8),
+    ShrinkToFit,
+    /// Compares iteration, `len` and a clone with the model.
+    Check,
+}
+
+/// The hashers; `Pick(0)` is the randomly seeded default.
+#[derive(Clone)]
+struct Pick(u8, RandomState);
+
+struct PickHasher(u8, u64, std::collections::hash_map::DefaultHasher);
+
+impl BuildHasher for Pick {
+    type Hasher = PickHasher;
+    fn build_hasher(&self) -> PickHasher {
+        // `RandomState::build_hasher` gives a `DefaultHasher` seeded by this state.
+        PickHasher(self.0, 0, self.1.build_hasher())
+    }
+}
+
+impl Hasher for PickHasher {
+    fn finish(&self) -> u64 {
+        match self.0 % 4 {
+            0 => self.2.finish(),
+            1 => 0x5555_5555_5555_5555, // constant
+            2 => (self.1 % 3).wrapping_mul(0x9E37_79B9_7F4A_7C15), // three hashes
+            _ => self.1 & 0xFF,         // low bits only
+        }
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.2.write(bytes);
+        for &b in bytes {
+            self.1 = self.1.wrapping_mul(31).wrapping_add(b as u64);
+        }
+    }
+}
+
+/// One input: the hasher, the initial capacity, then the operations. A crash report prints it.
+#[derive(Arbitrary, Debug)]
+struct Input {
+    hasher: u8,
+    capacity: u8,
+    ops: Vec<Op>,
+}
+
+fn run(input: Input) {
+    let Input {
+        hasher,
+        capacity,
+        ops,
+    } = input;
+    let hasher = Pick(hasher, RandomState::new());
+    let capacity = usize::from(capacity % 65);
+
+    let map: HashMap<u8, u16, Pick> = HashMap::with_capacity_and_hasher(capacity, hasher);
+    let mut model: StdMap<u8, u16> = StdMap::new();
+    let guard = map.guard();
+    for op in ops {
+        match op {
+            Op::Insert(k, v) => {
+                assert_eq!(map.insert(k, v, &guard).copied(), model.insert(k, v));
+            }
+            Op::TryInsert(k, v) => {
+                let ours = map
+                    .try_insert(k, v, &guard)
+                    .map(|v| *v)
+                    .map_err(|e| *e.current);
+                let theirs = match model.get(&k) {
+                    Some(&cur) => Err(cur),
+                    None => {
+                        model.insert(k, v);
+                        Ok(v)
+                    }
+                };
+                assert_eq!(ours, theirs);
+            }
+            Op::Get(k) => {
+                assert_eq!(map.get(&k, &guard), model.get(&k));
+                assert_eq!(map.contains_key(&k, &guard), model.contains_key(&k));
+            }
+            Op::Remove(k) => {
+                assert_eq!(map.remove(&k, &guard).copied(), model.remove(&k));
+            }
+            Op::RemoveIf(k, below) => {
+                let ours = map
+                    .remove_if(&k, |_, v| *v < below, &guard)
+                    .map(|(k, v)| (*k, *v));
+                let theirs = match model.get(&k) {
+                    Some(&v) if v < below => model.remove_entry(&k),
+                    _ => None,
+                };
+                assert_eq!(ours, theirs);
+            }
+            Op::Update(k, add) => {
+                let ours = map.update(k, |v| v.wrapping_add(add), &guard).copied();
+                let theirs = model.get_mut(&k).map(|v| {
+                    *v = v.wrapping_add(add);
+                    *v
+                });
+                assert_eq!(ours, theirs);
+            }
+            Op::GetOrInsert(k, v) => {
+                let ours = *map.get_or_insert_with(k, || v, &guard);
+                assert_eq!(ours, *model.entry(k).or_insert(v));
+            }
+            Op::Compute(k, action, v) => {
+                let ours = map.compute(
+                    k,
+                    |cur| match action % 3 {
+                        0 => Operation::Insert(cur.map_or(v, |(_, c)| c ^ v)),
+                        1 => Operation::Remove,
+                        _ => Operation::Abort(action),
+                    },
+                    &guard,
+                );
+                let current = model.get(&k).copied();
+                match (ours, action % 3, current) {
+                    (Compute::Inserted(&ik, &iv), 0, None) => {
+                        assert_eq!((ik, iv), (k, v));
+                        model.insert(k, v);
+                    }
+                    (Compute::Updated { old, new }, 0, Some(c)) => {
+                        assert_eq!((*old.0, *old.1), (k, c));
+                        assert_eq!((*new.0, *new.1), (k, c ^ v));
+                        model.insert(k, c ^ v);
+                    }
+                    (Compute::Removed(&rk, &rv), 1, Some(c)) => {
+                        assert_eq!((rk, rv), (k, c));
+                        model.remove(&k);
+                    }
+                    (Compute::Absent, 1, None) => {}
+                    (Compute::Aborted(a), 2, _) => assert_eq!(a, action),
+                    (ours, action, current) => {
+                        panic!("compute returned {ours:?} for action {action} on {current:?}")
+                    }
+                }
+            }
+            Op::Retain(m) => {
+                let m = u16::from(m.max(1));
+                map.retain(|_, v| v % m != 0, &guard);
+                model.retain(|_, v| *v % m != 0);
+            }
+            Op::Clear => {
+                map.clear(&guard);
+                model.clear();
+            }
+            Op::Reserve(n) => {
+                map.reserve(usize::from(n), &guard);
+                assert!(map.capacity() >= map.len() + usize::from(n));
+            }
+            Op::ShrinkToFit => map.shrink_to_fit(&guard),
+            Op::Check => check(&map, &model),
+        }
+        assert_eq!(map.len(), model.len());
+    }
+    check(&map, &model);
+    drop(guard);
+    // Push this input's garbage to the collector so memory stays flat across runs.
+    map.guard().flush();
+}
+
+fn check(map: &HashMap<u8, u16, Pick>, model: &StdMap<u8, u16>) {
+    let guard = map.guard();
+    let mut seen: Vec<(u8, u16)> = map.iter(&guard).map(|(k, v)| (*k, *v)).collect();
+    seen.sort_unstable();
+    let mut expected: Vec<(u8, u16)> = model.iter().map(|(k, v)| (*k, *v)).collect();
+    expected.sort_unstable();
+    assert_eq!(seen, expected, "iteration differs from the model");
+    assert_eq!(map.len(), model.len());
+    assert!(map.capacity() >= map.len());
+    let copy = map.clone();
+    assert!(copy == *map, "a clone is not equal to its source");
+}
+
+fuzz_target!(|input: Input| run(input));
