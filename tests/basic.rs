@@ -376,7 +376,10 @@ fn reserve_always_reaches_the_requested_capacity() {
     for additional in 0..200 {
         m.map().shrink_to_fit(m.guard());
         m.reserve(additional);
-        assert!(m.capacity() >= m.len() + additional, "reserve({additional})");
+        assert!(
+            m.capacity() >= m.len() + additional,
+            "reserve({additional})"
+        );
         m.insert(additional as u64, 0);
     }
 }
