@@ -11,7 +11,9 @@
 # replaces the fences TSan cannot model with acquire loads; older versions give false positives
 # in deferred frees (../shared/research/reliability.md, section 3).
 #
-# Usage: bash scripts/sanitize.sh [thread|address]...   (default: both)
+# Usage: bash scripts/sanitize.sh [SANITIZER[:GEOMETRY]]...
+#   SANITIZER: thread or address; GEOMETRY: shipping or stress (default: both).
+#   With no arguments: thread and address, each with both geometries (about 7 minutes on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +31,8 @@ fi
 
 host=$(rustc +nightly -vV | sed -n 's/^host: //p')
 # The tests with threads in them, plus the unit tests (the parked-helper lock-freedom test).
-tests=(--lib --test concurrent --test linearizability --test drops --test panics --test memory)
+tests=(--lib --test concurrent --test linearizability --test drops --test panics --test memory
+    --test collector)
 
 # TSan: stop at the first report; a report is a failure.
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
@@ -39,12 +42,22 @@ export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
 export ASAN_OPTIONS="detect_odr_violation=0 detect_stack_use_after_return=1 detect_leaks=1"
 
 start=$(date +%s)
-sanitizers=("$@")
-if [ ${#sanitizers[@]} -eq 0 ]; then
-    sanitizers=(thread address)
+runs=("$@")
+if [ ${#runs[@]} -eq 0 ]; then
+    runs=(thread address)
 fi
-for sanitizer in "${sanitizers[@]}"; do
-    for geometry in shipping stress; do
+for run in "${runs[@]}"; do
+    sanitizer=${run%%:*}
+    geometries="shipping stress"
+    if [ "$run" != "$sanitizer" ]; then
+        geometries=${run#*:}
+    fi
+    case "$sanitizer" in thread | address) ;; *)
+        echo "sanitize: unknown sanitizer '$sanitizer' (thread or address)" >&2
+        exit 2
+        ;;
+    esac
+    for geometry in $geometries; do
         flags="-Zsanitizer=$sanitizer"
         if [ "$geometry" = stress ]; then
             flags="$flags --cfg lockfree_map_stress"

@@ -96,7 +96,7 @@ mod sync;
 pub use iter::{Iter, Keys, Values};
 pub use map::{Compute, HashMap, OccupiedError, Operation};
 pub use map_ref::MapRef;
-pub use reclaim::Guard;
+pub use reclaim::{Collector, Guard};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -14,7 +14,7 @@ use std::hash::{BuildHasher, Hash};
 use crate::iter::{Iter, Keys, Values};
 use crate::map_ref::MapRef;
 use crate::raw::{Entry, RawMap};
-use crate::reclaim::{self, Guard};
+use crate::reclaim::{Collector, Guard};
 
 /// A concurrent hash map, lock-free in every operation, including resizing.
 ///
@@ -146,10 +146,36 @@ impl<K, V, S> HashMap<K, V, S> {
     /// # Panics
     /// If the table for `capacity` entries would not fit in the address space.
     pub fn with_capacity_and_hasher(capacity: usize, hasher: S) -> Self {
+        Self::with_collector(capacity, hasher, Collector::global())
+    }
+
+    /// An empty map that retires removed entries to `collector` (see [`Collector`]: a private
+    /// collector frees all of a map's garbage once the map and its guards are gone, at the cost
+    /// of a registration per [`guard`](Self::guard)). The other constructors use
+    /// [`Collector::global`].
+    ///
+    /// ```
+    /// use lockfree_map::{Collector, HashMap};
+    /// use std::collections::hash_map::RandomState;
+    ///
+    /// let map = HashMap::with_collector(16, RandomState::new(), Collector::new());
+    /// let guard = map.guard();
+    /// map.insert("key", 1, &guard);
+    /// assert_eq!(map.get("key", &guard), Some(&1));
+    /// ```
+    ///
+    /// # Panics
+    /// If the table for `capacity` entries would not fit in the address space.
+    pub fn with_collector(capacity: usize, hasher: S, collector: Collector) -> Self {
         HashMap {
-            raw: RawMap::with_capacity(capacity),
+            raw: RawMap::with_capacity(capacity, collector),
             hasher,
         }
+    }
+
+    /// The collector this map retires to.
+    pub fn collector(&self) -> &Collector {
+        self.raw.collector()
     }
 
     /// The map's hasher.
@@ -160,9 +186,11 @@ impl<K, V, S> HashMap<K, V, S> {
     /// Pins the current thread: the returned guard keeps everything read through it alive.
     ///
     /// Pin for an operation or a batch, not for the life of a thread: while a guard lives, no
-    /// memory retired anywhere (in any map) since it was made can be freed.
+    /// memory retired in any map of this map's [`Collector`] since it was made can be freed.
+    /// The guard serves every map of the same collector; passing it to a map of another collector
+    /// panics.
     pub fn guard(&self) -> Guard {
-        reclaim::pin()
+        self.raw.collector().pin()
     }
 
     /// Number of entries.
@@ -187,7 +215,7 @@ impl<K, V, S> HashMap<K, V, S> {
     /// assert!(map.capacity() >= 100);
     /// ```
     pub fn capacity(&self) -> usize {
-        self.raw.capacity(&reclaim::pin())
+        self.raw.capacity(&self.guard())
     }
 }
 
@@ -206,7 +234,7 @@ where
     /// assert_eq!(m.get(&1), Some(&"one"));
     /// ```
     pub fn pin(&self) -> MapRef<'_, K, V, S> {
-        MapRef::new(self, reclaim::pin())
+        MapRef::new(self, self.guard())
     }
 
     #[inline]
@@ -254,7 +282,7 @@ where
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
-        self.get(key, &reclaim::pin()).cloned()
+        self.get(key, &self.guard()).cloned()
     }
 
     /// Inserts `key → value`; returns the value it replaced.
@@ -553,7 +581,9 @@ where
 {
     fn clone(&self) -> Self {
         let guard = self.guard();
-        let copy = HashMap::with_capacity_and_hasher(self.len(), self.hasher.clone());
+        // The copy shares the collector, so the source's guard serves both.
+        let copy =
+            HashMap::with_collector(self.len(), self.hasher.clone(), self.collector().clone());
         for (k, v) in self.iter(&guard) {
             copy.insert(k.clone(), v.clone(), &guard);
         }
@@ -570,14 +600,15 @@ where
     /// Equal if both hold the same keys with equal values. Under concurrent writes the answer
     /// reflects no single moment.
     fn eq(&self, other: &Self) -> bool {
-        let guard = self.guard();
+        // One guard per map: the two may use different collectors.
+        let (ours, theirs) = (self.guard(), other.guard());
         self.len() == other.len()
             && self
-                .iter(&guard)
-                .all(|(k, v)| other.get(k, &guard) == Some(v))
+                .iter(&ours)
+                .all(|(k, v)| other.get(k, &theirs) == Some(v))
             && other
-                .iter(&guard)
-                .all(|(k, _)| self.contains_key(k, &guard))
+                .iter(&theirs)
+                .all(|(k, _)| self.contains_key(k, &ours))
     }
 }
 

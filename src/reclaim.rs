@@ -9,21 +9,117 @@
 //! - retire a pointer only after it has been unlinked, so no new load can return it;
 //! - never publish a pointer again after it may have been retired (the migration's copy
 //!   protocol is built around this);
-//! - all maps use crossbeam's global collector, so any [`Guard`] protects any map; this is why
-//!   keys and values must be `'static` (a retired entry may be dropped after its map).
+//! - a map retires to its [`Collector`]: crossbeam's global one unless it was built with a private
+//!   one. A guard protects only the maps of the collector it was pinned on, so every operation
+//!   checks that its guard belongs to the map's collector (flurry#46 shipped without that check:
+//!   a guard of another collector let entries be freed under a reader). Keys and values must be
+//!   `'static` either way: a retired entry may be dropped after its map.
+
+use std::sync::Arc;
 
 use crossbeam_epoch as epoch;
 
+/// The epoch collector a map hands its removed entries and old tables to.
+///
+/// By default every map shares crossbeam's global collector: pinning is then a thread-local
+/// operation (a few nanoseconds) and one guard could serve many maps. A private collector
+/// ([`Collector::new`], given to [`HashMap::with_collector`](crate::HashMap::with_collector))
+/// keeps a map's garbage apart from every other map's: when the map and the last guard pinned on
+/// it are gone, all of its retired memory is freed, which leak checkers such as valgrind can then
+/// confirm. The price: each [`HashMap::guard`](crate::HashMap::guard) on such a map registers
+/// with the collector (an allocation), so pin once per batch ([`HashMap::pin`](crate::HashMap::pin))
+/// rather than once per operation.
+///
+/// ```
+/// use lockfree_map::{Collector, HashMap};
+/// use std::collections::hash_map::RandomState;
+///
+/// let map: HashMap<u64, u64> = HashMap::with_collector(0, RandomState::new(), Collector::new());
+/// let m = map.pin();
+/// m.insert(1, 10);
+/// assert_eq!(m.get(&1), Some(&10));
+/// ```
+#[derive(Clone)]
+pub struct Collector {
+    /// `None`: crossbeam's global collector.
+    private: Option<Arc<epoch::Collector>>,
+}
+
+impl Collector {
+    /// A new private collector, for one map (or a few that share it through `clone`).
+    #[allow(clippy::new_without_default)] // `Default` would be ambiguous: global or private?
+    pub fn new() -> Self {
+        Collector {
+            private: Some(Arc::new(epoch::Collector::new())),
+        }
+    }
+
+    /// crossbeam's global collector, the default of every map.
+    pub fn global() -> Self {
+        Collector { private: None }
+    }
+
+    /// Pins the current thread on this collector.
+    #[inline]
+    pub(crate) fn pin(&self) -> Guard {
+        match &self.private {
+            None => Guard {
+                inner: epoch::pin(),
+                private: None,
+            },
+            Some(collector) => Guard {
+                // The handle can go at once: the guard keeps the thread's registration alive.
+                inner: collector.register().pin(),
+                private: Some(collector.clone()),
+            },
+        }
+    }
+
+    /// Panics unless `guard` was pinned on this collector. Letting another collector's guard
+    /// through would let this map free memory the caller still reads.
+    #[inline]
+    pub(crate) fn check(&self, guard: &Guard) {
+        let same = match (&self.private, &guard.private) {
+            (None, None) => true,
+            (Some(ours), Some(theirs)) => Arc::ptr_eq(ours, theirs),
+            _ => false,
+        };
+        if !same {
+            wrong_guard();
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn wrong_guard() -> ! {
+    panic!("lockfree-map: a guard from another map's collector was passed to this map; use this map's `guard()`")
+}
+
+impl std::fmt::Debug for Collector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.private {
+            None => "Collector::global()",
+            Some(_) => "Collector::new()",
+        })
+    }
+}
+
 /// A pinned epoch guard.
 ///
-/// While a `Guard` lives, nothing that was reachable in any map when the guard was created is
-/// freed. References returned by the map's explicit-guard methods live as long as the guard.
+/// While a `Guard` lives, nothing that was reachable when the guard was created, in any map of
+/// its [`Collector`], is freed. References returned by the map's explicit-guard methods live as
+/// long as the guard. A guard works with every map of the collector it was pinned on (all maps
+/// that use the global collector, by default); passing it to a map of another collector panics.
 ///
 /// Holding a guard for a long time delays the freeing of every entry removed or replaced in the
-/// meantime, in every map: pin for an operation or a batch of operations, not for the life of a
-/// thread.
+/// meantime, in every map of its collector: pin for an operation or a batch of operations, not
+/// for the life of a thread.
 pub struct Guard {
     inner: epoch::Guard,
+    /// The private collector pinned on, kept alive (and identified) by the guard.
+    private: Option<Arc<epoch::Collector>>,
 }
 
 impl Guard {
@@ -43,14 +139,6 @@ impl Guard {
 impl std::fmt::Debug for Guard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Guard").finish_non_exhaustive()
-    }
-}
-
-/// Pins the current thread.
-#[inline]
-pub(crate) fn pin() -> Guard {
-    Guard {
-        inner: epoch::pin(),
     }
 }
 

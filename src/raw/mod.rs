@@ -32,7 +32,7 @@ pub(crate) mod slot;
 mod table;
 mod tag;
 
-use crate::reclaim::{self, Guard};
+use crate::reclaim::{self, Collector, Guard};
 use crate::sync::{AtomicPtr, Ordering, GROUP_SLOTS, MIN_GROUPS};
 
 use counter::Counter;
@@ -44,6 +44,8 @@ use table::{capacity_of, groups_for_capacity, groups_for_live, Probe, Table, MAX
 pub(crate) struct RawMap<K, V> {
     root: AtomicPtr<Table<K, V>>,
     len: Counter,
+    /// Where retired entries and tables go; every entry point checks its guard against it.
+    collector: Collector,
 }
 
 /// Where a write for one key can act.
@@ -81,16 +83,24 @@ enum Examined<'g, K, V> {
 }
 
 impl<K, V> RawMap<K, V> {
-    pub(crate) fn with_capacity(capacity: usize) -> Self {
+    pub(crate) fn with_capacity(capacity: usize, collector: Collector) -> Self {
         let table = Box::new(Table::new(groups_for_capacity(capacity)));
         RawMap {
             root: AtomicPtr::new(Box::into_raw(table)),
             len: Counter::new(),
+            collector,
         }
     }
 
+    pub(crate) fn collector(&self) -> &Collector {
+        &self.collector
+    }
+
+    /// The root table. Every operation reaches the tables through here, so this is where a guard
+    /// of another collector is refused (a comparison of two words on the guard and the map).
     #[inline]
-    fn root<'g>(&'g self, _guard: &'g Guard) -> &'g Table<K, V> {
+    fn root<'g>(&'g self, guard: &'g Guard) -> &'g Table<K, V> {
+        self.collector.check(guard);
         // Acquire: pairs with the Release half of the promotion CAS in `try_promote` (and with
         // the construction of the first table), so the table is fully built.
         let root = self.root.load(Ordering::Acquire);

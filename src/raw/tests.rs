@@ -6,7 +6,7 @@ use std::sync::mpsc;
 
 use super::migrate::hooks;
 use super::{Entry, Located, RawMap};
-use crate::reclaim;
+use crate::reclaim::Collector;
 
 /// A tiny typed front end over the raw map, enough to drive it in these tests.
 struct Map {
@@ -17,13 +17,13 @@ struct Map {
 impl Map {
     fn new() -> Self {
         Map {
-            raw: RawMap::with_capacity(0),
+            raw: RawMap::with_capacity(0, Collector::global()),
             hasher: RandomState::new(),
         }
     }
 
     fn insert(&self, key: u64, value: u64) -> Option<u64> {
-        let guard = reclaim::pin();
+        let guard = self.raw.collector().pin();
         let hash = self.hasher.hash_one(key);
         let mut entry = Box::new(Entry { hash, key, value });
         loop {
@@ -36,14 +36,14 @@ impl Map {
     }
 
     fn get(&self, key: u64) -> Option<u64> {
-        let guard = reclaim::pin();
+        let guard = self.raw.collector().pin();
         self.raw
             .find(self.hasher.hash_one(key), |k| *k == key, &guard)
             .map(|e| e.value)
     }
 
     fn remove(&self, key: u64) -> Option<u64> {
-        let guard = reclaim::pin();
+        let guard = self.raw.collector().pin();
         let hash = self.hasher.hash_one(key);
         loop {
             let located: Located<'_, u64, u64> =
