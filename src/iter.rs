@@ -19,7 +19,22 @@ use crate::raw::RawIter;
 
 /// An iterator over a map's entries, as `(&K, &V)`. Made by [`HashMap::iter`](crate::HashMap::iter).
 ///
-/// See the [module-level guarantee](self) for what it yields under concurrent writes.
+/// It never blocks writers. Under concurrent writes, exactly:
+/// - a key present for the whole iteration is yielded exactly once, with the value it had when
+///   its slot was visited;
+/// - no key is yielded twice, even one removed and inserted again during the iteration;
+/// - a key inserted during the iteration is not yielded; a key removed during it may be;
+/// - resizes during the iteration change none of the above.
+///
+/// ```
+/// let map = lockfree_map::HashMap::new();
+/// let m = map.pin();
+/// m.insert(1, "a");
+/// m.insert(2, "b");
+/// let mut all: Vec<_> = m.iter().map(|(k, v)| (*k, *v)).collect();
+/// all.sort();
+/// assert_eq!(all, [(1, "a"), (2, "b")]);
+/// ```
 pub struct Iter<'g, K, V> {
     raw: RawIter<'g, K, V>,
 }

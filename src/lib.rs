@@ -41,8 +41,18 @@
 //! A reference returned by `get`, `insert` (the old value) or `remove` (the removed value) stays
 //! valid while its guard lives, even after the entry leaves the map. Pinning costs a few
 //! nanoseconds; a `MapRef` pays it once. Holding a guard for a long time (say, across a blocking
-//! call) delays the freeing of everything retired meanwhile, in every map: memory grows until the
-//! guard is dropped. Guards are `!Send`: pin inside the thread (or task poll) that uses the map.
+//! call) delays the freeing of everything retired meanwhile, in every map of its collector:
+//! memory grows until the guard is dropped. Guards are `!Send`: pin inside the thread (or task
+//! poll) that uses the map.
+//!
+//! # Collectors
+//!
+//! By default all maps retire to crossbeam's global collector, so one guard serves every map.
+//! [`HashMap::with_collector`] with [`Collector::new`] gives a map (or a few maps, sharing clones
+//! of it) a private collector: everything the map retired is freed by the time the map and the
+//! last guard pinned on it are gone, and other maps' readers never delay it; each
+//! [`guard`](HashMap::guard) then costs a registration, so pin once per batch. A guard passed to a
+//! map of another collector makes the call panic (it could not protect that map's entries).
 //!
 //! # Consistency of `len` and iteration
 //!
@@ -66,6 +76,10 @@
 //! [`HashMap::with_hasher`]; the map stays correct whatever the hasher does (even one that returns
 //! a constant), but its speed depends on hashes that spread over all 64 bits: the low bits pick
 //! the home group and the top seven are compared as tags.
+//!
+//! Keys whose `Eq` disagrees with their `Hash` (or with itself) are a logic error, as in std,
+//! but cause no undefined behaviour, hang or leak: lookups of such keys may miss, or find any
+//! entry their `Eq` accepts, and every value is still dropped exactly once.
 //!
 //! # Thread safety of the contents
 //!

@@ -79,15 +79,18 @@ impl Collector {
     /// through would let this map free memory the caller still reads.
     #[inline]
     pub(crate) fn check(&self, guard: &Guard) {
-        let same = match (&self.private, &guard.private) {
-            (None, None) => true,
-            (Some(ours), Some(theirs)) => Arc::ptr_eq(ours, theirs),
-            _ => false,
-        };
-        if !same {
+        // One comparison: `Option<Arc<_>>` is a nullable pointer, null for the global collector.
+        if identity(&self.private) != identity(&guard.private) {
             wrong_guard();
         }
     }
+}
+
+/// The address that identifies a collector: its `Arc`'s, or null for the global one. A guard
+/// keeps its collector's `Arc` alive, so the address cannot be reused while the guard exists.
+#[inline(always)]
+fn identity(private: &Option<Arc<epoch::Collector>>) -> *const epoch::Collector {
+    private.as_ref().map_or(std::ptr::null(), Arc::as_ptr)
 }
 
 #[cold]

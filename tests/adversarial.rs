@@ -1,0 +1,185 @@
+//! Misbehaving users: keys whose `Eq` disagrees with their `Hash` (or with itself), and guards
+//! held for a long time while other threads churn. The documented behaviour: no undefined
+//! behaviour, no hang, no leak, every value dropped exactly once; lookups of such keys may miss
+//! or find any entry the key's `Eq` accepts.
+
+mod common;
+
+use std::collections::hash_map::RandomState;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use common::Tracked;
+use lockfree_map::{Collector, HashMap, Operation};
+
+/// How a `Liar`'s `Eq` answers.
+#[derive(Clone, Copy, Debug)]
+enum Lie {
+    /// Every key equals every other: the map behaves as if keys with one hash were one key.
+    AlwaysEqual,
+    /// No key equals any, not even itself: every insert adds an entry, nothing is ever found.
+    NeverEqual,
+    /// A coin toss on every comparison, different each time.
+    Random,
+}
+
+/// A key whose `Hash` is honest (its id) and whose `Eq` lies as told.
+#[derive(Clone, Debug)]
+struct Liar {
+    id: u64,
+    lie: Lie,
+}
+
+static COIN: AtomicU64 = AtomicU64::new(0x2545_F491_4F6C_DD1D);
+
+impl PartialEq for Liar {
+    fn eq(&self, other: &Self) -> bool {
+        match self.lie {
+            Lie::AlwaysEqual => true,
+            Lie::NeverEqual => false,
+            Lie::Random => {
+                let x = COIN.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+                (x ^ (x >> 31) ^ self.id ^ other.id) & 1 == 0
+            }
+        }
+    }
+}
+impl Eq for Liar {}
+
+impl Hash for Liar {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Few distinct hashes, so that lying comparisons happen often.
+        (self.id % 16).hash(state)
+    }
+}
+
+/// Runs every kind of operation with lying keys from several threads, on a private collector so
+/// that dropping the map must drop every value, then checks that each was dropped exactly once.
+fn torture(lie: Lie) {
+    let live = Arc::new(AtomicUsize::new(0));
+    let map: HashMap<Liar, Tracked> =
+        HashMap::with_collector(0, RandomState::new(), Collector::new());
+    let per_thread = common::scaled(3_000) as u64;
+    std::thread::scope(|s| {
+        for t in 0..3u64 {
+            let (map, live) = (&map, &live);
+            s.spawn(move || {
+                let m = map.pin();
+                for i in 0..per_thread {
+                    let key = Liar {
+                        id: (i * 3 + t) % 64,
+                        lie,
+                    };
+                    let value = || Tracked::new(i, live);
+                    match i % 8 {
+                        0 | 1 => {
+                            m.insert(key, value());
+                        }
+                        2 => {
+                            let _ = m.try_insert(key, value());
+                        }
+                        3 => {
+                            m.get_or_insert_with(key, value);
+                        }
+                        4 => {
+                            m.update(key, |v| Tracked::new(v.get() + 1, live));
+                        }
+                        5 => {
+                            m.compute(key, |cur| match cur {
+                                Some(_) => Operation::<Tracked, ()>::Remove,
+                                None => Operation::Insert(value()),
+                            });
+                        }
+                        6 => {
+                            m.remove(&key);
+                        }
+                        _ => {
+                            if let Some(v) = m.get(&key) {
+                                v.get(); // must be a live value, whatever the lie found
+                            }
+                        }
+                    }
+                    if i % 500 == 0 {
+                        // Iteration terminates and yields only live values.
+                        for (_, v) in m.iter() {
+                            v.get();
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let m = map.pin();
+    assert_eq!(m.iter().count(), m.len(), "{lie:?}");
+    if let Lie::AlwaysEqual = lie {
+        // Equal keys with equal hashes are one key: at most one entry per hash.
+        assert!(m.len() <= 16, "{} entries with 16 hashes", m.len());
+    }
+    drop(m);
+    drop(map);
+    assert_eq!(live.load(Ordering::SeqCst), 0, "{lie:?}: values leaked");
+}
+
+#[test]
+fn eq_that_always_says_equal() {
+    torture(Lie::AlwaysEqual);
+}
+
+#[test]
+fn eq_that_never_says_equal() {
+    torture(Lie::NeverEqual);
+}
+
+#[test]
+fn eq_that_answers_at_random() {
+    torture(Lie::Random);
+}
+
+/// A reader pinned for the whole run keeps what it read alive and correct while writers replace
+/// and remove those entries and the table resizes many times; once it lets go, everything is
+/// freed.
+#[test]
+fn a_long_lived_guard_keeps_its_reads_alive_and_delays_nothing_else() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let map: HashMap<u64, Tracked> =
+        HashMap::with_collector(0, RandomState::new(), Collector::new());
+    let n = common::scaled(2_000) as u64;
+    {
+        let m = map.pin();
+        for k in 0..n {
+            m.insert(k, Tracked::new(k, &live));
+        }
+    }
+    let long = map.guard();
+    let held: Vec<&Tracked> = (0..n).map(|k| map.get(&k, &long).unwrap()).collect();
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            let (map, live) = (&map, &live);
+            s.spawn(move || {
+                let m = map.pin();
+                for round in 0..4u64 {
+                    for k in 0..n {
+                        if (k + t + round) % 2 == 0 {
+                            m.insert(k, Tracked::new(k + 1_000_000, live));
+                        } else {
+                            m.remove(&k);
+                        }
+                        // Cold keys force resizes under the held references.
+                        m.insert(n + t * 1_000_000 + round * n + k, Tracked::new(0, live));
+                    }
+                }
+            });
+        }
+    });
+    // Every reference read before the churn still reads its original, undropped value.
+    for (k, v) in held.iter().enumerate() {
+        assert_eq!(v.get(), k as u64);
+    }
+    // Writers were never blocked by the long guard: all their entries are in.
+    assert!(map.len() as u64 >= 2 * 4 * n);
+    drop(held);
+    drop(long);
+    drop(map);
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+}
