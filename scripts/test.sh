@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The project's test command (README: "Run the tests").
 #
-# 1. formatting and lints (warnings are errors);
-# 2. the whole suite in a debug build, so debug assertions inside the protocol run too:
-#    unit tests (including the parked-helper lock-freedom test), integration tests, doctests;
+# 1. formatting, lints (warnings are errors, with and without the optional features), the build
+#    with no default features, and the docs (`cargo doc` with warnings as errors);
+# 2. the whole suite with every feature (rayon, serde) in a debug build, so debug assertions
+#    inside the protocol run too: unit tests (including the parked-helper lock-freedom test),
+#    integration tests (the linearizability checker among them), doctests;
 # 3. the concurrent suites again with the stress geometry (`--cfg lockfree_map_stress`: two-slot
 #    groups and one-group migration chunks), which makes every few inserts a resize and races
 #    helpers on the same slots; in release, in its own target directory.
@@ -19,10 +21,15 @@ done
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy --all-targets -D warnings"
+echo "== cargo clippy --all-targets -D warnings (default features, then all)"
 cargo clippy --all-targets -- -D warnings
-echo "== cargo test (debug)"
-cargo test
+cargo clippy --all-targets --all-features -- -D warnings
+echo "== cargo check --no-default-features"
+cargo check --lib --no-default-features
+echo "== cargo doc, warnings as errors"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
+echo "== cargo test --all-features (debug)"
+cargo test --all-features
 echo "== cargo test, stress geometry (release)"
 RUSTFLAGS="--cfg lockfree_map_stress" CARGO_TARGET_DIR=target/stress \
-    cargo test --release --lib --tests
+    cargo test --release --all-features --lib --tests

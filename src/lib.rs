@@ -103,13 +103,19 @@
 mod iter;
 mod map;
 mod map_ref;
+#[cfg(feature = "rayon")]
+mod par;
 mod raw;
 mod reclaim;
+#[cfg(feature = "serde")]
+mod serde_impls;
 mod sync;
 
 pub use iter::{Iter, Keys, Values};
 pub use map::{Compute, HashMap, OccupiedError, Operation};
 pub use map_ref::MapRef;
+#[cfg(feature = "rayon")]
+pub use par::{ParIter, ParKeys, ParValues};
 pub use reclaim::{Collector, Guard};
 
 /// The README's examples, compiled and run as doctests.

@@ -173,6 +173,11 @@ impl<K, V, S> HashMap<K, V, S> {
         }
     }
 
+    #[cfg(feature = "rayon")]
+    pub(crate) fn raw(&self) -> &RawMap<K, V> {
+        &self.raw
+    }
+
     /// The collector this map retires to.
     pub fn collector(&self) -> &Collector {
         self.raw.collector()

@@ -662,6 +662,65 @@ impl<'g, K, V> Iterator for RawIter<'g, K, V> {
     }
 }
 
+/// The slots of a table that were full when a parallel iteration started, split by group range
+/// among rayon's workers. Each range is walked like [`RawIter`] walks the whole table, so the
+/// parallel iterator keeps the sequential one's guarantee.
+#[cfg(feature = "rayon")]
+pub(crate) struct Snapshot<'g, K, V> {
+    table: &'g Table<K, V>,
+    started_full: Box<[u8]>,
+}
+
+// SAFETY: a snapshot is only read: atomic loads of the table's slots, and shared references to
+// entries handed out as `&K`/`&V`, which may cross threads when `K` and `V` are `Sync`. The
+// table outlives `'g`, the lifetime of the guard the caller holds while the workers run (a
+// pinned guard protects what any thread reads, not only its own thread's reads).
+#[cfg(feature = "rayon")]
+unsafe impl<K: Sync, V: Sync> Sync for Snapshot<'_, K, V> {}
+// SAFETY: as for `Sync`: moving a snapshot moves only its recorded bits and a table reference.
+#[cfg(feature = "rayon")]
+unsafe impl<K: Sync, V: Sync> Send for Snapshot<'_, K, V> {}
+
+#[cfg(feature = "rayon")]
+impl<K, V> RawMap<K, V> {
+    /// Settles any migration and records the full slots, as [`RawMap::iter`] does.
+    pub(crate) fn snapshot<'g>(&'g self, guard: &'g Guard) -> Snapshot<'g, K, V> {
+        let it = self.iter(guard);
+        Snapshot {
+            table: it.table,
+            started_full: it.started_full,
+        }
+    }
+}
+
+#[cfg(feature = "rayon")]
+impl<'g, K, V> Snapshot<'g, K, V> {
+    pub(crate) fn groups(&self) -> usize {
+        self.started_full.len()
+    }
+
+    /// The entries of the recorded slots in groups `groups`, following moves.
+    pub(crate) fn entries(
+        &self,
+        groups: std::ops::Range<usize>,
+    ) -> impl Iterator<Item = &'g Entry<K, V>> + '_ {
+        let table = self.table;
+        groups.flat_map(move |g| {
+            let mut bits = self.started_full[g];
+            std::iter::from_fn(move || loop {
+                if bits == 0 {
+                    return None;
+                }
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if let Some(entry) = resolve(table, g * GROUP_SLOTS + i) {
+                    return Some(entry);
+                }
+            })
+        })
+    }
+}
+
 /// The live entry that slot `index` of `table` stands for, following moves.
 fn resolve<K, V>(mut table: &Table<K, V>, mut index: usize) -> Option<&Entry<K, V>> {
     loop {

@@ -1,0 +1,298 @@
+//! rayon support (feature `rayon`): parallel iteration, `FromParallelIterator` and
+//! `ParallelExtend`.
+//!
+//! A parallel iteration records the full slots once, like a sequential one, then rayon splits the
+//! table's groups among its workers; each worker walks its groups exactly as [`Iter`](crate::Iter)
+//! does, so the guarantee is the same: every key present for the whole iteration is yielded
+//! exactly once, none twice. Workers read under the caller's guard: an epoch guard keeps
+//! everything it protects alive for every thread, and rayon returns only when they are done.
+//!
+//! Filling a map from rayon pins once per rayon job (`for_each_init`), not once per entry.
+
+use std::hash::{BuildHasher, Hash};
+
+use rayon::iter::plumbing::{bridge_unindexed, Folder, UnindexedConsumer, UnindexedProducer};
+use rayon::iter::{FromParallelIterator, IntoParallelIterator, ParallelExtend, ParallelIterator};
+
+use crate::map::HashMap;
+use crate::map_ref::MapRef;
+use crate::raw::{Entry, Snapshot};
+use crate::reclaim::Guard;
+
+/// A parallel iterator over `(&K, &V)`. Made by [`HashMap::par_iter`] or [`MapRef::par_iter`].
+pub struct ParIter<'g, K, V> {
+    snapshot: Snapshot<'g, K, V>,
+}
+
+/// A parallel iterator over the keys. Made by [`HashMap::par_keys`].
+pub struct ParKeys<'g, K, V> {
+    inner: ParIter<'g, K, V>,
+}
+
+/// A parallel iterator over the values. Made by [`HashMap::par_values`].
+pub struct ParValues<'g, K, V> {
+    inner: ParIter<'g, K, V>,
+}
+
+impl<K, V> std::fmt::Debug for ParIter<'_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParIter").finish_non_exhaustive()
+    }
+}
+
+impl<K, V> std::fmt::Debug for ParKeys<'_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParKeys").finish_non_exhaustive()
+    }
+}
+
+impl<K, V> std::fmt::Debug for ParValues<'_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParValues").finish_non_exhaustive()
+    }
+}
+
+/// One worker's share: a range of the snapshot's groups.
+struct Groups<'s, 'g, K, V> {
+    snapshot: &'s Snapshot<'g, K, V>,
+    start: usize,
+    end: usize,
+}
+
+impl<'s, 'g, K: Sync, V: Sync> UnindexedProducer for Groups<'s, 'g, K, V> {
+    type Item = (&'g K, &'g V);
+
+    fn split(self) -> (Self, Option<Self>) {
+        if self.end - self.start < 2 {
+            return (self, None);
+        }
+        let mid = self.start + (self.end - self.start) / 2;
+        let right = Groups {
+            snapshot: self.snapshot,
+            start: mid,
+            end: self.end,
+        };
+        (Groups { end: mid, ..self }, Some(right))
+    }
+
+    fn fold_with<F: Folder<Self::Item>>(self, folder: F) -> F {
+        let entries = self.snapshot.entries(self.start..self.end);
+        folder.consume_iter(entries.map(|e: &'g Entry<K, V>| (&e.key, &e.value)))
+    }
+}
+
+impl<'g, K: Sync + 'g, V: Sync + 'g> ParallelIterator for ParIter<'g, K, V> {
+    type Item = (&'g K, &'g V);
+
+    fn drive_unindexed<C>(self, consumer: C) -> C::Result
+    where
+        C: UnindexedConsumer<Self::Item>,
+    {
+        let producer = Groups {
+            snapshot: &self.snapshot,
+            start: 0,
+            end: self.snapshot.groups(),
+        };
+        bridge_unindexed(producer, consumer)
+    }
+}
+
+impl<'g, K: Sync + 'g, V: Sync + 'g> ParallelIterator for ParKeys<'g, K, V> {
+    type Item = &'g K;
+
+    fn drive_unindexed<C>(self, consumer: C) -> C::Result
+    where
+        C: UnindexedConsumer<Self::Item>,
+    {
+        self.inner.map(|(k, _)| k).drive_unindexed(consumer)
+    }
+}
+
+impl<'g, K: Sync + 'g, V: Sync + 'g> ParallelIterator for ParValues<'g, K, V> {
+    type Item = &'g V;
+
+    fn drive_unindexed<C>(self, consumer: C) -> C::Result
+    where
+        C: UnindexedConsumer<Self::Item>,
+    {
+        self.inner.map(|(_, v)| v).drive_unindexed(consumer)
+    }
+}
+
+impl<K, V, S> HashMap<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// A parallel iterator over `(&K, &V)`, with [`iter`](Self::iter)'s guarantee under
+    /// concurrent writes. Feature `rayon`.
+    ///
+    /// ```
+    /// use rayon::prelude::*;
+    ///
+    /// let map: lockfree_map::HashMap<u64, u64> = (0..1000).map(|k| (k, k * 2)).collect();
+    /// let guard = map.guard();
+    /// let sum: u64 = map.par_iter(&guard).map(|(_, v)| *v).sum();
+    /// assert_eq!(sum, 999 * 1000);
+    /// ```
+    pub fn par_iter<'g>(&'g self, guard: &'g Guard) -> ParIter<'g, K, V> {
+        ParIter {
+            snapshot: self.raw().snapshot(guard),
+        }
+    }
+
+    /// A parallel iterator over the keys. Feature `rayon`.
+    ///
+    /// ```
+    /// use rayon::prelude::*;
+    ///
+    /// let map: lockfree_map::HashMap<u64, ()> = (0..100).map(|k| (k, ())).collect();
+    /// let guard = map.guard();
+    /// assert_eq!(map.par_keys(&guard).filter(|k| **k % 2 == 0).count(), 50);
+    /// ```
+    pub fn par_keys<'g>(&'g self, guard: &'g Guard) -> ParKeys<'g, K, V> {
+        ParKeys {
+            inner: self.par_iter(guard),
+        }
+    }
+
+    /// A parallel iterator over the values. Feature `rayon`.
+    ///
+    /// ```
+    /// use rayon::prelude::*;
+    ///
+    /// let map: lockfree_map::HashMap<&str, u32> = [("a", 1), ("b", 2)].into_iter().collect();
+    /// let guard = map.guard();
+    /// assert_eq!(map.par_values(&guard).max(), Some(&2));
+    /// ```
+    pub fn par_values<'g>(&'g self, guard: &'g Guard) -> ParValues<'g, K, V> {
+        ParValues {
+            inner: self.par_iter(guard),
+        }
+    }
+}
+
+impl<'m, K, V, S> MapRef<'m, K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// See [`HashMap::par_iter`]. Feature `rayon`.
+    ///
+    /// ```
+    /// use rayon::prelude::*;
+    ///
+    /// let map: lockfree_map::HashMap<u64, u64> = (0..10).map(|k| (k, k)).collect();
+    /// let m = map.pin();
+    /// assert_eq!(m.par_iter().count(), 10);
+    /// ```
+    pub fn par_iter(&self) -> ParIter<'_, K, V> {
+        self.map().par_iter(self.guard())
+    }
+
+    /// See [`HashMap::par_keys`]. Feature `rayon`.
+    ///
+    /// ```
+    /// use rayon::prelude::*;
+    ///
+    /// let map: lockfree_map::HashMap<u64, u64> = (0..10).map(|k| (k, k)).collect();
+    /// assert_eq!(map.pin().par_keys().copied().sum::<u64>(), 45);
+    /// ```
+    pub fn par_keys(&self) -> ParKeys<'_, K, V> {
+        self.map().par_keys(self.guard())
+    }
+
+    /// See [`HashMap::par_values`]. Feature `rayon`.
+    ///
+    /// ```
+    /// use rayon::prelude::*;
+    ///
+    /// let map: lockfree_map::HashMap<u64, u64> = (0..10).map(|k| (k, k + 1)).collect();
+    /// assert_eq!(map.pin().par_values().copied().sum::<u64>(), 55);
+    /// ```
+    pub fn par_values(&self) -> ParValues<'_, K, V> {
+        self.map().par_values(self.guard())
+    }
+}
+
+impl<K, V, S> FromParallelIterator<(K, V)> for HashMap<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher + Default + Sync,
+{
+    /// Builds a map from a parallel iterator; for equal keys, which value wins is unspecified
+    /// (the items arrive in no particular order).
+    ///
+    /// ```
+    /// use rayon::prelude::*;
+    ///
+    /// let squares: lockfree_map::HashMap<u64, u64> =
+    ///     (0..10_000u64).into_par_iter().map(|k| (k, k * k)).collect();
+    /// assert_eq!(squares.len(), 10_000);
+    /// assert_eq!(squares.get_cloned(&300), Some(90_000));
+    /// ```
+    fn from_par_iter<I>(items: I) -> Self
+    where
+        I: IntoParallelIterator<Item = (K, V)>,
+    {
+        let map = HashMap::default();
+        (&map).par_extend(items);
+        map
+    }
+}
+
+impl<K, V, S> ParallelExtend<(K, V)> for &HashMap<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher + Sync,
+{
+    /// Inserts every item, from rayon's workers, concurrently with any other writer.
+    ///
+    /// ```
+    /// use rayon::prelude::*;
+    ///
+    /// let map: lockfree_map::HashMap<u64, u64> = lockfree_map::HashMap::new();
+    /// let mut shared = &map;
+    /// shared.par_extend((0..100u64).into_par_iter().map(|k| (k, k)));
+    /// assert_eq!(map.len(), 100);
+    /// ```
+    fn par_extend<I>(&mut self, items: I)
+    where
+        I: IntoParallelIterator<Item = (K, V)>,
+    {
+        let map: &HashMap<K, V, S> = self;
+        items.into_par_iter().for_each_init(
+            || map.pin(),
+            |m, (k, v)| {
+                m.insert(k, v);
+            },
+        );
+    }
+}
+
+impl<K, V, S> ParallelExtend<(K, V)> for HashMap<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher + Sync,
+{
+    /// As for `&HashMap`.
+    ///
+    /// ```
+    /// use rayon::prelude::*;
+    ///
+    /// let mut map: lockfree_map::HashMap<u64, u64> = lockfree_map::HashMap::new();
+    /// map.par_extend((0..100u64).into_par_iter().map(|k| (k, k)));
+    /// assert_eq!(map.len(), 100);
+    /// ```
+    fn par_extend<I>(&mut self, items: I)
+    where
+        I: IntoParallelIterator<Item = (K, V)>,
+    {
+        (&*self).par_extend(items);
+    }
+}

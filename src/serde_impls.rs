@@ -1,0 +1,85 @@
+//! serde support (feature `serde`): a map serializes as a map and deserializes from one.
+//!
+//! Serializing takes a snapshot of the entries first (under one guard), so the length announced
+//! to the format always matches the entries written, even while other threads write (formats
+//! such as bincode rely on that). Under concurrent writes the snapshot has iteration's guarantee:
+//! every key present throughout is in it, exactly once.
+
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::marker::PhantomData;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+use crate::map::HashMap;
+
+impl<K, V, S> Serialize for HashMap<K, V, S>
+where
+    K: Hash + Eq + Send + 'static + Serialize,
+    V: Send + 'static + Serialize,
+    S: BuildHasher,
+{
+    /// ```
+    /// let map: lockfree_map::HashMap<String, u32> = [("a".to_string(), 1)].into_iter().collect();
+    /// assert_eq!(serde_json::to_string(&map).unwrap(), r#"{"a":1}"#);
+    /// ```
+    fn serialize<Ser: Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
+        let guard = self.guard();
+        let entries: Vec<(&K, &V)> = self.iter(&guard).collect();
+        let mut out = serializer.serialize_map(Some(entries.len()))?;
+        for (k, v) in entries {
+            out.serialize_entry(k, v)?;
+        }
+        out.end()
+    }
+}
+
+impl<'de, K, V, S> Deserialize<'de> for HashMap<K, V, S>
+where
+    K: Hash + Eq + Send + 'static + Deserialize<'de>,
+    V: Send + 'static + Deserialize<'de>,
+    S: BuildHasher + Default,
+{
+    /// Duplicate keys keep the last value, as `std::collections::HashMap` does.
+    ///
+    /// ```
+    /// let map: lockfree_map::HashMap<String, u32> = serde_json::from_str(r#"{"a":1,"b":2}"#).unwrap();
+    /// assert_eq!(map.get_cloned("b"), Some(2));
+    /// ```
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MapVisitor(PhantomData))
+    }
+}
+
+/// `fn() -> Map`: the visitor owns no map, so it is `Send`, `Sync` and variance-neutral whatever
+/// the map's types are.
+type Makes<K, V, S> = PhantomData<fn() -> HashMap<K, V, S>>;
+
+struct MapVisitor<K, V, S>(Makes<K, V, S>);
+
+impl<'de, K, V, S> Visitor<'de> for MapVisitor<K, V, S>
+where
+    K: Hash + Eq + Send + 'static + Deserialize<'de>,
+    V: Send + 'static + Deserialize<'de>,
+    S: BuildHasher + Default,
+{
+    type Value = HashMap<K, V, S>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+        // The hint comes from the input: cap it, so a hostile length cannot allocate a huge table.
+        let capacity = access.size_hint().unwrap_or(0).min(1 << 16);
+        let map = HashMap::with_capacity_and_hasher(capacity, S::default());
+        {
+            let m = map.pin();
+            while let Some((k, v)) = access.next_entry()? {
+                m.insert(k, v);
+            }
+        }
+        Ok(map)
+    }
+}

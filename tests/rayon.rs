@@ -1,0 +1,112 @@
+//! The `rayon` feature: parallel iteration keeps the sequential guarantee, and maps fill from
+//! rayon jobs. Run with `cargo test --all-features` (or `--features rayon`).
+#![cfg(feature = "rayon")]
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use lockfree_map::HashMap;
+use rayon::prelude::*;
+
+#[test]
+fn par_iter_yields_each_entry_once() {
+    let n = common::scaled(100_000) as u64;
+    let map: HashMap<u64, u64> = (0..n).into_par_iter().map(|k| (k, k * 3)).collect();
+    assert_eq!(map.len() as u64, n);
+    let guard = map.guard();
+    let pairs: Vec<(u64, u64)> = map.par_iter(&guard).map(|(k, v)| (*k, *v)).collect();
+    assert_eq!(pairs.len() as u64, n);
+    let keys: HashSet<u64> = pairs.iter().map(|p| p.0).collect();
+    assert_eq!(keys.len() as u64, n, "a key was yielded twice");
+    assert!(pairs.iter().all(|&(k, v)| v == k * 3));
+    assert_eq!(map.par_keys(&guard).count() as u64, n);
+    assert_eq!(
+        map.par_values(&guard).copied().sum::<u64>(),
+        3 * n * (n - 1) / 2
+    );
+    let m = map.pin();
+    assert_eq!(m.par_iter().count() as u64, n);
+    assert_eq!(m.par_keys().max(), Some(&(n - 1)));
+}
+
+#[test]
+fn par_iter_during_resizes_sees_every_stable_key_exactly_once() {
+    let stable = common::scaled(20_000) as u64;
+    let map: HashMap<u64, u64> = (0..stable).map(|k| (k, k)).collect();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        // A writer grows and shrinks the table with other keys while the workers iterate.
+        s.spawn(|| {
+            let m = map.pin();
+            let mut round = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                for k in 0..5_000 {
+                    m.insert(1_000_000 + round * 5_000 + k, 0);
+                }
+                for k in 0..5_000 {
+                    m.remove(&(1_000_000 + round * 5_000 + k));
+                }
+                round += 1;
+            }
+        });
+        for _ in 0..if cfg!(miri) { 1 } else { 20 } {
+            let guard = map.guard();
+            let seen: Vec<u64> = map
+                .par_keys(&guard)
+                .copied()
+                .filter(|k| *k < stable)
+                .collect();
+            let distinct: HashSet<u64> = seen.iter().copied().collect();
+            assert_eq!(distinct.len(), seen.len(), "a key was yielded twice");
+            assert_eq!(seen.len() as u64, stable, "a stable key was missed");
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+}
+
+#[test]
+fn par_extend_races_with_other_writers_and_loses_nothing() {
+    let n = common::scaled(50_000) as u64;
+    let mut map: HashMap<u64, u64> = HashMap::new();
+    map.par_extend((0..n).into_par_iter().map(|k| (k, k)));
+    let shared = &map;
+    rayon::join(
+        || {
+            let mut target = shared;
+            target.par_extend((n..2 * n).into_par_iter().map(|k| (k, k)));
+        },
+        || {
+            let m = shared.pin();
+            for k in 0..n {
+                m.update(k, |v| v + 1);
+            }
+        },
+    );
+    assert_eq!(map.len() as u64, 2 * n);
+    let m = map.pin();
+    assert!((0..n).all(|k| m.get(&k) == Some(&(k + 1))));
+    assert!((n..2 * n).all(|k| m.get(&k) == Some(&k)));
+}
+
+#[test]
+fn rayon_jobs_share_a_cache_through_get_or_insert_with() {
+    let cache: HashMap<u64, u64> = HashMap::new();
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let total: u64 = (0..10_000u64)
+        .into_par_iter()
+        .map_init(
+            || cache.pin(),
+            |m, i| {
+                *m.get_or_insert_with(i % 100, || {
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    (i % 100) * 2
+                })
+            },
+        )
+        .sum();
+    assert_eq!(total, (0..10_000u64).map(|i| (i % 100) * 2).sum());
+    // get_or_insert_with runs its closure at most once per key.
+    assert_eq!(calls.load(Ordering::Relaxed), 100);
+}
