@@ -67,7 +67,9 @@
 //! [`remove_if`](HashMap::remove_if) apply a closure atomically per key. Under contention the
 //! closure may run more than once, each time on the then current value; only the result of the
 //! last run is published. [`get_or_insert_with`](HashMap::get_or_insert_with) runs its closure at
-//! most once. A closure, `Hash` or `Eq` that panics leaves the map unchanged and usable.
+//! most once per call; calls racing on an absent key may each run theirs, but only one value is
+//! published and all of them return it (for a closure that must run once per key, store a
+//! `OnceLock` and initialise it after the insert). A closure, `Hash` or `Eq` that panics leaves the map unchanged and usable.
 //!
 //! # Choosing a hasher
 //!

@@ -333,9 +333,9 @@ where
 
     /// The value for `key`, inserting `make()` first if it is absent: the cache primitive.
     ///
-    /// `make` runs at most once, and only if the key looked absent; if another thread inserts the
-    /// key first, the value made here is dropped and theirs is returned, so each key's value is
-    /// published once.
+    /// `make` runs at most once per call, and only if the key looked absent; if another thread
+    /// inserts the key first, the value made here is dropped and theirs is returned, so each
+    /// key's value is published once (two calls racing on an absent key may both run `make`).
     pub fn get_or_insert_with<'g, F>(&'g self, key: K, make: F, guard: &'g Guard) -> &'g V
     where
         F: FnOnce() -> V,

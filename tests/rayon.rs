@@ -93,20 +93,27 @@ fn par_extend_races_with_other_writers_and_loses_nothing() {
 #[test]
 fn rayon_jobs_share_a_cache_through_get_or_insert_with() {
     let cache: HashMap<u64, u64> = HashMap::new();
-    let calls = std::sync::atomic::AtomicUsize::new(0);
-    let total: u64 = (0..10_000u64)
+    let calls = std::sync::atomic::AtomicU64::new(0);
+    // Each computed value carries a unique token, so a request that saw a value other than the
+    // published one would show.
+    let seen: Vec<(u64, u64)> = (0..10_000u64)
         .into_par_iter()
         .map_init(
             || cache.pin(),
             |m, i| {
-                *m.get_or_insert_with(i % 100, || {
-                    calls.fetch_add(1, Ordering::Relaxed);
-                    (i % 100) * 2
-                })
+                let key = i % 100;
+                let v = *m.get_or_insert_with(key, || {
+                    1_000 * calls.fetch_add(1, Ordering::Relaxed) + key
+                });
+                (key, v)
             },
         )
-        .sum();
-    assert_eq!(total, (0..10_000u64).map(|i| (i % 100) * 2).sum());
-    // get_or_insert_with runs its closure at most once per key.
-    assert_eq!(calls.load(Ordering::Relaxed), 100);
+        .collect();
+    let m = cache.pin();
+    assert_eq!(m.len(), 100);
+    for (key, v) in seen {
+        assert_eq!(m.get(&key), Some(&v), "a request saw an unpublished value");
+    }
+    // At most one call per key runs its closure without losing a race; racers may run theirs.
+    assert!(calls.load(Ordering::Relaxed) >= 100);
 }
