@@ -122,6 +122,12 @@ impl<K, V> HashMap<K, V, RandomState> {
 
     /// An empty map that can hold at least `capacity` entries before it grows.
     ///
+    /// ```
+    /// let map: lockfree_map::HashMap<u64, u64> = lockfree_map::HashMap::with_capacity(64);
+    /// assert!(map.is_empty());
+    /// assert!(map.capacity() >= 64);
+    /// ```
+    ///
     /// # Panics
     /// If the table for `capacity` entries would not fit in the address space.
     pub fn with_capacity(capacity: usize) -> Self {
@@ -137,11 +143,30 @@ impl<K, V, S: Default> Default for HashMap<K, V, S> {
 
 impl<K, V, S> HashMap<K, V, S> {
     /// An empty map using `hasher`.
+    ///
+    /// ```
+    /// use lockfree_map::HashMap;
+    /// use std::collections::hash_map::DefaultHasher;
+    /// use std::hash::BuildHasherDefault;
+    ///
+    /// let map = HashMap::with_hasher(BuildHasherDefault::<DefaultHasher>::default());
+    /// map.pin().insert("a", 1);
+    /// assert_eq!(map.pin().get("a"), Some(&1));
+    /// ```
     pub fn with_hasher(hasher: S) -> Self {
         Self::with_capacity_and_hasher(0, hasher)
     }
 
     /// An empty map using `hasher` that can hold at least `capacity` entries before it grows.
+    ///
+    /// ```
+    /// use lockfree_map::HashMap;
+    /// use std::collections::hash_map::RandomState;
+    ///
+    /// let map: HashMap<u64, u64> = HashMap::with_capacity_and_hasher(100, RandomState::new());
+    /// assert!(map.is_empty());
+    /// assert!(map.capacity() >= 100);
+    /// ```
     ///
     /// # Panics
     /// If the table for `capacity` entries would not fit in the address space.
@@ -179,11 +204,33 @@ impl<K, V, S> HashMap<K, V, S> {
     }
 
     /// The collector this map retires to.
+    ///
+    /// ```
+    /// use lockfree_map::{Collector, HashMap};
+    /// use std::collections::hash_map::RandomState;
+    ///
+    /// let a: HashMap<u8, u8> = HashMap::with_collector(0, RandomState::new(), Collector::new());
+    /// let same = a.collector().clone();
+    /// let b: HashMap<u8, u8> = HashMap::with_collector(0, RandomState::new(), same);
+    /// let guard = a.guard();
+    /// b.insert(1, 10, &guard); // same collector: `a`'s guard serves `b`
+    /// assert_eq!(b.get(&1, &guard), Some(&10));
+    /// ```
     pub fn collector(&self) -> &Collector {
         self.raw.collector()
     }
 
     /// The map's hasher.
+    ///
+    /// ```
+    /// use lockfree_map::HashMap;
+    /// use std::collections::hash_map::RandomState;
+    /// use std::hash::BuildHasher;
+    ///
+    /// let state = RandomState::new();
+    /// let map: HashMap<u64, u64> = HashMap::with_hasher(state.clone());
+    /// assert_eq!(map.hasher().hash_one(7u64), state.hash_one(7u64));
+    /// ```
     pub fn hasher(&self) -> &S {
         &self.hasher
     }
@@ -194,6 +241,15 @@ impl<K, V, S> HashMap<K, V, S> {
     /// memory retired in any map of this map's [`Collector`] since it was made can be freed.
     /// The guard serves every map of the same collector; passing it to a map of another collector
     /// panics.
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let guard = map.guard();
+    /// map.insert(1, "one", &guard);
+    /// let one = map.get(&1, &guard).unwrap();
+    /// map.remove(&1, &guard);
+    /// assert_eq!(*one, "one"); // removed, but still readable while `guard` lives
+    /// ```
     pub fn guard(&self) -> Guard {
         self.raw.collector().pin()
     }
@@ -202,11 +258,27 @@ impl<K, V, S> HashMap<K, V, S> {
     ///
     /// Exact when no write runs concurrently; otherwise a value the length had at some point
     /// during the call, give or take the writes in flight.
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let guard = map.guard();
+    /// map.insert("a", 1, &guard);
+    /// map.insert("b", 2, &guard);
+    /// map.insert("a", 3, &guard); // replaces: the length stays 2
+    /// assert_eq!(map.len(), 2);
+    /// ```
     pub fn len(&self) -> usize {
         self.raw.len()
     }
 
     /// Whether the map has no entries (with the same consistency as [`len`](Self::len)).
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// assert!(map.is_empty());
+    /// map.insert("a", 1, &map.guard());
+    /// assert!(!map.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -248,6 +320,14 @@ where
     }
 
     /// The value for `key`.
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let guard = map.guard();
+    /// map.insert(String::from("apple"), 3, &guard);
+    /// assert_eq!(map.get("apple", &guard), Some(&3)); // a `String` key, looked up by `&str`
+    /// assert_eq!(map.get("pear", &guard), None);
+    /// ```
     #[inline]
     pub fn get<'g, Q>(&'g self, key: &Q, guard: &'g Guard) -> Option<&'g V>
     where
@@ -258,6 +338,15 @@ where
     }
 
     /// The stored key and value for `key`.
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let guard = map.guard();
+    /// map.insert(String::from("apple"), 3, &guard);
+    /// let (key, value) = map.get_key_value("apple", &guard).unwrap();
+    /// assert_eq!((key.as_str(), *value), ("apple", 3)); // the stored `String` key
+    /// assert_eq!(map.get_key_value("pear", &guard), None);
+    /// ```
     #[inline]
     pub fn get_key_value<'g, Q>(&'g self, key: &Q, guard: &'g Guard) -> Option<(&'g K, &'g V)>
     where
@@ -271,6 +360,14 @@ where
     }
 
     /// Whether `key` is present.
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let guard = map.guard();
+    /// map.insert(1, "one", &guard);
+    /// assert!(map.contains_key(&1, &guard));
+    /// assert!(!map.contains_key(&2, &guard));
+    /// ```
     #[inline]
     pub fn contains_key<Q>(&self, key: &Q, guard: &Guard) -> bool
     where
@@ -281,6 +378,14 @@ where
     }
 
     /// A clone of the value for `key`, pinning internally (no guard needed).
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// map.pin().insert("primes", vec![2, 3, 5]);
+    /// let owned: Option<Vec<i32>> = map.get_cloned("primes"); // outlives any guard
+    /// assert_eq!(owned, Some(vec![2, 3, 5]));
+    /// assert_eq!(map.get_cloned("squares"), None);
+    /// ```
     pub fn get_cloned<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
@@ -294,6 +399,14 @@ where
     ///
     /// The replaced value stays readable through the returned reference while `guard` lives; it
     /// is dropped afterwards.
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let guard = map.guard();
+    /// assert_eq!(map.insert("a", 1, &guard), None);
+    /// assert_eq!(map.insert("a", 2, &guard), Some(&1)); // the replaced value
+    /// assert_eq!(map.get("a", &guard), Some(&2));
+    /// ```
     pub fn insert<'g>(&'g self, key: K, value: V, guard: &'g Guard) -> Option<&'g V> {
         let hash = self.hash(&key);
         let mut entry = Box::new(Entry { hash, key, value });
@@ -308,6 +421,17 @@ where
 
     /// Inserts `key → value` only if `key` is absent. Otherwise returns the current value and
     /// gives `value` back.
+    ///
+    /// ```
+    /// use lockfree_map::{HashMap, OccupiedError};
+    ///
+    /// let map = HashMap::new();
+    /// let guard = map.guard();
+    /// assert_eq!(map.try_insert("a", 1, &guard), Ok(&1));
+    /// let err = map.try_insert("a", 2, &guard).unwrap_err();
+    /// assert_eq!(err, OccupiedError { current: &1, not_inserted: 2 });
+    /// assert_eq!(map.get("a", &guard), Some(&1)); // unchanged
+    /// ```
     pub fn try_insert<'g>(
         &'g self,
         key: K,
@@ -336,6 +460,15 @@ where
     /// `make` runs at most once per call, and only if the key looked absent; if another thread
     /// inserts the key first, the value made here is dropped and theirs is returned, so each
     /// key's value is published once (two calls racing on an absent key may both run `make`).
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let guard = map.guard();
+    /// let mut runs = 0;
+    /// assert_eq!(map.get_or_insert_with("a", || { runs += 1; 1 }, &guard), &1);
+    /// assert_eq!(map.get_or_insert_with("a", || { runs += 1; 2 }, &guard), &1);
+    /// assert_eq!(runs, 1); // present the second time: `make` did not run
+    /// ```
     pub fn get_or_insert_with<'g, F>(&'g self, key: K, make: F, guard: &'g Guard) -> &'g V
     where
         F: FnOnce() -> V,
@@ -367,6 +500,13 @@ where
     }
 
     /// The value for `key`, inserting `value` first if it is absent.
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let guard = map.guard();
+    /// assert_eq!(map.get_or_insert("a", 1, &guard), &1); // absent: inserted
+    /// assert_eq!(map.get_or_insert("a", 2, &guard), &1); // present: kept
+    /// ```
     pub fn get_or_insert<'g>(&'g self, key: K, value: V, guard: &'g Guard) -> &'g V {
         self.get_or_insert_with(key, || value, guard)
     }
@@ -376,6 +516,15 @@ where
     /// Atomic per key: no other write to `key` lands between reading `current` and storing the
     /// result. Under contention `update` may run more than once (each run sees the then current
     /// value); only the last result is stored.
+    ///
+    /// ```
+    /// let map: lockfree_map::HashMap<&str, u32> = lockfree_map::HashMap::new();
+    /// let guard = map.guard();
+    /// assert_eq!(map.update("hits", |n| n + 1, &guard), None); // absent: nothing inserted
+    /// assert!(!map.contains_key("hits", &guard));
+    /// map.insert("hits", 1, &guard);
+    /// assert_eq!(map.update("hits", |n| n + 1, &guard), Some(&2));
+    /// ```
     pub fn update<'g, F>(&'g self, key: K, mut update: F, guard: &'g Guard) -> Option<&'g V>
     where
         F: FnMut(&V) -> V,
@@ -455,6 +604,14 @@ where
     }
 
     /// Removes `key`; returns its value (readable while `guard` lives).
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let guard = map.guard();
+    /// map.insert(1, "one", &guard);
+    /// assert_eq!(map.remove(&1, &guard), Some(&"one"));
+    /// assert_eq!(map.remove(&1, &guard), None); // already gone
+    /// ```
     pub fn remove<'g, Q>(&'g self, key: &Q, guard: &'g Guard) -> Option<&'g V>
     where
         K: Borrow<Q>,
@@ -464,6 +621,15 @@ where
     }
 
     /// Removes `key`; returns the stored key and value (readable while `guard` lives).
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let guard = map.guard();
+    /// map.insert(String::from("apple"), 3, &guard);
+    /// let (key, value) = map.remove_entry("apple", &guard).unwrap();
+    /// assert_eq!((key.as_str(), *value), ("apple", 3)); // the stored `String` key
+    /// assert!(map.is_empty());
+    /// ```
     pub fn remove_entry<'g, Q>(&'g self, key: &Q, guard: &'g Guard) -> Option<(&'g K, &'g V)>
     where
         K: Borrow<Q>,
@@ -481,6 +647,16 @@ where
 
     /// Removes `key` if `remove(&key, &value)` says so for its current entry. The predicate may
     /// run more than once under contention, each time on the then current entry.
+    ///
+    /// ```
+    /// let map: lockfree_map::HashMap<&str, u32> = lockfree_map::HashMap::new();
+    /// let guard = map.guard();
+    /// map.insert("odd", 1, &guard);
+    /// map.insert("even", 2, &guard);
+    /// assert_eq!(map.remove_if("odd", |_, v| v % 2 == 0, &guard), None); // kept
+    /// assert_eq!(map.remove_if("even", |_, v| v % 2 == 0, &guard), Some((&"even", &2)));
+    /// assert!(map.contains_key("odd", &guard) && !map.contains_key("even", &guard));
+    /// ```
     pub fn remove_if<'g, Q, F>(
         &'g self,
         key: &Q,
@@ -509,6 +685,17 @@ where
     ///
     /// Each entry is judged on its value when it is visited (again, if it changes before it can
     /// be removed). Entries inserted concurrently may or may not be visited.
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let guard = map.guard();
+    /// for i in 0..10u32 {
+    ///     map.insert(i, i * i, &guard);
+    /// }
+    /// map.retain(|k, _| k % 2 == 0, &guard);
+    /// assert_eq!(map.len(), 5);
+    /// assert!(map.contains_key(&4, &guard) && !map.contains_key(&5, &guard));
+    /// ```
     pub fn retain<F>(&self, mut keep: F, guard: &Guard)
     where
         F: FnMut(&K, &V) -> bool,
@@ -523,6 +710,17 @@ where
     /// Removes every entry, then shrinks the table.
     ///
     /// Not atomic: entries inserted while it runs may survive it.
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let guard = map.guard();
+    /// for i in 0..100 {
+    ///     map.insert(i, i, &guard);
+    /// }
+    /// map.clear(&guard);
+    /// assert_eq!(map.len(), 0);
+    /// assert_eq!(map.get(&1, &guard), None);
+    /// ```
     pub fn clear(&self, guard: &Guard) {
         for entry in self.raw.iter(guard) {
             self.remove(&entry.key, guard);
@@ -532,6 +730,14 @@ where
 
     /// Makes room for at least `additional` more entries without further growth.
     ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let guard = map.guard();
+    /// map.insert(1, 1, &guard);
+    /// map.reserve(1000, &guard);
+    /// assert!(map.capacity() >= 1001); // the entries present, plus `additional`
+    /// ```
+    ///
     /// # Panics
     /// If the table would not fit in the address space.
     pub fn reserve(&self, additional: usize, guard: &Guard) {
@@ -539,21 +745,58 @@ where
     }
 
     /// Shrinks the table to the smallest one that holds the current entries.
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::with_capacity(1000);
+    /// let guard = map.guard();
+    /// map.insert(1, "one", &guard);
+    /// map.shrink_to_fit(&guard);
+    /// assert!(map.capacity() < 1000 && map.capacity() >= 1);
+    /// assert_eq!(map.get(&1, &guard), Some(&"one"));
+    /// ```
     pub fn shrink_to_fit(&self, guard: &Guard) {
         self.raw.shrink_to_fit(guard);
     }
 
     /// An iterator over `(&K, &V)`; see [`Iter`] for what it guarantees under concurrent writes.
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let guard = map.guard();
+    /// map.insert("a", 1, &guard);
+    /// map.insert("b", 2, &guard);
+    /// let mut all: Vec<_> = map.iter(&guard).collect();
+    /// all.sort();
+    /// assert_eq!(all, [(&"a", &1), (&"b", &2)]);
+    /// ```
     pub fn iter<'g>(&'g self, guard: &'g Guard) -> Iter<'g, K, V> {
         Iter::new(self.raw.iter(guard))
     }
 
     /// An iterator over the keys.
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let guard = map.guard();
+    /// map.insert("a", 1, &guard);
+    /// map.insert("b", 2, &guard);
+    /// let mut keys: Vec<_> = map.keys(&guard).copied().collect();
+    /// keys.sort();
+    /// assert_eq!(keys, ["a", "b"]);
+    /// ```
     pub fn keys<'g>(&'g self, guard: &'g Guard) -> Keys<'g, K, V> {
         Keys::new(self.iter(guard))
     }
 
     /// An iterator over the values.
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let guard = map.guard();
+    /// map.insert("a", 1, &guard);
+    /// map.insert("b", 2, &guard);
+    /// assert_eq!(map.values(&guard).sum::<i32>(), 3);
+    /// ```
     pub fn values<'g>(&'g self, guard: &'g Guard) -> Values<'g, K, V> {
         Values::new(self.iter(guard))
     }

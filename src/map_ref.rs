@@ -30,37 +30,94 @@ where
     }
 
     /// The map this handle borrows.
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let m = map.pin();
+    /// m.insert(1, "one");
+    /// assert!(std::ptr::eq(m.map(), &map));
+    /// assert_eq!(m.map().len(), 1);
+    /// ```
     pub fn map(&self) -> &'m HashMap<K, V, S> {
         self.map
     }
 
     /// The guard this handle holds.
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let m = map.pin();
+    /// map.insert(1, "one", m.guard()); // the explicit-guard API, with the handle's guard
+    /// assert_eq!(m.get(&1), Some(&"one"));
+    /// ```
     pub fn guard(&self) -> &Guard {
         &self.guard
     }
 
     /// Lets reclamation advance past this handle. Takes `&mut self`, so no reference obtained
     /// through the handle can be alive across it.
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let mut m = map.pin();
+    /// for batch in 0..4 {
+    ///     for i in 0..100 {
+    ///         m.insert(batch * 100 + i, i);
+    ///     }
+    ///     m.repin(); // between batches: let removed entries be freed
+    /// }
+    /// assert_eq!(m.len(), 400);
+    /// ```
     pub fn repin(&mut self) {
         self.guard.repin();
     }
 
     /// See [`HashMap::len`].
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let m = map.pin();
+    /// m.insert("a", 1);
+    /// m.insert("b", 2);
+    /// assert_eq!(m.len(), 2);
+    /// ```
     pub fn len(&self) -> usize {
         self.map.len()
     }
 
     /// See [`HashMap::is_empty`].
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let m = map.pin();
+    /// assert!(m.is_empty());
+    /// m.insert("a", 1);
+    /// assert!(!m.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
 
     /// See [`HashMap::capacity`].
+    ///
+    /// ```
+    /// let map: lockfree_map::HashMap<u64, u64> = lockfree_map::HashMap::with_capacity(100);
+    /// let m = map.pin();
+    /// assert!(m.capacity() >= 100);
+    /// ```
     pub fn capacity(&self) -> usize {
         self.map.capacity()
     }
 
     /// See [`HashMap::get`].
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let m = map.pin();
+    /// m.insert(String::from("apple"), 3);
+    /// assert_eq!(m.get("apple"), Some(&3)); // a `String` key, looked up by `&str`
+    /// assert_eq!(m.get("pear"), None);
+    /// ```
     #[inline]
     pub fn get<Q>(&self, key: &Q) -> Option<&V>
     where
@@ -71,6 +128,15 @@ where
     }
 
     /// See [`HashMap::get_key_value`].
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let m = map.pin();
+    /// m.insert(String::from("apple"), 3);
+    /// let (key, value) = m.get_key_value("apple").unwrap();
+    /// assert_eq!((key.as_str(), *value), ("apple", 3));
+    /// assert_eq!(m.get_key_value("pear"), None);
+    /// ```
     #[inline]
     pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&K, &V)>
     where
@@ -81,6 +147,14 @@ where
     }
 
     /// See [`HashMap::contains_key`].
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let m = map.pin();
+    /// m.insert(1, "one");
+    /// assert!(m.contains_key(&1));
+    /// assert!(!m.contains_key(&2));
+    /// ```
     #[inline]
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
@@ -91,31 +165,87 @@ where
     }
 
     /// See [`HashMap::insert`].
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let m = map.pin();
+    /// assert_eq!(m.insert("a", 1), None);
+    /// assert_eq!(m.insert("a", 2), Some(&1)); // the replaced value
+    /// assert_eq!(m.get("a"), Some(&2));
+    /// ```
     pub fn insert(&self, key: K, value: V) -> Option<&V> {
         self.map.insert(key, value, &self.guard)
     }
 
     /// See [`HashMap::try_insert`].
+    ///
+    /// ```
+    /// use lockfree_map::{HashMap, OccupiedError};
+    ///
+    /// let map = HashMap::new();
+    /// let m = map.pin();
+    /// assert_eq!(m.try_insert("a", 1), Ok(&1));
+    /// let err = m.try_insert("a", 2).unwrap_err();
+    /// assert_eq!(err, OccupiedError { current: &1, not_inserted: 2 });
+    /// ```
     pub fn try_insert(&self, key: K, value: V) -> Result<&V, OccupiedError<'_, V>> {
         self.map.try_insert(key, value, &self.guard)
     }
 
     /// See [`HashMap::get_or_insert_with`].
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let m = map.pin();
+    /// let mut runs = 0;
+    /// assert_eq!(m.get_or_insert_with("a", || { runs += 1; 1 }), &1);
+    /// assert_eq!(m.get_or_insert_with("a", || { runs += 1; 2 }), &1);
+    /// assert_eq!(runs, 1); // present the second time: `make` did not run
+    /// ```
     pub fn get_or_insert_with<F: FnOnce() -> V>(&self, key: K, make: F) -> &V {
         self.map.get_or_insert_with(key, make, &self.guard)
     }
 
     /// See [`HashMap::get_or_insert`].
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let m = map.pin();
+    /// assert_eq!(m.get_or_insert("a", 1), &1); // absent: inserted
+    /// assert_eq!(m.get_or_insert("a", 2), &1); // present: kept
+    /// ```
     pub fn get_or_insert(&self, key: K, value: V) -> &V {
         self.map.get_or_insert(key, value, &self.guard)
     }
 
     /// See [`HashMap::update`].
+    ///
+    /// ```
+    /// let map: lockfree_map::HashMap<&str, u32> = lockfree_map::HashMap::new();
+    /// let m = map.pin();
+    /// assert_eq!(m.update("hits", |n| n + 1), None); // absent: nothing inserted
+    /// m.insert("hits", 1);
+    /// assert_eq!(m.update("hits", |n| n + 1), Some(&2));
+    /// ```
     pub fn update<F: FnMut(&V) -> V>(&self, key: K, update: F) -> Option<&V> {
         self.map.update(key, update, &self.guard)
     }
 
     /// See [`HashMap::compute`].
+    ///
+    /// ```
+    /// use lockfree_map::{Compute, HashMap, Operation};
+    ///
+    /// let map: HashMap<&str, u32> = HashMap::new();
+    /// let m = map.pin();
+    /// m.insert("a", 1);
+    /// let done = m.compute("a", |cur| match cur {
+    ///     Some((_, n)) => Operation::Insert(n * 10),
+    ///     None => Operation::Abort("absent"),
+    /// });
+    /// assert_eq!(done, Compute::Updated { old: (&"a", &1), new: (&"a", &10) });
+    /// assert_eq!(m.compute("b", |_| Operation::Abort("absent")), Compute::Aborted("absent"));
+    /// ```
     pub fn compute<'a, F, T>(&'a self, key: K, decide: F) -> Compute<'a, K, V, T>
     where
         F: FnMut(Option<(&'a K, &'a V)>) -> Operation<V, T>,
@@ -124,6 +254,14 @@ where
     }
 
     /// See [`HashMap::remove`].
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let m = map.pin();
+    /// m.insert(1, "one");
+    /// assert_eq!(m.remove(&1), Some(&"one"));
+    /// assert_eq!(m.remove(&1), None); // already gone
+    /// ```
     pub fn remove<Q>(&self, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
@@ -133,6 +271,15 @@ where
     }
 
     /// See [`HashMap::remove_entry`].
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let m = map.pin();
+    /// m.insert(String::from("apple"), 3);
+    /// let (key, value) = m.remove_entry("apple").unwrap();
+    /// assert_eq!((key.as_str(), *value), ("apple", 3));
+    /// assert!(m.is_empty());
+    /// ```
     pub fn remove_entry<Q>(&self, key: &Q) -> Option<(&K, &V)>
     where
         K: Borrow<Q>,
@@ -142,6 +289,16 @@ where
     }
 
     /// See [`HashMap::remove_if`].
+    ///
+    /// ```
+    /// let map: lockfree_map::HashMap<&str, u32> = lockfree_map::HashMap::new();
+    /// let m = map.pin();
+    /// m.insert("odd", 1);
+    /// m.insert("even", 2);
+    /// assert_eq!(m.remove_if("odd", |_, v| v % 2 == 0), None); // kept
+    /// assert_eq!(m.remove_if("even", |_, v| v % 2 == 0), Some((&"even", &2)));
+    /// assert!(m.contains_key("odd") && !m.contains_key("even"));
+    /// ```
     pub fn remove_if<Q, F>(&self, key: &Q, remove: F) -> Option<(&K, &V)>
     where
         K: Borrow<Q>,
@@ -152,31 +309,86 @@ where
     }
 
     /// See [`HashMap::retain`].
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let m = map.pin();
+    /// for i in 0..10u32 {
+    ///     m.insert(i, i * i);
+    /// }
+    /// m.retain(|_, v| *v < 25); // keeps 0, 1, 4, 9, 16
+    /// assert_eq!(m.len(), 5);
+    /// ```
     pub fn retain<F: FnMut(&K, &V) -> bool>(&self, keep: F) {
         self.map.retain(keep, &self.guard)
     }
 
     /// See [`HashMap::clear`].
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let m = map.pin();
+    /// for i in 0..100 {
+    ///     m.insert(i, i);
+    /// }
+    /// m.clear();
+    /// assert_eq!(m.len(), 0);
+    /// ```
     pub fn clear(&self) {
         self.map.clear(&self.guard)
     }
 
     /// See [`HashMap::reserve`].
+    ///
+    /// ```
+    /// let map: lockfree_map::HashMap<u64, u64> = lockfree_map::HashMap::new();
+    /// let m = map.pin();
+    /// m.reserve(1000);
+    /// assert!(m.capacity() >= 1000);
+    /// ```
     pub fn reserve(&self, additional: usize) {
         self.map.reserve(additional, &self.guard)
     }
 
     /// See [`HashMap::iter`].
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let m = map.pin();
+    /// m.insert("a", 1);
+    /// m.insert("b", 2);
+    /// let mut all: Vec<_> = m.iter().collect();
+    /// all.sort();
+    /// assert_eq!(all, [(&"a", &1), (&"b", &2)]);
+    /// ```
     pub fn iter(&self) -> Iter<'_, K, V> {
         self.map.iter(&self.guard)
     }
 
     /// See [`HashMap::keys`].
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let m = map.pin();
+    /// m.insert("a", 1);
+    /// m.insert("b", 2);
+    /// let mut keys: Vec<_> = m.keys().copied().collect();
+    /// keys.sort();
+    /// assert_eq!(keys, ["a", "b"]);
+    /// ```
     pub fn keys(&self) -> Keys<'_, K, V> {
         self.map.keys(&self.guard)
     }
 
     /// See [`HashMap::values`].
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let m = map.pin();
+    /// m.insert("a", 1);
+    /// m.insert("b", 2);
+    /// assert_eq!(m.values().sum::<i32>(), 3);
+    /// ```
     pub fn values(&self) -> Values<'_, K, V> {
         self.map.values(&self.guard)
     }

@@ -47,6 +47,19 @@ pub struct Collector {
 
 impl Collector {
     /// A new private collector, for one map (or a few that share it through `clone`).
+    ///
+    /// ```
+    /// use lockfree_map::{Collector, HashMap};
+    /// use std::collections::hash_map::RandomState;
+    ///
+    /// let shared = Collector::new();
+    /// let a: HashMap<u8, u8> = HashMap::with_collector(0, RandomState::new(), shared.clone());
+    /// let b: HashMap<u8, u8> = HashMap::with_collector(0, RandomState::new(), shared);
+    /// let guard = a.guard(); // one guard serves both maps of the collector
+    /// a.insert(1, 10, &guard);
+    /// b.insert(2, 20, &guard);
+    /// assert_eq!((a.get(&1, &guard), b.get(&2, &guard)), (Some(&10), Some(&20)));
+    /// ```
     #[allow(clippy::new_without_default)] // `Default` would be ambiguous: global or private?
     pub fn new() -> Self {
         Collector {
@@ -55,6 +68,19 @@ impl Collector {
     }
 
     /// crossbeam's global collector, the default of every map.
+    ///
+    /// ```
+    /// use lockfree_map::{Collector, HashMap};
+    /// use std::collections::hash_map::RandomState;
+    ///
+    /// let a: HashMap<u8, u8> = HashMap::new(); // the global collector, by default
+    /// let global = Collector::global();
+    /// let b: HashMap<u8, u8> = HashMap::with_collector(0, RandomState::new(), global);
+    /// let guard = a.guard(); // one guard serves both global maps
+    /// a.insert(1, 10, &guard);
+    /// b.insert(2, 20, &guard);
+    /// assert_eq!((a.get(&1, &guard), b.get(&2, &guard)), (Some(&10), Some(&20)));
+    /// ```
     pub fn global() -> Self {
         Collector { private: None }
     }
@@ -129,11 +155,32 @@ impl Guard {
     /// Lets the epoch advance past this guard if nothing borrowed from it is still alive.
     ///
     /// Useful in long loops that reuse one guard: call it between batches.
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let mut guard = map.guard();
+    /// for batch in 0..4 {
+    ///     for i in 0..100 {
+    ///         map.insert(batch * 100 + i, i, &guard);
+    ///     }
+    ///     guard.repin(); // between batches: nothing borrowed from `guard` is alive here
+    /// }
+    /// assert_eq!(map.len(), 400);
+    /// ```
     pub fn repin(&mut self) {
         self.inner.repin();
     }
 
     /// Pushes this thread's retired garbage to the global queue so other threads can free it.
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let guard = map.guard();
+    /// map.insert(1, "one", &guard);
+    /// let removed = map.remove(&1, &guard);
+    /// guard.flush(); // hands the removed entry on; other threads may free it after `guard`
+    /// assert_eq!(removed, Some(&"one")); // still readable while `guard` lives
+    /// ```
     pub fn flush(&self) {
         self.inner.flush();
     }
