@@ -1,10 +1,16 @@
-//! A fixed, single-threaded operation mix for counting instructions per operation, which unlike
+//! Fixed, single-threaded operation mixes for counting instructions per operation, which unlike
 //! wall time is repeatable on a shared, noisy machine:
 //!
-//! `valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/hotpath`
+//! ```text
+//! cargo build --release --example hotpath
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/hotpath [MODE]
+//! ```
 //!
-//! (the total "Collected" count, divided by the operations printed). Use it to compare a hot-path
-//! change before and after; `BENCHMARKS.md` keeps the figures.
+//! (the total "Collected" count, divided by the operations printed). Modes: `mixed` (default:
+//! 100k-entry prefill, 1M gets, 200k inserts and removes), `exchange` (1M operations of the
+//! exchange mix, 10/40/40/10 get/insert/remove/update, on 64Ki keys 3/4 prefilled), `hot-key`
+//! (1M updates spread over 8 keys). Use it to compare a hot-path change before and after;
+//! `BENCHMARKS.md` keeps the figures.
 
 use std::hash::{BuildHasher, Hasher};
 
@@ -37,6 +43,59 @@ impl BuildHasher for Fixed {
 }
 
 fn main() {
+    match std::env::args().nth(1).as_deref().unwrap_or("mixed") {
+        "mixed" => mixed(),
+        "exchange" => writes(false),
+        "hot-key" => writes(true),
+        other => {
+            eprintln!("unknown mode {other:?}: mixed, exchange or hot-key");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// The exchange mix, or (`hot`) updates of 8 keys, on a 3/4-prefilled 64Ki key space.
+fn writes(hot: bool) {
+    const KEYS: u64 = 65_536;
+    const OPS: u64 = 1_000_000;
+    let map: HashMap<u64, u64, Fixed> = HashMap::with_hasher(Fixed);
+    let mut m = map.pin();
+    for k in 0..KEYS * 3 / 4 {
+        m.insert(k, k);
+    }
+    let mut x = 0x853C_49E6_748F_EA9Bu64;
+    for i in 0..OPS {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let k = x % KEYS;
+        if hot {
+            m.update(k % 8, |v| v + 1);
+        } else {
+            match x >> 60 {
+                0..=1 => {
+                    m.get(&k);
+                }
+                2..=7 => {
+                    m.insert(k, i);
+                }
+                8..=13 => {
+                    m.remove(&k);
+                }
+                _ => {
+                    m.update(k, |v| v + 1);
+                }
+            }
+        }
+        if i % 64 == 0 {
+            m.repin();
+        }
+    }
+    let mode = if hot { "hot-key updates" } else { "exchange operations" };
+    println!("{} inserts (prefill), {OPS} {mode}; len {}", KEYS * 3 / 4, m.len());
+}
+
+fn mixed() {
     const KEYS: u64 = 100_000;
     const GETS: u64 = 1_000_000;
     const WRITES: u64 = 200_000;
