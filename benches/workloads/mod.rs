@@ -53,8 +53,32 @@ pub trait BenchMap<K: BenchKey>: Send + Sync + Sized {
     fn with_capacity(capacity: usize) -> Self;
     /// A handle for one batch of operations (pins, for maps with guards).
     fn handle(&self) -> Self::Handle<'_>;
-    /// Visits every entry; returns the sum of the values (so every entry is really read).
+    /// Visits every entry, reading each value; returns how many entries it visited (the runner
+    /// computes rates from this count, so an iterator that stops early cannot look fast).
     fn iterate(&self) -> usize;
+}
+
+/// What an iteration saw: the entries visited and a checksum of their values, which is kept
+/// alive through `black_box` so that the values are really read.
+#[derive(Default, Clone, Copy)]
+pub struct Visit {
+    entries: usize,
+    checksum: u64,
+}
+
+impl Visit {
+    #[inline]
+    pub fn visit(self, value: u64) -> Self {
+        Visit {
+            entries: self.entries + 1,
+            checksum: self.checksum ^ value,
+        }
+    }
+
+    pub fn count(self) -> usize {
+        std::hint::black_box(self.checksum);
+        self.entries
+    }
 }
 
 // ---- lockfree-map -------------------------------------------------------------------------
@@ -92,7 +116,8 @@ impl<K: BenchKey> BenchMap<K> for Ours<K> {
     fn iterate(&self) -> usize {
         self.pin()
             .iter()
-            .fold(0, |n, (_, v)| n + (*v as usize & 1) + 1)
+            .fold(Visit::default(), |n, (_, v)| n.visit(*v))
+            .count()
     }
 }
 
@@ -133,7 +158,8 @@ impl<K: BenchKey> BenchMap<K> for Papaya<K> {
     fn iterate(&self) -> usize {
         self.pin()
             .iter()
-            .fold(0, |n, (_, v)| n + (*v as usize & 1) + 1)
+            .fold(Visit::default(), |n, (_, v)| n.visit(*v))
+            .count()
     }
 }
 
@@ -170,12 +196,12 @@ impl<K: BenchKey> BenchMap<K> for Scc<K> {
         self
     }
     fn iterate(&self) -> usize {
-        let mut n = 0;
+        let mut n = Visit::default();
         self.iter_sync(|_, v| {
-            n += (*v as usize & 1) + 1;
+            n = n.visit(*v);
             true
         });
-        n
+        n.count()
     }
 }
 
@@ -219,7 +245,8 @@ impl<K: BenchKey> BenchMap<K> for Dash<K> {
     }
     fn iterate(&self) -> usize {
         self.iter()
-            .fold(0, |n, e| n + (*e.value() as usize & 1) + 1)
+            .fold(Visit::default(), |n, e| n.visit(*e.value()))
+            .count()
     }
 }
 
@@ -258,7 +285,8 @@ impl<K: BenchKey> BenchMap<K> for Flurry<K> {
     fn iterate(&self) -> usize {
         self.pin()
             .iter()
-            .fold(0, |n, (_, v)| n + (*v as usize & 1) + 1)
+            .fold(Visit::default(), |n, (_, v)| n.visit(*v))
+            .count()
     }
 }
 
@@ -306,7 +334,8 @@ impl<K: BenchKey> BenchMap<K> for StdRwLock<K> {
             .read()
             .unwrap()
             .values()
-            .fold(0, |n, v| n + (*v as usize & 1) + 1)
+            .fold(Visit::default(), |n, v| n.visit(*v))
+            .count()
     }
 }
 
@@ -355,7 +384,8 @@ impl<K: BenchKey> BenchMap<K> for Unsync<K> {
         self
     }
     fn iterate(&self) -> usize {
-        self.0.values().fold(0, |n, v| n + (*v as usize & 1) + 1)
+        self.0.values().fold(Visit::default(), |n, v| n.visit(*v))
+            .count()
     }
 }
 
@@ -506,25 +536,26 @@ pub fn prepare<K: BenchKey, M: BenchMap<K>>(keys: &[K], mix: Workload) -> M {
 }
 
 /// Iteration throughput: every thread iterates the whole (prefilled) map `rounds` times;
-/// returns the wall time. Entries visited = `threads * rounds * len`.
+/// returns the wall time and the entries visited, summed over threads and rounds.
 pub fn run_iteration<K: BenchKey, M: BenchMap<K>>(
     map: &M,
     threads: usize,
     rounds: usize,
-) -> Duration {
+) -> (Duration, usize) {
     let barrier = Barrier::new(threads + 1);
-    std::thread::scope(|s| {
+    let visited = std::sync::atomic::AtomicUsize::new(0);
+    let elapsed = std::thread::scope(|s| {
         for _ in 0..threads {
-            let barrier = &barrier;
+            let (barrier, visited) = (&barrier, &visited);
             s.spawn(move || {
                 barrier.wait();
-                for _ in 0..rounds {
-                    std::hint::black_box(map.iterate());
-                }
+                let n: usize = (0..rounds).map(|_| map.iterate()).sum();
+                visited.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
             });
         }
         barrier.wait();
         Instant::now()
     })
-    .elapsed()
+    .elapsed();
+    (elapsed, visited.into_inner())
 }
