@@ -91,8 +91,16 @@ fn writes(hot: bool) {
             m.repin();
         }
     }
-    let mode = if hot { "hot-key updates" } else { "exchange operations" };
-    println!("{} inserts (prefill), {OPS} {mode}; len {}", KEYS * 3 / 4, m.len());
+    let mode = if hot {
+        "hot-key updates"
+    } else {
+        "exchange operations"
+    };
+    println!(
+        "{} inserts (prefill), {OPS} {mode}; len {}",
+        KEYS * 3 / 4,
+        m.len()
+    );
 }
 
 fn mixed() {

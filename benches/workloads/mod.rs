@@ -384,7 +384,9 @@ impl<K: BenchKey> BenchMap<K> for Unsync<K> {
         self
     }
     fn iterate(&self) -> usize {
-        self.0.values().fold(Visit::default(), |n, v| n.visit(*v))
+        self.0
+            .values()
+            .fold(Visit::default(), |n, v| n.visit(*v))
             .count()
     }
 }

@@ -8,6 +8,20 @@
 //!    a loser frees its own allocation. Only the root may start a migration, so at most two
 //!    generations are live: a writer that needs to resize the successor first finishes the
 //!    root's migration (step 5) and promotes it.
+//!    **Sizing.** A successor at least twice the source is allocated with the record: it has room
+//!    for a copy of every source slot. A smaller one (a shrink, a same-size tombstone rebuild, or
+//!    a growth sized from a length read while other threads wrote) is sized only once the source's
+//!    entries are counted, because the striped length can be far off under preemption (a reader
+//!    delayed between two stripes; ThreadSanitizer's scheduler found a shrink whose successor
+//!    filled up). Counting is chunked and helped like copying: for each chunk, redirect every
+//!    EMPTY slot (after which no entry can enter it: slots never return to EMPTY, and TOMB and
+//!    REDIRECT never become LIVE), then count the slots that may still need a copy (entries and
+//!    reservations) and record the count once by CAS. A thread that needs the successor counts
+//!    unclaimed chunks, then any chunk still uncounted (its claimer may be stalled), and installs
+//!    a table for `max(wanted, 2 × count)` slots by CAS. The count bounds the copies exactly, so
+//!    the successor keeps half its spare room for reservations lost in helper races, as an
+//!    eager one does. Readers that meet a REDIRECT before the successor exists conclude "absent":
+//!    no key can be in a successor that does not exist yet.
 //! 2. **Helping.** Every write that finds the root migrating first claims a chunk of groups
 //!    (`claim.fetch_add`) and moves each of its slots. Writers that meet a frozen slot of their own
 //!    key move that one slot before going on. Readers never help and never wait.
@@ -49,7 +63,7 @@ use crate::reclaim::{self, Guard};
 use crate::sync::{AtomicUsize, Ordering, GROUP_SLOTS, MIGRATE_CHUNK_GROUPS};
 
 use super::slot::{self, Word, FROZEN, MOVED, REDIRECT, TOMB};
-use super::table::{Migration, Probe, Table};
+use super::table::{groups_for_live, Migration, Probe, Table};
 use super::tag;
 use super::RawMap;
 
@@ -58,6 +72,17 @@ impl<K, V> RawMap<K, V> {
     #[cold]
     #[inline(never)]
     pub(super) fn help_chunk(&self, table: &Table<K, V>, mig: &Migration<K, V>, guard: &Guard) {
+        if mig.next().is_none() {
+            // A lazily sized successor: help count the source first.
+            // Relaxed: the claim only divides work; each chunk's count is recorded by CAS.
+            let chunk = mig.count_claim().fetch_add(1, Ordering::Relaxed);
+            if chunk < mig.chunks() {
+                self.count_chunk(table, mig, chunk, guard);
+            } else {
+                self.sized_next(table, mig, guard);
+            }
+            return;
+        }
         // Relaxed: the claim only divides work; correctness rests on each slot's own states.
         let start = mig
             .claim()
@@ -151,7 +176,8 @@ impl<K, V> RawMap<K, V> {
                 // Readers must find the entry by its tag even if its inserter has not written it
                 // yet; the tag must be right before MOVED makes the pointer undereferenceable.
                 set_tag(table, index, tag::full_tag(hash));
-                self.copy_to_next(mig, slot, index, p as usize, hash);
+                let next = self.sized_next(table, mig, guard);
+                Self::copy_to_next(mig, next, slot, index, p as usize, hash);
             }
             match slot.compare_exchange(
                 w.0,
@@ -176,14 +202,13 @@ impl<K, V> RawMap<K, V> {
     /// while another reserved, decided, published, and a writer then replaced the copy, can make a
     /// second reservation; the `dest` register, set once, makes it lose and release it.
     fn copy_to_next(
-        &self,
         mig: &Migration<K, V>,
+        next: &Table<K, V>,
         source: &AtomicUsize,
         index: usize,
         entry: usize,
         hash: u64,
     ) {
-        let next = mig.next();
         let dest = mig.dest(index);
         let tag = tag::full_tag(hash);
         let resv = slot::resv(index, tag);
@@ -219,6 +244,12 @@ impl<K, V> RawMap<K, V> {
                 }
             }
         }
+        // The reservation's tag must be in place before the copy can be found through `MOVED`:
+        // the helper that made the reservation may be stalled between its CAS and its tag write,
+        // and a helper that found the reservation by its slot word (its tag byte still EMPTY) or
+        // read the decision from `dest` has not written the tag at all. A reader in `next` would
+        // then pass over the published copy (found by the lazy-shrink loom model).
+        set_tag(next, decided - 1, tag);
         // Fails exactly when the copy was already published (the slot then holds `entry` or,
         // after a later write in `next`, whatever replaced it), or `next` froze a published copy.
         let _ = next.slot(decided - 1).compare_exchange(
@@ -256,6 +287,9 @@ impl<K, V> RawMap<K, V> {
         if mig.done().load(Ordering::Acquire) != table.slots() {
             return;
         }
+        // Every slot may have moved with nothing to copy (all empty or removed) before anyone
+        // needed the successor: make it now.
+        self.sized_next(table, mig, guard);
         // Compared by address only: the pointer retired below is the one the CAS returns, which
         // carries the allocation's own provenance (a pointer derived from `&Table` may not free it).
         let expected = table as *const Table<K, V> as *mut Table<K, V>;
@@ -296,11 +330,104 @@ impl<K, V> RawMap<K, V> {
             if let Some(mig) = root.migration() {
                 // Only the root can have a migration, and `table` was reached from a root and is
                 // not superseded, so `table` is the root's successor.
-                debug_assert!(std::ptr::eq(mig.next(), table));
+                debug_assert!(mig.next().is_some_and(|next| std::ptr::eq(next, table)));
                 self.finish_migration(root, mig, guard);
             }
         }
-        table.install_migration(Migration::new(groups, table.slots()));
+        table.install_migration(Migration::new(groups, table.groups()));
+    }
+
+    /// The successor of `table`, sizing it first if that is still to do (see "Sizing" above).
+    #[inline]
+    pub(super) fn sized_next<'g>(
+        &self,
+        table: &'g Table<K, V>,
+        mig: &'g Migration<K, V>,
+        guard: &Guard,
+    ) -> &'g Table<K, V> {
+        match mig.next() {
+            Some(next) => next,
+            None => self.size_next(table, mig, guard),
+        }
+    }
+
+    /// Counts every chunk not yet counted (unclaimed ones first, so that concurrent sizers split
+    /// the work; then all the others, whose claimers may be stalled) and installs a successor
+    /// that holds the counted entries twice over.
+    #[cold]
+    #[inline(never)]
+    fn size_next<'g>(
+        &self,
+        table: &'g Table<K, V>,
+        mig: &'g Migration<K, V>,
+        guard: &Guard,
+    ) -> &'g Table<K, V> {
+        loop {
+            // Relaxed: as in `help_chunk`.
+            let chunk = mig.count_claim().fetch_add(1, Ordering::Relaxed);
+            if chunk >= mig.chunks() {
+                break;
+            }
+            self.count_chunk(table, mig, chunk, guard);
+        }
+        let mut live = 0;
+        for chunk in 0..mig.chunks() {
+            // Acquire: pairs with the AcqRel CAS that recorded the count.
+            if mig.chunk_live(chunk).load(Ordering::Acquire) == 0 {
+                self.count_chunk(table, mig, chunk, guard);
+            }
+            live += mig.chunk_live(chunk).load(Ordering::Acquire) - 1;
+        }
+        if let Some(next) = mig.next() {
+            return next;
+        }
+        let groups = mig.wanted_groups().max(groups_for_live(live));
+        let budget = (groups * GROUP_SLOTS - live) / 2;
+        mig.install_next(Box::new(Table::new(groups)), budget)
+    }
+
+    /// Counts one chunk of source groups: redirects each EMPTY slot (so no entry can enter the
+    /// chunk afterwards), then records, once, how many of its slots may still need a copy.
+    fn count_chunk(&self, table: &Table<K, V>, mig: &Migration<K, V>, chunk: usize, guard: &Guard) {
+        let start = chunk * MIGRATE_CHUNK_GROUPS * GROUP_SLOTS;
+        let end = ((chunk + 1) * MIGRATE_CHUNK_GROUPS * GROUP_SLOTS).min(table.slots());
+        let (mut live, mut redirected) = (0, 0);
+        for index in start..end {
+            let slot = table.slot(index);
+            // Acquire: pairs with the Release CAS that stored an entry here.
+            let mut w = Word(slot.load(Ordering::Acquire));
+            if w.is_empty() {
+                match slot.compare_exchange(
+                    slot::EMPTY,
+                    REDIRECT,
+                    // AcqRel: as in `help_move`'s redirect.
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => {
+                        set_tag(table, index, tag::REDIRECT);
+                        redirected += 1;
+                        continue;
+                    }
+                    Err(actual) => w = Word(actual),
+                }
+            }
+            // An entry not yet moved, or a reservation (which a late publication could fill),
+            // may need a copy; nothing else can become one now that the slot is not EMPTY.
+            if !w.is_moved() && (w.entry_ptr::<K, V>().is_some() || w.resv_tag().is_some()) {
+                live += 1;
+            }
+        }
+        // AcqRel: Release so the sizer that reads the count also sees the redirects; a loser
+        // (the chunk was counted meanwhile) changes nothing.
+        let _ = mig.chunk_live(chunk).compare_exchange(
+            0,
+            live + 1,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
+        // Our redirects are MOVED slots: count them once, as `help_move` does.
+        self.count_moved(table, mig, redirected, guard);
     }
 }
 
@@ -359,9 +486,10 @@ fn reserve<K, V>(next: &Table<K, V>, hash: u64, resv: usize, tag: u8) -> Option<
         }
         probe.advance();
     }
-    // A successor has room for every source slot and half its remaining room is kept from new
-    // keys (the insert budget); helpers share reservations, so only helpers stalled across a whole
-    // copy can waste a slot.
+    // A successor has room for every copy: an eager one is at least twice the source, a lazy
+    // one twice the counted entries (see "Sizing"). Half its remaining room is kept from new keys
+    // (the insert budget), and helpers share reservations, so only helpers stalled across a
+    // whole copy can waste a slot.
     panic!(
         "lockfree-map: no room left in a migration target of {} slots; this is a bug in lockfree-map",
         next.slots()

@@ -117,7 +117,7 @@ impl<K, V> RawMap<K, V> {
     /// Entries the current table can hold without growing.
     pub(crate) fn capacity(&self, guard: &Guard) -> usize {
         let root = self.root(guard);
-        let table = root.migration().map_or(root, |m| m.next());
+        let table = root.migration().and_then(|m| m.next()).unwrap_or(root);
         // Growth is lazy (an insert grows the table only once its probe gets long), so a table
         // can hold more than its nominal load; what it holds now it holds without growing.
         capacity_of(table.slots()).max(self.len.sum())
@@ -159,7 +159,8 @@ impl<K, V> RawMap<K, V> {
                 }
                 probe.advance();
             }
-            table = table.migration()?.next();
+            // A migration whose successor is not sized yet has copied nothing: absent.
+            table = table.migration()?.next()?;
         }
     }
 
@@ -231,7 +232,7 @@ impl<K, V> RawMap<K, V> {
                             Ok(_) => {
                                 set_tag(table, index, tag::REDIRECT);
                                 self.count_moved(table, mig, 1, guard);
-                                table = mig.next();
+                                table = self.sized_next(table, mig, guard);
                                 continue 'tables;
                             }
                             Err(actual) => w = Word(actual),
@@ -241,7 +242,7 @@ impl<K, V> RawMap<K, V> {
                         // A stop: the key is not in this table (invariant 4).
                         set_tag(table, index, tag::REDIRECT);
                         let mig = table.migration().expect("a redirect implies a migration");
-                        table = mig.next();
+                        table = self.sized_next(table, mig, guard);
                         continue 'tables;
                     }
                     repair_tag(table, index, w);
@@ -259,7 +260,7 @@ impl<K, V> RawMap<K, V> {
             }
             // Every group probed and not one empty slot: the key is not in this table.
             match table.migration() {
-                Some(mig) => table = mig.next(),
+                Some(mig) => table = self.sized_next(table, mig, guard),
                 None => {
                     let live = self.len.sum();
                     self.start_migration(table, groups_for_live(live), guard);
@@ -298,7 +299,7 @@ impl<K, V> RawMap<K, V> {
             if self.help_move(table, mig, index, guard) {
                 self.count_moved(table, mig, 1, guard);
             }
-            return Examined::Moved(mig.next());
+            return Examined::Moved(self.sized_next(table, mig, guard));
         }
         Examined::Found(Located::Occupied {
             table,
@@ -318,7 +319,10 @@ impl<K, V> RawMap<K, V> {
             return true;
         }
         match root.migration() {
-            Some(mig) if std::ptr::eq(mig.next(), table) && !mig.take_insert_budget() => {
+            Some(mig)
+                if mig.next().is_some_and(|next| std::ptr::eq(next, table))
+                    && !mig.take_insert_budget() =>
+            {
                 self.finish_migration(root, mig, guard);
                 false
             }
@@ -541,7 +545,8 @@ impl<K, V> RawMap<K, V> {
                 // Relaxed: exclusive access.
                 let d = mig.dest(index).load(Ordering::Relaxed);
                 if d != 0 {
-                    let there = Word(mig.next().slot(d - 1).load(Ordering::Relaxed));
+                    let next = mig.next().expect("a decided copy implies a successor");
+                    let there = Word(next.slot(d - 1).load(Ordering::Relaxed));
                     if there.entry_ptr::<K, V>() == Some(p) {
                         continue;
                     }
@@ -549,8 +554,7 @@ impl<K, V> RawMap<K, V> {
             }
             f(p);
         }
-        if let Some(mig) = mig {
-            let next = mig.next();
+        if let Some(next) = mig.and_then(|m| m.next()) {
             for index in 0..next.slots() {
                 // Relaxed: exclusive access.
                 let w = Word(next.slot(index).load(Ordering::Relaxed));
@@ -590,7 +594,10 @@ unsafe fn free_tables<K, V>(root: *mut Table<K, V>) {
     // SAFETY: the caller has exclusive access; both tables came from `Box::into_raw`.
     unsafe {
         if let Some(mig) = (*root).migration() {
-            drop(Box::from_raw(mig.next_ptr()));
+            let next = mig.next_ptr();
+            if !next.is_null() {
+                drop(Box::from_raw(next));
+            }
         }
         drop(Box::from_raw(root));
     }
@@ -736,7 +743,7 @@ fn resolve<K, V>(mut table: &Table<K, V>, mut index: usize) -> Option<&Entry<K, 
         // after the copy was published there.
         let d = mig.dest(index).load(Ordering::Acquire);
         debug_assert!(d != 0, "a moved entry without a destination");
-        table = mig.next();
+        table = mig.next().expect("a moved entry implies a successor");
         index = d - 1;
     }
 }

@@ -18,7 +18,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::sync::{
     zeroed_slice, AtomicPtr, AtomicU64, AtomicUsize, Ordering, ZeroedAtomic, GROUP_SLOTS,
-    MIN_GROUPS,
+    MIGRATE_CHUNK_GROUPS, MIN_GROUPS,
 };
 
 use super::slot::Entry;
@@ -194,7 +194,17 @@ impl<K, V> Drop for Table<K, V> {
 
 /// The migration of one table into its successor.
 pub(crate) struct Migration<K, V> {
-    next: *mut Table<K, V>,
+    /// The successor. Allocated with the record when it is at least twice the source (it then
+    /// has room for every source slot); otherwise null until the source's entries are counted
+    /// (see "Sizing" in `migrate.rs`), then set once by CAS.
+    next: AtomicPtr<Table<K, V>>,
+    /// The successor's size asked for by whoever started the migration: a floor.
+    wanted_groups: usize,
+    /// Lazily sized migrations only: for each chunk of `MIGRATE_CHUNK_GROUPS` source groups,
+    /// `1 +` the number of its slots that may still need a copy, `0` until counted; set once.
+    chunk_live: Box<[AtomicUsize]>,
+    /// Lazily sized migrations only: the next chunk to count.
+    count_claim: CachePadded<AtomicUsize>,
     /// For each slot of the source table: `1 +` the index in `next` where that slot's entry is
     /// copied, `0` while undecided. Each is set once, by CAS, before the copy is published.
     dest: Box<[AtomicUsize]>,
@@ -209,31 +219,101 @@ pub(crate) struct Migration<K, V> {
 }
 
 impl<K, V> Migration<K, V> {
-    pub(crate) fn new(next_groups: usize, source_slots: usize) -> Box<Self> {
+    pub(crate) fn new(wanted_groups: usize, source_groups: usize) -> Box<Self> {
+        let source_slots = source_groups * GROUP_SLOTS;
+        // At twice the source or more, the successor has room for a copy of every source slot
+        // and as much again: it can be made now. A smaller one (a shrink, a same-size rebuild,
+        // or a growth sized from a stale count) waits until the source's entries are counted.
+        let eager = wanted_groups >= 2 * source_groups;
+        let (next, budget, chunks) = if eager {
+            // Copies need at most `source_slots`; half of what is left over may go to new keys,
+            // the other half absorbs reservations lost in helper races.
+            let budget = (wanted_groups * GROUP_SLOTS - source_slots) / 2;
+            (
+                Box::into_raw(Box::new(Table::new(wanted_groups))),
+                budget,
+                0,
+            )
+        } else {
+            let chunks = source_groups.div_ceil(MIGRATE_CHUNK_GROUPS);
+            (std::ptr::null_mut(), 0, chunks)
+        };
         Box::new(Migration {
-            next: Box::into_raw(Box::new(Table::new(next_groups))),
+            next: AtomicPtr::new(next),
+            wanted_groups,
+            chunk_live: zeroed_slice(chunks),
+            count_claim: CachePadded::new(AtomicUsize::new(0)),
             dest: zeroed_slice(source_slots),
             claim: CachePadded::new(AtomicUsize::new(0)),
             done: CachePadded::new(AtomicUsize::new(0)),
-            // Copies need at most `source_slots`; half of what is left over may go to new keys,
-            // the other half absorbs reservations lost in helper races.
-            insert_budget: CachePadded::new(AtomicUsize::new(
-                (next_groups * GROUP_SLOTS).saturating_sub(source_slots) / 2,
-            )),
+            insert_budget: CachePadded::new(AtomicUsize::new(budget)),
         })
     }
 
-    /// The table being migrated into.
+    /// The table being migrated into, once it has been sized.
     #[inline]
-    pub(crate) fn next(&self) -> &Table<K, V> {
-        // SAFETY: `next` is the root or about to become it; it is retired only after it has been
-        // promoted and then migrated away itself, through the epoch, so it outlives every
-        // reference to this migration that a pinned thread can hold.
-        unsafe { &*self.next }
+    pub(crate) fn next(&self) -> Option<&Table<K, V>> {
+        // Acquire: pairs with the Release half of the CAS in `install_next` (or the record's
+        // own publication), so the table is fully built.
+        let next = self.next.load(Ordering::Acquire);
+        // SAFETY: `next` is null or the successor, which is the root or about to become it; it
+        // is retired only after it has been promoted and then migrated away itself, through the
+        // epoch, so it outlives every reference to this migration that a pinned thread can hold.
+        unsafe { next.as_ref() }
     }
 
+    /// The successor as allocated (with its allocation's provenance), or null.
     pub(crate) fn next_ptr(&self) -> *mut Table<K, V> {
-        self.next
+        // Acquire: as in `next`.
+        self.next.load(Ordering::Acquire)
+    }
+
+    /// Sets the successor of a lazily sized migration, unless another thread did; returns the
+    /// one in place. The winner also grants new keys `budget` slots of it.
+    pub(crate) fn install_next(&self, table: Box<Table<K, V>>, budget: usize) -> &Table<K, V> {
+        let new = Box::into_raw(table);
+        match self.next.compare_exchange(
+            std::ptr::null_mut(),
+            new,
+            // Release: publishes the table; Acquire on failure: we read the winner's.
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => {
+                // Relaxed: the budget only hands out permissions; an inserter that reads 0
+                // before this store finishes the migration instead, which is always allowed.
+                self.insert_budget.store(budget, Ordering::Relaxed);
+                // SAFETY: just installed; it lives as long as described in `next`.
+                unsafe { &*new }
+            }
+            Err(current) => {
+                // SAFETY: `new` lost the race and was never shared; we still own it.
+                drop(unsafe { Box::from_raw(new) });
+                // SAFETY: as in `next`.
+                unsafe { &*current }
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn wanted_groups(&self) -> usize {
+        self.wanted_groups
+    }
+
+    /// Chunks to count before a lazily sized successor can be made (0 for an eager one).
+    #[inline]
+    pub(crate) fn chunks(&self) -> usize {
+        self.chunk_live.len()
+    }
+
+    #[inline]
+    pub(crate) fn chunk_live(&self, chunk: usize) -> &AtomicUsize {
+        &self.chunk_live[chunk]
+    }
+
+    #[inline]
+    pub(crate) fn count_claim(&self) -> &AtomicUsize {
+        &self.count_claim
     }
 
     #[inline]
@@ -263,9 +343,12 @@ impl<K, V> Migration<K, V> {
 
     /// Frees a migration that lost the installation race, with its never-shared table.
     pub(crate) fn discard(self: Box<Self>) {
-        // SAFETY: the table was made by `Box::into_raw` in `new` and, as the installation failed,
-        // was never shared.
-        drop(unsafe { Box::from_raw(self.next) });
+        let next = self.next_ptr();
+        if !next.is_null() {
+            // SAFETY: the table was made by `Box::into_raw` in `new` and, as the installation
+            // failed, was never shared.
+            drop(unsafe { Box::from_raw(next) });
+        }
     }
 }
 

@@ -155,3 +155,38 @@ thread_local! {
 fn parked_rx_ready() -> bool {
     PARKED.with(|p| p.get())
 }
+
+/// A migration started with a successor far too small for the entries present (what a shrink
+/// decided on a length read while other threads wrote, or a length read by a thread preempted
+/// between two stripes, asks for) must still keep every entry: the successor is sized from a
+/// count of the source, not from the request. ThreadSanitizer's scheduler found the shrink that
+/// filled its successor and panicked "no room left" before sizing became lazy.
+#[test]
+fn a_migration_asked_for_too_small_a_successor_keeps_every_entry() {
+    let map = Map::new();
+    let n = if cfg!(miri) { 200 } else { 5_000 };
+    for k in 0..n {
+        map.insert(k, k);
+    }
+    // Remove some, so that the source holds tombstones, entries and empty slots.
+    for k in (0..n).step_by(3) {
+        map.remove(k);
+    }
+    let guard = map.raw.collector().pin();
+    let root = map.raw.root(&guard);
+    // The smallest table there is, whatever the entries: a stale count of zero.
+    map.raw
+        .start_migration(root, crate::sync::MIN_GROUPS, &guard);
+    let mig = root.migration().expect("the migration was installed");
+    assert!(mig.next().is_none(), "a smaller successor is sized lazily");
+    // Writes during the counting still land somewhere.
+    for k in n..n + 50 {
+        map.insert(k, k);
+    }
+    map.raw.finish_migration(root, mig, &guard);
+    drop(guard);
+    for k in 0..n + 50 {
+        let expected = (k >= n || k % 3 != 0).then_some(k);
+        assert_eq!(map.get(k), expected, "key {k}");
+    }
+}
