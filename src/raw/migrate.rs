@@ -18,9 +18,9 @@
 //!    REDIRECT never become LIVE), then count the slots that may still need a copy (entries and
 //!    reservations) and record the count once by CAS. A thread that needs the successor counts
 //!    unclaimed chunks, then any chunk still uncounted (its claimer may be stalled), and installs
-//!    a table for `max(wanted, 2 × count)` slots by CAS. The count bounds the copies exactly, so
-//!    the successor keeps half its spare room for reservations lost in helper races, as an
-//!    eager one does. Readers that meet a REDIRECT before the successor exists conclude "absent":
+//!    a table for `max(wanted, 2 × count, half the source)` slots by CAS. The count bounds the
+//!    copies exactly; new keys may take a quarter of the spare room and the rest absorbs
+//!    reservations lost in helper races. Readers that meet a REDIRECT before the successor exists conclude "absent":
 //!    no key can be in a successor that does not exist yet.
 //! 2. **Helping.** Every write that finds the root migrating first claims a chunk of groups
 //!    (`claim.fetch_add`) and moves each of its slots. Writers that meet a frozen slot of their own
@@ -60,7 +60,7 @@
 //! my key" and carry on probing, then continue in `next`.
 
 use crate::reclaim::{self, Guard};
-use crate::sync::{AtomicUsize, Ordering, GROUP_SLOTS, MIGRATE_CHUNK_GROUPS};
+use crate::sync::{AtomicUsize, Ordering, GROUP_SLOTS, MIGRATE_CHUNK_GROUPS, MIN_GROUPS};
 
 use super::slot::{self, Word, FROZEN, MOVED, REDIRECT, TOMB};
 use super::table::{groups_for_live, Migration, Probe, Table};
@@ -118,7 +118,11 @@ impl<K, V> RawMap<K, V> {
             .filter(|&index| self.help_move(table, mig, index, guard))
             .count();
         self.count_moved(table, mig, moved, guard);
-        self.try_promote(table, mig, guard);
+        // Every slot is MOVED now: we saw each one get there. Promote without waiting for `done`,
+        // which may lag: a helper stalled between its MOVED and its (batched) count would
+        // otherwise keep the migration from ever being promoted, and a later migration could
+        // then start on the successor while this one stays the root.
+        self.promote(table, mig, guard);
     }
 
     /// Brings one slot of `table` to its final MOVED state. Returns `true` if this call made it
@@ -287,6 +291,11 @@ impl<K, V> RawMap<K, V> {
         if mig.done().load(Ordering::Acquire) != table.slots() {
             return;
         }
+        self.promote(table, mig, guard);
+    }
+
+    /// Makes `next` the root if `table` is still the root. Every slot of `table` must be MOVED.
+    fn promote(&self, table: &Table<K, V>, mig: &Migration<K, V>, guard: &Guard) {
         // Every slot may have moved with nothing to copy (all empty or removed) before anyone
         // needed the successor: make it now.
         self.sized_next(table, mig, guard);
@@ -320,18 +329,24 @@ impl<K, V> RawMap<K, V> {
         if table.migration().is_some() {
             return;
         }
-        let root = self.root(guard);
-        if !std::ptr::eq(root, table) {
+        // `table` was reached from a root through successors; finish every migration before it,
+        // oldest first, so that it is the root when its own migration starts (each finish
+        // promotes, so this ends). A migration installed on a table that is not yet the root
+        // would let copies into it stay undecided while it migrates away.
+        loop {
             if table.migration().is_some() {
-                // `table` was promoted and migrated away meanwhile (it got its migration before
-                // the root moved past it, and our root load saw the root move).
+                // `table` got its migration meanwhile (and may have been promoted and migrated
+                // away since): nothing to start.
                 return;
             }
-            if let Some(mig) = root.migration() {
-                // Only the root can have a migration, and `table` was reached from a root and is
-                // not superseded, so `table` is the root's successor.
-                debug_assert!(mig.next().is_some_and(|next| std::ptr::eq(next, table)));
-                self.finish_migration(root, mig, guard);
+            let root = self.root(guard);
+            if std::ptr::eq(root, table) {
+                break;
+            }
+            match root.migration() {
+                Some(mig) => self.finish_migration(root, mig, guard),
+                // The root moved past `table`'s generation and `table` is stale.
+                None => return,
             }
         }
         table.install_migration(Migration::new(groups, table.groups()));
@@ -381,8 +396,15 @@ impl<K, V> RawMap<K, V> {
         if let Some(next) = mig.next() {
             return next;
         }
-        let groups = mig.wanted_groups().max(groups_for_live(live));
-        let budget = (groups * GROUP_SLOTS - live) / 2;
+        // Room for the counted entries twice over, and never below half the source: a shrink
+        // halves at most, so a source with many helpers racing on it keeps plenty of room for
+        // reservations they waste. New keys get a quarter of the spare room; the rest absorbs
+        // wasted reservations (the stress geometry's four-slot tables overflowed with a half).
+        let groups = mig
+            .wanted_groups()
+            .max(groups_for_live(live))
+            .max((table.groups() / 2).max(MIN_GROUPS));
+        let budget = (groups * GROUP_SLOTS - live) / 4;
         mig.install_next(Box::new(Table::new(groups)), budget)
     }
 

@@ -66,11 +66,14 @@ impl Hash for Tracked {
 
 /// Waits (bounded) until the epoch collector has dropped everything retired: deferred drops run
 /// when threads pin later, so pin and flush repeatedly.
+///
+/// The bound is time, not a number of tries: libtest runs the tests of a file in parallel, and
+/// another test holding a guard (for a whole grow-and-shrink run, which takes seconds under
+/// ThreadSanitizer) keeps the global epoch from advancing meanwhile; a fixed number of tries ran
+/// out under TSan before that test let go.
 pub fn settle_reclamation(live: &AtomicUsize, expected: usize) -> usize {
-    for _ in 0..20_000 {
-        if live.load(Ordering::SeqCst) == expected {
-            break;
-        }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while live.load(Ordering::SeqCst) != expected && std::time::Instant::now() < deadline {
         let map: lockfree_map::HashMap<u8, u8> = lockfree_map::HashMap::new();
         let guard = map.guard();
         guard.flush();
