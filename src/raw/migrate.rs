@@ -18,7 +18,7 @@
 //!    REDIRECT never become LIVE), then count the slots that may still need a copy (entries and
 //!    reservations) and record the count once by CAS. A thread that needs the successor counts
 //!    unclaimed chunks, then any chunk still uncounted (its claimer may be stalled), and installs
-//!    a table for `max(wanted, 2 × count, half the source)` slots by CAS. The count bounds the
+//!    a table for `max(wanted, 2 × count)` slots by CAS. The count bounds the
 //!    copies exactly; new keys may take a quarter of the spare room and the rest absorbs
 //!    reservations lost in helper races. Readers that meet a REDIRECT before the successor exists conclude "absent":
 //!    no key can be in a successor that does not exist yet.
@@ -60,7 +60,7 @@
 //! my key" and carry on probing, then continue in `next`.
 
 use crate::reclaim::{self, Guard};
-use crate::sync::{AtomicUsize, Ordering, GROUP_SLOTS, MIGRATE_CHUNK_GROUPS, MIN_GROUPS};
+use crate::sync::{AtomicUsize, Ordering, GROUP_SLOTS, MIGRATE_CHUNK_GROUPS};
 
 use super::slot::{self, Word, FROZEN, MOVED, REDIRECT, TOMB};
 use super::table::{groups_for_live, Migration, Probe, Table};
@@ -396,14 +396,10 @@ impl<K, V> RawMap<K, V> {
         if let Some(next) = mig.next() {
             return next;
         }
-        // Room for the counted entries twice over, and never below half the source: a shrink
-        // halves at most, so a source with many helpers racing on it keeps plenty of room for
-        // reservations they waste. New keys get a quarter of the spare room; the rest absorbs
-        // wasted reservations (the stress geometry's four-slot tables overflowed with a half).
-        let groups = mig
-            .wanted_groups()
-            .max(groups_for_live(live))
-            .max((table.groups() / 2).max(MIN_GROUPS));
+        // Room for the counted entries twice over. New keys get a quarter of the spare room; the
+        // rest absorbs reservations wasted by stalled helpers (the stress geometry's four-slot
+        // tables overflowed when new keys could take half).
+        let groups = mig.wanted_groups().max(groups_for_live(live));
         let budget = (groups * GROUP_SLOTS - live) / 4;
         mig.install_next(Box::new(Table::new(groups)), budget)
     }
