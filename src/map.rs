@@ -100,7 +100,7 @@ impl<K, V> Pending<K, V> {
 
     fn into_entry(self, hash: u64, value: V) -> Box<Entry<K, V>> {
         match self {
-            Pending::Key(key) => Box::new(Entry { hash, key, value }),
+            Pending::Key(key) => Entry::boxed(hash, key, value),
             Pending::Boxed(mut entry) => {
                 entry.value = value;
                 entry
@@ -409,7 +409,7 @@ where
     /// ```
     pub fn insert<'g>(&'g self, key: K, value: V, guard: &'g Guard) -> Option<&'g V> {
         let hash = self.hash(&key);
-        let mut entry = Box::new(Entry { hash, key, value });
+        let mut entry = Entry::boxed(hash, key, value);
         loop {
             let located = self.raw.locate(hash, |k| *k == entry.key, true, guard);
             match self.raw.try_store(&located, entry, guard) {
@@ -439,7 +439,7 @@ where
         guard: &'g Guard,
     ) -> Result<&'g V, OccupiedError<'g, V>> {
         let hash = self.hash(&key);
-        let mut entry = Box::new(Entry { hash, key, value });
+        let mut entry = Entry::boxed(hash, key, value);
         loop {
             let located = self.raw.locate(hash, |k| *k == entry.key, true, guard);
             if let Some(current) = located.entry() {
@@ -484,11 +484,7 @@ where
             let entry = match pending {
                 Pending::Key(key) => {
                     let make = make.take().expect("make runs once: a made entry is kept");
-                    Box::new(Entry {
-                        hash,
-                        key,
-                        value: make(),
-                    })
+                    Entry::boxed(hash, key, make())
                 }
                 Pending::Boxed(entry) => entry,
             };

@@ -199,13 +199,29 @@ impl std::fmt::Debug for Guard {
 /// could load it, and is retired exactly once.
 #[inline]
 pub(crate) unsafe fn retire_box<T>(guard: &Guard, ptr: *mut T) {
-    // SAFETY: crossbeam's `Pointable` for a sized `T` is `Box<T>`, so `defer_destroy` drops the
-    // `Box` we made; the caller guarantees the pointer is unlinked and retired once.
-    unsafe {
-        guard
-            .inner
-            .defer_destroy(epoch::Shared::from(ptr as *const T))
-    };
+    /// # Safety
+    /// `ptr` came from `Box::into_raw` and is freed once.
+    unsafe fn drop_box<T>(ptr: *mut T) {
+        // SAFETY: forwarded from the caller.
+        drop(unsafe { Box::from_raw(ptr) });
+    }
+    // SAFETY: forwarded from the caller; `drop_box` frees a `Box` once.
+    unsafe { retire(guard, ptr, drop_box::<T>) };
+}
+
+/// Retires `ptr`: `free(ptr)` runs once no thread pinned now can still hold it, on whichever
+/// thread collects it.
+///
+/// # Safety
+/// `ptr` has been unlinked from every place a thread that pins later could load it and is
+/// retired exactly once; `free` may be called with it on any thread, at any later time (after
+/// the map itself is gone, too).
+#[inline]
+pub(crate) unsafe fn retire<T>(guard: &Guard, ptr: *mut T, free: unsafe fn(*mut T)) {
+    // SAFETY: crossbeam runs the closure once, after every thread pinned now has unpinned; the
+    // caller guarantees nobody pinning later can reach `ptr` and that `free` may run anywhere.
+    // The closure (two words) is stored inline in the bag: no allocation.
+    unsafe { guard.inner.defer_unchecked(move || free(ptr)) };
     // crossbeam collects (a bounded amount) only every 128th pin; a thread retiring many
     // entries per pin would outpace it. Flushing also collects. One flush per bag's worth.
     if crate::sync::retire_tick(RETIRES_PER_FLUSH) {

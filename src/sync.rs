@@ -35,6 +35,10 @@ pub(crate) const MIGRATE_CHUNK_GROUPS: usize = 4;
 #[cfg(any(loom, lockfree_map_stress))]
 pub(crate) const MIGRATE_CHUNK_GROUPS: usize = 1;
 
+/// Whether retired entries' blocks are cached per thread for reuse (`raw/pool.rs`). Off under
+/// loom, whose model threads share one OS thread's thread-locals.
+pub(crate) const ENTRY_CACHE: bool = !cfg!(loom);
+
 /// A hint that spreads threads over the stripes of the length counter.
 ///
 /// Each thread takes the next number from a global counter the first time it asks, so threads

@@ -28,6 +28,7 @@
 
 mod counter;
 mod migrate;
+mod pool;
 pub(crate) mod slot;
 mod table;
 mod tag;
@@ -386,7 +387,7 @@ impl<K, V> RawMap<K, V> {
                     Some(old) => {
                         // SAFETY: the old entry was unlinked by our CAS (only the winner of that
                         // CAS retires it) and came from `Box::into_raw`.
-                        unsafe { reclaim::retire_box(guard, entry_ptr::<K, V>(expected)) };
+                        unsafe { retire_entry(guard, entry_ptr::<K, V>(expected)) };
                         Ok((Some(old), stored))
                     }
                     None => {
@@ -427,7 +428,7 @@ impl<K, V> RawMap<K, V> {
         self.len.decrement();
         // SAFETY: our CAS unlinked the entry, it came from `Box::into_raw`, and only the CAS
         // winner retires it.
-        unsafe { reclaim::retire_box(guard, entry_ptr::<K, V>(word)) };
+        unsafe { retire_entry(guard, entry_ptr::<K, V>(word)) };
         if entry.hash & 63 == 0 {
             self.shrink_if_sparse(table, guard);
         }
@@ -584,6 +585,18 @@ fn entry_ptr<K, V>(word: usize) -> *mut Entry<K, V> {
     Word(word)
         .entry_ptr()
         .expect("a live slot word holds an entry")
+}
+
+/// Retires an unlinked entry; its block goes to the collecting thread's entry cache.
+///
+/// # Safety
+/// As for [`reclaim::retire`]: `p` came from `Box::into_raw`, was unlinked by the caller's CAS,
+/// and is retired once.
+#[inline]
+unsafe fn retire_entry<K, V>(guard: &Guard, p: *mut Entry<K, V>) {
+    // SAFETY: forwarded from the caller; `recycle` takes a `Box`'s pointer once. It may run on
+    // another thread after the map is gone: the map's operations require `K, V: Send + 'static`.
+    unsafe { reclaim::retire(guard, p, pool::recycle::<K, V>) };
 }
 
 /// Frees a root table and its successor, if any (not the entries).

@@ -69,6 +69,12 @@ pub(crate) struct Entry<K, V> {
 const _: () = assert!(mem::align_of::<Entry<(), ()>>() > STATE_BITS);
 
 impl<K, V> Entry<K, V> {
+    /// A boxed entry, on a block from this thread's entry cache when it has one (`pool.rs`).
+    #[inline]
+    pub(crate) fn boxed(hash: u64, key: K, value: V) -> Box<Self> {
+        super::pool::boxed(Entry { hash, key, value })
+    }
+
     /// Boxes an entry and returns its address as a slot word.
     pub(crate) fn into_word(self: Box<Self>) -> usize {
         Box::into_raw(self) as usize
