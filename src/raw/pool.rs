@@ -20,8 +20,8 @@
 //! threads share one OS thread, and the cache would only add state to explore.
 
 use std::alloc::{dealloc, Layout};
-use std::cell::RefCell;
-use std::ptr::NonNull;
+use std::cell::Cell;
+use std::ptr;
 
 use super::slot::Entry;
 use crate::sync::ENTRY_CACHE;
@@ -45,18 +45,29 @@ const fn class_of<K, V>() -> Option<usize> {
     }
 }
 
+/// One class's cached blocks: an intrusive stack, each free block's first word pointing to the
+/// next (every block has at least 16 bytes, aligned to 16).
+struct Class {
+    head: Cell<*mut u8>,
+    len: Cell<usize>,
+}
+
 struct Cache {
-    classes: [Vec<NonNull<u8>>; CLASSES],
+    classes: [Class; CLASSES],
 }
 
 impl Drop for Cache {
     fn drop(&mut self) {
-        for (class, blocks) in self.classes.iter_mut().enumerate() {
-            let layout = block_layout(class);
-            for block in blocks.drain(..) {
-                // SAFETY: every cached block came from the global allocator with this class's
-                // layout (see `recycle`), and the cache owns it exclusively.
-                unsafe { dealloc(block.as_ptr(), layout) };
+        for (class, blocks) in self.classes.iter().enumerate() {
+            let mut block = blocks.head.replace(ptr::null_mut());
+            while !block.is_null() {
+                // SAFETY: a cached block is an allocation of this class's layout, owned by the
+                // cache, whose first word `push` set to the next block.
+                unsafe {
+                    let next = block.cast::<*mut u8>().read();
+                    dealloc(block, block_layout(class));
+                    block = next;
+                }
             }
         }
     }
@@ -68,23 +79,66 @@ fn block_layout(class: usize) -> Layout {
 }
 
 thread_local! {
-    static CACHE: RefCell<Cache> = const {
-        RefCell::new(Cache {
-            classes: [const { Vec::new() }; CLASSES],
-        })
+    static CACHE: Cache = const {
+        Cache {
+            classes: [const {
+                Class {
+                    head: Cell::new(ptr::null_mut()),
+                    len: Cell::new(0),
+                }
+            }; CLASSES],
+        }
     };
+}
+
+/// Takes a cached block of `class`, if this thread has one.
+#[inline]
+fn pop(class: usize) -> Option<*mut u8> {
+    CACHE
+        .try_with(|cache| {
+            let c = &cache.classes[class];
+            let block = c.head.get();
+            if block.is_null() {
+                return None;
+            }
+            // SAFETY: a cached block is owned by the cache and its first word holds the next.
+            c.head.set(unsafe { block.cast::<*mut u8>().read() });
+            c.len.set(c.len.get() - 1);
+            Some(block)
+        })
+        .ok()
+        .flatten()
+}
+
+/// Caches `block` of `class`; `false` (the caller frees it) if the class is full or this
+/// thread's cache is gone.
+///
+/// # Safety
+/// `block` is an allocation of `block_layout(class)` that the caller owns and gives up.
+#[inline]
+unsafe fn push(class: usize, block: *mut u8) -> bool {
+    CACHE
+        .try_with(|cache| {
+            let c = &cache.classes[class];
+            if c.len.get() == CAP {
+                return false;
+            }
+            // SAFETY: the block is ours (caller's contract), at least one word long and aligned
+            // for one; it now links to the previous head.
+            unsafe { block.cast::<*mut u8>().write(c.head.get()) };
+            c.head.set(block);
+            c.len.set(c.len.get() + 1);
+            true
+        })
+        .unwrap_or(false)
 }
 
 /// Boxes `entry`, on a cached block when this thread has one.
 #[inline]
 pub(crate) fn boxed<K, V>(entry: Entry<K, V>) -> Box<Entry<K, V>> {
     if let Some(class) = class_of::<K, V>() {
-        let block = CACHE
-            .try_with(|c| c.try_borrow_mut().ok()?.classes[class].pop())
-            .ok()
-            .flatten();
-        if let Some(block) = block {
-            let p = block.as_ptr().cast::<Entry<K, V>>();
+        if let Some(block) = pop(class) {
+            let p = block.cast::<Entry<K, V>>();
             // SAFETY: the block was allocated by the global allocator with layout
             // `(size_of::<Entry<K, V>>(), 16)`, which is `Layout::new::<Entry<K, V>>()` (the class
             // fixes the size, and `class_of` admits only alignment 16), and nothing else owns it.
@@ -109,35 +163,21 @@ pub(crate) unsafe fn recycle<K, V>(p: *mut Entry<K, V>) {
         return;
     };
     /// Gives the block back even if dropping the key or the value panics.
-    struct Block(NonNull<u8>, usize);
+    struct Block(*mut u8, usize);
     impl Drop for Block {
+        #[inline]
         fn drop(&mut self) {
             let Block(block, class) = *self;
-            let kept = CACHE
-                .try_with(|c| {
-                    let Ok(mut cache) = c.try_borrow_mut() else {
-                        return false;
-                    };
-                    let blocks = &mut cache.classes[class];
-                    if blocks.len() == CAP {
-                        return false;
-                    }
-                    if blocks.capacity() == 0 {
-                        blocks.reserve_exact(CAP);
-                    }
-                    blocks.push(block);
-                    true
-                })
-                .unwrap_or(false);
-            if !kept {
-                // SAFETY: the block was allocated with this class's layout (see `recycle`) and
-                // is owned by this `Block` alone.
-                unsafe { dealloc(block.as_ptr(), block_layout(class)) };
+            // SAFETY: the block, a `Box<Entry>` allocation of this class's layout, is owned by
+            // this `Block` alone (see `recycle`); `push` keeps it, or we free it.
+            unsafe {
+                if !push(class, block) {
+                    dealloc(block, block_layout(class));
+                }
             }
         }
     }
-    // SAFETY: `Box::into_raw` never returns null.
-    let block = Block(unsafe { NonNull::new_unchecked(p.cast::<u8>()) }, class);
+    let block = Block(p.cast::<u8>(), class);
     // SAFETY: we own the entry (caller's contract); its key and value are dropped once, here.
     // The memory, allocated as a `Box<Entry<K, V>>` of layout `(16 * (class + 1), 16)`, then
     // passes to `block`, which caches or frees it.
