@@ -7,10 +7,10 @@
 //! third of a hot-key one's (callgrind, `BENCHMARKS.md`). Here each thread keeps up to
 //! [`CAP`] freed blocks per size class and hands them to its next entries.
 //!
-//! A block is a plain allocation of the global allocator with layout `(size, 16)`. Entries of
+//! A block is a plain allocation of the global allocator with layout `(size, 8)`. Entries of
 //! every type with that layout share a class: a `Box<Entry<K, V>>` built on a block frees it
 //! correctly (same layout), so an entry that leaves the map by any other path (dropped with the
-//! map, returned to a caller) needs nothing special. Entries aligned beyond 16 or larger than
+//! map, returned to a caller) needs nothing special. Entries aligned beyond 8 or larger than
 //! the largest class bypass the cache.
 //!
 //! Only the owning thread touches its cache: no atomics, no sharing, no ABA. A block that
@@ -26,11 +26,12 @@ use std::ptr;
 use super::slot::Entry;
 use crate::sync::ENTRY_CACHE;
 
-/// Size classes: blocks of 16, 32, ..., 16 * `CLASSES` bytes.
-const CLASSES: usize = 8;
+/// Size classes: blocks of 8, 16, ..., 8 * `CLASSES` (128) bytes.
+const CLASSES: usize = 16;
 /// Blocks a thread keeps per class: two epoch bags' worth, so a whole collected bag is reused.
 const CAP: usize = 128;
-const ALIGN: usize = 16;
+/// The alignment of every cached block: an `Entry`'s (`slot.rs`), unless a key or value needs more.
+const ALIGN: usize = 8;
 
 /// The class of `Entry<K, V>`, if it has one. Folds to a constant for each type.
 #[inline(always)]
@@ -38,7 +39,7 @@ const fn class_of<K, V>() -> Option<usize> {
     let size = std::mem::size_of::<Entry<K, V>>();
     let align = std::mem::align_of::<Entry<K, V>>();
     if ENTRY_CACHE && align == ALIGN && size <= ALIGN * CLASSES {
-        // `Entry` is 16-aligned and holds a `u64`, so `size` is a non-zero multiple of 16.
+        // `Entry` is 8-aligned and holds a `u64`, so `size` is a non-zero multiple of 8.
         Some(size / ALIGN - 1)
     } else {
         None
@@ -46,7 +47,7 @@ const fn class_of<K, V>() -> Option<usize> {
 }
 
 /// One class's cached blocks: an intrusive stack, each free block's first word pointing to the
-/// next (every block has at least 16 bytes, aligned to 16).
+/// next (every block has at least 8 bytes, aligned to 8: room for one pointer).
 struct Class {
     head: Cell<*mut u8>,
     len: Cell<usize>,
@@ -74,7 +75,7 @@ impl Drop for Cache {
 }
 
 fn block_layout(class: usize) -> Layout {
-    // A multiple of 16 up to 128 with alignment 16 is always a valid layout.
+    // A multiple of 8 up to 128 with alignment 8 is always a valid layout.
     Layout::from_size_align((class + 1) * ALIGN, ALIGN).expect("a valid block layout")
 }
 
@@ -140,8 +141,8 @@ pub(crate) fn boxed<K, V>(entry: Entry<K, V>) -> Box<Entry<K, V>> {
         if let Some(block) = pop(class) {
             let p = block.cast::<Entry<K, V>>();
             // SAFETY: the block was allocated by the global allocator with layout
-            // `(size_of::<Entry<K, V>>(), 16)`, which is `Layout::new::<Entry<K, V>>()` (the class
-            // fixes the size, and `class_of` admits only alignment 16), and nothing else owns it.
+            // `(size_of::<Entry<K, V>>(), 8)`, which is `Layout::new::<Entry<K, V>>()` (the class
+            // fixes the size, and `class_of` admits only alignment 8), and nothing else owns it.
             // Writing the entry initialises it; `Box` may then own and free it.
             unsafe {
                 p.write(entry);
@@ -179,7 +180,7 @@ pub(crate) unsafe fn recycle<K, V>(p: *mut Entry<K, V>) {
     }
     let block = Block(p.cast::<u8>(), class);
     // SAFETY: we own the entry (caller's contract); its key and value are dropped once, here.
-    // The memory, allocated as a `Box<Entry<K, V>>` of layout `(16 * (class + 1), 16)`, then
+    // The memory, allocated as a `Box<Entry<K, V>>` of layout `(8 * (class + 1), 8)`, then
     // passes to `block`, which caches or frees it.
     unsafe { std::ptr::drop_in_place(p) };
     drop(block);
@@ -239,7 +240,9 @@ mod tests {
     #[test]
     fn oversized_entries_bypass_the_cache() {
         assert_eq!(class_of::<u64, [u8; 200]>(), None);
-        assert_eq!(class_of::<u64, u64>(), Some(1));
+        assert_eq!(class_of::<u64, u64>(), Some(2)); // 24 bytes
+        assert_eq!(class_of::<u64, [u64; 2]>(), Some(3)); // 32 bytes
+        assert_eq!(class_of::<u64, u128>(), None); // aligned to 16
         let p = Box::into_raw(boxed(Entry {
             hash: 0,
             key: 0u64,

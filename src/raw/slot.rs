@@ -1,7 +1,7 @@
 //! Entries, and the encoding of a slot word.
 //!
-//! An entry is an immutable heap node `Entry { hash, key, value }`, aligned to 16 so that a slot
-//! word holds its address plus four low state bits. An update publishes a new entry with one CAS
+//! An entry is an immutable heap node `Entry { hash, key, value }`, aligned to 8 so that a slot
+//! word holds its address plus three low state bits. An update publishes a new entry with one CAS
 //! and retires the old one; readers get `&V` tied to their guard. Storing the hash means migration
 //! and tag repair never call the user's `Hash`.
 //!
@@ -16,7 +16,7 @@
 //! | `… \| FROZEN`        | takes no more writes in this table                              |
 //! | `… \| FROZEN\|MOVED` | final: the slot's content (if any) is authoritative in `next`   |
 //!
-//! Sentinels have the `SENTINEL` bit set and a payload above the four state bits; they are never
+//! Sentinels have the `SENTINEL` bit set and a payload above the three state bits; they are never
 //! dereferenced (they are small integers in the null page).
 //!
 //! ## State machine of one slot within one table generation
@@ -40,7 +40,7 @@ use std::mem;
 pub(crate) const FROZEN: usize = 0b0001;
 pub(crate) const MOVED: usize = 0b0010;
 const SENTINEL: usize = 0b0100;
-pub(crate) const STATE_BITS: usize = 0b1111;
+pub(crate) const STATE_BITS: usize = 0b111;
 
 pub(crate) const EMPTY: usize = 0;
 pub(crate) const TOMB: usize = SENTINEL;
@@ -55,11 +55,13 @@ pub(crate) fn resv(source: usize, tag: u8) -> usize {
         source < 1 << (usize::BITS - 13),
         "source index too large for a reservation"
     );
-    SENTINEL | (((source << 8) | tag as usize) << 4)
+    SENTINEL | (((source << 8) | tag as usize) << 3)
 }
 
-/// An entry. `align(16)` leaves the four low bits of its address free for the slot state.
-#[repr(C, align(16))]
+/// An entry. `align(8)` leaves the three low bits of its address free for the slot state. (It
+/// was `align(16)` with a spare fourth bit: that made an `Entry<u64, u64>` 32 bytes instead of
+/// 24, a 48-byte malloc chunk instead of 32, and one entry in three fewer per megabyte of cache.)
+#[repr(C, align(8))]
 pub(crate) struct Entry<K, V> {
     pub(crate) hash: u64,
     pub(crate) key: K,
@@ -105,7 +107,7 @@ impl Word {
     /// The reservation tag, if this is an (unfrozen or frozen) reservation.
     #[inline]
     pub(crate) fn resv_tag(self) -> Option<u8> {
-        let payload = self.0 >> 4;
+        let payload = self.0 >> 3;
         (self.is_sentinel() && payload != 0).then_some((payload & 0xFF) as u8)
     }
     /// The entry address, if the word holds one (LIVE, possibly frozen or moved).
