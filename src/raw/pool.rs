@@ -140,10 +140,10 @@ pub(crate) fn boxed<K, V>(entry: Entry<K, V>) -> Box<Entry<K, V>> {
     if let Some(class) = class_of::<K, V>() {
         if let Some(block) = pop(class) {
             let p = block.cast::<Entry<K, V>>();
-            // SAFETY: the block was allocated by the global allocator with layout
-            // `(size_of::<Entry<K, V>>(), 8)`, which is `Layout::new::<Entry<K, V>>()` (the class
-            // fixes the size, and `class_of` admits only alignment 8), and nothing else owns it.
-            // Writing the entry initialises it; `Box` may then own and free it.
+            // The block's layout `(size_of::<Entry<K, V>>(), 8)` is `Entry<K, V>`'s own: the class
+            // fixes the size, and `class_of` admits only alignment 8.
+            // SAFETY: a global-allocator block of that layout, owned by nobody else; writing the
+            // entry initialises it, and `Box` may then own and free it.
             unsafe {
                 p.write(entry);
                 return Box::from_raw(p);
