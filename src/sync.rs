@@ -39,6 +39,30 @@ pub(crate) const MIGRATE_CHUNK_GROUPS: usize = 1;
 /// loom, whose model threads share one OS thread's thread-locals.
 pub(crate) const ENTRY_CACHE: bool = !cfg!(loom);
 
+/// Whether [`prefetch`] does anything. Callers that load a word only to aim a prefetch skip the
+/// load too when it does not, so loom does not explore interleavings of loads that decide nothing.
+pub(crate) const PREFETCH: bool = cfg!(all(target_arch = "x86_64", not(loom), not(miri)));
+
+/// Asks the CPU to start loading the cache line at `p`, without waiting for it.
+///
+/// Only a hint: it never faults, even on a dangling or freed address, and has no effect on what
+/// any load returns, so it needs no synchronisation. A no-op where there is no stable prefetch
+/// instruction to call, under loom, and under Miri (which has no caches to warm).
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+    // `_mm_prefetch` is an `unsafe fn` on older compilers (MSRV 1.80) and safe on newer ones.
+    #[allow(unused_unsafe)]
+    // SAFETY: PREFETCHT0 is a hint, not an access: it cannot fault or change memory, whatever
+    // the address, and SSE (which provides it) is part of the x86_64 baseline.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>());
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
+    let _ = p;
+}
+
 /// A hint that spreads threads over the stripes of the length counter.
 ///
 /// Each thread takes the next number from a global counter the first time it asks, so threads

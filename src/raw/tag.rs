@@ -92,6 +92,16 @@ pub(crate) fn count_tombstones(word: u64) -> usize {
 #[derive(Clone, Copy)]
 pub(crate) struct BitMask(u64);
 
+impl BitMask {
+    /// The set as one bit a slot: bit `i` for slot `i`. (Each byte's high bit moved to its low
+    /// bit, then one multiplication gathers the eight low bits into the top byte: byte `i` is
+    /// shifted up by `56 - 7i`, and no two shifted bits collide or carry.)
+    #[inline]
+    pub(crate) fn slot_bits(self) -> u8 {
+        (((self.0 >> 7) & LO).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8
+    }
+}
+
 impl Iterator for BitMask {
     type Item = usize;
 
@@ -114,6 +124,25 @@ mod tests {
         tags.iter()
             .enumerate()
             .fold(0, |w, (i, &t)| w | tag_bits(i, t))
+    }
+
+    #[test]
+    fn slot_bits_gathers_one_bit_a_slot() {
+        for full in 0u32..1 << GROUP_SLOTS {
+            let tags: Vec<u8> = (0..GROUP_SLOTS)
+                .map(|i| {
+                    if full >> i & 1 == 1 {
+                        0x80 | i as u8
+                    } else {
+                        EMPTY
+                    }
+                })
+                .collect();
+            let m = match_full(word(&tags));
+            let by_iter = m.fold(0u8, |bits, i| bits | (1 << i));
+            assert_eq!(m.slot_bits(), by_iter);
+            assert_eq!(u32::from(m.slot_bits()), full);
+        }
     }
 
     #[test]
