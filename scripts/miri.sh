@@ -38,6 +38,7 @@ for seed in ${MIRI_SEEDS:-1}; do
     cargo +nightly miri test --test drops -- replaced_and_removed update_and_compute
     cargo +nightly miri test --test linearizability
     cargo +nightly miri test --test collector
+    cargo +nightly miri test --test panicking_drop
     cargo +nightly miri test --test adversarial
 done
 echo "== miri: passed in $(( $(date +%s) - start )) s"

@@ -63,6 +63,11 @@ pub(crate) fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
+/// Whether retirements to the global collector are batched per thread (`reclaim.rs`). Off under
+/// loom, whose model threads share one OS thread's thread-locals, and where every retirement
+/// should reach the collector at once so that the models explore its reclamation.
+pub(crate) const RETIRE_BATCH: bool = !cfg!(loom);
+
 /// A hint that spreads threads over the stripes of the length counter.
 ///
 /// Each thread takes the next number from a global counter the first time it asks, so threads
