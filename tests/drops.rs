@@ -76,7 +76,7 @@ fn update_and_compute_drop_what_they_replace() {
         m.insert(1u64, Tracked::new(0, &live));
         for i in 1..=100 {
             let l = live.clone();
-            m.update(1, move |v| Tracked::new(v.get() + i - i + 1, &l));
+            m.update(&1, move |v| Tracked::new(v.get() + i - i + 1, &l));
         }
         assert_eq!(m.get(&1).map(Tracked::get), Some(100));
         // A try_insert that fails hands the value back; dropping it is ours to do.
@@ -91,6 +91,55 @@ fn update_and_compute_drop_what_they_replace() {
     assert_eq!(live.load(Ordering::SeqCst), 1);
     drop(owned);
     assert_eq!(live.load(Ordering::SeqCst), 0);
+}
+
+/// `update` hands the stored key to the entry it publishes (no clone) and retires the replaced
+/// entry without its key. Racing updates, removes, re-inserts and readers of the keys, every key
+/// is dropped exactly once and no reader meets a dropped one (`Tracked` poisons itself on drop).
+#[test]
+fn updated_keys_are_dropped_exactly_once() {
+    let keys = Arc::new(AtomicUsize::new(0));
+    let probes = Arc::new(AtomicUsize::new(0));
+    let map: HashMap<Tracked, u64> = HashMap::new();
+    for k in 0..64 {
+        map.pin().insert(Tracked::new(k, &keys), 0);
+    }
+    let rounds = common::scaled(2_000) as u64;
+    std::thread::scope(|s| {
+        for t in 0..3u64 {
+            let (map, keys, probes) = (&map, &keys, &probes);
+            s.spawn(move || {
+                for i in 0..rounds {
+                    let m = map.pin();
+                    let k = (i * 7 + t * 13) % 64;
+                    let probe = Tracked::new(k, probes);
+                    match (i + t) % 8 {
+                        0 => {
+                            if m.remove(&probe).is_some() {
+                                m.insert(Tracked::new(k, keys), 1);
+                            }
+                        }
+                        1 | 2 => {
+                            if let Some((key, _)) = m.get_key_value(&probe) {
+                                assert_eq!(key.get(), k);
+                            }
+                        }
+                        _ => {
+                            m.update(&probe, |v| v + 1);
+                        }
+                    }
+                    for (key, _) in m.iter().take(4) {
+                        assert!(key.get() < 64);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(map.len(), 64);
+    assert_eq!(settle_reclamation(&keys, 64), 64);
+    assert_eq!(probes.load(Ordering::SeqCst), 0);
+    drop(map);
+    assert_eq!(settle_reclamation(&keys, 0), 0);
 }
 
 #[test]

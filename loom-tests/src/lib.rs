@@ -70,6 +70,29 @@ impl Tracked {
     }
 }
 
+/// As a key, a `Tracked` is its number: it hashes and compares as `n`, and can be looked up by
+/// `&u64`. Models use it to check that keys too are dropped exactly once.
+impl std::hash::Hash for Tracked {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.get().hash(state)
+    }
+}
+
+impl PartialEq for Tracked {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for Tracked {}
+
+impl std::borrow::Borrow<u64> for Tracked {
+    fn borrow(&self) -> &u64 {
+        assert!(self.alive, "read a dropped key");
+        &self.n
+    }
+}
+
 impl Drop for Tracked {
     fn drop(&mut self) {
         assert!(self.alive, "value dropped twice");

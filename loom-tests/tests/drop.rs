@@ -3,7 +3,7 @@
 //! drop or a read after drop trips the value's poison assertion. Bounded search.
 #![cfg(loom)]
 
-use lockfree_map_loom_tests::{map, model, Tracked};
+use lockfree_map_loom_tests::{map, model, KeyIsHash, Tracked};
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
@@ -37,6 +37,45 @@ fn replaced_removed_and_moved_values_drop_exactly_once() {
         // What is left to free sits in the epoch's bags; loom's leak check at the end of the
         // execution covers it. What is live now can only be what was retired.
         assert!(live.load(Ordering::SeqCst) <= 2);
+    });
+}
+
+/// An update hands the stored key to the entry it publishes instead of cloning it; the entry it
+/// replaced is retired without its key. Racing a second update and a remove, every key is still
+/// dropped exactly once (a double drop trips the poison check, a leak loom's Arc check), and no
+/// reader sees a dropped key.
+#[test]
+fn updates_hand_their_key_on_and_drop_it_exactly_once() {
+    model(|| {
+        let keys = Arc::new(AtomicUsize::new(0));
+        let m: Arc<lockfree_map::HashMap<Tracked, u64, KeyIsHash>> =
+            Arc::new(lockfree_map::HashMap::with_hasher(KeyIsHash));
+        m.pin().insert(Tracked::new(1, &keys), 0);
+        let m2 = m.clone();
+        let t = thread::spawn(move || {
+            let p = m2.pin();
+            let updated = p.update(&1, |v| v + 1).copied();
+            // The key read through whatever entry is current now is alive.
+            let key = p.get_key_value(&1).map(|(k, _)| k.get());
+            (updated, key)
+        });
+        let p = m.pin();
+        let mine = p.update(&1, |v| v + 10).copied();
+        let removed = p.remove(&1).copied();
+        drop(p);
+        let (theirs, key) = t.join().unwrap();
+        // Their update lands before ours, between our update and our remove, or after the
+        // remove (and then finds nothing); the remove returns what the updates before it made.
+        match (mine, theirs, removed) {
+            (Some(11), Some(1), Some(11)) | (Some(10), Some(11), Some(11)) => {
+                assert!(matches!(key, None | Some(1)));
+            }
+            (Some(10), None, Some(10)) => assert_eq!(key, None),
+            other => panic!("impossible outcome {other:?}"),
+        }
+        assert!(m.is_empty());
+        drop(m);
+        assert!(keys.load(Ordering::SeqCst) <= 1);
     });
 }
 
