@@ -9,7 +9,8 @@
 //! (the total "Collected" count, divided by the operations printed). Modes: `mixed` (default:
 //! 100k-entry prefill, 1M gets, 200k inserts and removes), `exchange` (1M operations of the
 //! exchange mix, 10/40/40/10 get/insert/remove/update, on 64Ki keys 3/4 prefilled), `hot-key`
-//! (1M updates spread over 8 keys). Use it to compare a hot-path change before and after;
+//! (1M updates spread over 8 keys), `grow` (1M inserts of distinct keys into an empty map, through
+//! every resize). Use it to compare a hot-path change before and after;
 //! `BENCHMARKS.md` keeps the figures.
 
 use std::hash::{BuildHasher, Hasher};
@@ -47,11 +48,26 @@ fn main() {
         "mixed" => mixed(),
         "exchange" => writes(false),
         "hot-key" => writes(true),
+        "grow" => grow(),
         other => {
-            eprintln!("unknown mode {other:?}: mixed, exchange or hot-key");
+            eprintln!("unknown mode {other:?}: mixed, exchange, hot-key or grow");
             std::process::exit(2);
         }
     }
+}
+
+/// 1M inserts of distinct keys into a map that starts empty: through every resize.
+fn grow() {
+    const KEYS: u64 = 1_000_000;
+    let map: HashMap<u64, u64, Fixed> = HashMap::with_hasher(Fixed);
+    let mut m = map.pin();
+    for k in 0..KEYS {
+        m.insert(k.wrapping_mul(0x9E37_79B9_7F4A_7C15), k);
+        if k % 64 == 0 {
+            m.repin();
+        }
+    }
+    println!("{KEYS} inserts into an empty map; len {}", m.len());
 }
 
 /// The exchange mix, or (`hot`) updates of 8 keys, on a 3/4-prefilled 64Ki key space.
