@@ -89,6 +89,7 @@ impl<K, V> RawMap<K, V> {
             .fetch_add(MIGRATE_CHUNK_GROUPS, Ordering::Relaxed);
         if start < table.groups() {
             let end = (start + MIGRATE_CHUNK_GROUPS).min(table.groups());
+            prefetch_chunk(table, mig, start * GROUP_SLOTS..end * GROUP_SLOTS);
             let moved = (start * GROUP_SLOTS..end * GROUP_SLOTS)
                 .filter(|&index| self.help_move(table, mig, index, guard))
                 .count();
@@ -529,6 +530,40 @@ fn release<K, V>(next: &Table<K, V>, index: usize, resv: usize) {
 
 /// ORs `tag` into slot `index`'s tag byte.
 #[inline]
+/// Starts loading what moving the slots `range` of `table` will read: each entry (for its hash),
+/// then the group of `next` where its copy will go. Moving a chunk otherwise waits on those
+/// cache misses one slot at a time; entries are at random addresses, and so are their groups in
+/// `next`. Only hints: nothing here is relied on, and nothing is written.
+fn prefetch_chunk<K, V>(table: &Table<K, V>, mig: &Migration<K, V>, range: std::ops::Range<usize>) {
+    if !crate::sync::PREFETCH {
+        return;
+    }
+    for index in range.clone() {
+        // Relaxed: the word only aims a hint; `help_move` loads the slot again with Acquire.
+        if let Some(p) = Word(table.slot(index).load(Ordering::Relaxed)).entry_ptr::<K, V>() {
+            crate::sync::prefetch(p);
+        }
+    }
+    let Some(next) = mig.next() else {
+        return;
+    };
+    for index in range {
+        // Relaxed: as above.
+        let w = Word(table.slot(index).load(Ordering::Relaxed));
+        if w.is_moved() {
+            continue;
+        }
+        if let Some(p) = w.entry_ptr::<K, V>() {
+            // SAFETY: an unmoved entry pointer loaded while the caller is pinned (it holds a
+            // guard for the whole migration step): even if the entry has been replaced or
+            // removed since, it is retired only after being unlinked, so freed only after our
+            // guard is gone. Its hash never changes.
+            let hash = unsafe { (*p).hash };
+            crate::sync::prefetch(next.group(hash as usize & next.group_mask()));
+        }
+    }
+}
+
 pub(super) fn set_tag<K, V>(table: &Table<K, V>, index: usize, tag: u8) {
     let group = table.group(index / GROUP_SLOTS);
     // Release: pairs with the Acquire tag loads of lookups, which then find the slot's content.
