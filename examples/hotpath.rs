@@ -86,7 +86,7 @@ fn writes(hot: bool) {
         x ^= x << 17;
         let k = x % KEYS;
         if hot {
-            m.update(&(k % 8), |v| v + 1);
+            m.update(k % 8, |v| v + 1);
         } else {
             match x >> 60 {
                 0..=1 => {
@@ -99,7 +99,7 @@ fn writes(hot: bool) {
                     m.remove(&k);
                 }
                 _ => {
-                    m.update(&k, |v| v + 1);
+                    m.update(k, |v| v + 1);
                 }
             }
         }

@@ -511,34 +511,30 @@ where
     ///
     /// Atomic per key: no other write to `key` lands between reading `current` and storing the
     /// result. Under contention `update` may run more than once (each run sees the then current
-    /// value); only the last result is stored, the others are dropped.
-    ///
-    /// The key is borrowed: the new entry takes over the stored key instead of a clone (see
-    /// `raw::RawMap::try_replace_value`), so an update never allocates or drops a key.
+    /// value); only the last result is stored.
     ///
     /// ```
-    /// let map: lockfree_map::HashMap<String, u32> = lockfree_map::HashMap::new();
+    /// let map: lockfree_map::HashMap<&str, u32> = lockfree_map::HashMap::new();
     /// let guard = map.guard();
     /// assert_eq!(map.update("hits", |n| n + 1, &guard), None); // absent: nothing inserted
     /// assert!(!map.contains_key("hits", &guard));
-    /// map.insert("hits".to_string(), 1, &guard);
+    /// map.insert("hits", 1, &guard);
     /// assert_eq!(map.update("hits", |n| n + 1, &guard), Some(&2));
     /// ```
-    pub fn update<'g, Q, F>(&'g self, key: &Q, mut update: F, guard: &'g Guard) -> Option<&'g V>
+    pub fn update<'g, F>(&'g self, key: K, mut update: F, guard: &'g Guard) -> Option<&'g V>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
         F: FnMut(&V) -> V,
     {
-        let hash = self.hash(key);
+        let hash = self.hash(&key);
+        let mut pending = Pending::Key(key);
         loop {
-            let located = self.raw.locate(hash, |k| k.borrow() == key, false, guard);
+            let located = self.raw.locate(hash, |k| k == pending.key(), false, guard);
             let current = located.entry()?;
-            let value = update(&current.value);
-            if let Ok(stored) = self.raw.try_replace_value(&located, value, guard) {
-                return Some(&stored.value);
+            let entry = pending.into_entry(hash, update(&current.value));
+            match self.raw.try_store(&located, entry, guard) {
+                Ok((_, stored)) => return Some(&stored.value),
+                Err(back) => pending = Pending::Boxed(back),
             }
-            // The slot changed under us: the value we made is dropped, and we read again.
         }
     }
 

@@ -227,12 +227,7 @@ where
     /// m.insert("hits", 1);
     /// assert_eq!(m.update("hits", |n| n + 1), Some(&2));
     /// ```
-    pub fn update<Q, F>(&self, key: &Q, update: F) -> Option<&V>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-        F: FnMut(&V) -> V,
-    {
+    pub fn update<F: FnMut(&V) -> V>(&self, key: K, update: F) -> Option<&V> {
         self.map.update(key, update, &self.guard)
     }
 

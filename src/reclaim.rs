@@ -250,9 +250,9 @@ const RETIRES_PER_FLUSH: u32 = 64;
 // Handing crossbeam one pointer at a time cost about 140 instructions a retirement besides the
 // freeing itself (callgrind, hot-key updates): the deferred closure is written into the
 // thread's bag, the full bag (64 closures, 2 KiB) is copied into the global queue, and every
-// flush tries to advance the epoch. So each thread gathers its retirements to the global collector in a batch of
-// `BATCH_LEN` and defers the whole batch as one closure (a `Vec`, three words, stored inline in
-// crossbeam's bag), then flushes; the cost is paid once per `BATCH_LEN` retirements.
+// flush tries to advance the epoch. So each thread gathers its retirements to the global
+// collector in a batch of `BATCH_LEN` and defers the whole batch as one closure (a `Vec`, three
+// words, stored inline in crossbeam's bag), then flushes; the cost is paid once per batch.
 //
 // Safe because deferring later only waits longer: a batch is deferred after every pointer in it
 // was unlinked, so every thread that could still read one of them was pinned before the batch
@@ -260,8 +260,8 @@ const RETIRES_PER_FLUSH: u32 = 64;
 //
 // A batch holds its retirements back until it fills, the thread's guard is flushed
 // (`Guard::flush`, which also empties the batch) or the thread exits (its thread-local's
-// destructor defers what is left): at most `BATCH_LEN - 1` entries a thread, as crossbeam's own
-// bag already held back. Private collectors do not batch (a thread-local per collector would
+// destructor defers what is left): at most `BATCH_LEN - 1` entries a thread (crossbeam's own
+// bag held back up to 63 before). Private collectors do not batch (a thread-local per collector would
 // need a registry, and their point is prompt, complete freeing). Tables do not batch either
 // (`retire_box_and_flush`): they are large and should go promptly.
 

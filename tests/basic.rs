@@ -66,10 +66,10 @@ fn try_insert_keeps_the_current_value() {
 fn update_changes_only_present_keys() {
     let map = HashMap::new();
     let m = map.pin();
-    assert_eq!(m.update(&1, |v| v + 1), None);
+    assert_eq!(m.update(1, |v| v + 1), None);
     assert!(m.is_empty());
     m.insert(1, 41);
-    assert_eq!(m.update(&1, |v| v + 1), Some(&42));
+    assert_eq!(m.update(1, |v| v + 1), Some(&42));
     assert_eq!(m.get(&1), Some(&42));
 }
 

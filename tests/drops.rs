@@ -76,7 +76,7 @@ fn update_and_compute_drop_what_they_replace() {
         m.insert(1u64, Tracked::new(0, &live));
         for i in 1..=100 {
             let l = live.clone();
-            m.update(&1, move |v| Tracked::new(v.get() + i - i + 1, &l));
+            m.update(1, move |v| Tracked::new(v.get() + i - i + 1, &l));
         }
         assert_eq!(m.get(&1).map(Tracked::get), Some(100));
         // A try_insert that fails hands the value back; dropping it is ours to do.
@@ -93,9 +93,9 @@ fn update_and_compute_drop_what_they_replace() {
     assert_eq!(live.load(Ordering::SeqCst), 0);
 }
 
-/// `update` hands the stored key to the entry it publishes (no clone) and retires the replaced
-/// entry without its key. Racing updates, removes, re-inserts and readers of the keys, every key
-/// is dropped exactly once and no reader meets a dropped one (`Tracked` poisons itself on drop).
+/// Keys are dropped exactly once too: racing updates (each brings its own key), removes,
+/// re-inserts and readers of the keys, no reader meets a dropped key (`Tracked` poisons itself
+/// on drop) and every key is dropped once.
 #[test]
 fn updated_keys_are_dropped_exactly_once() {
     let keys = Arc::new(AtomicUsize::new(0));
@@ -125,7 +125,7 @@ fn updated_keys_are_dropped_exactly_once() {
                             }
                         }
                         _ => {
-                            m.update(&probe, |v| v + 1);
+                            m.update(Tracked::new(k, keys), |v| v + 1);
                         }
                     }
                     for (key, _) in m.iter().take(4) {
@@ -140,6 +140,46 @@ fn updated_keys_are_dropped_exactly_once() {
     assert_eq!(probes.load(Ordering::SeqCst), 0);
     drop(map);
     assert_eq!(settle_reclamation(&keys, 0), 0);
+}
+
+/// A key may own resources behind interior mutability, and a reader may take them out through
+/// the `&K` the map handed it while the key's entry is being replaced. Every entry must own its
+/// key outright: an update that copied the stored key's bytes into the new entry (to save a
+/// clone, tried on 2026-12-01 and reverted) would leave the taken payload in the copy too, and
+/// drop it twice.
+#[test]
+fn a_key_emptied_through_a_shared_reference_is_dropped_once() {
+    struct CellKey {
+        id: u64,
+        payload: std::cell::Cell<Option<Tracked>>,
+    }
+    impl PartialEq for CellKey {
+        fn eq(&self, other: &Self) -> bool {
+            self.id == other.id
+        }
+    }
+    impl Eq for CellKey {}
+    impl std::hash::Hash for CellKey {
+        fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+            self.id.hash(state)
+        }
+    }
+    let live = Arc::new(AtomicUsize::new(0));
+    let key = |live: &Arc<AtomicUsize>| CellKey {
+        id: 1,
+        payload: std::cell::Cell::new(Some(Tracked::new(1, live))),
+    };
+    let map: HashMap<CellKey, u64> = HashMap::new();
+    {
+        let m = map.pin();
+        m.insert(key(&live), 0);
+        let (old_key, _) = m.get_key_value(&key(&live)).unwrap();
+        assert_eq!(m.update(key(&live), |v| v + 1), Some(&1));
+        // The reader empties the key it holds: its payload is dropped here, once.
+        drop(old_key.payload.take());
+    }
+    drop(map);
+    assert_eq!(settle_reclamation(&live, 0), 0);
 }
 
 #[test]

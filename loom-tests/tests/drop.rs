@@ -40,27 +40,26 @@ fn replaced_removed_and_moved_values_drop_exactly_once() {
     });
 }
 
-/// An update hands the stored key to the entry it publishes instead of cloning it; the entry it
-/// replaced is retired without its key. Racing a second update and a remove, every key is still
-/// dropped exactly once (a double drop trips the poison check, a leak loom's Arc check), and no
-/// reader sees a dropped key.
+/// Keys are dropped exactly once as well: an update brings its own key and the entry it
+/// replaces is retired with the old one. Racing a second update and a remove, a double drop
+/// trips the key's poison check, a leak loom's Arc check, and no reader sees a dropped key.
 #[test]
-fn updates_hand_their_key_on_and_drop_it_exactly_once() {
+fn keys_of_updated_entries_drop_exactly_once() {
     model(|| {
         let keys = Arc::new(AtomicUsize::new(0));
         let m: Arc<lockfree_map::HashMap<Tracked, u64, KeyIsHash>> =
             Arc::new(lockfree_map::HashMap::with_hasher(KeyIsHash));
         m.pin().insert(Tracked::new(1, &keys), 0);
-        let m2 = m.clone();
+        let (m2, keys2) = (m.clone(), keys.clone());
         let t = thread::spawn(move || {
             let p = m2.pin();
-            let updated = p.update(&1, |v| v + 1).copied();
+            let updated = p.update(Tracked::new(1, &keys2), |v| v + 1).copied();
             // The key read through whatever entry is current now is alive.
             let key = p.get_key_value(&1).map(|(k, _)| k.get());
             (updated, key)
         });
         let p = m.pin();
-        let mine = p.update(&1, |v| v + 10).copied();
+        let mine = p.update(Tracked::new(1, &keys), |v| v + 10).copied();
         let removed = p.remove(&1).copied();
         drop(p);
         let (theirs, key) = t.join().unwrap();
@@ -75,7 +74,9 @@ fn updates_hand_their_key_on_and_drop_it_exactly_once() {
         }
         assert!(m.is_empty());
         drop(m);
-        assert!(keys.load(Ordering::SeqCst) <= 1);
+        // What is left can only be retired keys (the first key and those the updates brought),
+        // waiting in the epoch's bags; loom's leak check at the end of the execution covers them.
+        assert!(keys.load(Ordering::SeqCst) <= 3);
     });
 }
 

@@ -402,60 +402,6 @@ impl<K, V> RawMap<K, V> {
         }
     }
 
-    /// Replaces the value of the entry `located` found, keeping its key, if the slot still holds
-    /// that entry; on failure hands `value` back.
-    ///
-    /// The new entry takes the old one's key by a bitwise copy instead of a clone, and the old
-    /// entry is retired without dropping its key (`pool::recycle_value`). Exactly one entry owns
-    /// the key at any time: the old one until our CAS succeeds, the new one after (if the CAS
-    /// fails, our copy is forgotten and the old entry still owns it, whatever became of it). A
-    /// reader may still read the key through the old entry after the CAS: the bytes it reads are
-    /// the old entry's (freed only after the reader unpins), and whatever they point to belongs
-    /// to the new entry, which is unlinked, and so freed, only after the old one was.
-    pub(crate) fn try_replace_value<'g>(
-        &'g self,
-        located: &Located<'g, K, V>,
-        value: V,
-        guard: &'g Guard,
-    ) -> Result<&'g Entry<K, V>, V> {
-        let Located::Occupied {
-            table,
-            index,
-            word,
-            entry,
-        } = *located
-        else {
-            return Err(value);
-        };
-        // SAFETY: a bitwise copy of a key we may read (the entry is protected by `guard`). It is
-        // either published as the key's new owner or forgotten below, never dropped twice.
-        let key = unsafe { std::ptr::read(&entry.key) };
-        let new_word = Entry::boxed(entry.hash, key, value).into_word();
-        // AcqRel and Relaxed: as in `try_store`.
-        match table.slot(index).compare_exchange(
-            word,
-            new_word,
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        ) {
-            Ok(_) => {
-                // SAFETY: our CAS unlinked the old entry (only the winner retires it); it came
-                // from `Box::into_raw`; its key now belongs to the entry we published.
-                unsafe { retire_entry_keeping_key(guard, entry_ptr::<K, V>(word)) };
-                // SAFETY: the entry we just published; it stays valid while pinned.
-                Ok(unsafe { &*(new_word as *const Entry<K, V>) })
-            }
-            Err(_) => {
-                // SAFETY: the CAS failed, so the new entry was never shared and is ours.
-                let new = unsafe { Box::from_raw(new_word as *mut Entry<K, V>) };
-                let Entry { key, value, .. } = *new;
-                // The old entry still owns the key; ours was a copy.
-                std::mem::forget(key);
-                Err(value)
-            }
-        }
-    }
-
     /// Removes the entry `located` found, if the slot still holds it. Returns the removed entry
     /// (retired, readable under `guard`), or `None` if the slot changed.
     pub(crate) fn try_remove<'g>(
@@ -651,18 +597,6 @@ unsafe fn retire_entry<K, V>(guard: &Guard, p: *mut Entry<K, V>) {
     // SAFETY: forwarded from the caller; `recycle` takes a `Box`'s pointer once. It may run on
     // another thread after the map is gone: the map's operations require `K, V: Send + 'static`.
     unsafe { reclaim::retire(guard, p, pool::recycle::<K, V>) };
-}
-
-/// Retires an unlinked entry whose key has passed to its replacement: the collector drops only
-/// its value (see [`RawMap::try_replace_value`]).
-///
-/// # Safety
-/// As for [`retire_entry`], and the entry's key is owned by another entry now.
-#[inline]
-unsafe fn retire_entry_keeping_key<K, V>(guard: &Guard, p: *mut Entry<K, V>) {
-    // SAFETY: forwarded from the caller; `recycle_value` drops the value and frees the block
-    // once, and never touches the key.
-    unsafe { reclaim::retire(guard, p, pool::recycle_value::<K, V>) };
 }
 
 /// Frees a root table and its successor, if any (not the entries).

@@ -2,9 +2,7 @@
 //!
 //! An entry is an immutable heap node `Entry { hash, key, value }`, aligned to 8 so that a slot
 //! word holds its address plus three low state bits. An update publishes a new entry with one CAS
-//! and retires the old one; readers get `&V` tied to their guard. A value update moves the key
-//! into the new entry by a bitwise copy and retires the old entry without it
-//! (`RawMap::try_replace_value`): exactly one entry owns a key at any time. Storing the hash means migration
+//! and retires the old one; readers get `&V` tied to their guard. Storing the hash means migration
 //! and tag repair never call the user's `Hash`.
 //!
 //! ## Slot word
