@@ -548,8 +548,8 @@ fn prefetch_chunk<K, V>(table: &Table<K, V>, mig: &Migration<K, V>, range: std::
         return;
     };
     for index in range {
-        // Relaxed: as above.
-        let w = Word(table.slot(index).load(Ordering::Relaxed));
+        // Acquire: pairs with the Release CAS that published the entry, whose hash we read.
+        let w = Word(table.slot(index).load(Ordering::Acquire));
         if w.is_moved() {
             continue;
         }
