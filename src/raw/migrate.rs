@@ -554,10 +554,9 @@ fn prefetch_chunk<K, V>(table: &Table<K, V>, mig: &Migration<K, V>, range: std::
             continue;
         }
         if let Some(p) = w.entry_ptr::<K, V>() {
-            // SAFETY: an unmoved entry pointer loaded while the caller is pinned (it holds a
-            // guard for the whole migration step): even if the entry has been replaced or
-            // removed since, it is retired only after being unlinked, so freed only after our
-            // guard is gone. Its hash never changes.
+            // The caller holds a guard for the whole step; a replaced or removed entry is freed
+            // only after that guard is gone, and its hash never changes.
+            // SAFETY: an unmoved entry pointer loaded (Acquire) while pinned: still allocated.
             let hash = unsafe { (*p).hash };
             crate::sync::prefetch(next.group(hash as usize & next.group_mask()));
         }
