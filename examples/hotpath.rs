@@ -8,7 +8,8 @@
 //!
 //! (the total "Collected" count, divided by the operations printed). Modes: `mixed` (default:
 //! 100k-entry prefill, 1M gets, 200k inserts and removes), `exchange` (1M operations of the
-//! exchange mix, 10/40/40/10 get/insert/remove/update, on 64Ki keys 3/4 prefilled), `hot-key`
+//! exchange mix, 10/40/40/10 get/insert/remove/update, on 64Ki keys 3/4 prefilled),
+//! `exchange-1m` (4M operations of the same mix on 1Mi keys, for wall time), `hot-key`
 //! (1M updates spread over 8 keys), `grow` (1M inserts of distinct keys into an empty map, through
 //! every resize). Use it to compare a hot-path change before and after;
 //! `BENCHMARKS.md` keeps the figures.
@@ -46,11 +47,12 @@ impl BuildHasher for Fixed {
 fn main() {
     match std::env::args().nth(1).as_deref().unwrap_or("mixed") {
         "mixed" => mixed(),
-        "exchange" => writes(false),
-        "hot-key" => writes(true),
+        "exchange" => writes(false, 1 << 16, 1_000_000),
+        "exchange-1m" => writes(false, 1 << 20, 4_000_000),
+        "hot-key" => writes(true, 1 << 16, 1_000_000),
         "grow" => grow(),
         other => {
-            eprintln!("unknown mode {other:?}: mixed, exchange, hot-key or grow");
+            eprintln!("unknown mode {other:?}: mixed, exchange, exchange-1m, hot-key or grow");
             std::process::exit(2);
         }
     }
@@ -70,21 +72,19 @@ fn grow() {
     println!("{KEYS} inserts into an empty map; len {}", m.len());
 }
 
-/// The exchange mix, or (`hot`) updates of 8 keys, on a 3/4-prefilled 64Ki key space.
-fn writes(hot: bool) {
-    const KEYS: u64 = 65_536;
-    const OPS: u64 = 1_000_000;
+/// The exchange mix, or (`hot`) updates of 8 keys, on a 3/4-prefilled key space of `keys` keys.
+fn writes(hot: bool, keys: u64, ops: u64) {
     let map: HashMap<u64, u64, Fixed> = HashMap::with_hasher(Fixed);
     let mut m = map.pin();
-    for k in 0..KEYS * 3 / 4 {
+    for k in 0..keys * 3 / 4 {
         m.insert(k, k);
     }
     let mut x = 0x853C_49E6_748F_EA9Bu64;
-    for i in 0..OPS {
+    for i in 0..ops {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let k = x % KEYS;
+        let k = x % keys;
         if hot {
             m.update(k % 8, |v| v + 1);
         } else {
@@ -113,8 +113,8 @@ fn writes(hot: bool) {
         "exchange operations"
     };
     println!(
-        "{} inserts (prefill), {OPS} {mode}; len {}",
-        KEYS * 3 / 4,
+        "{} inserts (prefill), {ops} {mode}; len {}",
+        keys * 3 / 4,
         m.len()
     );
 }
