@@ -212,29 +212,31 @@ impl std::fmt::Debug for Guard {
 /// the map itself is gone, too).
 #[inline]
 pub(crate) unsafe fn retire<T>(guard: &Guard, ptr: *mut T, free: unsafe fn(*mut T)) {
+    // SAFETY: a function pointer taking `*mut T` is ABI-compatible with one taking `*mut ()`
+    // (thin raw pointers of any sized pointee are), and it is only ever called with `ptr` cast
+    // back from `*mut ()`, so the call is the one the caller allowed.
+    let free = unsafe { std::mem::transmute::<unsafe fn(*mut T), unsafe fn(*mut ())>(free) };
+    let retired = Retired {
+        ptr: ptr.cast(),
+        free,
+    };
     if crate::sync::RETIRE_BATCH && guard.private.is_none() {
-        // SAFETY: a function pointer taking `*mut T` is ABI-compatible with one taking `*mut ()`
-        // (thin raw pointers of any sized pointee are), and it is only ever called with `ptr`
-        // cast back from `*mut ()`, so the call is the one the caller allowed.
-        let free = unsafe { std::mem::transmute::<unsafe fn(*mut T), unsafe fn(*mut ())>(free) };
-        let retired = Retired {
-            ptr: ptr.cast(),
-            free,
-        };
         match BATCH.try_with(|batch| batch.push(retired)) {
             Ok(None) => {}
             // SAFETY: the caller's promises for `ptr`, now one of the batch's.
             Ok(Some(full)) => unsafe { defer_batch(&guard.inner, full) },
-            // The thread is exiting and its batch is gone: retire this one on its own.
-            // SAFETY: the caller's promises.
-            Err(_) => unsafe { defer_one(&guard.inner, retired) },
+            // The thread is exiting and its batch is gone: retire this one on its own, and flush
+            // (nothing of this thread's will flush it later).
+            Err(_) => {
+                // SAFETY: the caller's promises.
+                unsafe { defer_one(&guard.inner, retired) };
+                guard.inner.flush();
+            }
         }
         return;
     }
-    // SAFETY: crossbeam runs the closure once, after every thread pinned now has unpinned; the
-    // caller guarantees nobody pinning later can reach `ptr` and that `free` may run anywhere.
-    // The closure (two words) is stored inline in the bag: no allocation.
-    unsafe { guard.inner.defer_unchecked(move || free(ptr)) };
+    // SAFETY: the caller's promises.
+    unsafe { defer_one(&guard.inner, retired) };
     // crossbeam collects (a bounded amount) only every 128th pin; a thread retiring many
     // entries per pin would outpace it. Flushing also collects. One flush per bag's worth.
     if crate::sync::retire_tick(RETIRES_PER_FLUSH) {
@@ -330,14 +332,15 @@ unsafe fn defer_batch(guard: &epoch::Guard, batch: Vec<Retired>) {
     guard.flush();
 }
 
-/// Retires one pointer through crossbeam directly.
+/// Retires one pointer through crossbeam directly, without flushing.
 ///
 /// # Safety
 /// As for [`retire`].
 unsafe fn defer_one(guard: &epoch::Guard, retired: Retired) {
-    // SAFETY: as in `retire`.
+    // SAFETY: crossbeam runs the closure once, after every thread pinned now has unpinned; the
+    // caller guarantees nobody pinning later can reach the pointer and that `free` may run
+    // anywhere. The closure (two words) is stored inline in the bag: no allocation.
     unsafe { guard.defer_unchecked(move || (retired.free)(retired.ptr)) };
-    guard.flush();
 }
 
 /// Frees every retirement of a batch, each once. If one `free` panics (a user's `Drop`), the

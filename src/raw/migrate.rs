@@ -65,7 +65,7 @@ use crate::sync::{AtomicUsize, Ordering, GROUP_SLOTS, MIGRATE_CHUNK_GROUPS};
 use super::slot::{self, Word, FROZEN, MOVED, REDIRECT, TOMB};
 use super::table::{groups_for_live, Migration, Probe, Table};
 use super::tag;
-use super::RawMap;
+use super::{prefetch_entry, RawMap};
 
 impl<K, V> RawMap<K, V> {
     /// Moves one chunk of `table`'s slots, or promotes `next` if every slot has moved.
@@ -528,8 +528,6 @@ fn release<K, V>(next: &Table<K, V>, index: usize, resv: usize) {
     }
 }
 
-/// ORs `tag` into slot `index`'s tag byte.
-#[inline]
 /// Starts loading what moving the slots `range` of `table` will read: each entry (for its hash),
 /// then the group of `next` where its copy will go. Moving a chunk otherwise waits on those
 /// cache misses one slot at a time; entries are at random addresses, and so are their groups in
@@ -539,10 +537,7 @@ fn prefetch_chunk<K, V>(table: &Table<K, V>, mig: &Migration<K, V>, range: std::
         return;
     }
     for index in range.clone() {
-        // Relaxed: the word only aims a hint; `help_move` loads the slot again with Acquire.
-        if let Some(p) = Word(table.slot(index).load(Ordering::Relaxed)).entry_ptr::<K, V>() {
-            crate::sync::prefetch(p);
-        }
+        prefetch_entry::<K, V>(table.slot(index));
     }
     let Some(next) = mig.next() else {
         return;
@@ -563,6 +558,8 @@ fn prefetch_chunk<K, V>(table: &Table<K, V>, mig: &Migration<K, V>, range: std::
     }
 }
 
+/// ORs `tag` into slot `index`'s tag byte.
+#[inline]
 pub(super) fn set_tag<K, V>(table: &Table<K, V>, index: usize, tag: u8) {
     let group = table.group(index / GROUP_SLOTS);
     // Release: pairs with the Acquire tag loads of lookups, which then find the slot's content.

@@ -34,7 +34,7 @@ mod table;
 mod tag;
 
 use crate::reclaim::{self, Collector, Guard};
-use crate::sync::{AtomicPtr, Ordering, GROUP_SLOTS, MIN_GROUPS};
+use crate::sync::{AtomicPtr, AtomicUsize, Ordering, GROUP_SLOTS, MIN_GROUPS};
 
 use counter::Counter;
 use migrate::{repair_tag, set_tag};
@@ -767,19 +767,25 @@ fn prefetch_entries<K, V>(table: &Table<K, V>, started_full: &[u8], g: usize) {
     let Some(&(mut bits)) = started_full.get(g) else {
         return;
     };
-    let group = table.group(g);
     // The group line whose entries the next call will want: the hardware prefetcher does not
     // follow the walk across page boundaries.
     crate::sync::prefetch(table.group((g + PREFETCH_GROUPS).min(started_full.len() - 1)));
+    let group = table.group(g);
     while bits != 0 {
         let i = bits.trailing_zeros() as usize;
         bits &= bits - 1;
-        // Relaxed: the word only aims a hint that cannot fault; the slot is loaded again, with
-        // Acquire, when it is visited.
-        let w = Word(group.slots[i].load(Ordering::Relaxed));
-        if let Some(p) = w.entry_ptr::<K, V>() {
-            crate::sync::prefetch(p);
-        }
+        prefetch_entry::<K, V>(&group.slots[i]);
+    }
+}
+
+/// Starts loading the entry that `slot` holds, if it holds one. Iteration and migration use it
+/// to overlap the cache misses on entries, which sit at random addresses.
+#[inline]
+pub(super) fn prefetch_entry<K, V>(slot: &AtomicUsize) {
+    // Relaxed: the word only aims a hint, which cannot fault; whoever then uses the slot loads it
+    // again, with Acquire.
+    if let Some(p) = Word(slot.load(Ordering::Relaxed)).entry_ptr::<K, V>() {
+        crate::sync::prefetch(p);
     }
 }
 
