@@ -5,52 +5,105 @@
 //! ```text
 //! cargo run --release --example compare              # quick: about a minute on 2 cores
 //! cargo run --release --example compare -- --full    # 1M-key space, 2M operations a run, ~10 min
-//!     [--threads 1,2,4] [--out DIR]
+//!     [--threads 1,2,4] [--out DIR] [--only PART,...]
 //! ```
 //!
 //! Prints, per workload, key type and thread count, every map's throughput (Mops/s) and
 //! lockfree-map's ratio to the best peer; then bytes per entry at 1M `u64` entries (a counting
 //! global allocator), and insert latency percentiles while each map grows from empty through
 //! many resizes. Writes the throughput as `compare.csv` and `compare.svg` in `--out`
-//! (default `target/compare`).
+//! (default `target/compare`). `--only` runs a part: workloads (`read-heavy`, `exchange`,
+//! `rapid-grow`, `hot-key`, `read-only`, `iteration`), key types (`u64`, `String`; with workloads,
+//! both filters apply), `memory`, `latency`; for example `--only hot-key,u64` or `--only memory`.
 
 #[path = "../benches/workloads/mod.rs"]
 mod workloads;
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use workloads::*;
 
 /// Counts live heap bytes, to measure memory per entry.
+///
+/// The count is striped over cache-line-padded counters, one per thread (round robin), and
+/// summed when read: a single shared counter is one more contended atomic on every allocation
+/// and free, which taxed the maps that allocate per operation (boxed entries, `String` keys)
+/// in every multithreaded cell, not only in the memory measurement.
 struct Counting;
 
-static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+const STRIPES: usize = 64;
 
-// SAFETY: forwards to the system allocator unchanged; only adds bookkeeping.
+#[repr(align(128))]
+struct Stripe(AtomicIsize);
+
+static LIVE: [Stripe; STRIPES] = [const { Stripe(AtomicIsize::new(0)) }; STRIPES];
+static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    // Const-initialised and without a destructor: usable from the allocator at any time,
+    // thread teardown included.
+    static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// This thread's counter.
+fn stripe() -> &'static AtomicIsize {
+    let i = STRIPE.with(|s| {
+        if s.get() == usize::MAX {
+            s.set(NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES);
+        }
+        s.get()
+    });
+    &LIVE[i].0
+}
+
+/// Live heap bytes: the sum of the stripes (a block freed by another thread than allocated
+/// it moves bytes between stripes, never out of the sum).
+fn live_bytes() -> usize {
+    // SeqCst loads: read after the measured work, on the measuring thread (the others joined).
+    LIVE.iter()
+        .map(|s| s.0.load(Ordering::SeqCst))
+        .sum::<isize>()
+        .max(0) as usize
+}
+
+// SAFETY: forwards to the system allocator unchanged; only adds bookkeeping (of the blocks that
+// were really allocated: a failed call counts nothing).
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
         // SAFETY: forwarded from the caller.
-        unsafe { System.alloc(layout) }
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            stripe().fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        p
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
         // SAFETY: forwarded from the caller.
-        unsafe { System.alloc_zeroed(layout) }
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            stripe().fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        p
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+        stripe().fetch_sub(layout.size() as isize, Ordering::Relaxed);
         // SAFETY: forwarded from the caller.
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed);
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
         // SAFETY: forwarded from the caller.
-        unsafe { System.realloc(ptr, layout, new_size) }
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            stripe().fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
+        }
+        p
     }
 }
 
@@ -64,6 +117,34 @@ struct Config {
     ops: u64,
     repeats: usize,
     out: std::path::PathBuf,
+    /// `--only`: the parts to run (workload names, `u64`, `String`, `iteration`, `memory`,
+    /// `latency`); empty runs everything.
+    only: Vec<String>,
+}
+
+impl Config {
+    /// Whether `--only` selects `part` (a workload, key type or section name).
+    fn runs(&self, part: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == part)
+    }
+
+    /// Whether `--only` selects the throughput cells of `workload` with `key` keys: a filter on
+    /// workloads and one on key types apply together.
+    fn runs_cell(&self, workload: &str, key: &str) -> bool {
+        let named = |names: &[&str]| self.only.iter().any(|o| names.contains(&o.as_str()));
+        let workloads = [
+            "read-heavy",
+            "exchange",
+            "rapid-grow",
+            "hot-key",
+            "read-only",
+            "iteration",
+        ];
+        let keys = ["u64", "String"];
+        (!named(&workloads) || self.runs(workload))
+            && (!named(&keys) || self.runs(key))
+            && (named(&workloads) || named(&keys) || self.only.is_empty())
+    }
 }
 
 struct Row {
@@ -152,6 +233,9 @@ fn unsync_once<K: BenchKey>(cfg: &Config, keys: &[K], mix: Workload, threads: us
 fn workload_rows<K: BenchKey>(cfg: &Config, mixes: &[Workload], rows: &mut Vec<Row>) {
     let keys: Vec<K> = workloads::keys(cfg.key_space);
     for &mix in mixes {
+        if !cfg.runs_cell(mix.name, K::TYPE) {
+            continue;
+        }
         for &t in &cfg.threads {
             let mut maps = peers::<K>();
             if mix.name == READ_ONLY.name {
@@ -170,6 +254,9 @@ fn workload_rows<K: BenchKey>(cfg: &Config, mixes: &[Workload], rows: &mut Vec<R
 }
 
 fn iteration_rows<K: BenchKey>(cfg: &Config, rows: &mut Vec<Row>) {
+    if !cfg.runs_cell("iteration", K::TYPE) {
+        return;
+    }
     let keys: Vec<K> = workloads::keys(cfg.key_space);
     let maps: Vec<(&'static str, Runner<K>)> = vec![
         ("lockfree-map", |c, k, _, t| {
@@ -246,7 +333,7 @@ fn print_row(workload: &str, key: &str, threads: usize, results: &[(&str, f64)])
 /// Live heap bytes per entry after inserting `n` u64 entries, epoch garbage flushed.
 fn bytes_per_entry<M: BenchMap<u64>>(n: usize) -> f64 {
     let keys: Vec<u64> = workloads::keys(n);
-    let before = LIVE_BYTES.load(Ordering::SeqCst);
+    let before = live_bytes();
     let map = M::with_capacity(0);
     for chunk in keys.chunks(BATCH) {
         let h = map.handle();
@@ -257,7 +344,7 @@ fn bytes_per_entry<M: BenchMap<u64>>(n: usize) -> f64 {
     // Let retired tables be freed before measuring: the epoch advances and collects only as
     // threads pin, so pin and flush until the live bytes stop falling.
     settle_epoch();
-    let after = LIVE_BYTES.load(Ordering::SeqCst);
+    let after = live_bytes();
     std::hint::black_box(&map);
     drop(map);
     after.saturating_sub(before) as f64 / n as f64
@@ -270,7 +357,7 @@ fn settle_epoch() {
         for _ in 0..512 {
             probe.guard().flush();
         }
-        let now = LIVE_BYTES.load(Ordering::SeqCst);
+        let now = live_bytes();
         if now == last {
             break;
         }
@@ -448,7 +535,24 @@ fn main() -> std::io::Result<()> {
         ops: if full { 2_000_000 } else { 500_000 },
         repeats: 3,
         out: arg("--out").map_or_else(|| "target/compare".into(), Into::into),
+        only: arg("--only").map_or_else(Vec::new, |s| s.split(',').map(str::to_string).collect()),
     };
+    const PARTS: [&str; 10] = [
+        "read-heavy",
+        "exchange",
+        "rapid-grow",
+        "hot-key",
+        "read-only",
+        "iteration",
+        "u64",
+        "String",
+        "memory",
+        "latency",
+    ];
+    if let Some(bad) = cfg.only.iter().find(|o| !PARTS.contains(&o.as_str())) {
+        eprintln!("--only: unknown part {bad:?}; parts: {}", PARTS.join(", "));
+        std::process::exit(2);
+    }
     std::fs::create_dir_all(&cfg.out)?;
     let started = Instant::now();
     println!(
@@ -476,35 +580,41 @@ fn main() -> std::io::Result<()> {
     iteration_rows::<u64>(&cfg, &mut rows);
 
     let n = 1_000_000;
-    println!("\nMemory: live heap bytes per entry at {n} u64 entries (counting allocator)");
-    let mem = [
-        ("lockfree-map", bytes_per_entry::<Ours<u64>>(n)),
-        ("papaya", bytes_per_entry::<Papaya<u64>>(n)),
-        ("scc", bytes_per_entry::<Scc<u64>>(n)),
-        ("dashmap", bytes_per_entry::<Dash<u64>>(n)),
-        ("flurry", bytes_per_entry::<Flurry<u64>>(n)),
-        ("RwLock<HashMap>", bytes_per_entry::<StdRwLock<u64>>(n)),
-    ];
-    for (name, b) in mem {
-        println!("  {name:<16} {b:>7.1}");
+    if cfg.runs("memory") {
+        println!("\nMemory: live heap bytes per entry at {n} u64 entries (counting allocator)");
+        let mem = [
+            ("lockfree-map", bytes_per_entry::<Ours<u64>>(n)),
+            ("papaya", bytes_per_entry::<Papaya<u64>>(n)),
+            ("scc", bytes_per_entry::<Scc<u64>>(n)),
+            ("dashmap", bytes_per_entry::<Dash<u64>>(n)),
+            ("flurry", bytes_per_entry::<Flurry<u64>>(n)),
+            ("RwLock<HashMap>", bytes_per_entry::<StdRwLock<u64>>(n)),
+        ];
+        for (name, b) in mem {
+            println!("  {name:<16} {b:>7.1}");
+        }
     }
 
     let (lt, per) = (2, if full { 1_000_000 } else { 250_000 });
-    println!("\nInsert latency while growing from empty ({lt} threads x {per} distinct keys), ns");
-    println!(
-        "  {:<16} {:>8} {:>8} {:>8} {:>10}",
-        "map", "p50", "p99", "p99.9", "max"
-    );
-    let lat = [
-        ("lockfree-map", insert_latency::<Ours<u64>>(lt, per)),
-        ("papaya", insert_latency::<Papaya<u64>>(lt, per)),
-        ("scc", insert_latency::<Scc<u64>>(lt, per)),
-        ("dashmap", insert_latency::<Dash<u64>>(lt, per)),
-        ("flurry", insert_latency::<Flurry<u64>>(lt, per)),
-        ("RwLock<HashMap>", insert_latency::<StdRwLock<u64>>(lt, per)),
-    ];
-    for (name, [p50, p99, p999, max]) in lat {
-        println!("  {name:<16} {p50:>8.0} {p99:>8.0} {p999:>8.0} {max:>10.0}");
+    if cfg.runs("latency") {
+        println!(
+            "\nInsert latency while growing from empty ({lt} threads x {per} distinct keys), ns"
+        );
+        println!(
+            "  {:<16} {:>8} {:>8} {:>8} {:>10}",
+            "map", "p50", "p99", "p99.9", "max"
+        );
+        let lat = [
+            ("lockfree-map", insert_latency::<Ours<u64>>(lt, per)),
+            ("papaya", insert_latency::<Papaya<u64>>(lt, per)),
+            ("scc", insert_latency::<Scc<u64>>(lt, per)),
+            ("dashmap", insert_latency::<Dash<u64>>(lt, per)),
+            ("flurry", insert_latency::<Flurry<u64>>(lt, per)),
+            ("RwLock<HashMap>", insert_latency::<StdRwLock<u64>>(lt, per)),
+        ];
+        for (name, [p50, p99, p999, max]) in lat {
+            println!("  {name:<16} {p50:>8.0} {p99:>8.0} {p999:>8.0} {max:>10.0}");
+        }
     }
 
     write_csv(&cfg, &rows)?;
