@@ -7,6 +7,8 @@
 # pointers, so: tree borrows and permissive provenance. Leaks are ignored only because the global
 # epoch collector's thread-locals and still-deferred garbage look like leaks to Miri; the
 # drop-counting tests catch real ones. MIRI_SEEDS="1 2 3" runs each seed (default: 1).
+# MIRI_INSTALL_ONLY=1 installs the components and stops (`.ci/run` does so before it runs this
+# script in the background, so no other script's `rustup` races with it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +22,10 @@ if ! cargo +nightly miri --version >/dev/null 2>&1; then
         echo "miri: FAILED: could not install the miri component for nightly" >&2
         exit 1
     fi
+fi
+
+if [ "${MIRI_INSTALL_ONLY:-0}" = 1 ]; then
+    exit 0
 fi
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/miri}"
