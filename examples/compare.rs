@@ -122,6 +122,18 @@ struct Config {
     only: Vec<String>,
 }
 
+/// What `--only` can name: the throughput workloads, the key types, the other sections.
+const WORKLOAD_PARTS: [&str; 6] = [
+    "read-heavy",
+    "exchange",
+    "rapid-grow",
+    "hot-key",
+    "read-only",
+    "iteration",
+];
+const KEY_PARTS: [&str; 2] = ["u64", "String"];
+const SECTION_PARTS: [&str; 2] = ["memory", "latency"];
+
 impl Config {
     /// Whether `--only` selects `part` (a workload, key type or section name).
     fn runs(&self, part: &str) -> bool {
@@ -132,18 +144,9 @@ impl Config {
     /// workloads and one on key types apply together.
     fn runs_cell(&self, workload: &str, key: &str) -> bool {
         let named = |names: &[&str]| self.only.iter().any(|o| names.contains(&o.as_str()));
-        let workloads = [
-            "read-heavy",
-            "exchange",
-            "rapid-grow",
-            "hot-key",
-            "read-only",
-            "iteration",
-        ];
-        let keys = ["u64", "String"];
-        (!named(&workloads) || self.runs(workload))
-            && (!named(&keys) || self.runs(key))
-            && (named(&workloads) || named(&keys) || self.only.is_empty())
+        (!named(&WORKLOAD_PARTS) || self.runs(workload))
+            && (!named(&KEY_PARTS) || self.runs(key))
+            && (named(&WORKLOAD_PARTS) || named(&KEY_PARTS) || self.only.is_empty())
     }
 }
 
@@ -537,20 +540,9 @@ fn main() -> std::io::Result<()> {
         out: arg("--out").map_or_else(|| "target/compare".into(), Into::into),
         only: arg("--only").map_or_else(Vec::new, |s| s.split(',').map(str::to_string).collect()),
     };
-    const PARTS: [&str; 10] = [
-        "read-heavy",
-        "exchange",
-        "rapid-grow",
-        "hot-key",
-        "read-only",
-        "iteration",
-        "u64",
-        "String",
-        "memory",
-        "latency",
-    ];
-    if let Some(bad) = cfg.only.iter().find(|o| !PARTS.contains(&o.as_str())) {
-        eprintln!("--only: unknown part {bad:?}; parts: {}", PARTS.join(", "));
+    let parts = [&WORKLOAD_PARTS[..], &KEY_PARTS, &SECTION_PARTS].concat();
+    if let Some(bad) = cfg.only.iter().find(|o| !parts.contains(&o.as_str())) {
+        eprintln!("--only: unknown part {bad:?}; parts: {}", parts.join(", "));
         std::process::exit(2);
     }
     std::fs::create_dir_all(&cfg.out)?;

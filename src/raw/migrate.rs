@@ -226,13 +226,18 @@ impl<K, V> RawMap<K, V> {
                 return; // Another helper finished this slot.
             }
             let Some(target) = reserve(next, hash, resv, tag) else {
-                // `next` is itself migrating, so this table's migration finished long ago and
-                // the destination is decided; reload it.
+                // `next` is migrating itself, or has no empty slot left in this key's probe
+                // sequence. Either way this helper is stale: this table's migration finished
+                // while it stalled (every copy decided, `next` promoted, and since then resized
+                // or filled by writers), so the destination is decided; reload it. Undecided, the
+                // migration is still running, and `next` is sized with room for every copy: a bug.
                 decided = dest.load(Ordering::Acquire);
-                debug_assert!(
-                    decided != 0,
-                    "lockfree-map: a migrating successor with an undecided copy"
-                );
+                if decided == 0 && !Word(source.load(Ordering::Acquire)).is_moved() {
+                    panic!(
+                        "lockfree-map: no room left in a migration target of {} slots; this is a bug in lockfree-map",
+                        next.slots()
+                    );
+                }
                 continue;
             };
             pause_point("reserved");
@@ -453,7 +458,8 @@ impl<K, V> RawMap<K, V> {
 /// Finds the reservation `resv` for a copy in `next`, or makes it: in `hash`'s probe sequence,
 /// the first slot that already holds `resv` (another helper of the same source slot reserved it)
 /// or, failing that, the first empty slot, taken by `CAS(EMPTY → resv)` and then tagged.
-/// Returns `None` if `next` turns out to be migrating itself.
+/// Returns `None` if `next` turns out to be migrating itself or full: both mean the caller is a
+/// stale helper (see `copy_to_next`).
 fn reserve<K, V>(next: &Table<K, V>, hash: u64, resv: usize, tag: u8) -> Option<usize> {
     let mut probe = Probe::new(hash, next.group_mask());
     for dist in 0..next.groups() {
@@ -505,14 +511,12 @@ fn reserve<K, V>(next: &Table<K, V>, hash: u64, resv: usize, tag: u8) -> Option<
         }
         probe.advance();
     }
-    // A successor has room for every copy: an eager one is at least twice the source, a lazy
-    // one twice the counted entries (see "Sizing"). Half its remaining room is kept from new keys
-    // (the insert budget), and helpers share reservations, so only helpers stalled across a
-    // whole copy can waste a slot.
-    panic!(
-        "lockfree-map: no room left in a migration target of {} slots; this is a bug in lockfree-map",
-        next.slots()
-    )
+    // No empty slot in the whole probe sequence. While the migration runs that cannot happen: an
+    // eager successor is at least twice the source, a lazy one twice the counted entries (see
+    // "Sizing"), part of the remaining room is kept from new keys (the insert budget), and
+    // helpers share reservations, so only helpers stalled across a whole copy can waste a slot.
+    // So the caller is stale, and `next`, promoted long ago, has filled up; the caller decides.
+    None
 }
 
 /// Releases a stale reservation.
