@@ -36,8 +36,9 @@
 //!      reservation. Anyone publishes `p` at the decided slot with `RESV → p`, which can succeed
 //!      only once, because a slot never becomes RESV again. A helper stalled across the whole
 //!      copy (and a later write to it) may make a second reservation; the register makes it
-//!      lose, and it releases it (`RESV → TOMB`). A helper that finds `next` itself migrating is
-//!      stale too: the destination was decided long ago.
+//!      lose, and it releases it (`RESV → TOMB`). A helper that finds `next` itself migrating,
+//!      or with no empty slot left in the key's probe sequence, is stale too: the destination
+//!      was decided long ago (`next` was promoted, then resized or filled).
 //!    - finally `CAS(frozen → frozen | MOVED)`; the one thread that wins it counts the slot.
 //! 4. **Promotion.** The thread that counts the last slot swings the root to `next` with a CAS and
 //!    retires the old table through the epoch. Its entries are not dropped: they belong to `next`.
