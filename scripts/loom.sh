@@ -5,7 +5,7 @@
 # (loom-tests enables the feature); our crate switches with `--cfg loom`. With a missing flag a
 # run can pass with zero tests, so this script fails unless more than zero models ran.
 # LOOM_MAX_PREEMPTIONS bounds the search (default 2 here); unset it for an exhaustive search.
-# The one `#[ignore]`d model (a lazily sized shrink racing an insert, 9.5 minutes at its fixed
+# The one `#[ignore]`d model (a lazily sized shrink racing an insert, 9.5-19 minutes by host at its fixed
 # bound of one preemption) is a manual long run, outside CI's budget:
 #   bash scripts/loom.sh --test migrate -- --ignored
 set -euo pipefail
