@@ -105,7 +105,9 @@ fn a_lazily_sized_shrink_races_with_an_insert() {
     builder.preemption_bound = Some(1);
     builder.check(|| {
         // Room for five keys: four groups from the start, holding one key.
-        let m = Arc::new(lockfree_map::HashMap::with_capacity_and_hasher(5, KeyIsHash));
+        let m = Arc::new(lockfree_map::HashMap::with_capacity_and_hasher(
+            5, KeyIsHash,
+        ));
         m.pin().insert(4u64, 4u64);
         let m2 = m.clone();
         let t = thread::spawn(move || {
