@@ -11,7 +11,8 @@
 //! exchange mix, 10/40/40/10 get/insert/remove/update, on 64Ki keys 3/4 prefilled),
 //! `exchange-1m` (4M operations of the same mix on 1Mi keys, for wall time), `hot-key`
 //! (1M updates spread over 8 keys), `grow` (1M inserts of distinct keys into an empty map, through
-//! every resize). Use it to compare a hot-path change before and after;
+//! every resize), `lookups` (700,000 inserts stopping early in a growth, then 4M lookups, for
+//! wall time). Use it to compare a hot-path change before and after;
 //! `BENCHMARKS.md` keeps the figures.
 
 use std::hash::{BuildHasher, Hasher};
@@ -51,8 +52,11 @@ fn main() {
         "exchange-1m" => writes(false, 1 << 20, 4_000_000),
         "hot-key" => writes(true, 1 << 16, 1_000_000),
         "grow" => grow(),
+        "lookups" => lookups(),
         other => {
-            eprintln!("unknown mode {other:?}: mixed, exchange, exchange-1m, hot-key or grow");
+            eprintln!(
+                "unknown mode {other:?}: mixed, exchange, exchange-1m, hot-key, grow or lookups"
+            );
             std::process::exit(2);
         }
     }
@@ -115,6 +119,46 @@ fn writes(hot: bool, keys: u64, ops: u64) {
     println!(
         "{} inserts (prefill), {ops} {mode}; len {}",
         keys * 3 / 4,
+        m.len()
+    );
+}
+
+/// 700,000 inserts, then 4M lookups spread over 1Mi keys (two thirds hit). The table grows at
+/// 688,128 entries (3/4 of 128Ki groups of 7 slots), so the inserts stop early in that
+/// migration: the lookups show what an unfinished migration costs, and whether they finish it.
+/// Prints the time of each phase (wall time: run it a few times, the machine is noisy). Readers
+/// do not help migrations (ARCHITECTURE.md, "A migration lingers"), so this measures lookups
+/// through a pending one.
+fn lookups() {
+    const KEYS: u64 = 700_000;
+    const SPACE: u64 = 1 << 20;
+    const GETS: u64 = 4_000_000;
+    let start = std::time::Instant::now();
+    let map: HashMap<u64, u64, Fixed> = HashMap::with_hasher(Fixed);
+    let mut m = map.pin();
+    for k in 0..KEYS {
+        m.insert(k, k);
+        if k % 64 == 0 {
+            m.repin();
+        }
+    }
+    let filled = start.elapsed();
+    let mut found = 0u64;
+    let mut x = 0x853C_49E6_748F_EA9Bu64;
+    for i in 0..GETS {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        found += m.get(&(x % SPACE)).is_some() as u64;
+        if i % 64 == 0 {
+            m.repin();
+        }
+    }
+    let looked = start.elapsed() - filled;
+    println!(
+        "{KEYS} inserts in {filled:.0?}, {GETS} lookups ({found} hits) in {looked:.0?} \
+         ({:.1} ns each); len {}",
+        looked.as_nanos() as f64 / GETS as f64,
         m.len()
     );
 }

@@ -119,8 +119,8 @@ impl<K, V> RawMap<K, V> {
     pub(crate) fn capacity(&self, guard: &Guard) -> usize {
         let root = self.root(guard);
         let table = root.migration().and_then(|m| m.next()).unwrap_or(root);
-        // Growth is lazy (an insert grows the table only once its probe gets long), so a table
-        // can hold more than its nominal load; what it holds now it holds without growing.
+        // Only an insert that spills out of its home group checks the load, so a table can hold
+        // a little more than its nominal load; what it holds now it holds without growing.
         capacity_of(table.slots()).max(self.len.sum())
     }
 
@@ -212,8 +212,8 @@ impl<K, V> RawMap<K, V> {
                     if w.is_empty() {
                         let Some(mig) = table.migration() else {
                             if may_insert
-                                && dist + 1 > table.probe_limit()
-                                && self.resize_for_long_probe(table, dist, tombstones, guard)
+                                && dist > 0
+                                && self.resize_for_spill(table, dist, tombstones, guard)
                             {
                                 continue 'tables;
                             }
@@ -331,12 +331,22 @@ impl<K, V> RawMap<K, V> {
         }
     }
 
-    /// An insert found its first empty slot beyond the probe limit. Starts a resize and returns
-    /// `true` if the table is at its maximum load or choked with tombstones; otherwise (a poorly spread
-    /// hash) raises the table's read bound so lookups probe as far, and returns `false`.
+    /// An insert found its first empty slot outside its home group, `dist` groups along its
+    /// probe, past `tombstones` tombstones. Starts a resize and returns `true` if
+    /// - the table holds `MAX_LOAD` of its slots: it grows (to twice the live entries' slots);
+    /// - or the probe ran past the probe limit mostly through tombstones: a cleanup rebuild.
+    ///
+    /// Otherwise returns `false`; past the probe limit (a poorly spread hash, not a full table)
+    /// it first raises the table's read bound so lookups probe as far.
+    ///
+    /// The load is checked here, on a spill, rather than on every insert: summing the length
+    /// counter reads every stripe, and below the maximum load most inserts land in their home
+    /// group. Until 2026-12-01 the load was checked only past the probe limit, so a table grew
+    /// once some probe got long, at 82-86 % full and at a point that varied with the keys; the
+    /// growth now starts at a known load, and a table runs at most about 3/4 full.
     #[cold]
     #[inline(never)]
-    fn resize_for_long_probe(
+    fn resize_for_spill(
         &self,
         table: &Table<K, V>,
         dist: usize,
@@ -344,8 +354,15 @@ impl<K, V> RawMap<K, V> {
         guard: &Guard,
     ) -> bool {
         let live = self.len.sum();
+        if live * MAX_LOAD.1 >= table.slots() * MAX_LOAD.0 {
+            self.start_migration(table, groups_for_live(live), guard);
+            return true;
+        }
+        if dist < table.probe_limit() {
+            return false;
+        }
         let probed = (dist + 1) * GROUP_SLOTS;
-        if live * MAX_LOAD.1 >= table.slots() * MAX_LOAD.0 || tombstones * 2 >= probed {
+        if tombstones * 2 >= probed {
             self.start_migration(table, groups_for_live(live), guard);
             return true;
         }

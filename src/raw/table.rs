@@ -358,8 +358,8 @@ pub(crate) fn groups_for_live(live: usize) -> usize {
     groups_for_slots(live.saturating_mul(2))
 }
 
-/// The load (as `numerator / denominator` of the slots) at which a long probe makes the table
-/// grow; also what `capacity` reports.
+/// The load (as `numerator / denominator` of the slots) at which an insert that spills out of its
+/// home group makes the table grow; also what `capacity` reports.
 pub(crate) const MAX_LOAD: (usize, usize) = (3, 4);
 
 /// Entries a table of `slots` slots holds before it grows: `MAX_LOAD` of the slots, rounded
