@@ -284,8 +284,9 @@ impl<K, V, S> HashMap<K, V, S> {
     }
 
     /// How many entries the map holds without growing: the current table's nominal size (3/4 of
-    /// its slots), or the number of entries if more are already in it (the table grows lazily,
-    /// when an insert's probe gets long, so it can go past its nominal load).
+    /// its slots), or the number of entries if more are already in it (only an insert that
+    /// spills out of its key's home group checks the load, so a table can go a little past its
+    /// nominal size).
     ///
     /// ```
     /// let map: lockfree_map::HashMap<u64, u64> = lockfree_map::HashMap::with_capacity(100);
