@@ -76,44 +76,57 @@ fn run(mix: Mix, threads: usize, ops_per_thread: u64, key_space: u64) -> Duratio
             m.insert(k.wrapping_mul(0x9E37_79B9_7F4A_7C15), k);
         }
     }
-    let barrier = std::sync::Barrier::new(threads + 1);
-    std::thread::scope(|s| {
-        for t in 0..threads {
-            let (map, barrier) = (&map, &barrier);
-            s.spawn(move || {
-                let mut rng = Rng(0x1234_5678 + t as u64 * 0x9E37_79B9);
-                barrier.wait();
-                let mut done = 0;
-                while done < ops_per_thread {
-                    let m = map.pin();
-                    for _ in 0..64 {
-                        let r = rng.next();
-                        let key = match mix.hot_keys {
-                            Some(hot) => r % hot,
-                            None => (r >> 8) % key_space,
+    // Each worker reads the clock itself: a start read by this thread after the barrier can be
+    // late by a whole run when it is descheduled (more threads than cores).
+    let barrier = std::sync::Barrier::new(threads);
+    let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (map, barrier) = (&map, &barrier);
+                s.spawn(move || {
+                    let mut rng = Rng(0x1234_5678 + t as u64 * 0x9E37_79B9);
+                    barrier.wait();
+                    let start = Instant::now();
+                    let mut done = 0;
+                    while done < ops_per_thread {
+                        let m = map.pin();
+                        for _ in 0..64 {
+                            let r = rng.next();
+                            let key = match mix.hot_keys {
+                                Some(hot) => r % hot,
+                                None => (r >> 8) % key_space,
+                            }
+                            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                            let dice = (r & 0x7F) as u32 % 100;
+                            if dice < mix.read {
+                                std::hint::black_box(m.get(&key));
+                            } else if dice < mix.read + mix.insert {
+                                m.insert(key, r);
+                            } else if dice < mix.read + mix.insert + mix.remove {
+                                m.remove(&key);
+                            } else if m.update(key, |v| v + 1).is_none() {
+                                m.get_or_insert(key, 0);
+                            }
                         }
-                        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                        let dice = (r & 0x7F) as u32 % 100;
-                        if dice < mix.read {
-                            std::hint::black_box(m.get(&key));
-                        } else if dice < mix.read + mix.insert {
-                            m.insert(key, r);
-                        } else if dice < mix.read + mix.insert + mix.remove {
-                            m.remove(&key);
-                        } else if m.update(key, |v| v + 1).is_none() {
-                            m.get_or_insert(key, 0);
-                        }
+                        done += 64;
                     }
-                    done += 64;
-                }
-            });
-        }
-        barrier.wait();
-        let start = Instant::now();
-        // The scope joins every worker before returning.
-        start
-    })
-    .elapsed()
+                    (start, Instant::now())
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let first = spans
+        .iter()
+        .map(|s| s.0)
+        .min()
+        .expect("at least one thread");
+    let last = spans
+        .iter()
+        .map(|s| s.1)
+        .max()
+        .expect("at least one thread");
+    last - first
 }
 
 fn main() {

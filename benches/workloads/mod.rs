@@ -476,6 +476,42 @@ pub fn keys<K: BenchKey>(n: usize) -> Vec<K> {
     (0..n as u64).map(K::make).collect()
 }
 
+/// Runs `work(t)` on each of `threads` threads, released together by a barrier, and returns
+/// the wall time from the first thread's start to the last thread's end.
+///
+/// Each worker reads the clock itself. The caller's thread must not: with more threads than
+/// cores it can be descheduled right after the barrier while the workers run, and a start read
+/// late makes a run look nearly instant (the quick runs' `RwLock<HashMap>` iteration cell once
+/// read 1.5 million M entries/s that way).
+pub fn timed_threads<F: Fn(usize) + Sync>(threads: usize, work: F) -> Duration {
+    let barrier = Barrier::new(threads);
+    let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (barrier, work) = (&barrier, &work);
+                s.spawn(move || {
+                    barrier.wait();
+                    let start = Instant::now();
+                    work(t);
+                    (start, Instant::now())
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let first = spans
+        .iter()
+        .map(|s| s.0)
+        .min()
+        .expect("at least one thread");
+    let last = spans
+        .iter()
+        .map(|s| s.1)
+        .max()
+        .expect("at least one thread");
+    last - first
+}
+
 /// Runs `ops_per_thread` operations of `mix` on each of `threads` threads against `map`
 /// (already prefilled), returning the wall time from a common start to the last thread's end.
 pub fn run_ops<K: BenchKey, M: BenchMap<K>>(
@@ -485,41 +521,31 @@ pub fn run_ops<K: BenchKey, M: BenchMap<K>>(
     threads: usize,
     ops_per_thread: u64,
 ) -> Duration {
-    let barrier = Barrier::new(threads + 1);
     let span = mix.hot_keys.unwrap_or(keys.len()) as u64;
-    std::thread::scope(|s| {
-        for t in 0..threads {
-            let barrier = &barrier;
-            s.spawn(move || {
-                let mut rng = Rng::new(0x1234_5678_9ABC_DEF1 ^ ((t as u64 + 1) * 0x9E37_79B9));
-                barrier.wait();
-                let mut done = 0;
-                while done < ops_per_thread {
-                    let h = map.handle();
-                    let n = (ops_per_thread - done).min(BATCH as u64);
-                    for _ in 0..n {
-                        let r = rng.next();
-                        let key = &keys[((r >> 16) % span) as usize];
-                        let dice = (r & 0xFFFF) % 100;
-                        let dice = dice as u8;
-                        if dice < mix.read {
-                            std::hint::black_box(h.get(key));
-                        } else if dice < mix.read + mix.insert {
-                            h.insert(key.clone(), r);
-                        } else if dice < mix.read + mix.insert + mix.remove {
-                            std::hint::black_box(h.remove(key));
-                        } else {
-                            std::hint::black_box(h.update(key));
-                        }
-                    }
-                    done += n;
+    timed_threads(threads, |t| {
+        let mut rng = Rng::new(0x1234_5678_9ABC_DEF1 ^ ((t as u64 + 1) * 0x9E37_79B9));
+        let mut done = 0;
+        while done < ops_per_thread {
+            let h = map.handle();
+            let n = (ops_per_thread - done).min(BATCH as u64);
+            for _ in 0..n {
+                let r = rng.next();
+                let key = &keys[((r >> 16) % span) as usize];
+                let dice = (r & 0xFFFF) % 100;
+                let dice = dice as u8;
+                if dice < mix.read {
+                    std::hint::black_box(h.get(key));
+                } else if dice < mix.read + mix.insert {
+                    h.insert(key.clone(), r);
+                } else if dice < mix.read + mix.insert + mix.remove {
+                    std::hint::black_box(h.remove(key));
+                } else {
+                    std::hint::black_box(h.update(key));
                 }
-            });
+            }
+            done += n;
         }
-        barrier.wait();
-        Instant::now()
     })
-    .elapsed()
 }
 
 /// Builds a map for `mix` over `keys` and prefills it (outside the clock).
@@ -544,20 +570,10 @@ pub fn run_iteration<K: BenchKey, M: BenchMap<K>>(
     threads: usize,
     rounds: usize,
 ) -> (Duration, usize) {
-    let barrier = Barrier::new(threads + 1);
     let visited = std::sync::atomic::AtomicUsize::new(0);
-    let elapsed = std::thread::scope(|s| {
-        for _ in 0..threads {
-            let (barrier, visited) = (&barrier, &visited);
-            s.spawn(move || {
-                barrier.wait();
-                let n: usize = (0..rounds).map(|_| map.iterate()).sum();
-                visited.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-            });
-        }
-        barrier.wait();
-        Instant::now()
-    })
-    .elapsed();
+    let elapsed = timed_threads(threads, |_| {
+        let n: usize = (0..rounds).map(|_| map.iterate()).sum();
+        visited.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    });
     (elapsed, visited.into_inner())
 }
