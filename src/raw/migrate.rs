@@ -181,7 +181,7 @@ impl<K, V> RawMap<K, V> {
                 let hash = unsafe { (*p).hash };
                 // Readers must find the entry by its tag even if its inserter has not written it
                 // yet; the tag must be right before MOVED makes the pointer undereferenceable.
-                set_tag(table, index, tag::full_tag(hash));
+                ensure_tag(table, index, tag::full_tag(hash));
                 let next = self.sized_next(table, mig, guard);
                 Self::copy_to_next(mig, next, slot, index, p as usize, hash);
             }
@@ -260,7 +260,7 @@ impl<K, V> RawMap<K, V> {
         // and a helper that found the reservation by its slot word (its tag byte still EMPTY) or
         // read the decision from `dest` has not written the tag at all. A reader in `next` would
         // then pass over the published copy (found by the lazy-shrink loom model).
-        set_tag(next, decided - 1, tag);
+        ensure_tag(next, decided - 1, tag);
         // Fails exactly when the copy was already published (the slot then holds `entry` or,
         // after a later write in `next`, whatever replaced it), or `next` froze a published copy.
         let _ = next.slot(decided - 1).compare_exchange(
@@ -571,6 +571,26 @@ pub(super) fn set_tag<K, V>(table: &Table<K, V>, index: usize, tag: u8) {
     group
         .tags
         .fetch_or(tag::tag_bits(index % GROUP_SLOTS, tag), Ordering::Release);
+}
+
+/// Makes sure slot `index`'s tag byte holds `tag`, writing it only if it does not yet.
+///
+/// A mover re-asserts tags that are almost always in place already (the inserter's, or the
+/// reserving helper's): a load of the group line it has just read replaces a locked RMW (about
+/// 20 cycles, and a barrier to the loads of the moves around it). Skipping is safe because tags
+/// only ever gain bits (every write is a `fetch_or`): once this load sees the bits, any load that
+/// happens after it (a reader that synchronizes with our later MOVED or publication CAS) sees
+/// them too, by read-read coherence; and a lookup that reads the bits synchronizes with the
+/// `fetch_or` that wrote them (whose release sequence the later RMWs continue), as it would with
+/// ours.
+#[inline]
+pub(super) fn ensure_tag<K, V>(table: &Table<K, V>, index: usize, tag: u8) {
+    let group = table.group(index / GROUP_SLOTS);
+    let bits = tag::tag_bits(index % GROUP_SLOTS, tag);
+    // Relaxed: only decides whether to write; see above for why seeing the bits is enough.
+    if group.tags.load(Ordering::Relaxed) & bits != bits {
+        set_tag(table, index, tag);
+    }
 }
 
 /// Writes the tag for a non-empty slot word `w` read from a slot whose tag byte was still EMPTY,
