@@ -109,3 +109,18 @@ pub fn model<F: Fn() + Sync + Send + 'static>(f: F) {
     }
     builder.check(f);
 }
+
+/// Runs a model at a fixed preemption bound, whatever `LOOM_MAX_PREEMPTIONS` says, for models
+/// whose search grows too fast with it, and with room for `max_branches` branches (atomic
+/// operations and context switches) on one path, where loom's default 1,000 is too few: a
+/// lookup that moves a migration chunk adds a few hundred.
+pub fn model_bounded<F: Fn() + Sync + Send + 'static>(
+    preemptions: usize,
+    max_branches: usize,
+    f: F,
+) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(preemptions);
+    builder.max_branches = builder.max_branches.max(max_branches);
+    builder.check(f);
+}

@@ -24,7 +24,10 @@
 //!    no key can be in a successor that does not exist yet.
 //! 2. **Helping.** Every write that finds the root migrating first claims a chunk of groups
 //!    (`claim.fetch_add`) and moves each of its slots. Writers that meet a frozen slot of their own
-//!    key move that one slot before going on. Readers never help and never wait.
+//!    key move that one slot before going on. A lookup that finds the root migrating moves one
+//!    chunk too, but only while a chunk is unclaimed and the successor exists
+//!    (`help_pending_migration`): otherwise a migration started by the last writes of a phase
+//!    would make every lookup of a read-only phase after it probe two tables. Nobody waits.
 //! 3. **Moving one slot** (`help_move`), idempotent, any number of threads at once:
 //!    - EMPTY: CAS to REDIRECT (frozen and moved in one step).
 //!    - otherwise `fetch_or(FROZEN)`: from here on every writer's CAS on the slot fails.
@@ -97,6 +100,29 @@ impl<K, V> RawMap<K, V> {
             self.count_moved(table, mig, moved, guard);
         } else {
             self.try_promote(table, mig, guard);
+        }
+    }
+
+    /// A lookup's share of a pending migration: one chunk, but only while some chunk is still
+    /// unclaimed and the successor exists.
+    ///
+    /// Without it a map that grows and then only serves reads (a cache after its warm-up, a
+    /// table loaded once) probes two tables on every lookup for as long as it lives. Once every
+    /// chunk is claimed lookups do not help: a stalled claimer must not turn every later lookup
+    /// into a read-modify-write. A successor still to be sized holds no copies, so lookups lose
+    /// nothing by leaving that migration (a shrink or tombstone rebuild) to the writers.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn help_pending_migration(
+        &self,
+        table: &Table<K, V>,
+        mig: &Migration<K, V>,
+        guard: &Guard,
+    ) {
+        // Relaxed: the claim only divides work (as in `help_chunk`), and the successor is
+        // re-read with Acquire by whoever uses it.
+        if mig.next().is_some() && mig.claim().load(Ordering::Relaxed) < table.groups() {
+            self.help_chunk(table, mig, guard);
         }
     }
 

@@ -134,6 +134,11 @@ impl<K, V> RawMap<K, V> {
     ) -> Option<&'g Entry<K, V>> {
         let tag = tag::full_tag(hash);
         let mut table = self.root(guard);
+        if let Some(mig) = table.migration() {
+            // A migration left pending makes every lookup probe two tables until it finishes,
+            // and in a read-only phase nothing else would finish it.
+            self.help_pending_migration(table, mig, guard);
+        }
         loop {
             let mut probe = Probe::new(hash, table.group_mask());
             for _ in 0..table.read_bound() {

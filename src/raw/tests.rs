@@ -190,3 +190,32 @@ fn a_migration_asked_for_too_small_a_successor_keeps_every_entry() {
         assert_eq!(map.get(k), expected, "key {k}");
     }
 }
+
+/// A growth that the writers leave pending (they stop a few inserts after it starts) is finished
+/// by lookups alone, one chunk a lookup while a chunk is unclaimed: a map that is filled once and
+/// then only read must not probe two tables for the rest of its life.
+#[test]
+fn lookups_finish_a_growth_the_writers_left_pending() {
+    let map = Map::new();
+    let mut key = 0;
+    let pending = |map: &Map| {
+        let guard = map.raw.collector().pin();
+        map.raw.root(&guard).migration().is_some()
+    };
+    while !pending(&map) {
+        map.insert(key, key);
+        key += 1;
+        assert!(key < 1_000_000, "the map never started a growth");
+    }
+    let inserted = key;
+    let mut lookups = 0;
+    while pending(&map) {
+        let k = lookups % inserted;
+        assert_eq!(map.get(k), Some(k), "key {k} while lookups move the table");
+        lookups += 1;
+        assert!(lookups <= inserted, "lookups did not finish the growth");
+    }
+    for k in 0..inserted {
+        assert_eq!(map.get(k), Some(k));
+    }
+}
