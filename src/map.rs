@@ -879,6 +879,25 @@ where
     }
 }
 
+/// Builds a map from an array of pairs, as `std`'s `HashMap` does; a later pair replaces an
+/// earlier one with an equal key.
+///
+/// ```
+/// let map = lockfree_map::HashMap::from([(1, "one"), (2, "two"), (1, "uno")]);
+/// let guard = map.guard();
+/// assert_eq!(map.len(), 2);
+/// assert_eq!(map.get(&1, &guard), Some(&"uno"));
+/// ```
+impl<K, V, const N: usize> From<[(K, V); N]> for HashMap<K, V, RandomState>
+where
+    K: Hash + Eq + Send + 'static,
+    V: Send + 'static,
+{
+    fn from(pairs: [(K, V); N]) -> Self {
+        pairs.into_iter().collect()
+    }
+}
+
 impl<K, V, S> Extend<(K, V)> for &HashMap<K, V, S>
 where
     K: Hash + Eq + Send + 'static,

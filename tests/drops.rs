@@ -211,3 +211,20 @@ fn multithreaded_churn_drops_every_value_exactly_once() {
     drop(map);
     assert_eq!(settle_reclamation(&live, 0), 0);
 }
+
+/// Building a map from an array with a repeated key keeps the last pair; the value it replaced
+/// is dropped once (when reclaimed), the rest when the map drops.
+#[test]
+fn from_an_array_drops_the_pairs_it_replaces() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let map = HashMap::from([
+        (1, Tracked::new(10, &live)),
+        (2, Tracked::new(20, &live)),
+        (1, Tracked::new(11, &live)),
+    ]);
+    assert_eq!(map.len(), 2);
+    assert_eq!(map.pin().get(&1).map(|v| v.get()), Some(11));
+    assert_eq!(settle_reclamation(&live, 2), 2);
+    drop(map);
+    assert_eq!(settle_reclamation(&live, 0), 0);
+}
