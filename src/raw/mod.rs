@@ -124,7 +124,8 @@ impl<K, V> RawMap<K, V> {
         capacity_of(table.slots()).max(self.len.sum())
     }
 
-    /// Finds the live entry for a key. Never writes shared memory, never waits.
+    /// Finds the live entry for a key. Never waits; writes shared memory only to move one chunk
+    /// of a pending migration while a chunk is unclaimed (`help_pending_migration`).
     #[inline]
     pub(crate) fn find<'g>(
         &'g self,
