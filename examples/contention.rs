@@ -8,7 +8,10 @@
 //! This is a quick look at our own map; the side-by-side comparison with the peer maps is the
 //! benchmark runner's job.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+#[path = "../benches/workloads/mod.rs"]
+mod workloads;
 
 use lockfree_map::HashMap;
 
@@ -76,57 +79,33 @@ fn run(mix: Mix, threads: usize, ops_per_thread: u64, key_space: u64) -> Duratio
             m.insert(k.wrapping_mul(0x9E37_79B9_7F4A_7C15), k);
         }
     }
-    // Each worker reads the clock itself: a start read by this thread after the barrier can be
-    // late by a whole run when it is descheduled (more threads than cores).
-    let barrier = std::sync::Barrier::new(threads);
-    let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|t| {
-                let (map, barrier) = (&map, &barrier);
-                s.spawn(move || {
-                    let mut rng = Rng(0x1234_5678 + t as u64 * 0x9E37_79B9);
-                    barrier.wait();
-                    let start = Instant::now();
-                    let mut done = 0;
-                    while done < ops_per_thread {
-                        let m = map.pin();
-                        for _ in 0..64 {
-                            let r = rng.next();
-                            let key = match mix.hot_keys {
-                                Some(hot) => r % hot,
-                                None => (r >> 8) % key_space,
-                            }
-                            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                            let dice = (r & 0x7F) as u32 % 100;
-                            if dice < mix.read {
-                                std::hint::black_box(m.get(&key));
-                            } else if dice < mix.read + mix.insert {
-                                m.insert(key, r);
-                            } else if dice < mix.read + mix.insert + mix.remove {
-                                m.remove(&key);
-                            } else if m.update(key, |v| v + 1).is_none() {
-                                m.get_or_insert(key, 0);
-                            }
-                        }
-                        done += 64;
-                    }
-                    (start, Instant::now())
-                })
-            })
-            .collect();
-        workers.into_iter().map(|w| w.join().unwrap()).collect()
-    });
-    let first = spans
-        .iter()
-        .map(|s| s.0)
-        .min()
-        .expect("at least one thread");
-    let last = spans
-        .iter()
-        .map(|s| s.1)
-        .max()
-        .expect("at least one thread");
-    last - first
+    // The shared timing (each worker reads its own clock), as the comparison runner uses.
+    workloads::timed_threads(threads, |t| {
+        let mut rng = Rng(0x1234_5678 + t as u64 * 0x9E37_79B9);
+        let mut done = 0;
+        while done < ops_per_thread {
+            let m = map.pin();
+            for _ in 0..64 {
+                let r = rng.next();
+                let key = match mix.hot_keys {
+                    Some(hot) => r % hot,
+                    None => (r >> 8) % key_space,
+                }
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let dice = (r & 0x7F) as u32 % 100;
+                if dice < mix.read {
+                    std::hint::black_box(m.get(&key));
+                } else if dice < mix.read + mix.insert {
+                    m.insert(key, r);
+                } else if dice < mix.read + mix.insert + mix.remove {
+                    m.remove(&key);
+                } else if m.update(key, |v| v + 1).is_none() {
+                    m.get_or_insert(key, 0);
+                }
+            }
+            done += 64;
+        }
+    })
 }
 
 fn main() {
