@@ -4,8 +4,8 @@
 # races inside std's synchronisation).
 #
 # Each sanitizer runs twice: with the shipping geometry and with the stress geometry
-# (`--cfg lockfree_map_stress`: two-slot groups, one-group migration chunks), where almost every
-# few inserts start a resize and helpers race on the same slots.
+# (`LOCKFREE_MAP_STRESS_GEOMETRY=1` at build time: two-slot groups, one-group migration chunks),
+# where almost every few inserts start a resize and helpers race on the same slots.
 #
 # crossbeam-epoch >= 0.9.21 sees the sanitizer (its build script reads CARGO_CFG_SANITIZE) and
 # replaces the fences TSan cannot model with acquire loads; older versions give false positives
@@ -58,13 +58,15 @@ for run in "${runs[@]}"; do
         ;;
     esac
     for geometry in $geometries; do
-        flags="-Zsanitizer=$sanitizer"
+        stress=()
         if [ "$geometry" = stress ]; then
-            flags="$flags --cfg lockfree_map_stress"
+            stress=(LOCKFREE_MAP_STRESS_GEOMETRY=1)
         fi
         echo "== sanitizer=$sanitizer, $geometry geometry"
         t0=$(date +%s)
-        RUSTFLAGS="$flags" CARGO_TARGET_DIR="target/sanitize-$sanitizer-$geometry" \
+        # One target directory per sanitizer: the geometry changes this crate alone.
+        env "${stress[@]}" RUSTFLAGS="-Zsanitizer=$sanitizer" \
+            CARGO_TARGET_DIR="target/sanitize-$sanitizer" \
             cargo +nightly test -Zbuild-std --target "$host" --release "${tests[@]}"
         echo "== sanitizer=$sanitizer, $geometry geometry: passed in $(( $(date +%s) - t0 )) s"
     done

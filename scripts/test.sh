@@ -6,9 +6,10 @@
 # 2. the whole suite with every feature (rayon, serde) in a debug build, so debug assertions
 #    inside the protocol run too: unit tests (including the parked-helper lock-freedom test),
 #    integration tests (the linearizability checker among them), doctests;
-# 3. the concurrent suites again with the stress geometry (`--cfg lockfree_map_stress`: two-slot
-#    groups and one-group migration chunks), which makes every few inserts a resize and races
-#    helpers on the same slots; in release, in its own target directory.
+# 3. the concurrent suites again with the stress geometry (`LOCKFREE_MAP_STRESS_GEOMETRY=1` at
+#    build time: two-slot groups and one-group migration chunks), which makes every few inserts a
+#    resize and races helpers on the same slots; in release. The variable changes this crate alone,
+#    so the release build of the dependencies is shared with the benchmarks and examples.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,5 +32,4 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 echo "== cargo test --all-features (debug)"
 cargo test --all-features
 echo "== cargo test, stress geometry (release)"
-RUSTFLAGS="--cfg lockfree_map_stress" CARGO_TARGET_DIR=target/stress \
-    cargo test --release --all-features --lib --tests
+LOCKFREE_MAP_STRESS_GEOMETRY=1 cargo test --release --all-features --lib --tests

@@ -6,8 +6,12 @@
 //!
 //! The table geometry lives here too: under loom the table is shrunk (two slots a group, one-slot
 //! migration chunks) so that two or three threads reach freezing, helping and promotion within a
-//! handful of operations. The `lockfree_map_stress` cfg does the same for ordinary test builds, so
-//! the stress tests drive many resizes with few keys.
+//! handful of operations. Building with the environment variable
+//! `LOCKFREE_MAP_STRESS_GEOMETRY` set (to anything) does the same for ordinary test builds, so the
+//! stress tests drive many resizes with few keys. An environment variable rather than a
+//! `--cfg` in `RUSTFLAGS`: it changes this crate alone (cargo rebuilds it when the variable
+//! changes, as it does for every `option_env!`), so a stress build shares every dependency's
+//! artifacts with the ordinary release build instead of compiling them all again.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize};
@@ -18,10 +22,11 @@ pub(crate) use std::sync::atomic::Ordering;
 
 /// Slots in one group. A group is one tag word plus this many slot words; with 7 slots and 8-byte
 /// words it is exactly one 64-byte cache line.
-#[cfg(not(any(loom, lockfree_map_stress)))]
-pub(crate) const GROUP_SLOTS: usize = 7;
-#[cfg(any(loom, lockfree_map_stress))]
-pub(crate) const GROUP_SLOTS: usize = 2;
+pub(crate) const GROUP_SLOTS: usize = if STRESS_GEOMETRY { 2 } else { 7 };
+
+/// Whether the table geometry is shrunk for model checking or stress tests (module doc).
+pub(crate) const STRESS_GEOMETRY: bool =
+    cfg!(loom) || option_env!("LOCKFREE_MAP_STRESS_GEOMETRY").is_some();
 
 /// Groups in the smallest table.
 pub(crate) const MIN_GROUPS: usize = 2;
@@ -30,10 +35,7 @@ pub(crate) const MIN_GROUPS: usize = 2;
 /// chunk, so this bounds the extra work (and the tail latency) of a write during a resize:
 /// measured on 2 threads inserting 2M fresh keys, 8 groups gave an insert p99 of about 10 us,
 /// 4 gave 5.3 us at the same total time, 2 gave 3.3 us but 5% more total time (BENCHMARKS.md).
-#[cfg(not(any(loom, lockfree_map_stress)))]
-pub(crate) const MIGRATE_CHUNK_GROUPS: usize = 4;
-#[cfg(any(loom, lockfree_map_stress))]
-pub(crate) const MIGRATE_CHUNK_GROUPS: usize = 1;
+pub(crate) const MIGRATE_CHUNK_GROUPS: usize = if STRESS_GEOMETRY { 1 } else { 4 };
 
 /// Whether retired entries' blocks are cached per thread for reuse (`raw/pool.rs`). Off under
 /// loom, whose model threads share one OS thread's thread-locals.
