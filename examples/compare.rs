@@ -10,8 +10,8 @@
 //!
 //! Prints, per workload, key type and thread count, every map's throughput (Mops/s) and
 //! lockfree-map's ratio to the best peer; then bytes per entry at 1M `u64` entries (a counting
-//! global allocator), and insert latency percentiles while each map grows from empty through
-//! many resizes. Writes the throughput as `compare.csv` and `compare.svg` in `--out`
+//! global allocator), insert latency percentiles while each map grows from empty through
+//! many resizes, and the latency of lookups made meanwhile by another thread. Writes the throughput as `compare.csv` and `compare.svg` in `--out`
 //! (default `target/compare`). `--only` runs a part: workloads (`read-heavy`, `exchange`,
 //! `rapid-grow`, `hot-key`, `read-only`, `iteration`), key types (`u64`, `String`; with workloads,
 //! both filters apply), `memory`, `latency`; for example `--only hot-key,u64` or `--only memory`.
@@ -22,7 +22,7 @@ mod workloads;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use workloads::*;
@@ -403,6 +403,63 @@ fn insert_latency<M: BenchMap<u64>>(threads: usize, per_thread: usize) -> [f64; 
     ]
 }
 
+/// Per-lookup latency of one thread reading keys that another thread has inserted, while that
+/// thread fills an empty map with `keys` distinct keys (so the map resizes many times, and the
+/// reader meets every resize in progress): p50, p99, p99.9, max in nanoseconds, and the number
+/// of lookups timed.
+///
+/// Every lookup asks for a key whose insert has returned, so every map must find it: a miss
+/// fails the run.
+fn lookup_latency<M: BenchMap<u64>>(keys: usize) -> ([f64; 4], usize) {
+    let map = M::with_capacity(0);
+    let inserted = AtomicUsize::new(0);
+    let done = AtomicBool::new(false);
+    let mut all: Vec<u64> = std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..keys {
+                map.handle().insert(u64::make(i as u64), i as u64);
+                // Release: a reader that sees `i + 1` finds key `i` inserted.
+                inserted.store(i + 1, Ordering::Release);
+            }
+            done.store(true, Ordering::Release);
+        });
+        let reader = s.spawn(|| {
+            let mut lat = Vec::with_capacity(keys * 4);
+            // xorshift64: a cheap, fixed sequence of positions among the keys inserted so far.
+            let mut x = 0x2545_F491_4F6C_DD1Du64;
+            while !done.load(Ordering::Acquire) {
+                let n = inserted.load(Ordering::Acquire);
+                if n == 0 {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let k = u64::make(x % n as u64);
+                let start = Instant::now();
+                let found = map.handle().get(&k);
+                lat.push(start.elapsed().as_nanos() as u64);
+                assert!(found, "{}: an inserted key was not found", M::NAME);
+            }
+            lat
+        });
+        reader.join().unwrap()
+    });
+    assert!(!all.is_empty(), "{}: no lookup was timed", M::NAME);
+    all.sort_unstable();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)] as f64;
+    (
+        [
+            pct(0.50),
+            pct(0.99),
+            pct(0.999),
+            *all.last().unwrap() as f64,
+        ],
+        all.len(),
+    )
+}
+
 fn write_csv(cfg: &Config, rows: &[Row]) -> std::io::Result<()> {
     let mut csv = String::from("workload,key,threads,map,mops,ratio_to_best_peer\n");
     for r in rows {
@@ -606,6 +663,26 @@ fn main() -> std::io::Result<()> {
         ];
         for (name, [p50, p99, p999, max]) in lat {
             println!("  {name:<16} {p50:>8.0} {p99:>8.0} {p999:>8.0} {max:>10.0}");
+        }
+
+        let keys = lt * per;
+        println!(
+            "\nLookup latency while another thread grows the map from empty ({keys} distinct keys), ns"
+        );
+        println!(
+            "  {:<16} {:>8} {:>8} {:>8} {:>10} {:>10}",
+            "map", "p50", "p99", "p99.9", "max", "lookups"
+        );
+        let lat = [
+            ("lockfree-map", lookup_latency::<Ours<u64>>(keys)),
+            ("papaya", lookup_latency::<Papaya<u64>>(keys)),
+            ("scc", lookup_latency::<Scc<u64>>(keys)),
+            ("dashmap", lookup_latency::<Dash<u64>>(keys)),
+            ("flurry", lookup_latency::<Flurry<u64>>(keys)),
+            ("RwLock<HashMap>", lookup_latency::<StdRwLock<u64>>(keys)),
+        ];
+        for (name, ([p50, p99, p999, max], n)) in lat {
+            println!("  {name:<16} {p50:>8.0} {p99:>8.0} {p999:>8.0} {max:>10.0} {n:>10}");
         }
     }
 

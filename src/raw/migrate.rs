@@ -25,9 +25,11 @@
 //! 2. **Helping.** Every write that finds the root migrating first claims a chunk of groups
 //!    (`claim.fetch_add`) and moves each of its slots. Writers that meet a frozen slot of their own
 //!    key move that one slot before going on. A lookup that finds the root migrating moves one
-//!    chunk too, but only while a chunk is unclaimed and the successor exists
-//!    (`help_pending_migration`): otherwise a migration started by the last writes of a phase
-//!    would make every lookup of a read-only phase after it probe two tables. Nobody waits.
+//!    chunk too, but only while a chunk is unclaimed, the successor exists, and the claim
+//!    counter has stood still for the thread's last 64 lookups (`help_pending_migration`):
+//!    otherwise a migration started by the last writes of a phase would make every lookup of a
+//!    read-only phase after it probe two tables, while lookups made as writers move the table
+//!    leave it to them. Nobody waits.
 //! 3. **Moving one slot** (`help_move`), idempotent, any number of threads at once:
 //!    - EMPTY: CAS to REDIRECT (frozen and moved in one step).
 //!    - otherwise `fetch_or(FROZEN)`: from here on every writer's CAS on the slot fails.
@@ -64,7 +66,7 @@
 //! my key" and carry on probing, then continue in `next`.
 
 use crate::reclaim::{self, Guard};
-use crate::sync::{AtomicUsize, Ordering, GROUP_SLOTS, MIGRATE_CHUNK_GROUPS};
+use crate::sync::{AtomicUsize, Ordering, GROUP_SLOTS, LOOKUP_HELP_AFTER, MIGRATE_CHUNK_GROUPS};
 
 use super::slot::{self, Word, FROZEN, MOVED, REDIRECT, TOMB};
 use super::table::{groups_for_live, Migration, Probe, Table};
@@ -104,13 +106,24 @@ impl<K, V> RawMap<K, V> {
     }
 
     /// A lookup's share of a pending migration: one chunk, but only while some chunk is still
-    /// unclaimed and the successor exists.
+    /// unclaimed, the successor exists, and no other thread has claimed a chunk during this
+    /// thread's last [`LOOKUP_HELP_AFTER`] lookups.
     ///
     /// Without it a map that grows and then only serves reads (a cache after its warm-up, a
     /// table loaded once) probes two tables on every lookup for as long as it lives. Once every
     /// chunk is claimed lookups do not help: a stalled claimer must not turn every later lookup
     /// into a read-modify-write. A successor still to be sized holds no copies, so lookups lose
     /// nothing by leaving that migration (a shrink or tombstone rebuild) to the writers.
+    ///
+    /// While writers are moving the table, lookups leave it to them: a lookup that moves a
+    /// chunk (28 slots) takes microseconds, and when every lookup that found a chunk unclaimed
+    /// moved one, lookups made during a growth had a p99 of 3.1 us against 0.7 us for papaya's
+    /// (`compare --only latency`, BENCHMARKS.md). So each thread watches the claim counter, and
+    /// helps only once it has stood still for [`LOOKUP_HELP_AFTER`] of its lookups in a row:
+    /// the writers have stopped. It then helps on every lookup, until a claim other than its
+    /// own shows that someone else is moving the table again. Whether a lookup helps decides
+    /// nothing about correctness (helping is always safe, and so is not helping); it only
+    /// decides who pays for the move.
     #[cold]
     #[inline(never)]
     pub(super) fn help_pending_migration(
@@ -119,11 +132,24 @@ impl<K, V> RawMap<K, V> {
         mig: &Migration<K, V>,
         guard: &Guard,
     ) {
+        if mig.next().is_none() {
+            return;
+        }
         // Relaxed: the claim only divides work (as in `help_chunk`), and the successor is
         // re-read with Acquire by whoever uses it.
-        if mig.next().is_some() && mig.claim().load(Ordering::Relaxed) < table.groups() {
-            self.help_chunk(table, mig, guard);
+        let claim = mig.claim().load(Ordering::Relaxed);
+        if claim >= table.groups() {
+            return;
         }
+        let id = std::ptr::from_ref(mig) as usize;
+        if !writers_stalled(id, claim) {
+            return;
+        }
+        self.help_chunk(table, mig, guard);
+        // Our own claim is not a sign that someone else is moving the table: record the
+        // counter as it is after it, so that the next lookup helps again unless another
+        // thread claims meanwhile. Relaxed: as above.
+        lookup_helped(id, mig.claim().load(Ordering::Relaxed));
     }
 
     /// Moves every slot of `table` not yet moved, then promotes `next`.
@@ -557,6 +583,64 @@ fn release<K, V>(next: &Table<K, V>, index: usize, resv: usize) {
     {
         set_tag(next, index, tag::TOMBSTONE);
     }
+}
+
+/// What one thread last saw of a pending migration, for [`writers_stalled`]: which migration
+/// (its address), the claim counter, and for how many of its lookups in a row the counter has
+/// stood still.
+#[derive(Clone, Copy)]
+struct ClaimWatch {
+    migration: usize,
+    claim: usize,
+    still: u32,
+}
+
+thread_local! {
+    static CLAIM_WATCH: std::cell::Cell<ClaimWatch> = const {
+        std::cell::Cell::new(ClaimWatch { migration: 0, claim: 0, still: 0 })
+    };
+}
+
+/// Whether this thread's lookups have seen migration `migration`'s claim counter stand at
+/// `claim` for [`LOOKUP_HELP_AFTER`] lookups in a row (this one included). A heuristic: an
+/// address reused by a later migration, or a thread-local already destroyed, at worst makes a
+/// lookup help early (as every lookup did before the watch) or late.
+#[inline]
+fn writers_stalled(migration: usize, claim: usize) -> bool {
+    if LOOKUP_HELP_AFTER == 0 {
+        return true;
+    }
+    CLAIM_WATCH
+        .try_with(|watch| {
+            let w = watch.get();
+            let still = if w.migration == migration && w.claim == claim {
+                w.still.saturating_add(1)
+            } else {
+                1
+            };
+            watch.set(ClaimWatch {
+                migration,
+                claim,
+                still,
+            });
+            still >= LOOKUP_HELP_AFTER
+        })
+        .unwrap_or(true)
+}
+
+/// Records that this thread's lookup moved a chunk, leaving the claim counter at `claim`.
+#[inline]
+fn lookup_helped(migration: usize, claim: usize) {
+    if LOOKUP_HELP_AFTER == 0 {
+        return;
+    }
+    let _ = CLAIM_WATCH.try_with(|watch| {
+        watch.set(ClaimWatch {
+            migration,
+            claim,
+            still: LOOKUP_HELP_AFTER,
+        })
+    });
 }
 
 /// Starts loading what moving the slots `range` of `table` will read: each entry (for its hash),

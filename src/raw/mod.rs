@@ -125,7 +125,8 @@ impl<K, V> RawMap<K, V> {
     }
 
     /// Finds the live entry for a key. Never waits; writes shared memory only to move one chunk
-    /// of a pending migration while a chunk is unclaimed (`help_pending_migration`).
+    /// of a pending migration that the writers have left, while a chunk is unclaimed
+    /// (`help_pending_migration`).
     #[inline]
     pub(crate) fn find<'g>(
         &'g self,

@@ -213,9 +213,69 @@ fn lookups_finish_a_growth_the_writers_left_pending() {
         let k = lookups % inserted;
         assert_eq!(map.get(k), Some(k), "key {k} while lookups move the table");
         lookups += 1;
-        assert!(lookups <= inserted, "lookups did not finish the growth");
+        // Lookups wait for the claim counter to stand still before they help.
+        let bound = inserted + u64::from(crate::sync::LOOKUP_HELP_AFTER);
+        assert!(lookups <= bound, "lookups did not finish the growth");
     }
     for k in 0..inserted {
         assert_eq!(map.get(k), Some(k));
     }
+}
+
+/// Lookups leave a migration to the writers while its claim counter moves, and take it over once
+/// it has stood still for `LOOKUP_HELP_AFTER` of a thread's lookups in a row.
+#[test]
+fn lookups_help_only_once_the_writers_stop_claiming() {
+    use crate::sync::{Ordering, LOOKUP_HELP_AFTER, MIGRATE_CHUNK_GROUPS};
+    let map = Map::new();
+    // The claim counter of the root's migration and the root's groups, if one is pending.
+    let claim = |map: &Map| {
+        let guard = map.raw.collector().pin();
+        let root = map.raw.root(&guard);
+        root.migration()
+            .map(|m| (m.claim().load(Ordering::Relaxed), root.groups()))
+    };
+    // A growth pending with many chunks unclaimed: the ones below finish theirs as they go.
+    let mut key = 0;
+    loop {
+        if let Some((claimed, groups)) = claim(&map) {
+            if groups >= 64 && claimed + 4 * MIGRATE_CHUNK_GROUPS <= groups {
+                break;
+            }
+        }
+        map.insert(key, key);
+        key += 1;
+        assert!(key < 1_000_000, "the map never left a large growth pending");
+    }
+    let (c0, _) = claim(&map).unwrap();
+    for _ in 1..LOOKUP_HELP_AFTER {
+        assert_eq!(map.get(0), Some(0));
+    }
+    assert_eq!(
+        claim(&map).map(|c| c.0),
+        Some(c0),
+        "a lookup helped too early"
+    );
+    // A write claims a chunk: the lookups' watch starts again.
+    map.insert(key, key);
+    let (c1, _) = claim(&map).unwrap();
+    assert!(c1 > c0, "the write did not claim a chunk");
+    for _ in 1..LOOKUP_HELP_AFTER {
+        assert_eq!(map.get(1), Some(1));
+    }
+    assert_eq!(
+        claim(&map).map(|c| c.0),
+        Some(c1),
+        "a lookup helped while writers were moving"
+    );
+    // The counter has stood still for LOOKUP_HELP_AFTER lookups: this one helps, and so does the
+    // next, since nobody else claimed meanwhile.
+    assert_eq!(map.get(2), Some(2));
+    let (c2, _) = claim(&map).unwrap();
+    assert!(c2 > c1, "the lookups never took the migration over");
+    assert_eq!(map.get(3), Some(3));
+    assert!(
+        claim(&map).unwrap().0 > c2,
+        "a helping lookup stopped helping"
+    );
 }
