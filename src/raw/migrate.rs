@@ -25,8 +25,8 @@
 //! 2. **Helping.** Every write that finds the root migrating first claims a chunk of groups
 //!    (`claim.fetch_add`) and moves each of its slots. Writers that meet a frozen slot of their own
 //!    key move that one slot before going on. A lookup that finds the root migrating moves one
-//!    chunk too, but only while a chunk is unclaimed, the successor exists, and the claim
-//!    counter has stood still for the thread's last 64 lookups (`help_pending_migration`):
+//!    chunk too, but only while a chunk is unclaimed, the successor exists, and no writer has
+//!    claimed a chunk during the thread's last 64 lookups (`help_pending_migration`):
 //!    otherwise a migration started by the last writes of a phase would make every lookup of a
 //!    read-only phase after it probe two tables, while lookups made as writers move the table
 //!    leave it to them. Nobody waits.
@@ -74,10 +74,17 @@ use super::tag;
 use super::{prefetch_entry, RawMap};
 
 impl<K, V> RawMap<K, V> {
-    /// Moves one chunk of `table`'s slots, or promotes `next` if every slot has moved.
+    /// Moves one chunk of `table`'s slots, or promotes `next` if every slot has moved. A
+    /// `writer` says so in the migration's `writer_claim` hint, which lookups watch.
     #[cold]
     #[inline(never)]
-    pub(super) fn help_chunk(&self, table: &Table<K, V>, mig: &Migration<K, V>, guard: &Guard) {
+    pub(super) fn help_chunk(
+        &self,
+        table: &Table<K, V>,
+        mig: &Migration<K, V>,
+        writer: bool,
+        guard: &Guard,
+    ) {
         if mig.next().is_none() {
             // A lazily sized successor: help count the source first.
             // Relaxed: the claim only divides work; each chunk's count is recorded by CAS.
@@ -94,6 +101,11 @@ impl<K, V> RawMap<K, V> {
             .claim()
             .fetch_add(MIGRATE_CHUNK_GROUPS, Ordering::Relaxed);
         if start < table.groups() {
+            if writer && LOOKUP_HELP_AFTER > 0 {
+                // Relaxed: a hint for lookups' heuristic; it orders nothing. A plain store on
+                // the line the claim just took: each writer's value is new (claims are unique).
+                mig.writer_claim().store(start + 1, Ordering::Relaxed);
+            }
             let end = (start + MIGRATE_CHUNK_GROUPS).min(table.groups());
             prefetch_chunk(table, mig, start * GROUP_SLOTS..end * GROUP_SLOTS);
             let moved = (start * GROUP_SLOTS..end * GROUP_SLOTS)
@@ -106,8 +118,8 @@ impl<K, V> RawMap<K, V> {
     }
 
     /// A lookup's share of a pending migration: one chunk, but only while some chunk is still
-    /// unclaimed, the successor exists, and no other thread has claimed a chunk during this
-    /// thread's last [`LOOKUP_HELP_AFTER`] lookups.
+    /// unclaimed, the successor exists, and no writer has claimed a chunk during this thread's
+    /// last [`LOOKUP_HELP_AFTER`] lookups.
     ///
     /// Without it a map that grows and then only serves reads (a cache after its warm-up, a
     /// table loaded once) probes two tables on every lookup for as long as it lives. Once every
@@ -117,13 +129,14 @@ impl<K, V> RawMap<K, V> {
     ///
     /// While writers are moving the table, lookups leave it to them: a lookup that moves a
     /// chunk (28 slots) takes microseconds, and when every lookup that found a chunk unclaimed
-    /// moved one, lookups made during a growth had a p99 of 3.1 us against 0.7 us for papaya's
-    /// (`compare --only latency`, BENCHMARKS.md). So each thread watches the claim counter, and
-    /// helps only once it has stood still for [`LOOKUP_HELP_AFTER`] of its lookups in a row:
-    /// the writers have stopped. It then helps on every lookup, until a claim other than its
-    /// own shows that someone else is moving the table again. Whether a lookup helps decides
-    /// nothing about correctness (helping is always safe, and so is not helping); it only
-    /// decides who pays for the move.
+    /// moved one, lookups made during a growth had a p99 of 3 us against 0.7 us for papaya's
+    /// (`compare --only latency`, BENCHMARKS.md). So each thread watches the migration's
+    /// `writer_claim` hint, which every writer's claim changes (a lookup's does not), and its
+    /// lookups help only once the hint has stood still for [`LOOKUP_HELP_AFTER`] of them in a
+    /// row: the writers have stopped. They go on helping, on every lookup, until a writer claims
+    /// again. Helping readers do not hold each other back, since their claims leave the hint
+    /// alone. Whether a lookup helps decides nothing about correctness (helping is always safe,
+    /// and so is not helping); it only decides who pays for the move.
     #[cold]
     #[inline(never)]
     pub(super) fn help_pending_migration(
@@ -137,19 +150,13 @@ impl<K, V> RawMap<K, V> {
         }
         // Relaxed: the claim only divides work (as in `help_chunk`), and the successor is
         // re-read with Acquire by whoever uses it.
-        let claim = mig.claim().load(Ordering::Relaxed);
-        if claim >= table.groups() {
+        if mig.claim().load(Ordering::Relaxed) >= table.groups() {
             return;
         }
-        let id = std::ptr::from_ref(mig) as usize;
-        if !writers_stalled(id, claim) {
+        if !writers_stalled(mig) {
             return;
         }
-        self.help_chunk(table, mig, guard);
-        // Our own claim is not a sign that someone else is moving the table: record the
-        // counter as it is after it, so that the next lookup helps again unless another
-        // thread claims meanwhile. Relaxed: as above.
-        lookup_helped(id, mig.claim().load(Ordering::Relaxed));
+        self.help_chunk(table, mig, false, guard);
     }
 
     /// Moves every slot of `table` not yet moved, then promotes `next`.
@@ -166,7 +173,7 @@ impl<K, V> RawMap<K, V> {
         // slot, to finish chunks whose claimers are slow or stalled.
         // Relaxed: as in `help_chunk`.
         while mig.claim().load(Ordering::Relaxed) < table.groups() {
-            self.help_chunk(table, mig, guard);
+            self.help_chunk(table, mig, true, guard);
         }
         let moved = (0..table.slots())
             .filter(|&index| self.help_move(table, mig, index, guard))
@@ -585,62 +592,50 @@ fn release<K, V>(next: &Table<K, V>, index: usize, resv: usize) {
     }
 }
 
-/// What one thread last saw of a pending migration, for [`writers_stalled`]: which migration
-/// (its address), the claim counter, and for how many of its lookups in a row the counter has
-/// stood still.
+/// What one thread's lookups last saw of a pending migration, for [`writers_stalled`]: which
+/// migration (its address), its `writer_claim` hint, and for how many of the thread's lookups in
+/// a row the hint has stood still.
 #[derive(Clone, Copy)]
 struct ClaimWatch {
     migration: usize,
-    claim: usize,
+    writer_claim: usize,
     still: u32,
 }
 
 thread_local! {
     static CLAIM_WATCH: std::cell::Cell<ClaimWatch> = const {
-        std::cell::Cell::new(ClaimWatch { migration: 0, claim: 0, still: 0 })
+        std::cell::Cell::new(ClaimWatch { migration: 0, writer_claim: 0, still: 0 })
     };
 }
 
-/// Whether this thread's lookups have seen migration `migration`'s claim counter stand at
-/// `claim` for [`LOOKUP_HELP_AFTER`] lookups in a row (this one included). A heuristic: an
-/// address reused by a later migration, or a thread-local already destroyed, at worst makes a
-/// lookup help early (as every lookup did before the watch) or late.
+/// Whether this thread's lookups have seen `mig`'s writers claim nothing for
+/// [`LOOKUP_HELP_AFTER`] lookups in a row (this one included). A heuristic: an address reused by
+/// a later migration, or a thread-local already destroyed, at worst makes a lookup help early
+/// (as every lookup did before the watch) or late.
 #[inline]
-fn writers_stalled(migration: usize, claim: usize) -> bool {
+fn writers_stalled<K, V>(mig: &Migration<K, V>) -> bool {
     if LOOKUP_HELP_AFTER == 0 {
         return true;
     }
+    let migration = std::ptr::from_ref(mig) as usize;
+    // Relaxed: a hint (see `Migration::writer_claim`).
+    let writer_claim = mig.writer_claim().load(Ordering::Relaxed);
     CLAIM_WATCH
         .try_with(|watch| {
             let w = watch.get();
-            let still = if w.migration == migration && w.claim == claim {
+            let still = if w.migration == migration && w.writer_claim == writer_claim {
                 w.still.saturating_add(1)
             } else {
                 1
             };
             watch.set(ClaimWatch {
                 migration,
-                claim,
+                writer_claim,
                 still,
             });
             still >= LOOKUP_HELP_AFTER
         })
         .unwrap_or(true)
-}
-
-/// Records that this thread's lookup moved a chunk, leaving the claim counter at `claim`.
-#[inline]
-fn lookup_helped(migration: usize, claim: usize) {
-    if LOOKUP_HELP_AFTER == 0 {
-        return;
-    }
-    let _ = CLAIM_WATCH.try_with(|watch| {
-        watch.set(ClaimWatch {
-            migration,
-            claim,
-            still: LOOKUP_HELP_AFTER,
-        })
-    });
 }
 
 /// Starts loading what moving the slots `range` of `table` will read: each entry (for its hash),

@@ -186,7 +186,7 @@ impl<K, V> RawMap<K, V> {
     ) -> Located<'g, K, V> {
         let mut table = self.root(guard);
         if let Some(mig) = table.migration() {
-            self.help_chunk(table, mig, guard);
+            self.help_chunk(table, mig, true, guard);
         }
         let tag = tag::full_tag(hash);
         'tables: loop {

@@ -210,6 +210,11 @@ pub(crate) struct Migration<K, V> {
     dest: Box<[AtomicUsize]>,
     /// The next group to hand out to a helper.
     claim: CachePadded<AtomicUsize>,
+    /// `1 +` the first group of the chunk a writer claimed last, `0` before any: a hint, not
+    /// part of the protocol. Lookups help only once it stands still (see
+    /// `help_pending_migration` in `migrate.rs`), so that they leave a growth to writers that
+    /// are moving it.
+    writer_claim: AtomicUsize,
     /// Slots of the source table that have reached MOVED.
     done: CachePadded<AtomicUsize>,
     /// New keys that may still be inserted straight into `next` before the source is finished.
@@ -245,6 +250,7 @@ impl<K, V> Migration<K, V> {
             count_claim: CachePadded::new(AtomicUsize::new(0)),
             dest: zeroed_slice(source_slots),
             claim: CachePadded::new(AtomicUsize::new(0)),
+            writer_claim: AtomicUsize::new(0),
             done: CachePadded::new(AtomicUsize::new(0)),
             insert_budget: CachePadded::new(AtomicUsize::new(budget)),
         })
@@ -324,6 +330,11 @@ impl<K, V> Migration<K, V> {
     #[inline]
     pub(crate) fn claim(&self) -> &AtomicUsize {
         &self.claim
+    }
+
+    #[inline]
+    pub(crate) fn writer_claim(&self) -> &AtomicUsize {
+        &self.writer_claim
     }
 
     #[inline]

@@ -222,8 +222,8 @@ fn lookups_finish_a_growth_the_writers_left_pending() {
     }
 }
 
-/// Lookups leave a migration to the writers while its claim counter moves, and take it over once
-/// it has stood still for `LOOKUP_HELP_AFTER` of a thread's lookups in a row.
+/// Lookups leave a migration to the writers while writers claim chunks of it, and take it over
+/// once no writer has claimed for `LOOKUP_HELP_AFTER` of a thread's lookups in a row.
 #[test]
 fn lookups_help_only_once_the_writers_stop_claiming() {
     use crate::sync::{Ordering, LOOKUP_HELP_AFTER, MIGRATE_CHUNK_GROUPS};
@@ -268,14 +268,22 @@ fn lookups_help_only_once_the_writers_stop_claiming() {
         Some(c1),
         "a lookup helped while writers were moving"
     );
-    // The counter has stood still for LOOKUP_HELP_AFTER lookups: this one helps, and so does the
-    // next, since nobody else claimed meanwhile.
+    // No writer has claimed for LOOKUP_HELP_AFTER lookups: this one helps, and so does the next
+    // (its own claim does not count as a writer's).
     assert_eq!(map.get(2), Some(2));
     let (c2, _) = claim(&map).unwrap();
     assert!(c2 > c1, "the lookups never took the migration over");
     assert_eq!(map.get(3), Some(3));
-    assert!(
-        claim(&map).unwrap().0 > c2,
-        "a helping lookup stopped helping"
+    let (c3, _) = claim(&map).unwrap();
+    assert!(c3 > c2, "a helping lookup stopped helping");
+    // A writer claims again: lookups leave the migration to it.
+    map.insert(key + 1, key + 1);
+    let (c4, _) = claim(&map).unwrap();
+    assert!(c4 > c3, "the write did not claim a chunk");
+    assert_eq!(map.get(4), Some(4));
+    assert_eq!(
+        claim(&map).map(|c| c.0),
+        Some(c4),
+        "a lookup went on helping after a writer came back"
     );
 }
