@@ -12,7 +12,7 @@
 //! `exchange-1m` (4M operations of the same mix on 1Mi keys, for wall time), `hot-key`
 //! (1M updates spread over 8 keys), `grow` (1M inserts of distinct keys into an empty map, through
 //! every resize), `lookups` (700,000 inserts stopping early in a growth, then 4M lookups, for
-//! wall time). Use it to compare a hot-path change before and after;
+//! wall time), `lookups-2t` (the same lookups shared by two threads). Use it to compare a hot-path change before and after;
 //! `BENCHMARKS.md` keeps the figures.
 
 use std::hash::{BuildHasher, Hasher};
@@ -52,10 +52,11 @@ fn main() {
         "exchange-1m" => writes(false, 1 << 20, 4_000_000),
         "hot-key" => writes(true, 1 << 16, 1_000_000),
         "grow" => grow(),
-        "lookups" => lookups(),
+        "lookups" => lookups(1),
+        "lookups-2t" => lookups(2),
         other => {
             eprintln!(
-                "unknown mode {other:?}: mixed, exchange, exchange-1m, hot-key, grow or lookups"
+                "unknown mode {other:?}: mixed, exchange, exchange-1m, hot-key, grow, lookups or lookups-2t"
             );
             std::process::exit(2);
         }
@@ -137,7 +138,7 @@ fn writes(hot: bool, keys: u64, ops: u64) {
 /// Prints the time of each phase (wall time: run it a few times, the machine is noisy). Readers
 /// do not help migrations (ARCHITECTURE.md, "A migration lingers"), so this measures lookups
 /// through a pending one.
-fn lookups() {
+fn lookups(threads: u64) {
     const KEYS: u64 = 700_000;
     const SPACE: u64 = 1 << 20;
     const GETS: u64 = 4_000_000;
@@ -150,24 +151,39 @@ fn lookups() {
             m.repin();
         }
     }
+    drop(m);
     let filled = start.elapsed();
-    let mut found = 0u64;
-    let mut x = 0x853C_49E6_748F_EA9Bu64;
-    for i in 0..GETS {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        found += m.get(&(x % SPACE)).is_some() as u64;
-        if i % 64 == 0 {
-            m.repin();
-        }
-    }
+    // `threads` readers share the lookups (each its own sequence): with two, whether readers
+    // that take over the migration hold each other back.
+    let found: u64 = std::thread::scope(|s| {
+        let readers: Vec<_> = (0..threads)
+            .map(|t| {
+                let map = &map;
+                s.spawn(move || {
+                    let mut m = map.pin();
+                    let mut found = 0u64;
+                    let mut x = 0x853C_49E6_748F_EA9Bu64 ^ t.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                    for i in 0..GETS / threads {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        found += m.get(&(x % SPACE)).is_some() as u64;
+                        if i % 64 == 0 {
+                            m.repin();
+                        }
+                    }
+                    found
+                })
+            })
+            .collect();
+        readers.into_iter().map(|r| r.join().unwrap()).sum()
+    });
     let looked = start.elapsed() - filled;
     println!(
-        "{KEYS} inserts in {filled:.0?}, {GETS} lookups ({found} hits) in {looked:.0?} \
-         ({:.1} ns each); len {}",
+        "{KEYS} inserts in {filled:.0?}, {GETS} lookups ({found} hits) by {threads} thread(s) in \
+         {looked:.0?} ({:.1} ns each, wall); len {}",
         looked.as_nanos() as f64 / GETS as f64,
-        m.len()
+        map.len()
     );
 }
 
