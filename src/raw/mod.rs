@@ -177,7 +177,70 @@ impl<K, V> RawMap<K, V> {
     /// Along the way it helps a pending migration by one chunk, moves the key's slot if it is
     /// frozen, redirects the key's first empty slot in a migrating table, and starts a resize if
     /// `may_insert` and the table is too full.
+    ///
+    /// The two common cases, with no migration running, are answered here, inlined into the
+    /// write: the first slot of the key's home group whose tag matches holds its entry,
+    /// unfrozen (a present key); or no tag there matches and the group's first slot without a
+    /// full tag is empty (an absent key, and room at home). Everything else goes to
+    /// [`RawMap::locate_probe`]. Either answer is the one the full probe gives on its first
+    /// step: it examines the home group's tag matches first, in slot order, returning the first
+    /// that holds the key, then its slots without a full tag, in slot order, and takes the first
+    /// empty one (no spill check at home, and the root takes any insert). Inlining saves the
+    /// probe's frame and lets the write keep the answer in registers: 55 instructions a hot-key
+    /// update (callgrind, `hotpath hot-key`, stop 12).
+    #[inline]
     pub(crate) fn locate<'g>(
+        &'g self,
+        hash: u64,
+        mut eq: impl FnMut(&K) -> bool,
+        may_insert: bool,
+        guard: &'g Guard,
+    ) -> Located<'g, K, V> {
+        let table = self.root(guard);
+        if table.migration().is_none() {
+            let pos = Probe::new(hash, table.group_mask()).pos;
+            let group = table.group(pos);
+            // Acquire: pairs with the Release tag writes.
+            let tags = group.tags.load(Ordering::Acquire);
+            match tag::match_tag(tags, tag::full_tag(hash)).next() {
+                Some(i) => {
+                    // Acquire: pairs with the Release CAS that published the entry.
+                    let w = Word(group.slots[i].load(Ordering::Acquire));
+                    if !w.is_moved() && !w.is_frozen() {
+                        if let Some(p) = w.entry_ptr::<K, V>() {
+                            // SAFETY: an unmoved, unfrozen entry loaded while pinned: it is
+                            // retired only after being unlinked from this slot, after our load.
+                            let entry = unsafe { &*p };
+                            if entry.hash == hash && eq(&entry.key) {
+                                return Located::Occupied {
+                                    table,
+                                    index: pos * GROUP_SLOTS + i,
+                                    word: w.0,
+                                    entry,
+                                };
+                            }
+                        }
+                    }
+                }
+                None => {
+                    if let Some(i) = tag::match_not_full(tags).next() {
+                        // Acquire: as above (a non-empty word goes to the full probe).
+                        if Word(group.slots[i].load(Ordering::Acquire)).is_empty() {
+                            return Located::Vacant {
+                                table,
+                                index: pos * GROUP_SLOTS + i,
+                            };
+                        }
+                    }
+                }
+            }
+        }
+        self.locate_probe(hash, eq, may_insert, guard)
+    }
+
+    /// [`RawMap::locate`]'s full probe.
+    #[inline(never)]
+    fn locate_probe<'g>(
         &'g self,
         hash: u64,
         mut eq: impl FnMut(&K) -> bool,
