@@ -208,13 +208,13 @@ pub(crate) struct Migration<K, V> {
     /// For each slot of the source table: `1 +` the index in `next` where that slot's entry is
     /// copied, `0` while undecided. Each is set once, by CAS, before the copy is published.
     dest: Box<[AtomicUsize]>,
-    /// The next group to hand out to a helper.
-    claim: CachePadded<AtomicUsize>,
-    /// `1 +` the first group of the chunk a writer claimed last, `0` before any: a hint, not
-    /// part of the protocol. Lookups help only once it stands still (see
-    /// `help_pending_migration` in `migrate.rs`), so that they leave a growth to writers that
-    /// are moving it.
-    writer_claim: AtomicUsize,
+    /// `[0]`: the next group to hand out to a helper. `[1]`, on the same line, which the claim
+    /// has just taken (a separate field could share a line with `next`, which every lookup
+    /// reads during a migration): `1 +` the first group of the chunk a writer claimed last, `0`
+    /// before any; a hint, not part of the protocol. Lookups help only once it stands still
+    /// (see `help_pending_migration` in `migrate.rs`), so that they leave a growth to writers
+    /// that are moving it.
+    claim: CachePadded<[AtomicUsize; 2]>,
     /// Slots of the source table that have reached MOVED.
     done: CachePadded<AtomicUsize>,
     /// New keys that may still be inserted straight into `next` before the source is finished.
@@ -249,8 +249,7 @@ impl<K, V> Migration<K, V> {
             chunk_live: zeroed_slice(chunks),
             count_claim: CachePadded::new(AtomicUsize::new(0)),
             dest: zeroed_slice(source_slots),
-            claim: CachePadded::new(AtomicUsize::new(0)),
-            writer_claim: AtomicUsize::new(0),
+            claim: CachePadded::new([AtomicUsize::new(0), AtomicUsize::new(0)]),
             done: CachePadded::new(AtomicUsize::new(0)),
             insert_budget: CachePadded::new(AtomicUsize::new(budget)),
         })
@@ -329,12 +328,12 @@ impl<K, V> Migration<K, V> {
 
     #[inline]
     pub(crate) fn claim(&self) -> &AtomicUsize {
-        &self.claim
+        &self.claim[0]
     }
 
     #[inline]
     pub(crate) fn writer_claim(&self) -> &AtomicUsize {
-        &self.writer_claim
+        &self.claim[1]
     }
 
     #[inline]
