@@ -566,6 +566,21 @@ fn write_svg(cfg: &Config, rows: &[Row]) -> std::io::Result<()> {
     std::fs::write(cfg.out.join("compare.svg"), svg)
 }
 
+/// `[(name, f::<Map>(args)), ...]` for every peer map over `u64` keys, in the table's order:
+/// the memory and latency sections measure each map with the same function.
+macro_rules! u64_maps {
+    ($f:ident($($arg:expr),*)) => {
+        [
+            ("lockfree-map", $f::<Ours<u64>>($($arg),*)),
+            ("papaya", $f::<Papaya<u64>>($($arg),*)),
+            ("scc", $f::<Scc<u64>>($($arg),*)),
+            ("dashmap", $f::<Dash<u64>>($($arg),*)),
+            ("flurry", $f::<Flurry<u64>>($($arg),*)),
+            ("RwLock<HashMap>", $f::<StdRwLock<u64>>($($arg),*)),
+        ]
+    };
+}
+
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| {
@@ -631,14 +646,7 @@ fn main() -> std::io::Result<()> {
     let n = 1_000_000;
     if cfg.runs("memory") {
         println!("\nMemory: live heap bytes per entry at {n} u64 entries (counting allocator)");
-        let mem = [
-            ("lockfree-map", bytes_per_entry::<Ours<u64>>(n)),
-            ("papaya", bytes_per_entry::<Papaya<u64>>(n)),
-            ("scc", bytes_per_entry::<Scc<u64>>(n)),
-            ("dashmap", bytes_per_entry::<Dash<u64>>(n)),
-            ("flurry", bytes_per_entry::<Flurry<u64>>(n)),
-            ("RwLock<HashMap>", bytes_per_entry::<StdRwLock<u64>>(n)),
-        ];
+        let mem = u64_maps!(bytes_per_entry(n));
         for (name, b) in mem {
             println!("  {name:<16} {b:>7.1}");
         }
@@ -653,14 +661,7 @@ fn main() -> std::io::Result<()> {
             "  {:<16} {:>8} {:>8} {:>8} {:>10}",
             "map", "p50", "p99", "p99.9", "max"
         );
-        let lat = [
-            ("lockfree-map", insert_latency::<Ours<u64>>(lt, per)),
-            ("papaya", insert_latency::<Papaya<u64>>(lt, per)),
-            ("scc", insert_latency::<Scc<u64>>(lt, per)),
-            ("dashmap", insert_latency::<Dash<u64>>(lt, per)),
-            ("flurry", insert_latency::<Flurry<u64>>(lt, per)),
-            ("RwLock<HashMap>", insert_latency::<StdRwLock<u64>>(lt, per)),
-        ];
+        let lat = u64_maps!(insert_latency(lt, per));
         for (name, [p50, p99, p999, max]) in lat {
             println!("  {name:<16} {p50:>8.0} {p99:>8.0} {p999:>8.0} {max:>10.0}");
         }
@@ -673,14 +674,7 @@ fn main() -> std::io::Result<()> {
             "  {:<16} {:>8} {:>8} {:>8} {:>10} {:>10}",
             "map", "p50", "p99", "p99.9", "max", "lookups"
         );
-        let lat = [
-            ("lockfree-map", lookup_latency::<Ours<u64>>(keys)),
-            ("papaya", lookup_latency::<Papaya<u64>>(keys)),
-            ("scc", lookup_latency::<Scc<u64>>(keys)),
-            ("dashmap", lookup_latency::<Dash<u64>>(keys)),
-            ("flurry", lookup_latency::<Flurry<u64>>(keys)),
-            ("RwLock<HashMap>", lookup_latency::<StdRwLock<u64>>(keys)),
-        ];
+        let lat = u64_maps!(lookup_latency(keys));
         for (name, ([p50, p99, p999, max], n)) in lat {
             println!("  {name:<16} {p50:>8.0} {p99:>8.0} {p999:>8.0} {max:>10.0} {n:>10}");
         }

@@ -37,8 +37,9 @@ pub(crate) const MIN_GROUPS: usize = 2;
 /// 4 gave 5.3 us at the same total time, 2 gave 3.3 us but 5% more total time (BENCHMARKS.md).
 pub(crate) const MIGRATE_CHUNK_GROUPS: usize = if STRESS_GEOMETRY { 1 } else { 4 };
 
-/// Lookups in a row that must see a pending migration's claim counter stand still before a
-/// lookup starts helping it (`raw/migrate.rs`, `help_pending_migration`). Zero under loom, whose
+/// Lookups in a row, on one thread, that must see no writer claim a chunk of a pending migration
+/// (its `writer_claim` hint stands still) before that thread's lookups start helping it
+/// (`raw/migrate.rs`, `help_pending_migration`). Zero under loom, whose
 /// models check the helping itself and share one OS thread's thread-locals between model threads.
 pub(crate) const LOOKUP_HELP_AFTER: u32 = if cfg!(loom) { 0 } else { 64 };
 
