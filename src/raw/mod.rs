@@ -444,7 +444,12 @@ impl<K, V> RawMap<K, V> {
     ///
     /// On success returns the replaced entry (now retired, still readable under `guard`) and the
     /// stored one; on failure hands `new` back so the caller can locate again.
+    ///
+    /// Always inlined: out of line, passing `located` and the result through memory cost about
+    /// 40 instructions a hot-key update (callgrind `hotpath hot-key`, 334.1 -> 294.4 M; a plain
+    /// `#[inline]` was not taken at these call sites).
     #[allow(clippy::type_complexity)] // The pair is named at each call site.
+    #[inline(always)]
     pub(crate) fn try_store<'g>(
         &'g self,
         located: &Located<'g, K, V>,
@@ -491,6 +496,7 @@ impl<K, V> RawMap<K, V> {
 
     /// Removes the entry `located` found, if the slot still holds it. Returns the removed entry
     /// (retired, readable under `guard`), or `None` if the slot changed.
+    #[inline]
     pub(crate) fn try_remove<'g>(
         &'g self,
         located: &Located<'g, K, V>,
