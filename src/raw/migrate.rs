@@ -69,7 +69,7 @@ use crate::reclaim::{self, Guard};
 use crate::sync::{AtomicUsize, Ordering, GROUP_SLOTS, LOOKUP_HELP_AFTER, MIGRATE_CHUNK_GROUPS};
 
 use super::slot::{self, Word, FROZEN, MOVED, REDIRECT, TOMB};
-use super::table::{groups_for_live, Migration, Probe, Table};
+use super::table::{groups_for_live, Group, Migration, Probe, Table};
 use super::tag;
 use super::{prefetch_entry, RawMap};
 
@@ -671,11 +671,16 @@ fn prefetch_chunk<K, V>(table: &Table<K, V>, mig: &Migration<K, V>, range: std::
 /// ORs `tag` into slot `index`'s tag byte.
 #[inline]
 pub(super) fn set_tag<K, V>(table: &Table<K, V>, index: usize, tag: u8) {
-    let group = table.group(index / GROUP_SLOTS);
+    set_group_tag(table.group(index / GROUP_SLOTS), index % GROUP_SLOTS, tag);
+}
+
+/// ORs `tag` into the tag byte of `group`'s slot `slot`.
+#[inline]
+pub(super) fn set_group_tag(group: &Group, slot: usize, tag: u8) {
     // Release: pairs with the Acquire tag loads of lookups, which then find the slot's content.
     group
         .tags
-        .fetch_or(tag::tag_bits(index % GROUP_SLOTS, tag), Ordering::Release);
+        .fetch_or(tag::tag_bits(slot, tag), Ordering::Release);
 }
 
 /// Makes sure slot `index`'s tag byte holds `tag`, writing it only if it does not yet.
