@@ -15,7 +15,9 @@
 //!
 //! Starting an iteration costs one pass over the table's tag words and one byte per group.
 
-use crate::raw::RawIter;
+use std::iter::FusedIterator;
+
+use crate::raw::{RawIntoIter, RawIter};
 
 /// An iterator over a map's entries, as `(&K, &V)`. Made by [`HashMap::iter`](crate::HashMap::iter).
 ///
@@ -101,3 +103,60 @@ impl<'g, K, V> Iterator for Values<'g, K, V> {
         self.inner.next().map(|(_, v)| v)
     }
 }
+
+/// An owning iterator over a map's entries, as `(K, V)`, in no particular order. Made by the
+/// map's [`IntoIterator`] implementation.
+///
+/// It takes the entries out of the table one at a time (no second copy of the map is built);
+/// the entries not yet taken are dropped with it.
+///
+/// ```
+/// let map: lockfree_map::HashMap<u32, u32> = (0..100).map(|i| (i, i * 2)).collect();
+/// let mut it = map.into_iter();
+/// assert_eq!(it.len(), 100);
+/// let (k, v) = it.next().unwrap();
+/// assert_eq!(v, k * 2);
+/// assert_eq!(it.len(), 99);
+/// drop(it); // drops the other 99 entries
+/// ```
+pub struct IntoIter<K, V> {
+    raw: RawIntoIter<K, V>,
+}
+
+impl<K, V> IntoIter<K, V> {
+    pub(crate) fn new(raw: RawIntoIter<K, V>) -> Self {
+        IntoIter { raw }
+    }
+}
+
+impl<K, V> Iterator for IntoIter<K, V> {
+    type Item = (K, V);
+
+    #[inline]
+    fn next(&mut self) -> Option<(K, V)> {
+        self.raw.next()
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.raw.size_hint()
+    }
+}
+
+impl<K, V> ExactSizeIterator for IntoIter<K, V> {}
+
+impl<K, V> FusedIterator for IntoIter<K, V> {}
+
+impl<K, V> std::fmt::Debug for IntoIter<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntoIter")
+            .field("remaining", &self.raw.remaining())
+            .finish_non_exhaustive()
+    }
+}
+
+// SAFETY: the iterator owns the entries it has not yet yielded, as the map did: moving it to
+// another thread moves them (hence `K: Send, V: Send`). Its `&self` methods read only a count.
+unsafe impl<K: Send, V: Send> Send for IntoIter<K, V> {}
+// SAFETY: through `&IntoIter` nothing of a key or value is reachable (only the remaining count).
+unsafe impl<K, V> Sync for IntoIter<K, V> {}

@@ -113,7 +113,7 @@ mod reclaim;
 mod serde_impls;
 mod sync;
 
-pub use iter::{Iter, Keys, Values};
+pub use iter::{IntoIter, Iter, Keys, Values};
 pub use map::{Compute, HashMap, OccupiedError, Operation};
 pub use map_ref::MapRef;
 #[cfg(feature = "rayon")]

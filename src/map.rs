@@ -11,9 +11,9 @@ use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 
-use crate::iter::{Iter, Keys, Values};
+use crate::iter::{IntoIter, Iter, Keys, Values};
 use crate::map_ref::MapRef;
-use crate::raw::{Entry, RawMap};
+use crate::raw::{Entry, RawIntoIter, RawMap};
 use crate::reclaim::{Collector, Guard};
 
 /// A concurrent hash map, lock-free in every operation, including resizing.
@@ -799,13 +799,6 @@ where
     }
 }
 
-impl<K, V, S> HashMap<K, V, S> {
-    /// Takes every entry out; for `IntoIterator`.
-    pub(crate) fn take_all(&mut self) -> Vec<(K, V)> {
-        self.raw.take_all()
-    }
-}
-
 impl<K, V, S> fmt::Debug for HashMap<K, V, S>
 where
     K: Hash + Eq + Send + 'static + fmt::Debug,
@@ -925,10 +918,18 @@ where
 
 impl<K, V, S> IntoIterator for HashMap<K, V, S> {
     type Item = (K, V);
-    type IntoIter = std::vec::IntoIter<(K, V)>;
+    type IntoIter = IntoIter<K, V>;
 
-    /// Takes the entries out of the map, in no particular order.
-    fn into_iter(mut self) -> Self::IntoIter {
-        self.take_all().into_iter()
+    /// Takes the entries out of the map one at a time, in no particular order. The entries not
+    /// taken are dropped with the iterator.
+    ///
+    /// ```
+    /// let map: lockfree_map::HashMap<u32, String> = (0..3).map(|i| (i, i.to_string())).collect();
+    /// let mut owned: Vec<(u32, String)> = map.into_iter().collect();
+    /// owned.sort();
+    /// assert_eq!(owned, [(0, "0".into()), (1, "1".into()), (2, "2".into())]);
+    /// ```
+    fn into_iter(self) -> IntoIter<K, V> {
+        IntoIter::new(RawIntoIter::new(self.raw))
     }
 }

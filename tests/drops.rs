@@ -93,6 +93,50 @@ fn update_and_compute_drop_what_they_replace() {
     assert_eq!(live.load(Ordering::SeqCst), 0);
 }
 
+/// The owning iterator takes entries out one at a time: what it yields is the caller's to drop,
+/// and what it has not yielded is dropped with it, each exactly once.
+#[test]
+fn into_iter_hands_out_entries_and_drops_the_rest_once() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let n = common::scaled(20_000) as u64;
+    let taking = n as usize / 4;
+    let map = HashMap::new();
+    {
+        let m = map.pin();
+        for i in 0..n {
+            m.insert(Tracked::new(i, &live), Tracked::new(i * 3, &live));
+        }
+        // Replacements and removals leave retired entries and tombstones behind.
+        for i in (0..n).step_by(4) {
+            m.insert(Tracked::new(i, &live), Tracked::new(i * 3, &live));
+        }
+        for i in (1..n).step_by(4) {
+            m.remove(&Tracked::new(i, &live));
+        }
+    }
+    let kept = n - n / 4;
+    assert_eq!(
+        settle_reclamation(&live, 2 * kept as usize),
+        2 * kept as usize
+    );
+    let mut it = map.into_iter();
+    assert_eq!(it.len(), kept as usize);
+    let taken: Vec<(Tracked, Tracked)> = it.by_ref().take(taking).collect();
+    assert_eq!(it.len(), kept as usize - taking);
+    let mut keys: Vec<u64> = taken.iter().map(|(k, _)| k.get()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), taking, "a key was yielded twice");
+    for (k, v) in &taken {
+        assert_eq!(v.get(), k.get() * 3);
+        assert_ne!(k.get() % 4, 1, "a removed key was yielded");
+    }
+    drop(it);
+    assert_eq!(live.load(Ordering::SeqCst), 2 * taking);
+    drop(taken);
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+}
+
 /// Keys are dropped exactly once too: racing updates (each brings its own key), removes,
 /// re-inserts and readers of the keys, no reader meets a dropped key (`Tracked` poisons itself
 /// on drop) and every key is dropped once.

@@ -59,12 +59,4 @@ impl Counter {
             total
         }
     }
-
-    /// Resets to zero; needs exclusive access.
-    pub(crate) fn reset(&mut self) {
-        for s in self.stripes.iter() {
-            // Relaxed: `&mut self` means nobody else can observe the counter.
-            s.store(0, Ordering::Relaxed);
-        }
-    }
 }

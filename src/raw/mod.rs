@@ -589,77 +589,173 @@ impl<K, V> RawMap<K, V> {
         RawIter::new(self.settle(guard))
     }
 
-    /// Removes every entry and returns them, leaving an empty map. Needs exclusive access.
-    pub(crate) fn take_all(&mut self) -> Vec<(K, V)> {
-        let mut out = Vec::with_capacity(self.len.sum());
-        // SAFETY: `&mut self`: no other thread is inside the map, and `for_each_owned` visits each
-        // owned entry once; we take each box exactly once.
-        unsafe {
-            self.for_each_owned(|p| {
-                let entry = Box::from_raw(p);
-                out.push((entry.key, entry.value));
-            })
-        };
-        self.reset();
-        out
-    }
-
-    /// Replaces the tables with one empty minimal table. Entries must have been taken already.
-    fn reset(&mut self) {
-        let fresh = Box::into_raw(Box::new(Table::new(MIN_GROUPS)));
-        // Relaxed: `&mut self`, nobody else can observe the root.
-        let old = self.root.swap(fresh, Ordering::Relaxed);
-        // SAFETY: exclusive access: the old chain is unreachable now and nobody holds it.
-        unsafe { free_tables(old) };
-        self.len.reset();
-    }
-
     /// Calls `f` once with every entry the map owns.
     ///
     /// # Safety
     /// Needs exclusive access (no operation in flight), so that every slot is in a settled state.
     unsafe fn for_each_owned(&mut self, mut f: impl FnMut(*mut Entry<K, V>)) {
-        // Relaxed: exclusive access.
-        let root_ptr = self.root.load(Ordering::Relaxed);
-        // SAFETY: the root is valid while we have `&mut self`.
-        let root = unsafe { &*root_ptr };
-        let mig = root.migration();
-        for index in 0..root.slots() {
+        for (table, index) in OwnedSlots::new(self) {
             // Relaxed: exclusive access.
-            let w = Word(root.slot(index).load(Ordering::Relaxed));
-            let Some(p) = w.entry_ptr::<K, V>() else {
-                continue;
-            };
-            if w.is_moved() {
-                continue; // owned by the successor
-            }
-            if w.is_frozen() {
-                // Every helper finishes the move of a slot it froze before it returns, so this is
-                // unreachable; if a copy was published anyway, the successor owns it.
-                let mig = mig.expect("a frozen slot implies a migration");
-                // Relaxed: exclusive access.
-                let d = mig.dest(index).load(Ordering::Relaxed);
-                if d != 0 {
-                    let next = mig.next().expect("a decided copy implies a successor");
-                    let there = Word(next.slot(d - 1).load(Ordering::Relaxed));
-                    if there.entry_ptr::<K, V>() == Some(p) {
-                        continue;
-                    }
-                }
-            }
-            f(p);
-        }
-        if let Some(next) = mig.and_then(|m| m.next()) {
-            for index in 0..next.slots() {
-                // Relaxed: exclusive access.
-                let w = Word(next.slot(index).load(Ordering::Relaxed));
-                if let Some(p) = w.entry_ptr::<K, V>() {
-                    f(p);
-                }
+            let w = Word(table.slot(index).load(Ordering::Relaxed));
+            if let Some(p) = owned_entry::<K, V>(table, index, w) {
+                f(p);
             }
         }
     }
 }
+
+/// Every slot that may own an entry, under exclusive access: the root's, then its successor's
+/// if a migration is pending.
+struct OwnedSlots<'a, K, V> {
+    root: &'a Table<K, V>,
+    next: Option<&'a Table<K, V>>,
+    /// Whether `index` counts the successor's slots.
+    in_next: bool,
+    index: usize,
+}
+
+impl<'a, K, V> OwnedSlots<'a, K, V> {
+    fn new(map: &'a mut RawMap<K, V>) -> Self {
+        // Relaxed: exclusive access.
+        let root_ptr = map.root.load(Ordering::Relaxed);
+        // SAFETY: the root is valid while we have `&mut` access to the map.
+        let root = unsafe { &*root_ptr };
+        OwnedSlots {
+            root,
+            next: root.migration().and_then(|m| m.next()),
+            in_next: false,
+            index: 0,
+        }
+    }
+}
+
+impl<'a, K, V> Iterator for OwnedSlots<'a, K, V> {
+    type Item = (&'a Table<K, V>, usize);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let table = if self.in_next { self.next? } else { self.root };
+            if self.index < table.slots() {
+                self.index += 1;
+                return Some((table, self.index - 1));
+            }
+            if self.in_next || self.next.is_none() {
+                return None;
+            }
+            self.in_next = true;
+            self.index = 0;
+        }
+    }
+}
+
+/// The entry that slot `index` of `table` owns, given its word `w`, under exclusive access (no
+/// operation in flight).
+///
+/// A root slot that is MOVED, or frozen with its copy published, holds an entry the successor
+/// owns. (Every helper finishes the move of a slot it froze before it returns, so a frozen,
+/// unmoved slot is unreachable here; if its copy was published anyway, the successor owns it.)
+/// A successor's slot owns the entry it holds.
+fn owned_entry<K, V>(table: &Table<K, V>, index: usize, w: Word) -> Option<*mut Entry<K, V>> {
+    let p = w.entry_ptr::<K, V>()?;
+    if w.is_moved() {
+        return None;
+    }
+    if w.is_frozen() {
+        let mig = table
+            .migration()
+            .expect("a frozen slot implies a migration");
+        // Relaxed: exclusive access.
+        let d = mig.dest(index).load(Ordering::Relaxed);
+        if d != 0 {
+            let next = mig.next().expect("a decided copy implies a successor");
+            let there = Word(next.slot(d - 1).load(Ordering::Relaxed));
+            if there.entry_ptr::<K, V>() == Some(p) {
+                return None;
+            }
+        }
+    }
+    Some(p)
+}
+
+/// Takes the entries out of a map it owns, one at a time, in slot order.
+///
+/// Each slot it passes is emptied, whether it gave an entry or not, so the map's `Drop` (when
+/// the iterator is dropped) frees exactly the entries not yet taken. A root slot is passed
+/// before any of the successor's: `owned_entry` of an unpassed root slot may look at its copy's
+/// slot in the successor, which must still hold what the migration left there.
+pub(crate) struct RawIntoIter<K, V> {
+    map: RawMap<K, V>,
+    in_next: bool,
+    index: usize,
+    /// Entries not yet taken (the length counter is exact with no operation in flight).
+    remaining: usize,
+}
+
+impl<K, V> RawIntoIter<K, V> {
+    pub(crate) fn new(map: RawMap<K, V>) -> Self {
+        let remaining = map.len.sum();
+        RawIntoIter {
+            map,
+            in_next: false,
+            index: 0,
+            remaining,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn remaining(&self) -> usize {
+        self.remaining
+    }
+}
+
+impl<K, V> Iterator for RawIntoIter<K, V> {
+    type Item = (K, V);
+
+    fn next(&mut self) -> Option<(K, V)> {
+        let mut slots = OwnedSlots::new(&mut self.map);
+        slots.in_next = self.in_next;
+        slots.index = self.index;
+        while let Some((table, index)) = slots.next() {
+            let slot = table.slot(index);
+            if index + PREFETCH_SLOTS < table.slots() {
+                prefetch_entry::<K, V>(table.slot(index + PREFETCH_SLOTS));
+            }
+            // Relaxed (both): exclusive access.
+            let w = Word(slot.load(Ordering::Relaxed));
+            let Some(p) = owned_entry::<K, V>(table, index, w) else {
+                if !w.is_empty() {
+                    slot.store(slot::EMPTY, Ordering::Relaxed);
+                }
+                continue;
+            };
+            slot.store(slot::EMPTY, Ordering::Relaxed);
+            (self.in_next, self.index) = (slots.in_next, slots.index);
+            self.remaining = self.remaining.saturating_sub(1);
+            // SAFETY: the map owned the entry (`owned_entry`, exclusive access), it came from
+            // `Box::into_raw`, and its slot is now empty, so neither this iterator nor the map's
+            // `Drop` can reach it again.
+            let entry = unsafe { Box::from_raw(p) };
+            return Some((entry.key, entry.value));
+        }
+        (self.in_next, self.index) = (slots.in_next, slots.index);
+        debug_assert_eq!(
+            self.remaining, 0,
+            "the length counter disagreed with the slots"
+        );
+        self.remaining = 0;
+        None
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+/// How far ahead of the slot it takes [`RawIntoIter`] prefetches an entry: four groups, as
+/// iteration does (its entries are at random addresses, each a cache miss).
+const PREFETCH_SLOTS: usize = 4 * GROUP_SLOTS;
 
 impl<K, V> Drop for RawMap<K, V> {
     fn drop(&mut self) {

@@ -5,7 +5,7 @@ use std::hash::BuildHasher;
 use std::sync::mpsc;
 
 use super::migrate::hooks;
-use super::{Entry, Located, RawMap};
+use super::{Entry, Located, RawIntoIter, RawMap};
 use crate::reclaim::Collector;
 
 /// A tiny typed front end over the raw map, enough to drive it in these tests.
@@ -286,4 +286,63 @@ fn lookups_help_only_once_the_writers_stop_claiming() {
         Some(c4),
         "a lookup went on helping after a writer came back"
     );
+}
+
+/// The owning iterator over a map whose growth is pending, half moved: every entry is yielded
+/// once, whichever table owns it, and a partly consumed iterator frees the rest (Miri, ASan and
+/// valgrind run this too).
+#[test]
+fn into_iter_takes_each_entry_once_from_both_tables() {
+    use crate::sync::{Ordering, MIGRATE_CHUNK_GROUPS};
+    let pending_half_moved = || {
+        let map = Map::new();
+        let mut key = 0;
+        loop {
+            {
+                let guard = map.raw.collector().pin();
+                let root = map.raw.root(&guard);
+                if let Some(m) = root.migration() {
+                    let claimed = m.claim().load(Ordering::Relaxed);
+                    // Claimed chunks are moved by the claiming insert before it returns.
+                    if root.groups() >= 64
+                        && claimed >= root.groups() / 2
+                        && claimed + MIGRATE_CHUNK_GROUPS < root.groups()
+                    {
+                        break;
+                    }
+                }
+            }
+            map.insert(key, key + 1);
+            key += 1;
+            assert!(key < 1_000_000, "the map never left a growth half moved");
+        }
+        (map, key)
+    };
+    let (map, inserted) = pending_half_moved();
+    {
+        let guard = map.raw.collector().pin();
+        assert!(
+            map.raw.root(&guard).migration().is_some(),
+            "no migration pending"
+        );
+    }
+    let mut seen: Vec<u64> = RawIntoIter::new(map.raw)
+        .map(|(k, v)| {
+            assert_eq!(v, k + 1);
+            k
+        })
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..inserted).collect::<Vec<_>>());
+
+    let (map, inserted) = pending_half_moved();
+    let mut it = RawIntoIter::new(map.raw);
+    assert_eq!(it.size_hint().0, inserted as usize);
+    let some = it.by_ref().take(inserted as usize / 2).count();
+    assert_eq!(some, inserted as usize / 2);
+    assert_eq!(
+        it.size_hint(),
+        (inserted as usize - some, Some(inserted as usize - some))
+    );
+    drop(it);
 }
