@@ -12,7 +12,8 @@
 //! `exchange-1m` (4M operations of the same mix on 1Mi keys, for wall time), `hot-key`
 //! (1M updates spread over 8 keys), `grow` (1M inserts of distinct keys into an empty map, through
 //! every resize), `lookups` (700,000 inserts stopping early in a growth, then 4M lookups, for
-//! wall time), `lookups-2t` (the same lookups shared by two threads). Use it to compare a hot-path change before and after;
+//! wall time), `lookups-2t` (the same lookups shared by two threads), `into-iter` (1M entries
+//! visited by `iter`, then taken out by the owning `into_iter`, for wall time). Use it to compare a hot-path change before and after;
 //! `BENCHMARKS.md` keeps the figures.
 
 use std::hash::{BuildHasher, Hasher};
@@ -54,9 +55,10 @@ fn main() {
         "grow" => grow(),
         "lookups" => lookups(1),
         "lookups-2t" => lookups(2),
+        "into-iter" => into_iter(),
         other => {
             eprintln!(
-                "unknown mode {other:?}: mixed, exchange, exchange-1m, hot-key, grow, lookups or lookups-2t"
+                "unknown mode {other:?}: mixed, exchange, exchange-1m, hot-key, grow, lookups, lookups-2t or into-iter"
             );
             std::process::exit(2);
         }
@@ -138,6 +140,36 @@ fn writes(hot: bool, keys: u64, ops: u64) {
 /// Prints the time of each phase (wall time: run it a few times, the machine is noisy). Readers
 /// do not help migrations (ARCHITECTURE.md, "A migration lingers"), so this measures lookups
 /// through a pending one.
+/// 1M entries visited by the borrowing iterator, then taken out by the owning one (which also
+/// frees each entry): the time of each pass, per entry.
+fn into_iter() {
+    const KEYS: u64 = 1_000_000;
+    let map: HashMap<u64, u64, Fixed> = HashMap::with_hasher(Fixed);
+    {
+        let mut m = map.pin();
+        for k in 0..KEYS {
+            m.insert(k, k);
+            if k % 64 == 0 {
+                m.repin();
+            }
+        }
+    }
+    let start = std::time::Instant::now();
+    let sum: u64 = map.pin().iter().map(|(_, v)| *v).sum();
+    let borrowed = start.elapsed();
+    let start = std::time::Instant::now();
+    let (n, owned_sum) = map
+        .into_iter()
+        .fold((0u64, 0u64), |(n, s), (_, v)| (n + 1, s + v));
+    let owned = start.elapsed();
+    assert_eq!((n, owned_sum), (KEYS, sum));
+    println!(
+        "{KEYS} entries: iter {:.1} ns an entry, into_iter {:.1} ns an entry (entries freed as taken)",
+        borrowed.as_nanos() as f64 / KEYS as f64,
+        owned.as_nanos() as f64 / KEYS as f64
+    );
+}
+
 fn lookups(threads: u64) {
     const KEYS: u64 = 700_000;
     const SPACE: u64 = 1 << 20;

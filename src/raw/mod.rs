@@ -594,10 +594,8 @@ impl<K, V> RawMap<K, V> {
     /// # Safety
     /// Needs exclusive access (no operation in flight), so that every slot is in a settled state.
     unsafe fn for_each_owned(&mut self, mut f: impl FnMut(*mut Entry<K, V>)) {
-        // Two plain loops rather than `OwnedSlots`: its state machine cost about 23 instructions
-        // a slot (callgrind, `hotpath grow`, which drops a map of 1M entries).
-        let slots = OwnedSlots::new(self);
-        for table in std::iter::once(slots.root).chain(slots.next) {
+        let (root, next) = owning_tables(self);
+        for table in std::iter::once(root).chain(next) {
             for group in 0..table.groups() {
                 let group_slots = &table.group(group).slots;
                 for (i, slot) in group_slots.iter().enumerate() {
@@ -612,49 +610,15 @@ impl<K, V> RawMap<K, V> {
     }
 }
 
-/// Every slot that may own an entry, under exclusive access: the root's, then its successor's
-/// if a migration is pending.
-struct OwnedSlots<'a, K, V> {
-    root: &'a Table<K, V>,
-    next: Option<&'a Table<K, V>>,
-    /// Whether `index` counts the successor's slots.
-    in_next: bool,
-    index: usize,
-}
-
-impl<'a, K, V> OwnedSlots<'a, K, V> {
-    fn new(map: &'a mut RawMap<K, V>) -> Self {
-        // Relaxed: exclusive access.
-        let root_ptr = map.root.load(Ordering::Relaxed);
-        // SAFETY: the root is valid while we have `&mut` access to the map.
-        let root = unsafe { &*root_ptr };
-        OwnedSlots {
-            root,
-            next: root.migration().and_then(|m| m.next()),
-            in_next: false,
-            index: 0,
-        }
-    }
-}
-
-impl<'a, K, V> Iterator for OwnedSlots<'a, K, V> {
-    type Item = (&'a Table<K, V>, usize);
-
-    #[inline]
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let table = if self.in_next { self.next? } else { self.root };
-            if self.index < table.slots() {
-                self.index += 1;
-                return Some((table, self.index - 1));
-            }
-            if self.in_next || self.next.is_none() {
-                return None;
-            }
-            self.in_next = true;
-            self.index = 0;
-        }
-    }
+/// The tables that may own entries, under exclusive access: the root, and its successor if a
+/// migration is pending.
+#[allow(clippy::type_complexity)]
+fn owning_tables<K, V>(map: &mut RawMap<K, V>) -> (&Table<K, V>, Option<&Table<K, V>>) {
+    // Relaxed: exclusive access.
+    let root_ptr = map.root.load(Ordering::Relaxed);
+    // SAFETY: the root is valid while we have `&mut` access to the map.
+    let root = unsafe { &*root_ptr };
+    (root, root.migration().and_then(|m| m.next()))
 }
 
 /// The entry that slot `index` of `table` owns, given its word `w`, under exclusive access (no
@@ -694,8 +658,11 @@ fn owned_entry<K, V>(table: &Table<K, V>, index: usize, w: Word) -> Option<*mut 
 /// slot in the successor, which must still hold what the migration left there.
 pub(crate) struct RawIntoIter<K, V> {
     map: RawMap<K, V>,
+    /// Whether `group` counts the successor's groups (else the root's).
     in_next: bool,
-    index: usize,
+    /// The group being passed, and the next slot in it.
+    group: usize,
+    slot: usize,
     /// Entries not yet taken (the length counter is exact with no operation in flight).
     remaining: usize,
 }
@@ -706,7 +673,8 @@ impl<K, V> RawIntoIter<K, V> {
         RawIntoIter {
             map,
             in_next: false,
-            index: 0,
+            group: 0,
+            slot: 0,
             remaining,
         }
     }
@@ -721,38 +689,51 @@ impl<K, V> Iterator for RawIntoIter<K, V> {
     type Item = (K, V);
 
     fn next(&mut self) -> Option<(K, V)> {
-        let mut slots = OwnedSlots::new(&mut self.map);
-        slots.in_next = self.in_next;
-        slots.index = self.index;
-        while let Some((table, index)) = slots.next() {
-            let slot = table.slot(index);
-            if index + PREFETCH_SLOTS < table.slots() {
-                prefetch_entry::<K, V>(table.slot(index + PREFETCH_SLOTS));
-            }
-            // Relaxed (both): exclusive access.
-            let w = Word(slot.load(Ordering::Relaxed));
-            let Some(p) = owned_entry::<K, V>(table, index, w) else {
-                if !w.is_empty() {
-                    slot.store(slot::EMPTY, Ordering::Relaxed);
+        let (root, next) = owning_tables(&mut self.map);
+        loop {
+            let table = if self.in_next { next? } else { root };
+            while self.group < table.groups() {
+                let group = table.group(self.group);
+                if self.slot == 0 && self.group + PREFETCH_GROUPS < table.groups() {
+                    // The entries ahead are at random addresses, each a cache miss.
+                    for slot in &table.group(self.group + PREFETCH_GROUPS).slots {
+                        prefetch_entry::<K, V>(slot);
+                    }
                 }
-                continue;
-            };
-            slot.store(slot::EMPTY, Ordering::Relaxed);
-            (self.in_next, self.index) = (slots.in_next, slots.index);
-            self.remaining = self.remaining.saturating_sub(1);
-            // SAFETY: the map owned the entry (`owned_entry`, exclusive access), it came from
-            // `Box::into_raw`, and its slot is now empty, so neither this iterator nor the map's
-            // `Drop` can reach it again.
-            let entry = unsafe { Box::from_raw(p) };
-            return Some((entry.key, entry.value));
+                while self.slot < GROUP_SLOTS {
+                    let i = self.slot;
+                    self.slot += 1;
+                    let slot = &group.slots[i];
+                    // Relaxed (both): exclusive access.
+                    let w = Word(slot.load(Ordering::Relaxed));
+                    if w.is_empty() {
+                        continue;
+                    }
+                    slot.store(slot::EMPTY, Ordering::Relaxed);
+                    let index = self.group * GROUP_SLOTS + i;
+                    if let Some(p) = owned_entry::<K, V>(table, index, w) {
+                        self.remaining = self.remaining.saturating_sub(1);
+                        // SAFETY: the map owned the entry (`owned_entry`, exclusive access), it
+                        // came from `Box::into_raw`, and its slot is now empty, so neither this
+                        // iterator nor the map's `Drop` can reach it again.
+                        let entry = unsafe { Box::from_raw(p) };
+                        return Some((entry.key, entry.value));
+                    }
+                }
+                self.group += 1;
+                self.slot = 0;
+            }
+            if self.in_next || next.is_none() {
+                debug_assert_eq!(
+                    self.remaining, 0,
+                    "the length counter disagreed with the slots"
+                );
+                self.remaining = 0;
+                return None;
+            }
+            self.in_next = true;
+            self.group = 0;
         }
-        (self.in_next, self.index) = (slots.in_next, slots.index);
-        debug_assert_eq!(
-            self.remaining, 0,
-            "the length counter disagreed with the slots"
-        );
-        self.remaining = 0;
-        None
     }
 
     #[inline]
@@ -760,10 +741,6 @@ impl<K, V> Iterator for RawIntoIter<K, V> {
         (self.remaining, Some(self.remaining))
     }
 }
-
-/// How far ahead of the slot it takes [`RawIntoIter`] prefetches an entry: four groups, as
-/// iteration does (its entries are at random addresses, each a cache miss).
-const PREFETCH_SLOTS: usize = 4 * GROUP_SLOTS;
 
 impl<K, V> Drop for RawMap<K, V> {
     fn drop(&mut self) {
