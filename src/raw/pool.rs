@@ -4,8 +4,21 @@
 //! epoch collector frees retired entries a bag (64) at a time, on whichever thread collects.
 //! glibc's per-thread cache keeps 7 blocks of a size, so most of a bag fell through to its
 //! slower bins, and malloc plus free were a fifth of an exchange workload's instructions and a
-//! third of a hot-key one's (callgrind, `BENCHMARKS.md`). Here each thread keeps up to
-//! [`CAP`] freed blocks per size class and hands them to its next entries.
+//! third of a hot-key one's (callgrind, `BENCHMARKS.md`). Here each thread keeps freed blocks
+//! per size class and hands them to its next entries.
+//!
+//! How many it keeps adapts to the thread's cycle. Garbage comes back in waves: nothing is
+//! freed while some pinned thread holds the epoch back (with more threads than cores, a thread
+//! preempted while pinned holds it for its whole time slice), and then the whole wave is freed at
+//! once by whichever thread collects. A thread that wrote through the stall took fresh blocks
+//! from malloc; if its cache then overflows while the wave comes back, it had kept too few to
+//! cover the cycle, and a fixed cap would free the surplus to glibc only to malloc it again in
+//! the next stall (cross-arena frees take glibc's arena lock: at 4 threads on 2 cores, 40 % of
+//! a hot-key run was in malloc and free with a cap of 128). So a class starts with a cap of
+//! [`CAP`] blocks, and each overflow raises it by the number of blocks the thread had to malloc
+//! since its previous overflow, up to [`MAX_BYTES`] of blocks a class. A thread that never runs
+//! dry (one that only removes, or collects a `clear` of a big map) keeps its cap, and frees the
+//! rest. The most a thread holds is `MAX_BYTES` a class it uses, freed when it exits.
 //!
 //! A block is a plain allocation of the global allocator with layout `(size, 8)`. Entries of
 //! every type with that layout share a class: a `Box<Entry<K, V>>` built on a block frees it
@@ -28,8 +41,12 @@ use crate::sync::ENTRY_CACHE;
 
 /// Size classes: blocks of 8, 16, ..., 8 * `CLASSES` (128) bytes.
 const CLASSES: usize = 16;
-/// Blocks a thread keeps per class: two epoch bags' worth, so a whole collected bag is reused.
+/// Blocks a thread keeps per class to begin with: one retirement batch's worth
+/// (`reclaim::BATCH_LEN`), so a whole collected batch is reused.
 const CAP: usize = 128;
+/// The most bytes of blocks a thread keeps in one class, however its cap grows: 1 MiB, 32,768
+/// entries of a `u64` map.
+const MAX_BYTES: usize = 1 << 20;
 /// The alignment of every cached block: an `Entry`'s (`slot.rs`), unless a key or value needs more.
 const ALIGN: usize = 8;
 
@@ -51,6 +68,23 @@ const fn class_of<K, V>() -> Option<usize> {
 struct Class {
     head: Cell<*mut u8>,
     len: Cell<usize>,
+    /// The most blocks this class keeps now: from [`CAP`] up to `MAX_BYTES` of blocks.
+    cap: Cell<usize>,
+    /// Entries of this class boxed by malloc since the class last overflowed: how far short of
+    /// the thread's cycle the cap fell.
+    misses: Cell<usize>,
+}
+
+impl Class {
+    /// Raises a full class's cap by the blocks it had to malloc since it last overflowed, up to
+    /// `MAX_BYTES` of blocks; `false` if that leaves it full.
+    #[cold]
+    fn grow(&self, class: usize) -> bool {
+        let max = MAX_BYTES / block_layout(class).size();
+        let cap = (self.cap.get() + self.misses.replace(0)).min(max);
+        self.cap.set(cap);
+        self.len.get() < cap
+    }
 }
 
 struct Cache {
@@ -86,6 +120,8 @@ thread_local! {
                 Class {
                     head: Cell::new(ptr::null_mut()),
                     len: Cell::new(0),
+                    cap: Cell::new(CAP),
+                    misses: Cell::new(0),
                 }
             }; CLASSES],
         }
@@ -100,6 +136,7 @@ fn pop(class: usize) -> Option<*mut u8> {
             let c = &cache.classes[class];
             let block = c.head.get();
             if block.is_null() {
+                c.misses.set(c.misses.get() + 1);
                 return None;
             }
             // SAFETY: a cached block is owned by the cache and its first word holds the next.
@@ -112,7 +149,8 @@ fn pop(class: usize) -> Option<*mut u8> {
 }
 
 /// Caches `block` of `class`; `false` (the caller frees it) if the class is full or this
-/// thread's cache is gone.
+/// thread's cache is gone. A full class first grows by the blocks it missed since it last
+/// overflowed (module docs).
 ///
 /// # Safety
 /// `block` is an allocation of `block_layout(class)` that the caller owns and gives up.
@@ -121,7 +159,7 @@ unsafe fn push(class: usize, block: *mut u8) -> bool {
     CACHE
         .try_with(|cache| {
             let c = &cache.classes[class];
-            if c.len.get() == CAP {
+            if c.len.get() >= c.cap.get() && !c.grow(class) {
                 return false;
             }
             // SAFETY: the block is ours (caller's contract), at least one word long and aligned
@@ -189,6 +227,81 @@ pub(crate) unsafe fn recycle<K, V>(p: *mut Entry<K, V>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Blocks this thread holds in `class`.
+    fn cached(class: usize) -> usize {
+        CACHE.with(|cache| cache.classes[class].len.get())
+    }
+
+    /// Boxes `n` entries of type `Entry<u64, T>` and returns their addresses.
+    fn boxes<T: Default>(n: usize) -> Vec<usize> {
+        (0..n)
+            .map(|i| {
+                let entry = Entry {
+                    hash: i as u64,
+                    key: i as u64,
+                    value: T::default(),
+                };
+                Box::into_raw(boxed(entry)) as usize
+            })
+            .collect()
+    }
+
+    /// Recycles entries made by `boxes::<T>`.
+    fn recycle_all<T>(blocks: &[usize]) {
+        for &p in blocks {
+            // SAFETY: each address came from `Box::into_raw` in `boxes::<T>`, once.
+            unsafe { recycle(p as *mut Entry<u64, T>) };
+        }
+    }
+
+    #[test]
+    fn a_class_that_ran_dry_grows_by_what_it_missed_when_it_next_overflows() {
+        std::thread::spawn(|| {
+            let class = class_of::<u64, u64>().unwrap();
+            // A fresh thread: all 300 come from malloc, and all 300 are kept when they come
+            // back, although the class starts with room for 128.
+            let first = boxes::<u64>(300);
+            recycle_all::<u64>(&first);
+            assert_eq!(cached(class), 300);
+            let mut second = boxes::<u64>(300);
+            assert_eq!(cached(class), 0);
+            let mut first = first;
+            first.sort_unstable();
+            second.sort_unstable();
+            assert_eq!(first, second, "every block of the first wave is reused");
+            recycle_all::<u64>(&second);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_class_that_never_ran_dry_keeps_its_first_cap() {
+        // One thread boxes, another (which mallocs nothing) gets them all back, as a thread
+        // that only removes, or collects a big `clear`, does.
+        let blocks = std::thread::spawn(|| boxes::<u64>(300)).join().unwrap();
+        std::thread::spawn(move || {
+            recycle_all::<u64>(&blocks);
+            assert_eq!(cached(class_of::<u64, u64>().unwrap()), CAP);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_class_never_holds_more_than_max_bytes() {
+        type Big = [u64; 14]; // a 128-byte entry: the largest class
+        std::thread::spawn(|| {
+            let class = class_of::<u64, Big>().unwrap();
+            let max = MAX_BYTES / block_layout(class).size();
+            let blocks = boxes::<Big>(max + 1000);
+            recycle_all::<Big>(&blocks);
+            assert_eq!(cached(class), max);
+        })
+        .join()
+        .unwrap();
+    }
 
     #[test]
     fn a_recycled_block_is_reused_by_the_next_entry_of_its_size() {
