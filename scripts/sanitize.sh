@@ -67,7 +67,7 @@ for run in "${runs[@]}"; do
         # One target directory per sanitizer: the geometry changes this crate alone.
         env "${stress[@]}" RUSTFLAGS="-Zsanitizer=$sanitizer" \
             CARGO_TARGET_DIR="target/sanitize-$sanitizer" \
-            cargo +nightly test -Zbuild-std --target "$host" --release "${tests[@]}"
+            cargo +nightly test -Zbuild-std --target "$host" --profile sanitize "${tests[@]}"
         echo "== sanitizer=$sanitizer, $geometry geometry: passed in $(( $(date +%s) - t0 )) s"
     done
 done
