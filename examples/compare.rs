@@ -154,9 +154,14 @@ struct Row {
     workload: String,
     key: &'static str,
     threads: usize,
-    /// (map, Mops/s)
+    /// (map, Mops/s): each map's median over the repeats.
     results: Vec<(&'static str, f64)>,
+    /// Each map's slowest and fastest repeat, in `results`' order: the run's own noise.
+    spread: Vec<Spread>,
 }
+
+/// The slowest and the fastest repeat of one map in one cell.
+type Spread = (f64, f64);
 
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -195,24 +200,34 @@ fn once_iter<K: BenchKey, M: BenchMap<K>>(cfg: &Config, keys: &[K], threads: usi
 type Runner<K> = fn(&Config, &[K], Workload, usize) -> f64;
 
 /// Runs every map `repeats` times, interleaved (map A, B, C, A, B, C, ...) so that the machine's
-/// noise spreads over all maps alike, and keeps each map's median.
+/// noise spreads over all maps alike, and keeps each map's median, and its slowest and fastest
+/// repeat.
 fn compare<K: BenchKey>(
     cfg: &Config,
     keys: &[K],
     mix: Workload,
     threads: usize,
     maps: &[(&'static str, Runner<K>)],
-) -> Vec<(&'static str, f64)> {
+) -> (Vec<(&'static str, f64)>, Vec<Spread>) {
     let mut runs: Vec<Vec<f64>> = vec![Vec::new(); maps.len()];
     for _ in 0..cfg.repeats {
         for (i, (_, run)) in maps.iter().enumerate() {
             runs[i].push(run(cfg, keys, mix, threads));
         }
     }
-    maps.iter()
+    let spread = runs
+        .iter()
+        .map(|r| {
+            let min = r.iter().copied().fold(f64::INFINITY, f64::min);
+            (min, r.iter().copied().fold(0.0, f64::max))
+        })
+        .collect();
+    let medians = maps
+        .iter()
         .zip(runs)
         .map(|((name, _), r)| (*name, median(r)))
-        .collect()
+        .collect();
+    (medians, spread)
 }
 
 fn peers<K: BenchKey>() -> Vec<(&'static str, Runner<K>)> {
@@ -244,13 +259,14 @@ fn workload_rows<K: BenchKey>(cfg: &Config, mixes: &[Workload], rows: &mut Vec<R
             if mix.name == READ_ONLY.name {
                 maps.push(("hashbrown (unsync)", unsync_once::<K>));
             }
-            let results = compare(cfg, &keys, mix, t, &maps);
+            let (results, spread) = compare(cfg, &keys, mix, t, &maps);
             print_row(mix.name, K::TYPE, t, &results);
             rows.push(Row {
                 workload: mix.name.to_string(),
                 key: K::TYPE,
                 threads: t,
                 results,
+                spread,
             });
         }
     }
@@ -274,13 +290,14 @@ fn iteration_rows<K: BenchKey>(cfg: &Config, rows: &mut Vec<Row>) {
         }),
     ];
     for &t in &cfg.threads {
-        let results = compare(cfg, &keys, READ_ONLY, t, &maps);
+        let (results, spread) = compare(cfg, &keys, READ_ONLY, t, &maps);
         print_row("iteration", K::TYPE, t, &results);
         rows.push(Row {
             workload: "iteration".into(),
             key: K::TYPE,
             threads: t,
             results,
+            spread,
         });
     }
 }
@@ -472,19 +489,54 @@ fn lookup_latency<M: BenchMap<u64>>(keys: usize) -> ([f64; 4], usize) {
 }
 
 fn write_csv(cfg: &Config, rows: &[Row]) -> std::io::Result<()> {
-    let mut csv = String::from("workload,key,threads,map,mops,ratio_to_best_peer\n");
+    let mut csv =
+        String::from("workload,key,threads,map,mops,ratio_to_best_peer,mops_min,mops_max\n");
     for r in rows {
-        for (map, mops) in &r.results {
+        for ((map, mops), (min, max)) in r.results.iter().zip(&r.spread) {
             let rel = mops / (r.results[0].1 / ratio(&r.results));
             writeln!(
                 csv,
-                "{},{},{},{},{:.3},{:.3}",
-                r.workload, r.key, r.threads, map, mops, rel
+                "{},{},{},{},{:.3},{:.3},{:.3},{:.3}",
+                r.workload, r.key, r.threads, map, mops, rel, min, max
             )
             .unwrap();
         }
     }
     std::fs::write(cfg.out.join("compare.csv"), csv)
+}
+
+/// How far the repeats of one cell lay apart in this run (fastest over slowest), for lockfree-map
+/// and for all maps: the noise against which this run's ratios are to be read.
+fn print_spread(rows: &[Row]) {
+    let cells = |ours_only: bool| -> Vec<(f64, String)> {
+        let mut v: Vec<(f64, String)> = rows
+            .iter()
+            .flat_map(|r| {
+                let n = if ours_only { 1 } else { r.spread.len() };
+                r.results
+                    .iter()
+                    .zip(&r.spread)
+                    .take(n)
+                    .map(move |((map, _), (min, max))| {
+                        let at = format!("{} {} {} thr, {map}", r.workload, r.key, r.threads);
+                        (max / min, at)
+                    })
+            })
+            .filter(|(x, _)| x.is_finite())
+            .collect();
+        v.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+        v
+    };
+    for (who, v) in [("lockfree-map", cells(true)), ("all maps", cells(false))] {
+        if let Some(worst) = v.last() {
+            println!(
+                "spread between repeats (fastest / slowest), {who}: median {:.2}x, worst {:.2}x ({})",
+                v[v.len() / 2].0,
+                worst.0,
+                worst.1
+            );
+        }
+    }
 }
 
 /// Escapes text for XML (map names such as `RwLock<HashMap>`).
@@ -653,6 +705,7 @@ fn main() -> std::io::Result<()> {
     };
     workload_rows::<String>(&cfg, string_mixes, &mut rows);
     iteration_rows::<u64>(&cfg, &mut rows);
+    print_spread(&rows);
     // Written now, so that the throughput of a long run survives a failure in a later section.
     write_csv(&cfg, &rows)?;
     write_svg(&cfg, &rows)?;
