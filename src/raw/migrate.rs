@@ -34,31 +34,46 @@
 //!    - EMPTY: CAS to REDIRECT (frozen and moved in one step).
 //!    - otherwise `fetch_or(FROZEN)`: from here on every writer's CAS on the slot fails.
 //!    - a frozen tombstone, reservation or empty slot has nothing to copy.
-//!    - a frozen entry `p` is copied: a helper finds, in the key's probe sequence in `next`, the
-//!      reservation `RESV(s, tag)` that names this source slot `s`, or makes it in the first
-//!      empty slot (`EMPTY → RESV(s, tag)`), so helpers racing on one slot share one reservation.
-//!      The slot's `dest` register in the migration is then decided once, by CAS, to that
-//!      reservation. Anyone publishes `p` at the decided slot with `RESV → p`, which can succeed
-//!      only once, because a slot never becomes RESV again. A helper stalled across the whole
-//!      copy (and a later write to it) may make a second reservation; the register makes it
-//!      lose, and it releases it (`RESV → TOMB`). A helper that finds `next` itself migrating,
-//!      or with no empty slot left in the key's probe sequence, is stale too: the destination
-//!      was decided long ago (`next` was promoted, then resized or filled).
+//!    - a frozen entry `p` is copied: a helper looks, in the key's probe sequence in `next`, for
+//!      the reservation `RESV(s, tag)` that names this source slot `s`, or for `p` itself
+//!      (published: done), or makes the reservation in the first empty slot
+//!      (`EMPTY → RESV(s, tag)`), so helpers racing on one slot share one reservation. Holding
+//!      a reservation, it checks the source slot once more: MOVED means it is stale (below) and
+//!      releases the reservation (`RESV → TOMB`); otherwise it stores the slot's index in the
+//!      migration's `dest` register (for iterators that follow a move) and publishes `p` there
+//!      with `RESV → p`, which can succeed only once, because a slot never becomes RESV again.
+//!      A helper that finds `next` itself migrating, or with no empty slot left in the key's
+//!      probe sequence, is stale too: the slot was moved long ago (`next` was promoted, then
+//!      resized or filled).
 //!    - finally `CAS(frozen → frozen | MOVED)`; the one thread that wins it counts the slot.
 //! 4. **Promotion.** The thread that counts the last slot swings the root to `next` with a CAS and
 //!    retires the old table through the epoch. Its entries are not dropped: they belong to `next`.
 //! 5. **Copy-all.** An operation that needs the migration finished (a second resize, iteration,
 //!    `clear`) moves every slot itself rather than wait for the threads holding claimed chunks.
 //!
-//! ## Why copies never resurrect a key and never republish a freed entry
+//! ## Why the copy has one destination, and stale helpers never publish
 //!
 //! A helper may be stalled for any length of time between reading `frozen(p)` and acting on it.
-//! The entry `p` is published in `next` only by `CAS(RESV → p)` at the slot named by `dest`; that
-//! register is set once, and the reserved slot is RESV only until the one publication. So a stale
-//! helper can never publish `p` a second time, and in particular never after a writer removed or
-//! replaced `p` in `next` (which retires `p`). A design that let helpers insert `p` wherever they
-//! found room would need `p`'s identity to survive every later update and removal in `next`, or
-//! else it could bring back a removed key, or publish a pointer after it was retired.
+//! A design that let helpers insert `p` wherever they found room would need `p`'s identity to
+//! survive every later update and removal in `next`, or else it could bring back a removed key,
+//! or publish a pointer after it was retired. Here `p` is published only by `CAS(RESV → p)` at a
+//! reservation, and only by a helper that saw the source slot not yet MOVED *after* reserving.
+//!
+//! Every helper scans the same probe sequence, never passes an EMPTY slot without trying to
+//! take it, and slots never return to EMPTY. So the first reservation for source slot `s`, at
+//! `X`, is met by every helper that scans later: as `RESV(s)` (shared), as `p` (done), or, once
+//! a writer has changed `X` in `next`, as something else. A helper that reserves a second slot
+//! `Y` must have passed `X` in that last state (a slot after `Y` could not have been reserved
+//! while `Y` was still EMPTY), and the writer changed `X` only after it saw the source MOVED.
+//! Acquire loads of `X` and of the source then make the helper's check see MOVED, and it
+//! releases `Y`; a helper that shares `Y` sees MOVED the same way, through the reservation's
+//! CAS. A reservation that passes the check is therefore the only one, and a publication there
+//! precedes MOVED, which precedes any write to the copy: no key comes back, and no retired
+//! pointer is published. Helpers that pass the check all store the same index in `dest`. (The
+//! `dest` register was decided by CAS until 2026-12-02; the check replaced that CAS, one
+//! serializing read-modify-write a move. The loom model of helpers racing on one slot catches
+//! both halves taken away: without the check a removed key comes back, and without recognising
+//! `p` the entry is published twice and freed twice.)
 //!
 //! A writer acts on its key in `next` only after that key's old slot is MOVED (it helps move it
 //! first), and MOVED is set only after the publication. Readers never dereference a MOVED slot's
@@ -259,13 +274,14 @@ impl<K, V> RawMap<K, V> {
         }
     }
 
-    /// Decides where the frozen entry `entry` of source slot `index` goes in `next`, and
-    /// publishes it there (unless another helper already has).
+    /// Publishes the frozen entry `entry` of source slot `index` in `next`, unless another
+    /// helper already has, and records where in the slot's `dest` register.
     ///
     /// Helpers racing on one slot share one reservation (`RESV(index, tag)`, found by each in
-    /// the key's probe sequence), so a race wastes no room in `next`. Only a helper that stalled
-    /// while another reserved, decided, published, and a writer then replaced the copy, can make a
-    /// second reservation; the `dest` register, set once, makes it lose and release it.
+    /// the key's probe sequence), so a race wastes no room in `next`, and a helper that finds the
+    /// entry itself in the probe sequence stops there. A helper that holds a reservation
+    /// publishes only if the source slot is still not MOVED *after* it reserved: see "Why the
+    /// copy has one destination" in the module docs.
     fn copy_to_next(
         mig: &Migration<K, V>,
         next: &Table<K, V>,
@@ -274,61 +290,62 @@ impl<K, V> RawMap<K, V> {
         entry: usize,
         hash: u64,
     ) {
-        let dest = mig.dest(index);
         let tag = tag::full_tag(hash);
         let resv = slot::resv(index, tag);
-        // Acquire: pairs with the AcqRel CAS that decided the destination, after the reservation
-        // (and its tag) were written.
-        let mut decided = dest.load(Ordering::Acquire);
-        while decided == 0 {
-            // Acquire: pairs with the Release CAS that set MOVED after the publication.
-            if Word(source.load(Ordering::Acquire)).is_moved() {
-                return; // Another helper finished this slot.
+        // Acquire: pairs with the Release CAS that set MOVED after the publication.
+        if Word(source.load(Ordering::Acquire)).is_moved() {
+            return; // Another helper finished this slot.
+        }
+        match reserve(next, hash, resv, entry, tag) {
+            // Its publisher stored the destination before publishing, and our Acquire load of
+            // the published word carries that store on to our MOVED CAS.
+            Reserved::Published => {}
+            Reserved::At(at) => {
+                pause_point("reserved");
+                // Acquire: pairs with the Release CAS that set MOVED. If a copy was published
+                // elsewhere, what sent us past it (a writer's change to it in `next`, made after
+                // that writer saw MOVED, or a reservation made by a helper that saw such a
+                // change) happened before our reservation, so this load sees MOVED.
+                if Word(source.load(Ordering::Acquire)).is_moved() {
+                    release(next, at, resv);
+                    return;
+                }
+                // Relaxed: every helper that gets here stores this same index (the destination
+                // is unique), before its publication CAS; readers of the register either hold
+                // the map exclusively or read it after MOVED, whose Release CAS follows this.
+                mig.dest(index).store(at + 1, Ordering::Relaxed);
+                // The reservation's tag must be in place before the copy can be found through
+                // `MOVED`: the helper that made the reservation may be stalled between its CAS
+                // and its tag write, and a helper that found the reservation by its slot word
+                // (its tag byte still EMPTY) has not written the tag at all. A reader in `next`
+                // would then pass over the published copy (found by the lazy-shrink loom model).
+                ensure_tag(next, at, tag);
+                // Fails exactly when the copy was already published (the slot then holds `entry`
+                // or, after a later write in `next`, whatever replaced it), or `next` froze the
+                // reservation: then this helper is stale and the copy was published elsewhere.
+                let _ = next.slot(at).compare_exchange(
+                    resv,
+                    entry,
+                    // Release: publishes the entry (already fully built) to readers of `next`.
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
             }
-            let Some(target) = reserve(next, hash, resv, tag) else {
+            Reserved::Stale => {
                 // `next` is migrating itself, or has no empty slot left in this key's probe
-                // sequence. Either way this helper is stale: this table's migration finished
-                // while it stalled (every copy decided, `next` promoted, and since then resized
-                // or filled by writers), so the destination is decided; reload it. Undecided, the
-                // migration is still running, and `next` is sized with room for every copy: a bug.
-                decided = dest.load(Ordering::Acquire);
-                if decided == 0 && !Word(source.load(Ordering::Acquire)).is_moved() {
+                // sequence. Either way this table's migration finished while this helper
+                // stalled (every slot moved, `next` promoted and since then resized or filled by
+                // writers). Unmoved, the migration is still running, and `next` is sized with
+                // room for every copy: a bug.
+                // Acquire: as above.
+                if !Word(source.load(Ordering::Acquire)).is_moved() {
                     panic!(
                         "lockfree-map: no room left in a migration target of {} slots; this is a bug in lockfree-map",
                         next.slots()
                     );
                 }
-                continue;
-            };
-            pause_point("reserved");
-            // AcqRel: Release publishes the reservation to whoever reads the decision; Acquire on
-            // failure reads the one decided.
-            match dest.compare_exchange(0, target + 1, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => decided = target + 1,
-                Err(winner) => {
-                    if winner != target + 1 {
-                        // A stale reservation: the copy was decided (and published) elsewhere.
-                        release(next, target, resv);
-                    }
-                    decided = winner;
-                }
             }
         }
-        // The reservation's tag must be in place before the copy can be found through `MOVED`:
-        // the helper that made the reservation may be stalled between its CAS and its tag write,
-        // and a helper that found the reservation by its slot word (its tag byte still EMPTY) or
-        // read the decision from `dest` has not written the tag at all. A reader in `next` would
-        // then pass over the published copy (found by the lazy-shrink loom model).
-        ensure_tag(next, decided - 1, tag);
-        // Fails exactly when the copy was already published (the slot then holds `entry` or,
-        // after a later write in `next`, whatever replaced it), or `next` froze a published copy.
-        let _ = next.slot(decided - 1).compare_exchange(
-            resv,
-            entry,
-            // Release: publishes the entry (already fully built) to readers of `next`.
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        );
     }
 
     /// Counts `moved` slots of `table` as moved; the thread whose count reaches the last slot
@@ -398,7 +415,7 @@ impl<K, V> RawMap<K, V> {
         // `table` was reached from a root through successors; finish every migration before it,
         // oldest first, so that it is the root when its own migration starts (each finish
         // promotes, so this ends). A migration installed on a table that is not yet the root
-        // would let copies into it stay undecided while it migrates away.
+        // would let copies into it still be in flight while it migrates away.
         loop {
             if table.migration().is_some() {
                 // `table` got its migration meanwhile (and may have been promoted and migrated
@@ -515,27 +532,48 @@ impl<K, V> RawMap<K, V> {
     }
 }
 
-/// Finds the reservation `resv` for a copy in `next`, or makes it: in `hash`'s probe sequence,
-/// the first slot that already holds `resv` (another helper of the same source slot reserved it)
-/// or, failing that, the first empty slot, taken by `CAS(EMPTY → resv)` and then tagged.
-/// Returns `None` if `next` turns out to be migrating itself or full: both mean the caller is a
-/// stale helper (see `copy_to_next`).
-fn reserve<K, V>(next: &Table<K, V>, hash: u64, resv: usize, tag: u8) -> Option<usize> {
+/// What [`reserve`] found for a copy in `next`.
+enum Reserved {
+    /// A slot holding the copy's reservation: made by this call, or by another helper of the
+    /// same source slot.
+    At(usize),
+    /// The entry itself, already published by another helper.
+    Published,
+    /// `next` is migrating itself, or has no empty slot left in the key's probe sequence: both
+    /// mean the caller is a stale helper (see `copy_to_next`).
+    Stale,
+}
+
+/// Finds where the copy of `entry` (from the source slot that `resv` names) stands in `next`, or
+/// reserves a slot for it: in `hash`'s probe sequence, the first slot that already holds `resv`
+/// or `entry`, or failing that the first empty slot, taken by `CAS(EMPTY → resv)` and then
+/// tagged.
+///
+/// Every helper of a source slot scans the same sequence and never passes an empty slot without
+/// trying to take it, and slots never return to EMPTY; so the first reservation made is the one
+/// every later helper meets, as `resv` or, once published, as `entry`, until a writer changes
+/// that slot in `next`, which it does only after the source slot is MOVED.
+fn reserve<K, V>(next: &Table<K, V>, hash: u64, resv: usize, entry: usize, tag: u8) -> Reserved {
     let mut probe = Probe::new(hash, next.group_mask());
     for dist in 0..next.groups() {
         let group = next.group(probe.pos);
         // Acquire: pairs with the Release `fetch_or`s that write tags.
         let tags = group.tags.load(Ordering::Acquire);
         for i in tag::match_tag(tags, tag) {
-            // Acquire: as below.
-            if group.slots[i].load(Ordering::Acquire) == resv {
-                return Some(probe.pos * GROUP_SLOTS + i);
+            // Acquire: pairs with the Release CAS that made the reservation or published the
+            // entry (and so with what its maker saw; see `copy_to_next`).
+            let w = group.slots[i].load(Ordering::Acquire);
+            if w == resv {
+                return Reserved::At(probe.pos * GROUP_SLOTS + i);
+            }
+            if w == entry {
+                return Reserved::Published;
             }
         }
         if tag::match_tag(tags, tag::REDIRECT).next().is_some() {
             // `next` is migrating itself (its empty slots are being redirected): this helper is
-            // stale, and the destination was decided long ago.
-            return None;
+            // stale, and the copy was published long ago.
+            return Reserved::Stale;
         }
         for i in tag::match_empty(tags) {
             let index = probe.pos * GROUP_SLOTS + i;
@@ -556,16 +594,19 @@ fn reserve<K, V>(next: &Table<K, V>, hash: u64, resv: usize, tag: u8) -> Option<
                 ) {
                     Ok(_) => {
                         set_tag(next, index, tag);
-                        return Some(index);
+                        return Reserved::At(index);
                     }
                     Err(actual) => w = Word(actual),
                 }
             }
             if w.0 == resv {
-                return Some(index); // another helper of this slot reserved it first
+                return Reserved::At(index); // another helper of this slot reserved it first
+            }
+            if w.0 == entry {
+                return Reserved::Published; // and published it, before its tag reached us
             }
             if w.is_frozen() {
-                return None;
+                return Reserved::Stale;
             }
             repair_tag(next, index, w);
         }
@@ -576,7 +617,7 @@ fn reserve<K, V>(next: &Table<K, V>, hash: u64, resv: usize, tag: u8) -> Option<
     // "Sizing"), part of the remaining room is kept from new keys (the insert budget), and
     // helpers share reservations, so only helpers stalled across a whole copy can waste a slot.
     // So the caller is stale, and `next`, promoted long ago, has filled up; the caller decides.
-    None
+    Reserved::Stale
 }
 
 /// Releases a stale reservation.

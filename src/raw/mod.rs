@@ -975,9 +975,9 @@ fn resolve<K, V>(mut table: &Table<K, V>, mut index: usize) -> Option<&Entry<K, 
             return Some(unsafe { &*p });
         }
         let mig = table.migration().expect("a moved slot implies a migration");
-        // Acquire: pairs with the AcqRel CAS that decided the destination; MOVED is set only
-        // after the copy was published there.
-        let d = mig.dest(index).load(Ordering::Acquire);
+        // Relaxed: the helper whose CAS set MOVED (Release) stored the destination before it,
+        // and our Acquire load above saw MOVED.
+        let d = mig.dest(index).load(Ordering::Relaxed);
         debug_assert!(d != 0, "a moved entry without a destination");
         table = mig.next().expect("a moved entry implies a successor");
         index = d - 1;

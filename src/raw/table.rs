@@ -206,7 +206,8 @@ pub(crate) struct Migration<K, V> {
     /// Lazily sized migrations only: the next chunk to count.
     count_claim: CachePadded<AtomicUsize>,
     /// For each slot of the source table: `1 +` the index in `next` where that slot's entry is
-    /// copied, `0` while undecided. Each is set once, by CAS, before the copy is published.
+    /// copied, `0` until known. Every helper that may publish the copy stores the index, before
+    /// its publication CAS; they all store the same one (see `copy_to_next`).
     dest: Box<[AtomicUsize]>,
     /// `[0]`: the next group to hand out to a helper. `[1]`, on the same line, which the claim
     /// has just taken (a separate field could share a line with `next`, which every lookup
