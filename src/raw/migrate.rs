@@ -45,11 +45,19 @@
 //!      A helper that finds `next` itself migrating, or with no empty slot left in the key's
 //!      probe sequence, is stale too: the slot was moved long ago (`next` was promoted, then
 //!      resized or filled).
-//!    - finally `CAS(frozen → frozen | MOVED)`; the one thread that wins it counts the slot.
-//! 4. **Promotion.** The thread that counts the last slot swings the root to `next` with a CAS and
-//!    retires the old table through the epoch. Its entries are not dropped: they belong to `next`.
+//!    - finally a plain store of `frozen | MOVED`: only helpers change a frozen slot, and all
+//!      of them to that same word.
+//!
+//!    Slots are not counted one by one: a chunk's claimer, having brought each of its slots to
+//!    MOVED, counts the chunk in `done` (each chunk has one claimer). (Until
+//!    2026-12-02 each slot's MOVED was a CAS whose winner counted the slot: one more serializing
+//!    read-modify-write a move.)
+//! 4. **Promotion.** The thread that counts the last chunk swings the root to `next` with a CAS
+//!    and retires the old table through the epoch. Its entries are not dropped: they belong to
+//!    `next`.
 //! 5. **Copy-all.** An operation that needs the migration finished (a second resize, iteration,
-//!    `clear`) moves every slot itself rather than wait for the threads holding claimed chunks.
+//!    `clear`) moves every slot itself rather than wait for the threads holding claimed chunks,
+//!    then promotes without counting: it saw every slot MOVED.
 //!
 //! ## Why the copy has one destination, and stale helpers never publish
 //!
@@ -105,7 +113,7 @@ impl<K, V> RawMap<K, V> {
             // Relaxed: the claim only divides work; each chunk's count is recorded by CAS.
             let chunk = mig.count_claim().fetch_add(1, Ordering::Relaxed);
             if chunk < mig.chunks() {
-                self.count_chunk(table, mig, chunk, guard);
+                self.count_chunk(table, mig, chunk);
             } else {
                 self.sized_next(table, mig, guard);
             }
@@ -123,10 +131,13 @@ impl<K, V> RawMap<K, V> {
             }
             let end = (start + MIGRATE_CHUNK_GROUPS).min(table.groups());
             prefetch_chunk(table, mig, start * GROUP_SLOTS..end * GROUP_SLOTS);
-            let moved = (start * GROUP_SLOTS..end * GROUP_SLOTS)
-                .filter(|&index| self.help_move(table, mig, index, guard))
-                .count();
-            self.count_moved(table, mig, moved, guard);
+            for index in start * GROUP_SLOTS..end * GROUP_SLOTS {
+                self.help_move(table, mig, index, guard);
+            }
+            // Every slot of the chunk is MOVED now: each `help_move` saw to it.
+            if mig.count_moved_chunk() {
+                self.promote(table, mig, guard);
+            }
         } else {
             self.try_promote(table, mig, guard);
         }
@@ -190,20 +201,18 @@ impl<K, V> RawMap<K, V> {
         while mig.claim().load(Ordering::Relaxed) < table.groups() {
             self.help_chunk(table, mig, true, guard);
         }
-        let moved = (0..table.slots())
-            .filter(|&index| self.help_move(table, mig, index, guard))
-            .count();
-        self.count_moved(table, mig, moved, guard);
-        // Every slot is MOVED now: we saw each one get there. Promote without waiting for `done`,
-        // which may lag: a helper stalled between its MOVED and its (batched) count would
-        // otherwise keep the migration from ever being promoted, and a later migration could
-        // then start on the successor while this one stays the root.
+        for index in 0..table.slots() {
+            self.help_move(table, mig, index, guard);
+        }
+        // Every slot is MOVED now: we saw each one get there. Promote without counting chunks:
+        // a claimer stalled inside its chunk would otherwise keep the migration from ever being
+        // promoted, and a later migration could then start on the successor while this one stays
+        // the root.
         self.promote(table, mig, guard);
     }
 
-    /// Brings one slot of `table` to its final MOVED state. Returns `true` if this call made it
-    /// MOVED: the caller must then count it (`count_moved`), once; callers batch their counts,
-    /// since `done` is shared by every helper.
+    /// Brings one slot of `table` to its final MOVED state. Nobody counts single slots: a chunk
+    /// is counted once a thread has brought every slot of it there (`count_moved_chunk`).
     #[cold]
     pub(super) fn help_move(
         &self,
@@ -211,14 +220,14 @@ impl<K, V> RawMap<K, V> {
         mig: &Migration<K, V>,
         index: usize,
         guard: &Guard,
-    ) -> bool {
+    ) {
         let _ = guard;
         let slot = table.slot(index);
         // Acquire: pairs with the Release CAS that stored the entry we may copy.
         let mut w = Word(slot.load(Ordering::Acquire));
         loop {
             if w.is_moved() {
-                return false;
+                return;
             }
             if !w.is_frozen() {
                 if w.is_empty() {
@@ -232,7 +241,7 @@ impl<K, V> RawMap<K, V> {
                     ) {
                         Ok(_) => {
                             set_tag(table, index, tag::REDIRECT);
-                            return true;
+                            return;
                         }
                         Err(actual) => {
                             w = Word(actual);
@@ -244,7 +253,7 @@ impl<K, V> RawMap<K, V> {
                 // on the frozen slot see everything the freezer saw (the installed migration).
                 w = Word(slot.fetch_or(FROZEN, Ordering::AcqRel) | FROZEN);
                 if w.is_moved() {
-                    return false;
+                    return;
                 }
             }
             pause_point("frozen");
@@ -259,18 +268,11 @@ impl<K, V> RawMap<K, V> {
                 let next = self.sized_next(table, mig, guard);
                 Self::copy_to_next(mig, next, slot, index, p as usize, hash);
             }
-            match slot.compare_exchange(
-                w.0,
-                w.0 | MOVED,
-                // Release: a reader that sees MOVED continues in `next` and must find the copy
-                // published above. Acquire on failure: we re-examine what another helper did.
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return true,
-                // Only another helper can change a frozen slot, and only by setting MOVED.
-                Err(actual) => w = Word(actual),
-            }
+            // A plain store, not a CAS: only helpers change a frozen slot, and each of them to
+            // this same word (a frozen word changes only by gaining MOVED). Release: a reader
+            // that sees MOVED continues in `next` and must find the copy published above.
+            slot.store(w.0 | MOVED, Ordering::Release);
+            return;
         }
     }
 
@@ -348,30 +350,9 @@ impl<K, V> RawMap<K, V> {
         }
     }
 
-    /// Counts `moved` slots of `table` as moved; the thread whose count reaches the last slot
-    /// promotes.
-    pub(super) fn count_moved(
-        &self,
-        table: &Table<K, V>,
-        mig: &Migration<K, V>,
-        moved: usize,
-        guard: &Guard,
-    ) {
-        if moved == 0 {
-            return;
-        }
-        // AcqRel: the promoter must see every MOVED (each counted after its CAS) before it swings
-        // the root.
-        let done = mig.done().fetch_add(moved, Ordering::AcqRel) + moved;
-        if done == table.slots() {
-            self.try_promote(table, mig, guard);
-        }
-    }
-
     /// Makes `next` the root if every slot of `table` has moved and `table` is still the root.
     pub(super) fn try_promote(&self, table: &Table<K, V>, mig: &Migration<K, V>, guard: &Guard) {
-        // Acquire: pairs with the AcqRel increments in `count_moved`.
-        if mig.done().load(Ordering::Acquire) != table.slots() {
+        if !mig.all_chunks_moved() {
             return;
         }
         self.promote(table, mig, guard);
@@ -458,7 +439,8 @@ impl<K, V> RawMap<K, V> {
         &self,
         table: &'g Table<K, V>,
         mig: &'g Migration<K, V>,
-        guard: &Guard,
+        // Unused: proof that the caller is pinned, which the tables it reads need.
+        _guard: &Guard,
     ) -> &'g Table<K, V> {
         loop {
             // Relaxed: as in `help_chunk`.
@@ -466,13 +448,13 @@ impl<K, V> RawMap<K, V> {
             if chunk >= mig.chunks() {
                 break;
             }
-            self.count_chunk(table, mig, chunk, guard);
+            self.count_chunk(table, mig, chunk);
         }
         let mut live = 0;
         for chunk in 0..mig.chunks() {
             // Acquire: pairs with the AcqRel CAS that recorded the count.
             if mig.chunk_live(chunk).load(Ordering::Acquire) == 0 {
-                self.count_chunk(table, mig, chunk, guard);
+                self.count_chunk(table, mig, chunk);
             }
             live += mig.chunk_live(chunk).load(Ordering::Acquire) - 1;
         }
@@ -489,10 +471,10 @@ impl<K, V> RawMap<K, V> {
 
     /// Counts one chunk of source groups: redirects each EMPTY slot (so no entry can enter the
     /// chunk afterwards), then records, once, how many of its slots may still need a copy.
-    fn count_chunk(&self, table: &Table<K, V>, mig: &Migration<K, V>, chunk: usize, guard: &Guard) {
+    fn count_chunk(&self, table: &Table<K, V>, mig: &Migration<K, V>, chunk: usize) {
         let start = chunk * MIGRATE_CHUNK_GROUPS * GROUP_SLOTS;
         let end = ((chunk + 1) * MIGRATE_CHUNK_GROUPS * GROUP_SLOTS).min(table.slots());
-        let (mut live, mut redirected) = (0, 0);
+        let mut live = 0;
         for index in start..end {
             let slot = table.slot(index);
             // Acquire: pairs with the Release CAS that stored an entry here.
@@ -507,7 +489,6 @@ impl<K, V> RawMap<K, V> {
                 ) {
                     Ok(_) => {
                         set_tag(table, index, tag::REDIRECT);
-                        redirected += 1;
                         continue;
                     }
                     Err(actual) => w = Word(actual),
@@ -527,8 +508,6 @@ impl<K, V> RawMap<K, V> {
             Ordering::AcqRel,
             Ordering::Relaxed,
         );
-        // Our redirects are MOVED slots: count them once, as `help_move` does.
-        self.count_moved(table, mig, redirected, guard);
     }
 }
 

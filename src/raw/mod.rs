@@ -302,7 +302,6 @@ impl<K, V> RawMap<K, V> {
                         ) {
                             Ok(_) => {
                                 set_tag(table, index, tag::REDIRECT);
-                                self.count_moved(table, mig, 1, guard);
                                 table = self.sized_next(table, mig, guard);
                                 continue 'tables;
                             }
@@ -367,9 +366,7 @@ impl<K, V> RawMap<K, V> {
             let mig = table
                 .migration()
                 .expect("a frozen slot implies a migration");
-            if self.help_move(table, mig, index, guard) {
-                self.count_moved(table, mig, 1, guard);
-            }
+            self.help_move(table, mig, index, guard);
             return Examined::Moved(self.sized_next(table, mig, guard));
         }
         Examined::Found(Located::Occupied {

@@ -216,7 +216,10 @@ pub(crate) struct Migration<K, V> {
     /// (see `help_pending_migration` in `migrate.rs`), so that they leave a growth to writers
     /// that are moving it.
     claim: CachePadded<[AtomicUsize; 2]>,
-    /// Slots of the source table that have reached MOVED.
+    /// Chunks of `MIGRATE_CHUNK_GROUPS` groups in the source table.
+    source_chunks: usize,
+    /// Chunks of the source table whose claimers have brought every slot to MOVED. Only a
+    /// chunk's claimer counts it, and each chunk is claimed once (`claim` only grows).
     done: CachePadded<AtomicUsize>,
     /// New keys that may still be inserted straight into `next` before the source is finished.
     /// `next` must keep room for every entry still to be copied; once this runs out, an inserter
@@ -251,6 +254,7 @@ impl<K, V> Migration<K, V> {
             count_claim: CachePadded::new(AtomicUsize::new(0)),
             dest: zeroed_slice(source_slots),
             claim: CachePadded::new([AtomicUsize::new(0), AtomicUsize::new(0)]),
+            source_chunks: source_groups.div_ceil(MIGRATE_CHUNK_GROUPS),
             done: CachePadded::new(AtomicUsize::new(0)),
             insert_budget: CachePadded::new(AtomicUsize::new(budget)),
         })
@@ -337,9 +341,20 @@ impl<K, V> Migration<K, V> {
         &self.claim[1]
     }
 
+    /// Counts the caller's claimed chunk as moved; returns whether it was the last. The caller
+    /// must have seen every slot of the chunk MOVED, and may count each chunk it claimed once.
+    pub(crate) fn count_moved_chunk(&self) -> bool {
+        // AcqRel: Release passes on the MOVED states the caller saw, through `done` (whose
+        // increments continue each other's release sequences), to whoever counts the last chunk;
+        // Acquire so that one sees them all before it promotes.
+        self.done.fetch_add(1, Ordering::AcqRel) + 1 == self.source_chunks
+    }
+
+    /// Whether every chunk has been counted as moved.
     #[inline]
-    pub(crate) fn done(&self) -> &AtomicUsize {
-        &self.done
+    pub(crate) fn all_chunks_moved(&self) -> bool {
+        // Acquire: pairs with the AcqRel increments in `count_moved_chunk`.
+        self.done.load(Ordering::Acquire) == self.source_chunks
     }
 
     /// Takes one unit of the insert budget; `false` once it has run out.
