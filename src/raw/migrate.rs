@@ -314,17 +314,17 @@ impl<K, V> RawMap<K, V> {
     ) {
         let tag = tag::full_tag(hash);
         let resv = slot::resv(index, tag);
-        // Acquire: pairs with the Release CAS that set MOVED after the publication.
+        // Acquire: pairs with the Release store of MOVED, made after the publication.
         if Word(source.load(Ordering::Acquire)).is_moved() {
             return; // Another helper finished this slot.
         }
         match reserve(next, hash, resv, entry, tag) {
             // Its publisher stored the destination before publishing, and our Acquire load of
-            // the published word carries that store on to our MOVED CAS.
+            // the published word carries that store on to our Release store of MOVED.
             Reserved::Published => {}
             Reserved::At(at) => {
                 pause_point("reserved");
-                // Acquire: pairs with the Release CAS that set MOVED. If a copy was published
+                // Acquire: pairs with the Release store of MOVED. If a copy was published
                 // elsewhere, what sent us past it (a writer's change to it in `next`, made after
                 // that writer saw MOVED, or a reservation made by a helper that saw such a
                 // change) happened before our reservation, so this load sees MOVED.
@@ -334,7 +334,7 @@ impl<K, V> RawMap<K, V> {
                 }
                 // Relaxed: every helper that gets here stores this same index (the destination
                 // is unique), before its publication CAS; readers of the register either hold
-                // the map exclusively or read it after MOVED, whose Release CAS follows this.
+                // the map exclusively or read it after MOVED, whose Release store follows this.
                 mig.dest(index).store(at + 1, Ordering::Relaxed);
                 // The reservation's tag must be in place before the copy can be found through
                 // `MOVED`: the helper that made the reservation may be stalled between its CAS

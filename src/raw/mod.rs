@@ -972,8 +972,9 @@ fn resolve<K, V>(mut table: &Table<K, V>, mut index: usize) -> Option<&Entry<K, 
             return Some(unsafe { &*p });
         }
         let mig = table.migration().expect("a moved slot implies a migration");
-        // Relaxed: the helper whose CAS set MOVED (Release) stored the destination before it,
-        // and our Acquire load above saw MOVED.
+        // Relaxed: our Acquire load above read a helper's Release store of MOVED, and that
+        // helper had stored the destination itself, or had acquired the publication (or
+        // another helper's MOVED) that followed the publisher's store of it.
         let d = mig.dest(index).load(Ordering::Relaxed);
         debug_assert!(d != 0, "a moved entry without a destination");
         table = mig.next().expect("a moved entry implies a successor");
