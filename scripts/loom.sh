@@ -8,7 +8,8 @@
 # Two `#[ignore]`d models are manual long runs, outside CI's budget (about 40 minutes together on
 # the 2-core machine): a lazily sized shrink racing an insert (9.5-20 minutes by host, at its fixed
 # bound of one preemption) and the reader racing a writer for the last chunk of a migration at two
-# preemptions (21 minutes; CI runs it at one):
+# preemptions (21 minutes; CI runs it at one). On 2026-12-02 the pair, run side by side (cargo
+# runs them in parallel) on a slow host and partly beside a CI run, took 81 minutes:
 #   bash scripts/loom.sh --test migrate -- --ignored
 set -euo pipefail
 cd "$(dirname "$0")/../loom-tests"
