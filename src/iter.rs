@@ -54,6 +54,13 @@ impl<'g, K, V> Iterator for Iter<'g, K, V> {
     fn next(&mut self) -> Option<Self::Item> {
         self.raw.next().map(|e| (&e.key, &e.value))
     }
+
+    // `for_each`, `sum`, `count` and the like go through `fold`: forwarded, they keep the raw
+    // iterator's loop over whole groups.
+    #[inline]
+    fn fold<B, F: FnMut(B, Self::Item) -> B>(self, init: B, mut f: F) -> B {
+        self.raw.fold(init, |acc, e| f(acc, (&e.key, &e.value)))
+    }
 }
 
 impl<K, V> std::fmt::Debug for Iter<'_, K, V> {
@@ -81,6 +88,11 @@ impl<'g, K, V> Iterator for Keys<'g, K, V> {
     fn next(&mut self) -> Option<&'g K> {
         self.inner.next().map(|(k, _)| k)
     }
+
+    #[inline]
+    fn fold<B, F: FnMut(B, Self::Item) -> B>(self, init: B, mut f: F) -> B {
+        self.inner.fold(init, |acc, (k, _)| f(acc, k))
+    }
 }
 
 /// An iterator over a map's values. Made by [`HashMap::values`](crate::HashMap::values).
@@ -101,6 +113,11 @@ impl<'g, K, V> Iterator for Values<'g, K, V> {
     #[inline]
     fn next(&mut self) -> Option<&'g V> {
         self.inner.next().map(|(_, v)| v)
+    }
+
+    #[inline]
+    fn fold<B, F: FnMut(B, Self::Item) -> B>(self, init: B, mut f: F) -> B {
+        self.inner.fold(init, |acc, (_, v)| f(acc, v))
     }
 }
 

@@ -347,6 +347,34 @@ fn tombstone_churn_is_cleaned_without_growing() {
 }
 
 #[test]
+fn fold_after_next_yields_the_rest_exactly_once() {
+    // `fold` (behind `for_each`, `count`, `sum`) walks the groups in a loop of its own; started
+    // after some `next` calls it must take up where they stopped, mid-group or not.
+    let map: HashMap<u64, u64> = (0..1_000).map(|k| (k, k * 3)).collect();
+    let m = map.pin();
+    for first in [0, 1, 2, 3, 7, 13, 500, 999, 1_000] {
+        let mut iter = m.iter();
+        let mut seen = std::collections::HashSet::new();
+        for (k, _) in iter.by_ref().take(first) {
+            assert!(seen.insert(*k));
+        }
+        iter.for_each(|(k, v)| {
+            assert_eq!(*v, k * 3);
+            assert!(
+                seen.insert(*k),
+                "key {k} yielded twice after {first} by next"
+            );
+        });
+        assert_eq!(seen.len(), 1_000, "keys missed after {first} by next");
+    }
+    assert_eq!(m.keys().fold(0, |n, k| n.max(*k)), 999);
+    assert_eq!(
+        m.values().copied().sum::<u64>(),
+        (0..1_000).map(|k| k * 3).sum::<u64>()
+    );
+}
+
+#[test]
 fn iteration_never_yields_a_reinserted_key_twice_nor_keys_inserted_meanwhile() {
     let map: HashMap<u64, u64> = (0..1_000).map(|k| (k, k)).collect();
     let m = map.pin();

@@ -834,28 +834,74 @@ impl<'g, K, V> RawIter<'g, K, V> {
     }
 }
 
+/// The live entry a recorded slot holds, if it holds one unmoved: the common case of a visit,
+/// answered from the slot's group without going through its index (whose group the table would
+/// find again by a division). A moved slot goes to [`resolve`].
+#[inline]
+fn visit<K, V>(table: &Table<K, V>, g: usize, i: usize) -> Option<&Entry<K, V>> {
+    // Acquire: pairs with the Release CAS that published the entry.
+    let w = Word(table.group(g).slots[i].load(Ordering::Acquire));
+    let p = w.entry_ptr::<K, V>()?;
+    if w.is_moved() {
+        return resolve(table, g * GROUP_SLOTS + i);
+    }
+    // SAFETY: an unmoved entry loaded while pinned (every iterator borrows a guard).
+    Some(unsafe { &*p })
+}
+
 impl<'g, K, V> Iterator for RawIter<'g, K, V> {
     type Item = &'g Entry<K, V>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if self.pending != 0 {
                 let i = self.pending.trailing_zeros() as usize;
                 self.pending &= self.pending - 1;
-                if let Some(entry) = resolve(self.table, self.group * GROUP_SLOTS + i) {
+                if let Some(entry) = visit(self.table, self.group, i) {
                     return Some(entry);
                 }
                 continue;
             }
-            if self.next_group == self.table.groups() {
-                return None;
-            }
-            self.pending = self.started_full[self.next_group];
-            self.group = self.next_group;
-            self.next_group += 1;
-            prefetch_entries(self.table, &self.started_full, self.group + PREFETCH_GROUPS);
+            let g = self.next_group;
+            self.pending = *self.started_full.get(g)?;
+            self.group = g;
+            self.next_group = g + 1;
+            prefetch_entries(self.table, &self.started_full, g + PREFETCH_GROUPS);
         }
     }
+
+    /// Internal iteration (`for_each`, `sum`, `count`, ...) visits the groups in a loop of its
+    /// own, with no entries buffered between calls.
+    fn fold<B, F: FnMut(B, Self::Item) -> B>(self, init: B, mut f: F) -> B {
+        let table = self.table;
+        // The rest of the group `next` was in, then the groups not yet reached.
+        let mut acc = fold_group(table, self.group, self.pending, init, &mut f);
+        for g in self.next_group..self.started_full.len() {
+            prefetch_entries(table, &self.started_full, g + PREFETCH_GROUPS);
+            acc = fold_group(table, g, self.started_full[g], acc, &mut f);
+        }
+        acc
+    }
+}
+
+/// Folds the live entries of the slots `bits` lists in group `g`.
+#[inline]
+fn fold_group<'g, K, V, B>(
+    table: &'g Table<K, V>,
+    g: usize,
+    mut bits: u8,
+    mut acc: B,
+    f: &mut impl FnMut(B, &'g Entry<K, V>) -> B,
+) -> B {
+    while bits != 0 {
+        let i = bits.trailing_zeros() as usize;
+        bits &= bits - 1;
+        if let Some(entry) = visit(table, g, i) {
+            acc = f(acc, entry);
+        }
+    }
+    acc
 }
 
 /// The slots of a table that were full when a parallel iteration started, split by group range
@@ -916,7 +962,7 @@ impl<'g, K, V> Snapshot<'g, K, V> {
                 }
                 let i = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                if let Some(entry) = resolve(table, g * GROUP_SLOTS + i) {
+                if let Some(entry) = visit(table, g, i) {
                     return Some(entry);
                 }
             })
