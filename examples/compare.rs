@@ -6,6 +6,7 @@
 //! cargo run --release --example compare              # quick: about a minute on 2 cores
 //! cargo run --release --example compare -- --full    # 1M-key space, 2M operations a run, ~10 min
 //!     [--threads 1,2,4] [--out DIR] [--only PART,...]
+//! cargo run --release --example compare -- --help
 //! ```
 //!
 //! Prints, per workload, key type and thread count, every map's throughput (Mops/s) and
@@ -654,8 +655,37 @@ macro_rules! u64_maps {
     };
 }
 
+const USAGE: &str = "usage: compare [--full] [--threads N,N,...] [--out DIR] [--only PART,...]
+  --full       1Mi-key space and 2M operations a run (default: quick, 64Ki keys, 500k)
+  --threads    thread counts (default 1,2,4, and 8, 16, 32 up to the core count)
+  --out        where compare.csv and compare.svg go (default target/compare)
+  --only       workloads (read-heavy, exchange, rapid-grow, hot-key, read-only, iteration),
+               key types (u64, String), memory, latency";
+
+/// Exits with `msg` and the usage text: a mistyped flag must not silently run another mode.
+fn usage_error(msg: &str) -> ! {
+    eprintln!("compare: {msg}\n{USAGE}");
+    std::process::exit(2);
+}
+
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    let mut i = 1;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--full" => i += 1,
+            "--threads" | "--out" | "--only" if i + 1 < args.len() => i += 2,
+            "--threads" | "--out" | "--only" => usage_error(&format!("{} needs a value", args[i])),
+            // `cargo bench` passes `--bench` to every bench target; the runner is an example,
+            // but accept it for anyone who wires it up as one.
+            "--bench" => i += 1,
+            other => usage_error(&format!("unknown argument {other:?}")),
+        }
+    }
     let arg = |name: &str| {
         args.iter()
             .position(|a| a == name)
@@ -672,7 +702,10 @@ fn main() -> std::io::Result<()> {
         },
         |s| {
             s.split(',')
-                .map(|t| t.parse().expect("--threads 1,2,4"))
+                .map(|t| match t.parse::<usize>() {
+                    Ok(n) if n > 0 => n,
+                    _ => usage_error(&format!("--threads: {t:?} is not a thread count")),
+                })
                 .collect()
         },
     );
@@ -687,8 +720,10 @@ fn main() -> std::io::Result<()> {
     };
     let parts = [&WORKLOAD_PARTS[..], &KEY_PARTS, &SECTION_PARTS].concat();
     if let Some(bad) = cfg.only.iter().find(|o| !parts.contains(&o.as_str())) {
-        eprintln!("--only: unknown part {bad:?}; parts: {}", parts.join(", "));
-        std::process::exit(2);
+        usage_error(&format!(
+            "--only: unknown part {bad:?}; parts: {}",
+            parts.join(", ")
+        ));
     }
     std::fs::create_dir_all(&cfg.out)?;
     let started = Instant::now();
