@@ -800,12 +800,15 @@ unsafe fn free_tables<K, V>(root: *mut Table<K, V>) {
 /// slot is visited. No key is yielded twice: a key removed and inserted again lands in a slot that
 /// was empty at the start (slots never return to empty) or in a newer table, where no recorded
 /// slot leads. Keys inserted during the iteration are not yielded; keys removed during it may be.
-pub(crate) struct RawIter<'g, K, V> {
+pub(crate) struct RawIter<'g, K, V, F = Box<[u8]>> {
     table: &'g Table<K, V>,
     /// Bit `i` of byte `g`: slot `i` of group `g` had a full tag when the iteration started.
-    started_full: Box<[u8]>,
+    /// Owned by a sequential iteration, borrowed from the snapshot by a parallel one's workers.
+    started_full: F,
     /// The next group to look at.
     next_group: usize,
+    /// One past the last group to visit: all of them, or a parallel worker's range.
+    end: usize,
     /// The group whose slots `pending` lists.
     group: usize,
     /// Recorded slots of `group` not yet visited.
@@ -821,15 +824,34 @@ impl<'g, K, V> RawIter<'g, K, V> {
                 tag::match_full(tags).slot_bits()
             })
             .collect();
-        for g in 0..PREFETCH_GROUPS {
+        let end = started_full.len();
+        RawIter::over(table, started_full, 0..end)
+    }
+}
+
+impl<'g, K, V, F: std::ops::Deref<Target = [u8]>> RawIter<'g, K, V, F> {
+    /// Visits the recorded slots of `groups`, and starts loading the entries of the first few.
+    fn over(table: &'g Table<K, V>, started_full: F, groups: std::ops::Range<usize>) -> Self {
+        debug_assert!(groups.end <= started_full.len());
+        for g in groups.start..groups.end.min(groups.start + PREFETCH_GROUPS) {
             prefetch_entries(table, &started_full, g);
         }
         RawIter {
             table,
             started_full,
-            next_group: 0,
+            next_group: groups.start,
+            end: groups.end,
             group: 0,
             pending: 0,
+        }
+    }
+
+    /// Starts loading the entries of the group `PREFETCH_GROUPS` after `g`, if it is ours to
+    /// visit.
+    #[inline]
+    fn prefetch_ahead(&self, g: usize) {
+        if g + PREFETCH_GROUPS < self.end {
+            prefetch_entries(self.table, &self.started_full, g + PREFETCH_GROUPS);
         }
     }
 }
@@ -849,7 +871,7 @@ fn visit<K, V>(table: &Table<K, V>, g: usize, i: usize) -> Option<&Entry<K, V>> 
     Some(unsafe { &*p })
 }
 
-impl<'g, K, V> Iterator for RawIter<'g, K, V> {
+impl<'g, K, V, F: std::ops::Deref<Target = [u8]>> Iterator for RawIter<'g, K, V, F> {
     type Item = &'g Entry<K, V>;
 
     #[inline]
@@ -864,21 +886,24 @@ impl<'g, K, V> Iterator for RawIter<'g, K, V> {
                 continue;
             }
             let g = self.next_group;
-            self.pending = *self.started_full.get(g)?;
+            if g == self.end {
+                return None;
+            }
+            self.pending = self.started_full[g];
             self.group = g;
             self.next_group = g + 1;
-            prefetch_entries(self.table, &self.started_full, g + PREFETCH_GROUPS);
+            self.prefetch_ahead(g);
         }
     }
 
     /// Internal iteration (`for_each`, `sum`, `count`, ...) visits the groups in a loop of its
-    /// own, with no entries buffered between calls.
-    fn fold<B, F: FnMut(B, Self::Item) -> B>(self, init: B, mut f: F) -> B {
+    /// own, with no iterator state written back between entries.
+    fn fold<B, G: FnMut(B, Self::Item) -> B>(self, init: B, mut f: G) -> B {
         let table = self.table;
         // The rest of the group `next` was in, then the groups not yet reached.
         let mut acc = fold_group(table, self.group, self.pending, init, &mut f);
-        for g in self.next_group..self.started_full.len() {
-            prefetch_entries(table, &self.started_full, g + PREFETCH_GROUPS);
+        for g in self.next_group..self.end {
+            self.prefetch_ahead(g);
             acc = fold_group(table, g, self.started_full[g], acc, &mut f);
         }
         acc
@@ -941,32 +966,10 @@ impl<'g, K, V> Snapshot<'g, K, V> {
         self.started_full.len()
     }
 
-    /// The entries of the recorded slots in groups `groups`, following moves.
-    pub(crate) fn entries(
-        &self,
-        groups: std::ops::Range<usize>,
-    ) -> impl Iterator<Item = &'g Entry<K, V>> + '_ {
-        let table = self.table;
-        let end = groups.end;
-        for g in groups.start..end.min(groups.start + PREFETCH_GROUPS) {
-            prefetch_entries(table, &self.started_full, g);
-        }
-        groups.flat_map(move |g| {
-            if g + PREFETCH_GROUPS < end {
-                prefetch_entries(table, &self.started_full, g + PREFETCH_GROUPS);
-            }
-            let mut bits = self.started_full[g];
-            std::iter::from_fn(move || loop {
-                if bits == 0 {
-                    return None;
-                }
-                let i = bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                if let Some(entry) = visit(table, g, i) {
-                    return Some(entry);
-                }
-            })
-        })
+    /// The entries of the recorded slots in groups `groups`, following moves: walked as
+    /// [`RawIter`] walks the whole table.
+    pub(crate) fn entries(&self, groups: std::ops::Range<usize>) -> RawIter<'g, K, V, &'_ [u8]> {
+        RawIter::over(self.table, &self.started_full[..], groups)
     }
 }
 
