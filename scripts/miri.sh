@@ -37,7 +37,7 @@ for seed in ${MIRI_SEEDS:-1}; do
     cargo +nightly miri test --test basic -- \
         insert_get_remove string_keys zero_sized try_insert update_changes get_or_insert_with \
         compute_inserts remove_if grows_through removing_everything tombstone_churn \
-        a_constant_hasher iteration_never owned_iteration references_stay clone_eq
+        a_constant_hasher iteration_never fold_after_next owned_iteration references_stay clone_eq
     cargo +nightly miri test --test concurrent -- \
         churn_during disjoint_inserters hot_key_increments concurrent_removes get_or_insert_with
     cargo +nightly miri test --test panics -- panicking_closures panicking_clone
