@@ -491,33 +491,47 @@ impl<K, V> RawMap<K, V> {
 
     /// Counts one chunk of source groups: redirects each EMPTY slot (so no entry can enter the
     /// chunk afterwards), then records, once, how many of its slots may still need a copy.
+    ///
+    /// Slots are addressed by group (no division per slot), and a group's REDIRECT tags are
+    /// written with one `fetch_or` after its slots: a slot redirected but not yet tagged is the
+    /// state every reader already meets between a redirecting CAS and its tag (a lookup reads the
+    /// EMPTY tag as the end of the probe here and goes on to `next`, as the REDIRECT tag would
+    /// make it; a write that CASes the slot fails and reads REDIRECT).
     fn count_chunk(&self, table: &Table<K, V>, mig: &Migration<K, V>, chunk: usize) {
-        let start = chunk * MIGRATE_CHUNK_GROUPS * GROUP_SLOTS;
-        let end = ((chunk + 1) * MIGRATE_CHUNK_GROUPS * GROUP_SLOTS).min(table.slots());
+        let first = chunk * MIGRATE_CHUNK_GROUPS;
+        let last = (first + MIGRATE_CHUNK_GROUPS).min(table.groups());
         let mut live = 0;
-        for index in start..end {
-            let slot = table.slot(index);
-            // Acquire: pairs with the Release CAS that stored an entry here.
-            let mut w = Word(slot.load(Ordering::Acquire));
-            if w.is_empty() {
-                match slot.compare_exchange(
-                    slot::EMPTY,
-                    REDIRECT,
-                    // AcqRel: as in `help_move`'s redirect.
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => {
-                        set_tag(table, index, tag::REDIRECT);
-                        continue;
+        for g in first..last {
+            let group = table.group(g);
+            let mut redirected = 0;
+            for (i, slot) in group.slots.iter().enumerate() {
+                // Acquire: pairs with the Release CAS that stored an entry here.
+                let mut w = Word(slot.load(Ordering::Acquire));
+                if w.is_empty() {
+                    match slot.compare_exchange(
+                        slot::EMPTY,
+                        REDIRECT,
+                        // AcqRel: as in `help_move`'s redirect.
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => {
+                            redirected |= tag::tag_bits(i, tag::REDIRECT);
+                            continue;
+                        }
+                        Err(actual) => w = Word(actual),
                     }
-                    Err(actual) => w = Word(actual),
+                }
+                // An entry not yet moved, or a reservation (which a late publication could
+                // fill), may need a copy; nothing else can become one now that the slot is not
+                // EMPTY.
+                if !w.is_moved() && (w.entry_ptr::<K, V>().is_some() || w.resv_tag().is_some()) {
+                    live += 1;
                 }
             }
-            // An entry not yet moved, or a reservation (which a late publication could fill),
-            // may need a copy; nothing else can become one now that the slot is not EMPTY.
-            if !w.is_moved() && (w.entry_ptr::<K, V>().is_some() || w.resv_tag().is_some()) {
-                live += 1;
+            if redirected != 0 {
+                // Release: pairs with the Acquire tag loads of lookups, as `set_group_tag`.
+                group.tags.fetch_or(redirected, Ordering::Release);
             }
         }
         // AcqRel: Release so the sizer that reads the count also sees the redirects; a loser
