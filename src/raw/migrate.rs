@@ -251,20 +251,13 @@ impl<K, V> RawMap<K, V> {
             }
             if !w.is_frozen() {
                 if w.is_empty() {
-                    match slot.compare_exchange(
-                        slot::EMPTY,
-                        REDIRECT,
-                        // AcqRel: Release so a writer whose CAS fails sees the migration; Acquire
-                        // (also on failure) to read an entry stored meanwhile.
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    ) {
-                        Ok(_) => {
+                    match try_redirect(slot) {
+                        Ok(()) => {
                             set_group_tag(group, i, tag::REDIRECT);
                             return;
                         }
                         Err(actual) => {
-                            w = Word(actual);
+                            w = actual;
                             continue;
                         }
                     }
@@ -508,18 +501,12 @@ impl<K, V> RawMap<K, V> {
                 // Acquire: pairs with the Release CAS that stored an entry here.
                 let mut w = Word(slot.load(Ordering::Acquire));
                 if w.is_empty() {
-                    match slot.compare_exchange(
-                        slot::EMPTY,
-                        REDIRECT,
-                        // AcqRel: as in `help_move`'s redirect.
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    ) {
-                        Ok(_) => {
+                    match try_redirect(slot) {
+                        Ok(()) => {
                             redirected |= tag::tag_bits(i, tag::REDIRECT);
                             continue;
                         }
-                        Err(actual) => w = Word(actual),
+                        Err(actual) => w = actual,
                     }
                 }
                 // An entry not yet moved, or a reservation (which a late publication could
@@ -734,6 +721,22 @@ fn prefetch_chunk<K, V>(
 #[inline]
 pub(super) fn set_tag<K, V>(table: &Table<K, V>, index: usize, tag: u8) {
     set_group_tag(table.group(index / GROUP_SLOTS), index % GROUP_SLOTS, tag);
+}
+
+/// Turns an EMPTY slot into REDIRECT, so that no entry can enter it in this table; the word
+/// found instead if the slot was not EMPTY. The caller writes the REDIRECT tag.
+#[inline]
+pub(super) fn try_redirect(slot: &AtomicUsize) -> Result<(), Word> {
+    slot.compare_exchange(
+        slot::EMPTY,
+        REDIRECT,
+        // AcqRel: Release so that a writer whose CAS on this slot fails sees the migration;
+        // Acquire (also on failure) to read the entry or reservation that took the slot.
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    )
+    .map(|_| ())
+    .map_err(Word)
 }
 
 /// ORs `tag` into the tag byte of `group`'s slot `slot`.

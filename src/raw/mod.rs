@@ -292,20 +292,13 @@ impl<K, V> RawMap<K, V> {
                             }
                             return Located::Vacant { group, slot: i };
                         };
-                        match slot.compare_exchange(
-                            slot::EMPTY,
-                            REDIRECT,
-                            // AcqRel: Release so that writers whose CAS on this slot fails see
-                            // the migration; Acquire (also on failure) to read what took it.
-                            Ordering::AcqRel,
-                            Ordering::Acquire,
-                        ) {
-                            Ok(_) => {
+                        match migrate::try_redirect(slot) {
+                            Ok(()) => {
                                 set_tag(table, index, tag::REDIRECT);
                                 table = self.sized_next(table, mig, guard);
                                 continue 'tables;
                             }
-                            Err(actual) => w = Word(actual),
+                            Err(actual) => w = actual,
                         }
                     }
                     if w.0 == REDIRECT {
