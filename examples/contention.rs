@@ -99,7 +99,7 @@ fn run(mix: Mix, threads: usize, ops_per_thread: u64, key_space: u64) -> Duratio
                     m.insert(key, r);
                 } else if dice < mix.read + mix.insert + mix.remove {
                     m.remove(&key);
-                } else if m.update(key, |v| v + 1).is_none() {
+                } else if m.update(&key, |v| v + 1).is_none() {
                     m.get_or_insert(key, 0);
                 }
             }

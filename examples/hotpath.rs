@@ -10,8 +10,8 @@
 //! 100k-entry prefill, 1M gets, 200k inserts and removes), `exchange` (1M operations of the
 //! exchange mix, 10/40/40/10 get/insert/remove/update, on 64Ki keys 3/4 prefilled),
 //! `exchange-1m` (4M operations of the same mix on 1Mi keys, for wall time), `hot-key`
-//! (1M updates spread over 8 keys), `grow` (1M inserts of distinct keys into an empty map, through
-//! every resize), `lookups` (700,000 inserts stopping early in a growth, then 4M lookups, for
+//! (1M updates spread over 8 keys), `hot-key-string` (the same with `String` keys), `grow` (1M
+//! inserts of distinct keys into an empty map, through every resize), `lookups` (700,000 inserts stopping early in a growth, then 4M lookups, for
 //! wall time), `lookups-2t` (the same lookups shared by two threads), `into-iter` (1M entries
 //! visited by `iter`, then taken out by the owning `into_iter`, for wall time). Use it to compare a hot-path change before and after;
 //! `BENCHMARKS.md` keeps the figures.
@@ -31,8 +31,11 @@ impl Hasher for FixedHasher {
         // A multiplicative mix: cheap and well spread, like a fast production hasher.
         (self.0 ^ (self.0 >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9)
     }
-    fn write(&mut self, _: &[u8]) {
-        unreachable!("only u64 keys")
+    fn write(&mut self, bytes: &[u8]) {
+        // `String` keys (the `hot-key-string` mode): FNV-1a over the bytes, then the mix above.
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3);
+        }
     }
     fn write_u64(&mut self, n: u64) {
         self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -52,17 +55,39 @@ fn main() {
         "exchange" => writes(false, 1 << 16, 1_000_000),
         "exchange-1m" => writes(false, 1 << 20, 4_000_000),
         "hot-key" => writes(true, 1 << 16, 1_000_000),
+        "hot-key-string" => hot_strings(),
         "grow" => grow(),
         "lookups" => lookups(1),
         "lookups-2t" => lookups(2),
         "into-iter" => into_iter(),
         other => {
             eprintln!(
-                "unknown mode {other:?}: mixed, exchange, exchange-1m, hot-key, grow, lookups, lookups-2t or into-iter"
+                "unknown mode {other:?}: mixed, exchange, exchange-1m, hot-key, hot-key-string, grow, lookups, lookups-2t or into-iter"
             );
             std::process::exit(2);
         }
     }
+}
+
+/// 1M updates spread over 8 `String` keys: the cost a key type that allocates adds to a write.
+fn hot_strings() {
+    const OPS: u64 = 1_000_000;
+    let map: HashMap<String, u64, Fixed> = HashMap::with_hasher(Fixed);
+    let keys: Vec<String> = (0..8).map(|k| format!("hot-key-{k:08}")).collect();
+    let mut m = map.pin();
+    for k in &keys {
+        m.insert(k.clone(), 0);
+    }
+    for i in 0..OPS {
+        m.update(keys[(i % 8) as usize].as_str(), |v| v + 1);
+        if i % 64 == 0 {
+            m.repin();
+        }
+    }
+    println!(
+        "8 inserts (prefill), {OPS} hot-key updates of String keys; len {}",
+        m.len()
+    );
 }
 
 /// 1M inserts of distinct keys into a map that starts empty: through every resize.
@@ -101,7 +126,7 @@ fn writes(hot: bool, keys: u64, ops: u64) {
         x ^= x << 17;
         let k = x % keys;
         if hot {
-            m.update(k % 8, |v| v + 1);
+            m.update(&(k % 8), |v| v + 1);
         } else {
             match x >> 60 {
                 0..=1 => {
@@ -114,7 +139,7 @@ fn writes(hot: bool, keys: u64, ops: u64) {
                     m.remove(&k);
                 }
                 _ => {
-                    m.update(k, |v| v + 1);
+                    m.update(&k, |v| v + 1);
                 }
             }
         }

@@ -102,7 +102,7 @@ fn main() {
                 *local.entry(word).or_default() += 1;
             }
             for (word, n) in local {
-                if m.update(word.to_string(), |count| count + n).is_none() {
+                if m.update(word, |count| count + n).is_none() {
                     // First sighting (or a racing first insert): insert n, or add n to theirs.
                     m.compute(word.to_string(), |current| match current {
                         None => Operation::<u64, ()>::Insert(n),

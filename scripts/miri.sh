@@ -34,14 +34,14 @@ for seed in ${MIRI_SEEDS:-1}; do
     export MIRIFLAGS="-Zmiri-tree-borrows -Zmiri-permissive-provenance -Zmiri-ignore-leaks -Zmiri-seed=$seed"
     echo "== miri, seed $seed"
     cargo +nightly miri test --lib -- raw::tag raw::slot raw::pool
-    cargo +nightly miri test --test basic -- \
+    cargo +nightly miri test --test basic -- update_keeps \
         insert_get_remove string_keys zero_sized try_insert update_changes get_or_insert_with \
         compute_inserts remove_if grows_through removing_everything tombstone_churn \
         a_constant_hasher iteration_never fold_after_next owned_iteration references_stay clone_eq
     cargo +nightly miri test --test concurrent -- \
         churn_during disjoint_inserters hot_key_increments concurrent_removes get_or_insert_with
     cargo +nightly miri test --test panics -- panicking_closures panicking_clone
-    cargo +nightly miri test --test drops -- replaced_and_removed update_and_compute updated_keys a_key_emptied \
+    cargo +nightly miri test --test drops -- replaced_and_removed update_and_compute updated_keys a_key_emptied keys_handed_on \
         into_iter_hands
     cargo +nightly miri test --test linearizability
     cargo +nightly miri test --test collector

@@ -512,30 +512,37 @@ where
     ///
     /// Atomic per key: no other write to `key` lands between reading `current` and storing the
     /// result. Under contention `update` may run more than once (each run sees the then current
-    /// value); only the last result is stored.
+    /// value); only the last result is stored, the others are dropped.
+    ///
+    /// The key is borrowed, and the stored key is kept, as in `std`'s maps. The new entry gets
+    /// a clone of it (`Copy` keys: a copy), except for `String`, `Vec<u8>`, `Arc<str>` and
+    /// `Arc<[u8]>` keys, which it takes over without a clone: an update of such a key allocates
+    /// and frees no key (`ARCHITECTURE.md`, "Reclamation"). For a key type that is not `Clone`,
+    /// use [`compute`](Self::compute).
     ///
     /// ```
-    /// let map: lockfree_map::HashMap<&str, u32> = lockfree_map::HashMap::new();
+    /// let map: lockfree_map::HashMap<String, u32> = lockfree_map::HashMap::new();
     /// let guard = map.guard();
     /// assert_eq!(map.update("hits", |n| n + 1, &guard), None); // absent: nothing inserted
     /// assert!(!map.contains_key("hits", &guard));
-    /// map.insert("hits", 1, &guard);
+    /// map.insert("hits".to_string(), 1, &guard);
     /// assert_eq!(map.update("hits", |n| n + 1, &guard), Some(&2));
     /// ```
-    pub fn update<'g, F>(&'g self, key: K, mut update: F, guard: &'g Guard) -> Option<&'g V>
+    pub fn update<'g, Q, F>(&'g self, key: &Q, mut update: F, guard: &'g Guard) -> Option<&'g V>
     where
+        K: Borrow<Q> + Clone,
+        Q: Hash + Eq + ?Sized,
         F: FnMut(&V) -> V,
     {
-        let hash = self.hash(&key);
-        let mut pending = Pending::Key(key);
+        let hash = self.hash(key);
         loop {
-            let located = self.raw.locate(hash, |k| k == pending.key(), false, guard);
+            let located = self.raw.locate(hash, |k| k.borrow() == key, false, guard);
             let current = located.entry()?;
-            let entry = pending.into_entry(hash, update(&current.value));
-            match self.raw.try_store(&located, entry, guard) {
-                Ok((_, stored)) => return Some(&stored.value),
-                Err(back) => pending = Pending::Boxed(back),
+            let value = update(&current.value);
+            if let Ok(stored) = self.raw.try_replace_value(&located, value, guard) {
+                return Some(&stored.value);
             }
+            // The slot changed under us: the value we made is dropped, and we read again.
         }
     }
 

@@ -221,13 +221,18 @@ where
     /// See [`HashMap::update`].
     ///
     /// ```
-    /// let map: lockfree_map::HashMap<&str, u32> = lockfree_map::HashMap::new();
+    /// let map: lockfree_map::HashMap<String, u32> = lockfree_map::HashMap::new();
     /// let m = map.pin();
     /// assert_eq!(m.update("hits", |n| n + 1), None); // absent: nothing inserted
-    /// m.insert("hits", 1);
+    /// m.insert("hits".to_string(), 1);
     /// assert_eq!(m.update("hits", |n| n + 1), Some(&2));
     /// ```
-    pub fn update<F: FnMut(&V) -> V>(&self, key: K, update: F) -> Option<&V> {
+    pub fn update<Q, F>(&self, key: &Q, update: F) -> Option<&V>
+    where
+        K: Borrow<Q> + Clone,
+        Q: Hash + Eq + ?Sized,
+        F: FnMut(&V) -> V,
+    {
         self.map.update(key, update, &self.guard)
     }
 

@@ -83,7 +83,7 @@ fn torture(lie: Lie) {
                             m.get_or_insert_with(key, value);
                         }
                         4 => {
-                            m.update(key, |v| Tracked::new(v.get() + 1, live));
+                            m.update(&key, |v| Tracked::new(v.get() + 1, live));
                         }
                         5 => {
                             m.compute(key, |cur| match cur {

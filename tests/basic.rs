@@ -68,11 +68,51 @@ fn try_insert_keeps_the_current_value() {
 fn update_changes_only_present_keys() {
     let map = HashMap::new();
     let m = map.pin();
-    assert_eq!(m.update(1, |v| v + 1), None);
+    assert_eq!(m.update(&1, |v| v + 1), None);
     assert!(m.is_empty());
     m.insert(1, 41);
-    assert_eq!(m.update(1, |v| v + 1), Some(&42));
+    assert_eq!(m.update(&1, |v| v + 1), Some(&42));
     assert_eq!(m.get(&1), Some(&42));
+}
+
+/// An update keeps the stored key, as `std`'s maps do: the key it is given only finds the
+/// entry. Keys cloned (`Labelled`) and keys handed on without a clone (`String`) alike.
+#[test]
+fn update_keeps_the_stored_key() {
+    #[derive(Clone, Debug)]
+    struct Labelled(u64, &'static str);
+    impl PartialEq for Labelled {
+        fn eq(&self, other: &Self) -> bool {
+            self.0 == other.0
+        }
+    }
+    impl Eq for Labelled {}
+    impl std::hash::Hash for Labelled {
+        fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+            self.0.hash(state)
+        }
+    }
+    let map = HashMap::new();
+    let m = map.pin();
+    m.insert(Labelled(1, "stored"), 1);
+    assert_eq!(m.update(&Labelled(1, "probe"), |v| v + 1), Some(&2));
+    let (key, value) = m.get_key_value(&Labelled(1, "again")).unwrap();
+    assert_eq!((key.1, *value), ("stored", 2));
+
+    let map: HashMap<String, u64> = HashMap::new();
+    let m = map.pin();
+    m.insert("key".to_string(), 1);
+    let (before, _) = m.get_key_value("key").unwrap();
+    for _ in 0..100 {
+        m.update("key", |v| v + 1);
+    }
+    let (after, value) = m.get_key_value("key").unwrap();
+    // The old entry's key is still readable while pinned, and the new entry holds the same key.
+    assert_eq!(
+        (before.as_str(), after.as_str(), *value),
+        ("key", "key", 101)
+    );
+    assert_eq!(m.update("absent", |v| v + 1), None);
 }
 
 #[test]

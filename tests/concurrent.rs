@@ -28,7 +28,7 @@ fn hot_key_increments_sum_exactly() {
                 barrier.wait();
                 for i in 0..per_thread {
                     let key = i % 4;
-                    if m.update(key, |v| v + 1).is_none() {
+                    if m.update(&key, |v| v + 1).is_none() {
                         // First touch: insert 1 or, if someone beat us, increment theirs.
                         m.compute(key, |cur| match cur {
                             None => Operation::<u64, ()>::Insert(1),

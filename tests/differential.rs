@@ -65,7 +65,7 @@ fn run<S: BuildHasher + Default>(ops: &[Op]) {
                     *v
                 });
                 assert_eq!(
-                    m.update(k, |v| v.wrapping_add(1)).copied(),
+                    m.update(&k, |v| v.wrapping_add(1)).copied(),
                     expected,
                     "{op:?}"
                 );

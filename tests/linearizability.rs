@@ -95,7 +95,7 @@ impl Subject for HashMap<u64, u64> {
                 Err(e) => Some(*e.current),
             },
             Op::Remove => self.remove(&key, &guard).copied(),
-            Op::Increment => self.update(key, |v| v + 1, &guard).copied(),
+            Op::Increment => self.update(&key, |v| v + 1, &guard).copied(),
             Op::GetOrInsert(v) => Some(*self.get_or_insert_with(key, || v, &guard)),
             Op::Compute(v) => {
                 let result = self.compute(

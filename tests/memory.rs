@@ -51,7 +51,7 @@ fn churn_keeps_memory_bounded() {
         for _ in 0..(2_000_000 / 64) {
             let m = hot.pin();
             for i in 0..64u64 {
-                m.update(i % 8, |v| v + 1);
+                m.update(&(i % 8), |v| v + 1);
             }
         }
     });
@@ -77,7 +77,7 @@ fn churn_keeps_memory_bounded() {
                 for batch in 0..(1_000_000 / 64) {
                     let m = map.pin();
                     for i in 0..32u64 {
-                        m.update(i % 100, |v| v + 1);
+                        m.update(&(i % 100), |v| v + 1);
                         let fresh = 1_000 + (t << 40) + batch * 64 + i;
                         m.insert(fresh, i);
                         m.remove(&fresh);

@@ -131,7 +131,7 @@ fn panicking_closures_change_nothing() {
     let m = map.pin();
     m.insert(1, Tracked::new(1, &live));
     let r = catch_unwind(AssertUnwindSafe(|| {
-        m.update(1, |_| panic!("update closure"))
+        m.update(&1, |_| panic!("update closure"))
     }));
     assert!(r.is_err());
     let r = catch_unwind(AssertUnwindSafe(|| {
@@ -163,7 +163,7 @@ fn a_panic_in_one_thread_does_not_disturb_others() {
             for i in 0..10_000u64 {
                 m.insert(i, i);
                 if i == 5_000 {
-                    m.update(i, |_| panic!("user code panics mid-stream"));
+                    m.update(&i, |_| panic!("user code panics mid-stream"));
                 }
             }
         });

@@ -80,7 +80,7 @@ fn par_extend_races_with_other_writers_and_loses_nothing() {
         || {
             let m = shared.pin();
             for k in 0..n {
-                m.update(k, |v| v + 1);
+                m.update(&k, |v| v + 1);
             }
         },
     );

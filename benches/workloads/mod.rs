@@ -100,7 +100,7 @@ impl<K: BenchKey> Ops<K> for lockfree_map::MapRef<'_, K, u64, RandomState> {
     }
     #[inline]
     fn update(&self, key: &K) -> bool {
-        lockfree_map::MapRef::update(self, key.clone(), |v| v + 1).is_some()
+        lockfree_map::MapRef::update(self, key, |v| v + 1).is_some()
     }
 }
 

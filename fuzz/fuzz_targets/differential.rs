@@ -126,7 +126,7 @@ fn run(input: Input) {
                 assert_eq!(ours, theirs);
             }
             Op::Update(k, add) => {
-                let ours = map.update(k, |v| v.wrapping_add(add), &guard).copied();
+                let ours = map.update(&k, |v| v.wrapping_add(add), &guard).copied();
                 let theirs = model.get_mut(&k).map(|v| {
                     *v = v.wrapping_add(add);
                     *v

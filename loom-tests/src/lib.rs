@@ -93,6 +93,13 @@ impl std::borrow::Borrow<u64> for Tracked {
     }
 }
 
+/// A clone is a new key of the same number, counted live (an `update` clones the stored key).
+impl Clone for Tracked {
+    fn clone(&self) -> Self {
+        Tracked::new(self.get(), &self.live)
+    }
+}
+
 impl Drop for Tracked {
     fn drop(&mut self) {
         assert!(self.alive, "value dropped twice");

@@ -40,8 +40,8 @@ fn replaced_removed_and_moved_values_drop_exactly_once() {
     });
 }
 
-/// Keys are dropped exactly once as well: an update brings its own key and the entry it
-/// replaces is retired with the old one. Racing a second update and a remove, a double drop
+/// Keys are dropped exactly once as well: an update's new entry gets a clone of the stored key,
+/// and the entry it replaces is retired with the old one. Racing a second update and a remove, a double drop
 /// trips the key's poison check, a leak loom's Arc check, and no reader sees a dropped key.
 #[test]
 fn keys_of_updated_entries_drop_exactly_once() {
@@ -53,13 +53,13 @@ fn keys_of_updated_entries_drop_exactly_once() {
         let (m2, keys2) = (m.clone(), keys.clone());
         let t = thread::spawn(move || {
             let p = m2.pin();
-            let updated = p.update(Tracked::new(1, &keys2), |v| v + 1).copied();
+            let updated = p.update(&1, |v| v + 1).copied();
             // The key read through whatever entry is current now is alive.
             let key = p.get_key_value(&1).map(|(k, _)| k.get());
             (updated, key)
         });
         let p = m.pin();
-        let mine = p.update(Tracked::new(1, &keys), |v| v + 10).copied();
+        let mine = p.update(&1, |v| v + 10).copied();
         let removed = p.remove(&1).copied();
         drop(p);
         let (theirs, key) = t.join().unwrap();
@@ -74,7 +74,7 @@ fn keys_of_updated_entries_drop_exactly_once() {
         }
         assert!(m.is_empty());
         drop(m);
-        // What is left can only be retired keys (the first key and those the updates brought),
+        // What is left can only be retired keys (the first key and the updates' clones of it),
         // waiting in the epoch's bags; loom's leak check at the end of the execution covers them.
         assert!(keys.load(Ordering::SeqCst) <= 3);
     });

@@ -27,7 +27,7 @@ fn writes_against_a_migrating_table() {
         let m = migrating_map();
         let m2 = m.clone();
         let t = thread::spawn(move || m2.pin().remove(&1).copied());
-        assert_eq!(m.pin().update(0, |v| v + 10).copied(), Some(10));
+        assert_eq!(m.pin().update(&0, |v| v + 10).copied(), Some(10));
         assert_eq!(t.join().unwrap(), Some(1));
         let p = m.pin();
         let mut all: Vec<(u64, u64)> = p.iter().map(|(k, v)| (*k, *v)).collect();

@@ -13,8 +13,8 @@ fn concurrent_updates_lose_nothing() {
         let m = Arc::new(map::<u64>());
         m.pin().insert(1, 0);
         let m2 = m.clone();
-        let t = thread::spawn(move || m2.pin().update(1, |v| v + 1).copied());
-        let mine = m.pin().update(1, |v| v + 1).copied();
+        let t = thread::spawn(move || m2.pin().update(&1, |v| v + 1).copied());
+        let mine = m.pin().update(&1, |v| v + 1).copied();
         let theirs = t.join().unwrap();
         let mut seen = [mine.unwrap(), theirs.unwrap()];
         seen.sort_unstable();
@@ -32,7 +32,7 @@ fn update_vs_remove() {
         m.pin().insert(1, 0);
         let m2 = m.clone();
         let t = thread::spawn(move || m2.pin().remove(&1).copied());
-        let updated = m.pin().update(1, |v| v + 1).copied();
+        let updated = m.pin().update(&1, |v| v + 1).copied();
         let removed = t.join().unwrap();
         match (updated, removed) {
             (Some(1), Some(1)) | (None, Some(0)) => {}

@@ -447,6 +447,24 @@ impl<K, V> RawMap<K, V> {
         new: Box<Entry<K, V>>,
         guard: &'g Guard,
     ) -> Result<(Option<&'g Entry<K, V>>, &'g Entry<K, V>), Box<Entry<K, V>>> {
+        // SAFETY: `recycle` drops an entry's key and value: the replaced entry owns both.
+        unsafe { self.try_store_freeing(located, new, pool::recycle::<K, V>, guard) }
+    }
+
+    /// [`RawMap::try_store`], retiring a replaced entry to `free`.
+    ///
+    /// # Safety
+    /// `free` frees an entry that came from `Box::into_raw` and drops what the replaced entry
+    /// owns once `new` is published, once; it may run on any thread, at any later time.
+    #[allow(clippy::type_complexity)]
+    #[inline(always)]
+    unsafe fn try_store_freeing<'g>(
+        &'g self,
+        located: &Located<'g, K, V>,
+        new: Box<Entry<K, V>>,
+        free: unsafe fn(*mut Entry<K, V>),
+        guard: &'g Guard,
+    ) -> Result<(Option<&'g Entry<K, V>>, &'g Entry<K, V>), Box<Entry<K, V>>> {
         let hash = new.hash;
         let new_word = new.into_word();
         let (group, i, expected) = match *located {
@@ -469,8 +487,10 @@ impl<K, V> RawMap<K, V> {
                 match located.entry() {
                     Some(old) => {
                         // SAFETY: the old entry was unlinked by our CAS (only the winner of that
-                        // CAS retires it) and came from `Box::into_raw`.
-                        unsafe { retire_entry(guard, entry_ptr::<K, V>(expected)) };
+                        // CAS retires it) and came from `Box::into_raw`; `free` is right for it
+                        // (the caller's promise). It may run on another thread after the map is
+                        // gone: the map's operations require `K, V: Send + 'static`.
+                        unsafe { reclaim::retire(guard, entry_ptr::<K, V>(expected), free) };
                         Ok((Some(old), stored))
                     }
                     None => {
@@ -482,6 +502,68 @@ impl<K, V> RawMap<K, V> {
             }
             // SAFETY: the CAS failed, so `new_word` was never shared and is still ours.
             Err(_) => Err(unsafe { Box::from_raw(new_word as *mut Entry<K, V>) }),
+        }
+    }
+
+    /// Replaces the value of the entry `located` found, keeping its key, if the slot still holds
+    /// that entry; on failure hands `value` back.
+    ///
+    /// The new entry's key is the stored one: cloned, or, for the key types of
+    /// [`key_hands_on`], the very same bytes. Then the old entry is retired without its key
+    /// (`pool::recycle_value`), and exactly one entry owns the key at any time: the old one
+    /// until our CAS succeeds, the new one after; if the CAS fails, our copy is forgotten and
+    /// the old entry still owns the key, whatever became of it. A reader may still read the
+    /// key through the old entry after the CAS: the bytes it reads are the old entry's (freed
+    /// only after the reader unpins), and what they point to belongs to the new entry, which is
+    /// unlinked, and so freed, only after the old one was. Nothing can change those bytes or
+    /// what they point to meanwhile: the map hands out only `&K`, and these types let nothing
+    /// be changed through a shared reference (the reason for the list).
+    #[inline(always)]
+    pub(crate) fn try_replace_value<'g>(
+        &'g self,
+        located: &Located<'g, K, V>,
+        value: V,
+        guard: &'g Guard,
+    ) -> Result<&'g Entry<K, V>, V>
+    where
+        K: Clone + 'static,
+    {
+        let Some(entry) = located.entry() else {
+            return Err(value);
+        };
+        let hand_on = key_hands_on::<K>();
+        let key = if hand_on {
+            // SAFETY: a bitwise copy of a key we may read (the entry is protected by `guard`).
+            // It is either published as the key's new owner or forgotten below, never dropped
+            // unless published; `key_hands_on` admits only types for which two copies, one
+            // owning and one only read, are sound (see above).
+            unsafe { std::ptr::read(&entry.key) }
+        } else {
+            // A user's `Clone` may panic: nothing has changed yet, and `value` is dropped.
+            entry.key.clone()
+        };
+        let new = Entry::boxed(entry.hash, key, value);
+        // The old entry goes without its key if the key was handed on: it belongs to the entry
+        // we publish.
+        let free = if hand_on {
+            pool::recycle_value::<K, V>
+        } else {
+            pool::recycle::<K, V>
+        };
+        // SAFETY: `free` drops what the old entry owns once `new` replaces it: its value, and
+        // its key unless the key was handed on to `new`.
+        match unsafe { self.try_store_freeing(located, new, free, guard) } {
+            Ok((_, stored)) => Ok(stored),
+            Err(new) => {
+                let Entry { key, value, .. } = *new;
+                if hand_on {
+                    // The old entry still owns the key; ours was a copy.
+                    std::mem::forget(key);
+                } else {
+                    drop(key);
+                }
+                Err(value)
+            }
         }
     }
 
@@ -762,6 +844,25 @@ unsafe fn retire_entry<K, V>(guard: &Guard, p: *mut Entry<K, V>) {
     // SAFETY: forwarded from the caller; `recycle` takes a `Box`'s pointer once. It may run on
     // another thread after the map is gone: the map's operations require `K, V: Send + 'static`.
     unsafe { reclaim::retire(guard, p, pool::recycle::<K, V>) };
+}
+
+/// Whether a value update hands the stored key on to the new entry by a bitwise copy instead
+/// of a clone (`RawMap::try_replace_value`). Folds to a constant for each type.
+///
+/// Only for types whose bytes nothing can change through a shared reference (no `Cell`,
+/// `RefCell`, `Mutex` or atomic inside: a reader could otherwise take a resource out through the
+/// old entry's `&K` and leave it in the copy too, to be dropped twice; `Freeze`, which says so,
+/// is unstable) and that carry no uniqueness claim a second copy would break (`Box` does, for
+/// Miri's aliasing model). These are the owned key types that allocate, where the clone and its
+/// later free are most of an update's cost; other keys are cloned (`Copy` ones for free).
+#[inline(always)]
+pub(crate) fn key_hands_on<K: 'static>() -> bool {
+    use std::any::TypeId;
+    let k = TypeId::of::<K>();
+    k == TypeId::of::<String>()
+        || k == TypeId::of::<Vec<u8>>()
+        || k == TypeId::of::<std::sync::Arc<str>>()
+        || k == TypeId::of::<std::sync::Arc<[u8]>>()
 }
 
 /// Frees a root table and its successor, if any (not the entries).

@@ -201,9 +201,44 @@ pub(crate) fn boxed<K, V>(entry: Entry<K, V>) -> Box<Entry<K, V>> {
 /// # Safety
 /// `p` came from `Box::into_raw` of a `Box<Entry<K, V>>`, and nothing else uses or frees it.
 pub(crate) unsafe fn recycle<K, V>(p: *mut Entry<K, V>) {
+    // SAFETY: forwarded from the caller; the entry owns its key and value, dropped once here.
+    unsafe { recycle_with(p, |p| std::ptr::drop_in_place(p)) };
+}
+
+/// Drops a retired entry's value, not its key (which passed to the entry that replaced it,
+/// `RawMap::try_replace_value`), and keeps its block for this thread's next entries.
+///
+/// # Safety
+/// As for [`recycle`], and the entry's key is owned by another entry.
+pub(crate) unsafe fn recycle_value<K, V>(p: *mut Entry<K, V>) {
+    // SAFETY: forwarded from the caller; the entry owns its value only, dropped once here.
+    unsafe {
+        recycle_with(p, |p| {
+            std::ptr::drop_in_place(std::ptr::addr_of_mut!((*p).value))
+        })
+    };
+}
+
+/// Runs `drop_fields` on the entry, then caches or frees its block (also if `drop_fields`
+/// panics).
+///
+/// # Safety
+/// As for [`recycle`]; `drop_fields` drops what the entry owns, once, and nothing else.
+#[inline(always)]
+unsafe fn recycle_with<K, V>(p: *mut Entry<K, V>, drop_fields: impl FnOnce(*mut Entry<K, V>)) {
     let Some(class) = class_of::<K, V>() else {
-        // SAFETY: forwarded from the caller: we own the box.
-        drop(unsafe { Box::from_raw(p) });
+        /// Frees the allocation even if dropping the fields panics.
+        struct Alloc(*mut u8, Layout);
+        impl Drop for Alloc {
+            fn drop(&mut self) {
+                // SAFETY: a `Box<Entry<K, V>>` allocation of this layout, owned by this `Alloc`
+                // alone (see `recycle`), its fields already dropped.
+                unsafe { dealloc(self.0, self.1) };
+            }
+        }
+        let alloc = Alloc(p.cast::<u8>(), Layout::new::<Entry<K, V>>());
+        drop_fields(p);
+        drop(alloc);
         return;
     };
     /// Gives the block back even if dropping the key or the value panics.
@@ -222,10 +257,10 @@ pub(crate) unsafe fn recycle<K, V>(p: *mut Entry<K, V>) {
         }
     }
     let block = Block(p.cast::<u8>(), class);
-    // SAFETY: we own the entry (caller's contract); its key and value are dropped once, here.
-    // The memory, allocated as a `Box<Entry<K, V>>` of layout `(8 * (class + 1), 8)`, then
-    // passes to `block`, which caches or frees it.
-    unsafe { std::ptr::drop_in_place(p) };
+    // The memory, allocated as a `Box<Entry<K, V>>` of layout `(8 * (class + 1), 8)`, passes
+    // to `block` once the fields are dropped (or while a panic from them unwinds), which caches
+    // or frees it.
+    drop_fields(p);
     drop(block);
 }
 
@@ -353,6 +388,34 @@ mod tests {
             value: (),
         });
         assert_eq!(std::ptr::addr_of!(*next).cast::<u8>(), p.cast::<u8>());
+    }
+
+    #[test]
+    fn recycle_value_drops_the_value_and_leaves_the_key_to_its_new_owner() {
+        use std::rc::Rc;
+        fn check<V>(value: V, probe: &Rc<String>) {
+            let key = Rc::new(String::from("key"));
+            let old = Box::into_raw(boxed(Entry {
+                hash: 0,
+                key: Rc::clone(&key),
+                value,
+            }));
+            // The key's new owner: a bitwise copy, as `try_replace_value` makes.
+            // SAFETY: `old` is valid; the copy becomes the key's only owner below.
+            let new_owner = unsafe { std::ptr::read(&(*old).key) };
+            // SAFETY: `old` came from `Box::into_raw` above, and its key is owned by `new_owner`.
+            unsafe { recycle_value(old) };
+            assert_eq!(Rc::strong_count(probe), 1, "the value was dropped");
+            assert_eq!(Rc::strong_count(&key), 2, "the key was left alone");
+            drop(new_owner);
+            assert_eq!(Rc::strong_count(&key), 1);
+        }
+        let probe = Rc::new(String::from("value"));
+        // A small entry (a cached class) and one too big for the cache (freed at once).
+        assert!(class_of::<Rc<String>, Rc<String>>().is_some());
+        check(Rc::clone(&probe), &probe);
+        assert!(class_of::<Rc<String>, (Rc<String>, [u64; 20])>().is_none());
+        check((Rc::clone(&probe), [0u64; 20]), &probe);
     }
 
     #[test]
