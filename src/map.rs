@@ -462,6 +462,11 @@ where
     /// inserts the key first, the value made here is dropped and theirs is returned, so each
     /// key's value is published once (two calls racing on an absent key may both run `make`).
     ///
+    /// The key is taken by value, and dropped if it is present. Where making an owned key costs
+    /// (a `String` built or cloned for the call), look it up by reference first, so that a hit
+    /// allocates nothing: `map.get(k, &guard).unwrap_or_else(|| map.get_or_insert_with(k.to_owned(),
+    /// make, &guard))`.
+    ///
     /// ```
     /// let map = lockfree_map::HashMap::new();
     /// let guard = map.guard();
