@@ -486,10 +486,10 @@ impl<K, V> RawMap<K, V> {
                 let stored = unsafe { &*(new_word as *const Entry<K, V>) };
                 match located.entry() {
                     Some(old) => {
-                        // SAFETY: the old entry was unlinked by our CAS (only the winner of that
-                        // CAS retires it) and came from `Box::into_raw`; `free` is right for it
-                        // (the caller's promise). It may run on another thread after the map is
-                        // gone: the map's operations require `K, V: Send + 'static`.
+                        // `free` may run on another thread after the map is gone: the map's
+                        // operations require `K, V: Send + 'static`.
+                        // SAFETY: our CAS unlinked the old entry (only its winner retires it), it
+                        // came from `Box::into_raw`, and `free` suits it (caller's promise).
                         unsafe { reclaim::retire(guard, entry_ptr::<K, V>(expected), free) };
                         Ok((Some(old), stored))
                     }
@@ -533,10 +533,10 @@ impl<K, V> RawMap<K, V> {
         };
         let hand_on = key_hands_on::<K>();
         let key = if hand_on {
-            // SAFETY: a bitwise copy of a key we may read (the entry is protected by `guard`).
-            // It is either published as the key's new owner or forgotten below, never dropped
-            // unless published; `key_hands_on` admits only types for which two copies, one
-            // owning and one only read, are sound (see above).
+            // The copy is either published as the key's new owner or forgotten below, never
+            // dropped unless published; `key_hands_on` admits only types for which two copies,
+            // one owning and one only read, are sound (see above).
+            // SAFETY: a bitwise copy of a key we may read (`guard` protects the entry).
             unsafe { std::ptr::read(&entry.key) }
         } else {
             // A user's `Clone` may panic: nothing has changed yet, and `value` is dropped.
@@ -850,7 +850,7 @@ unsafe fn retire_entry<K, V>(guard: &Guard, p: *mut Entry<K, V>) {
 /// of a clone (`RawMap::try_replace_value`). Folds to a constant for each type.
 ///
 /// Only for types whose bytes nothing can change through a shared reference (no `Cell`,
-/// `RefCell`, `Mutex` or atomic inside: a reader could otherwise take a resource out through the
+/// `RefCell`, lock or atomic inside: a reader could otherwise take a resource out through the
 /// old entry's `&K` and leave it in the copy too, to be dropped twice; `Freeze`, which says so,
 /// is unstable) and that carry no uniqueness claim a second copy would break (`Box` does, for
 /// Miri's aliasing model). These are the owned key types that allocate, where the clone and its
