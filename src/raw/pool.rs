@@ -177,8 +177,10 @@ unsafe fn push(class: usize, block: *mut u8) -> bool {
         .unwrap_or(false)
 }
 
-/// Boxes `entry`, on a cached block when this thread has one.
-#[inline]
+/// Boxes `entry`, on a cached block when this thread has one. Always inlined: with a 40-byte
+/// `String`-keyed entry passed by value it stayed out of line, 11 instructions a write
+/// (callgrind `hotpath hot-key-string`).
+#[inline(always)]
 pub(crate) fn boxed<K, V>(entry: Entry<K, V>) -> Box<Entry<K, V>> {
     if let Some(class) = class_of::<K, V>() {
         if let Some(block) = pop(class) {
