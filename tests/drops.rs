@@ -305,20 +305,15 @@ fn keys_handed_on_by_updates_are_dropped_exactly_once() {
     let arcs: Vec<Arc<str>> = strings.iter().map(|s| Arc::from(s.as_str())).collect();
     churn(&arcs);
     // Every map copy of a key is dropped once the epoch lets go: only the test's handles remain.
-    let extra = AtomicUsize::new(usize::MAX);
+    let copies = || arcs.iter().map(|a| Arc::strong_count(a) - 1).sum::<usize>();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while std::time::Instant::now() < deadline {
-        let copies: usize = arcs.iter().map(|a| Arc::strong_count(a) - 1).sum();
-        extra.store(copies, Ordering::SeqCst);
-        if copies == 0 {
-            break;
-        }
-        // One step of `settle_reclamation`: pin, flush, let others run.
+    while copies() != 0 && std::time::Instant::now() < deadline {
+        // As `settle_reclamation` does: pin, flush, let others run.
         let map: HashMap<u8, u8> = HashMap::new();
         map.guard().flush();
         std::thread::yield_now();
     }
-    assert_eq!(extra.load(Ordering::SeqCst), 0, "key copies still alive");
+    assert_eq!(copies(), 0, "key copies still alive");
 }
 
 #[test]
