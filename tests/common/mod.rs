@@ -163,3 +163,14 @@ pub fn scaled(n: usize) -> usize {
         n
     }
 }
+
+/// A test size with a Miri size of its own, for tests whose point (several resizes, an
+/// iteration that spans a growth) holds at a size `scaled` would not pick. Miri runs in CI's
+/// budget: at 1,000 keys the two iteration tests took 4-5 minutes each there (2026-12-02).
+pub fn sized(native: usize, under_miri: usize) -> usize {
+    if cfg!(miri) {
+        under_miri
+    } else {
+        native
+    }
+}
