@@ -54,6 +54,7 @@ fn main() {
         "mixed" => mixed(),
         "exchange" => writes(false, 1 << 16, 1_000_000),
         "exchange-1m" => writes(false, 1 << 20, 4_000_000),
+        "exchange-4t" => writes_4t(),
         "hot-key" => writes(true, 1 << 16, 1_000_000),
         "hot-key-string" => hot_strings(),
         "grow" => grow(),
@@ -62,7 +63,7 @@ fn main() {
         "into-iter" => into_iter(),
         other => {
             eprintln!(
-                "unknown mode {other:?}: mixed, exchange, exchange-1m, hot-key, hot-key-string, grow, lookups, lookups-2t or into-iter"
+                "unknown mode {other:?}: mixed, exchange, exchange-1m, exchange-4t, hot-key, hot-key-string, grow, lookups, lookups-2t or into-iter"
             );
             std::process::exit(2);
         }
@@ -156,6 +157,57 @@ fn writes(hot: bool, keys: u64, ops: u64) {
         "{} inserts (prefill), {ops} {mode}; len {}",
         keys * 3 / 4,
         m.len()
+    );
+}
+
+/// `exchange` on four threads sharing one map (64Ki keys, 500,000 operations each). Meant for
+/// valgrind's cache simulation (`cachegrind --cache-sim=yes`): valgrind runs one thread at a time,
+/// so a thread descheduled while pinned holds the epoch back, as with more threads than cores,
+/// and garbage comes back in waves through the entry cache.
+fn writes_4t() {
+    const KEYS: u64 = 1 << 16;
+    let map: HashMap<u64, u64, Fixed> = HashMap::with_hasher(Fixed);
+    {
+        let m = map.pin();
+        for k in 0..KEYS * 3 / 4 {
+            m.insert(k, k);
+        }
+    }
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let map = &map;
+            s.spawn(move || {
+                let mut m = map.pin();
+                let mut x = 0x853C_49E6_748F_EA9Bu64 ^ (t + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                for i in 0..500_000u64 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let k = x % KEYS;
+                    match x >> 60 {
+                        0..=1 => {
+                            m.get(&k);
+                        }
+                        2..=7 => {
+                            m.insert(k, i);
+                        }
+                        8..=13 => {
+                            m.remove(&k);
+                        }
+                        _ => {
+                            m.update(&k, |v| v + 1);
+                        }
+                    }
+                    if i % 64 == 0 {
+                        m.repin();
+                    }
+                }
+            });
+        }
+    });
+    println!(
+        "4 threads x 500000 exchange operations; len {}",
+        map.pin().len()
     );
 }
 
