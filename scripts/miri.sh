@@ -41,7 +41,7 @@ for seed in ${MIRI_SEEDS:-1}; do
     cargo +nightly miri test --test concurrent -- \
         churn_during disjoint_inserters hot_key_increments concurrent_removes get_or_insert_with
     cargo +nightly miri test --test panics -- panicking_closures panicking_clone
-    cargo +nightly miri test --test drops -- replaced_and_removed update_and_compute updated_keys a_key_emptied keys_handed_on \
+    cargo +nightly miri test --test drops -- replaced_and_removed update_and_compute updated_keys a_key_emptied keys_handed_on keys_made \
         into_iter_hands
     cargo +nightly miri test --test linearizability
     cargo +nightly miri test --test collector

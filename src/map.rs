@@ -463,9 +463,10 @@ where
     /// key's value is published once (two calls racing on an absent key may both run `make`).
     ///
     /// The key is taken by value, and dropped if it is present. Where making an owned key costs
-    /// (a `String` built or cloned for the call), look it up by reference first, so that a hit
-    /// allocates nothing: `map.get(k, &guard).unwrap_or_else(|| map.get_or_insert_with(k.to_owned(),
-    /// make, &guard))`.
+    /// (a `String` built or cloned for the call), [`get_or_insert_with_ref`] looks the key up
+    /// by reference and makes the owned key only to insert it.
+    ///
+    /// [`get_or_insert_with_ref`]: HashMap::get_or_insert_with_ref
     ///
     /// ```
     /// let map = lockfree_map::HashMap::new();
@@ -497,6 +498,72 @@ where
             match self.raw.try_store(&located, entry, guard) {
                 Ok((_, stored)) => return &stored.value,
                 Err(back) => pending = Pending::Boxed(back),
+            }
+        }
+    }
+
+    /// The value for `key`, looked up by reference, inserting the key `to_owned(key)` with the
+    /// value `make()` first if it is absent: [`get_or_insert_with`] for keys that cost something
+    /// to make, such as a `String` looked up by `&str` in a cache, whose hits then allocate
+    /// nothing (hashbrown's `entry_ref` and `HashSet::get_or_insert_with` have this shape).
+    ///
+    /// `to_owned` and `make` run at most once per call, and only if the key looked absent; if
+    /// another thread inserts the key first, what they made is dropped and that thread's value
+    /// is returned. `to_owned(key)` must return a key equal to `key` (and so, by the contract of
+    /// [`Borrow`], with the same hash): the entry is stored under `key`'s hash, so a key that
+    /// differs is stored where lookups of it do not look (no undefined behaviour, no leak; the
+    /// same as a `Borrow` that breaks its contract).
+    ///
+    /// [`get_or_insert_with`]: HashMap::get_or_insert_with
+    ///
+    /// ```
+    /// let cache: lockfree_map::HashMap<String, usize> = lockfree_map::HashMap::new();
+    /// let guard = cache.guard();
+    /// let mut allocations = 0;
+    /// for word in ["apple", "pear", "apple"] {
+    ///     let len = cache.get_or_insert_with_ref(
+    ///         word,
+    ///         |w| { allocations += 1; w.to_owned() },
+    ///         || word.len(),
+    ///         &guard,
+    ///     );
+    ///     assert_eq!(*len, word.len());
+    /// }
+    /// assert_eq!(allocations, 2); // the second "apple" was a hit: no `String` made
+    /// ```
+    pub fn get_or_insert_with_ref<'g, Q, O, F>(
+        &'g self,
+        key: &Q,
+        to_owned: O,
+        make: F,
+        guard: &'g Guard,
+    ) -> &'g V
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        O: FnOnce(&Q) -> K,
+        F: FnOnce() -> V,
+    {
+        let hash = self.hash(key);
+        let mut made: Option<Box<Entry<K, V>>> = None;
+        let mut makers = Some((to_owned, make));
+        loop {
+            let located = self.raw.locate(hash, |k| k.borrow() == key, true, guard);
+            if let Some(current) = located.entry() {
+                return &current.value;
+            }
+            let entry = match made.take() {
+                Some(entry) => entry,
+                None => {
+                    let (to_owned, make) = makers.take().expect("the entry is made once and kept");
+                    // The key first: if `make` panics, unwinding drops it.
+                    let owned = to_owned(key);
+                    Entry::boxed(hash, owned, make())
+                }
+            };
+            match self.raw.try_store(&located, entry, guard) {
+                Ok((_, stored)) => return &stored.value,
+                Err(back) => made = Some(back),
             }
         }
     }

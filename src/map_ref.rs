@@ -206,6 +206,25 @@ where
         self.map.get_or_insert_with(key, make, &self.guard)
     }
 
+    /// See [`HashMap::get_or_insert_with_ref`].
+    ///
+    /// ```
+    /// let cache: lockfree_map::HashMap<String, usize> = lockfree_map::HashMap::new();
+    /// let m = cache.pin();
+    /// assert_eq!(m.get_or_insert_with_ref("apple", str::to_owned, || 5), &5); // made and inserted
+    /// assert_eq!(m.get_or_insert_with_ref("apple", |_| unreachable!(), || 6), &5); // a hit
+    /// ```
+    pub fn get_or_insert_with_ref<Q, O, F>(&self, key: &Q, to_owned: O, make: F) -> &V
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        O: FnOnce(&Q) -> K,
+        F: FnOnce() -> V,
+    {
+        self.map
+            .get_or_insert_with_ref(key, to_owned, make, &self.guard)
+    }
+
     /// See [`HashMap::get_or_insert`].
     ///
     /// ```

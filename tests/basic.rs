@@ -180,6 +180,51 @@ fn remove_if_checks_the_current_value() {
 }
 
 #[test]
+fn get_or_insert_with_ref_makes_a_key_only_on_a_miss() {
+    let map: HashMap<String, usize> = HashMap::new();
+    let m = map.pin();
+    let (mut keys_made, mut values_made) = (0, 0);
+    for word in ["apple", "pear", "apple", "fig", "pear", "apple"] {
+        let v = m.get_or_insert_with_ref(
+            word,
+            |w: &str| {
+                keys_made += 1;
+                w.to_owned()
+            },
+            || {
+                values_made += 1;
+                word.len() * 10
+            },
+        );
+        assert_eq!(*v, word.len() * 10);
+    }
+    assert_eq!(
+        (keys_made, values_made),
+        (3, 3),
+        "only the three misses made anything"
+    );
+    assert_eq!(m.len(), 3);
+    assert_eq!(m.get_key_value("pear"), Some((&"pear".to_string(), &40)));
+    // A present key keeps its value.
+    m.insert("kiwi".to_string(), 1);
+    assert_eq!(
+        m.get_or_insert_with_ref("kiwi", |_| unreachable!(), || 2),
+        &1
+    );
+    // Through a growth: the made keys land where lookups by `&str` find them.
+    for i in 0..common::sized(2_000, 100) {
+        let k = format!("k{i}");
+        assert_eq!(
+            m.get_or_insert_with_ref(k.as_str(), str::to_owned, || i),
+            &i
+        );
+    }
+    for i in 0..common::sized(2_000, 100) {
+        assert_eq!(m.get(format!("k{i}").as_str()), Some(&i));
+    }
+}
+
+#[test]
 fn grows_through_many_resizes_and_keeps_everything() {
     let map = HashMap::new();
     let m = map.pin();

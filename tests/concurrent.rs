@@ -187,8 +187,17 @@ fn get_or_insert_with_publishes_one_value_per_key() {
                 s.spawn(move || {
                     let m = map.pin();
                     barrier.wait();
+                    // Half the threads look the key up by reference (the key is made only
+                    // to insert it): both kinds race for the same keys.
                     (0..keys)
-                        .map(|k| *m.get_or_insert_with(k, || t * 1_000_000 + k))
+                        .map(|k| {
+                            let make = || t * 1_000_000 + k;
+                            if t % 2 == 0 {
+                                *m.get_or_insert_with(k, make)
+                            } else {
+                                *m.get_or_insert_with_ref(&k, |&k| k, make)
+                            }
+                        })
                         .collect()
                 })
             })

@@ -316,6 +316,39 @@ fn keys_handed_on_by_updates_are_dropped_exactly_once() {
     assert_eq!(copies(), 0, "key copies still alive");
 }
 
+/// Threads race `get_or_insert_with_ref` on the same absent keys: each loser made a key and a
+/// value that were never published, and drops them at once; every key ends with one entry.
+#[test]
+fn keys_made_by_a_lost_race_are_dropped_once() {
+    let keys = Arc::new(AtomicUsize::new(0));
+    let values = Arc::new(AtomicUsize::new(0));
+    let map: HashMap<Tracked, Tracked> = HashMap::new();
+    let n = common::scaled(2_000) as u64;
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let (map, keys, values) = (&map, &keys, &values);
+            s.spawn(move || {
+                let m = map.pin();
+                for k in 0..n {
+                    let v = m.get_or_insert_with_ref(
+                        &k,
+                        |&k| Tracked::new(k, keys),
+                        || Tracked::new(t * 1_000_000 + k, values),
+                    );
+                    assert_eq!(v.get() % 1_000_000, k);
+                }
+            });
+        }
+    });
+    assert_eq!(map.len() as u64, n);
+    // Nothing was replaced or removed: the losers' keys and values went at once, unpublished.
+    assert_eq!(keys.load(Ordering::SeqCst) as u64, n);
+    assert_eq!(values.load(Ordering::SeqCst) as u64, n);
+    drop(map);
+    assert_eq!(settle_reclamation(&keys, 0), 0);
+    assert_eq!(settle_reclamation(&values, 0), 0);
+}
+
 #[test]
 fn multithreaded_churn_drops_every_value_exactly_once() {
     let live = Arc::new(AtomicUsize::new(0));

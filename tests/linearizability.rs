@@ -96,7 +96,11 @@ impl Subject for HashMap<u64, u64> {
             },
             Op::Remove => self.remove(&key, &guard).copied(),
             Op::Increment => self.update(&key, |v| v + 1, &guard).copied(),
-            Op::GetOrInsert(v) => Some(*self.get_or_insert_with(key, || v, &guard)),
+            // Every other one by reference: the same operation, with the key made on a miss.
+            Op::GetOrInsert(v) if (v >> 8) & 1 == 0 => {
+                Some(*self.get_or_insert_with(key, || v, &guard))
+            }
+            Op::GetOrInsert(v) => Some(*self.get_or_insert_with_ref(&key, |&k| k, || v, &guard)),
             Op::Compute(v) => {
                 let result = self.compute(
                     key,

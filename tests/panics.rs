@@ -144,11 +144,44 @@ fn panicking_closures_change_nothing() {
         m.get_or_insert_with(2, || panic!("make"))
     }));
     assert!(r.is_err());
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        m.get_or_insert_with_ref(&3, |_| panic!("to_owned"), || Tracked::new(3, &live))
+    }));
+    assert!(r.is_err());
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        m.get_or_insert_with_ref(&4, |&k| k, || panic!("make"))
+    }));
+    assert!(r.is_err());
     let r = catch_unwind(AssertUnwindSafe(|| m.retain(|_, _| panic!("retain"))));
     assert!(r.is_err());
     assert_eq!(m.get(&1).map(Tracked::get), Some(1));
     assert_eq!(m.get(&2).map(Tracked::get), None);
+    assert_eq!(m.get(&3).map(Tracked::get), None);
+    assert_eq!(m.get(&4).map(Tracked::get), None);
     assert_eq!(m.len(), 1);
+    drop(m);
+    drop(map);
+    assert_eq!(settle_reclamation(&live, 0), 0);
+}
+
+/// `get_or_insert_with_ref` makes the key before the value: if `make` panics, the key it made
+/// is dropped while the panic unwinds, and nothing is inserted.
+#[test]
+fn a_panicking_make_drops_the_key_made_for_it() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let map: HashMap<Tracked, u64> = HashMap::new();
+    let m = map.pin();
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        m.get_or_insert_with_ref(&7, |&k| Tracked::new(k, &live), || panic!("make"))
+    }));
+    assert!(r.is_err());
+    assert_eq!(live.load(Ordering::SeqCst), 0, "the made key was dropped");
+    assert_eq!(m.len(), 0);
+    assert_eq!(
+        m.get_or_insert_with_ref(&7, |&k| Tracked::new(k, &live), || 70),
+        &70
+    );
+    assert_eq!(live.load(Ordering::SeqCst), 1);
     drop(m);
     drop(map);
     assert_eq!(settle_reclamation(&live, 0), 0);

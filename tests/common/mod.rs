@@ -63,6 +63,13 @@ impl Hash for Tracked {
         self.get().hash(state)
     }
 }
+/// Equal and hashed as its id, so a `Tracked` key can be looked up by `&u64`.
+impl std::borrow::Borrow<u64> for Tracked {
+    fn borrow(&self) -> &u64 {
+        assert_eq!(self.alive, ALIVE, "read a dropped value");
+        &self.id
+    }
+}
 
 /// Waits (bounded) until the epoch collector has dropped everything retired: deferred drops run
 /// when threads pin later, so pin and flush repeatedly.
