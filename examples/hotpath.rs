@@ -57,13 +57,15 @@ fn main() {
         "exchange-4t" => writes_4t(),
         "hot-key" => writes(true, 1 << 16, 1_000_000),
         "hot-key-string" => hot_strings(),
+        "cache-owned" => cache_strings(false),
+        "cache-ref" => cache_strings(true),
         "grow" => grow(),
         "lookups" => lookups(1),
         "lookups-2t" => lookups(2),
         "into-iter" => into_iter(),
         other => {
             eprintln!(
-                "unknown mode {other:?}: mixed, exchange, exchange-1m, exchange-4t, hot-key, hot-key-string, grow, lookups, lookups-2t or into-iter"
+                "unknown mode {other:?}: mixed, exchange, exchange-1m, exchange-4t, hot-key, hot-key-string, cache-owned, cache-ref, grow, lookups, lookups-2t or into-iter"
             );
             std::process::exit(2);
         }
@@ -87,6 +89,33 @@ fn hot_strings() {
     }
     println!(
         "8 inserts (prefill), {OPS} hot-key updates of String keys; len {}",
+        m.len()
+    );
+}
+
+/// A memoising cache with `String` keys: 1M `get_or_insert_with` calls by `&str` over 1,000
+/// keys (all but the first 1,000 hits), making the owned key for every call (`cache-owned`) or
+/// only to insert it (`cache-ref`, `get_or_insert_with_ref`).
+fn cache_strings(by_ref: bool) {
+    const OPS: u64 = 1_000_000;
+    let map: HashMap<String, u64, Fixed> = HashMap::with_hasher(Fixed);
+    let words: Vec<String> = (0..1_000).map(|k| format!("cached-word-{k:06}")).collect();
+    let mut m = map.pin();
+    let mut sum = 0u64;
+    for i in 0..OPS {
+        let word = words[(i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as usize % 1_000].as_str();
+        let make = || word.len() as u64;
+        sum += if by_ref {
+            *m.get_or_insert_with_ref(word, str::to_owned, make)
+        } else {
+            *m.get_or_insert_with(word.to_owned(), make)
+        };
+        if i % 64 == 0 {
+            m.repin();
+        }
+    }
+    println!(
+        "{OPS} cache lookups of String keys by &str; len {}, sum {sum}",
         m.len()
     );
 }
