@@ -18,7 +18,7 @@
 
 use std::hash::{BuildHasher, Hasher};
 
-use lockfree_map::HashMap;
+use lockfree_map::{HashMap, MapRef};
 
 /// A fixed hasher, so the count does not depend on `RandomState`'s seed.
 #[derive(Clone, Default)]
@@ -158,20 +158,7 @@ fn writes(hot: bool, keys: u64, ops: u64) {
         if hot {
             m.update(&(k % 8), |v| v + 1);
         } else {
-            match x >> 60 {
-                0..=1 => {
-                    m.get(&k);
-                }
-                2..=7 => {
-                    m.insert(k, i);
-                }
-                8..=13 => {
-                    m.remove(&k);
-                }
-                _ => {
-                    m.update(&k, |v| v + 1);
-                }
-            }
+            exchange_op(&m, x, k, i);
         }
         if i % 64 == 0 {
             m.repin();
@@ -187,6 +174,25 @@ fn writes(hot: bool, keys: u64, ops: u64) {
         keys * 3 / 4,
         m.len()
     );
+}
+
+/// One operation of the exchange mix (bustle's 10 / 40 / 40 / 10 get / insert / remove /
+/// update), chosen by the top bits of the random `x`.
+fn exchange_op(m: &MapRef<'_, u64, u64, Fixed>, x: u64, k: u64, i: u64) {
+    match x >> 60 {
+        0..=1 => {
+            m.get(&k);
+        }
+        2..=7 => {
+            m.insert(k, i);
+        }
+        8..=13 => {
+            m.remove(&k);
+        }
+        _ => {
+            m.update(&k, |v| v + 1);
+        }
+    }
 }
 
 /// `exchange` on four threads sharing one map (64Ki keys, 500,000 operations each). Meant for
@@ -212,21 +218,7 @@ fn writes_4t() {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
-                    let k = x % KEYS;
-                    match x >> 60 {
-                        0..=1 => {
-                            m.get(&k);
-                        }
-                        2..=7 => {
-                            m.insert(k, i);
-                        }
-                        8..=13 => {
-                            m.remove(&k);
-                        }
-                        _ => {
-                            m.update(&k, |v| v + 1);
-                        }
-                    }
+                    exchange_op(&m, x, x % KEYS, i);
                     if i % 64 == 0 {
                         m.repin();
                     }

@@ -115,10 +115,10 @@ impl Class {
         unsafe { new.write(ptr::null_mut()) };
         let old = self.buf.get();
         if !old.is_null() {
-            // SAFETY: `old` holds `len <= old_cap` initialised addresses after its null slot and
-            // `new` has room for `new_cap > old_cap` after its own; two allocations cannot
-            // overlap. `old` was allocated here for `old_cap` blocks, and nothing refers to it
-            // once `buf` points to `new`.
+            // `old` was allocated here for `old_cap` blocks; nothing refers to it once `buf`
+            // points to `new`.
+            // SAFETY: `old` holds `len <= old_cap` addresses after its null slot, `new` has room
+            // for `new_cap > old_cap` after its own, and two allocations never overlap.
             unsafe {
                 ptr::copy_nonoverlapping(old.add(1), new.add(1), self.len.get());
                 dealloc(old.cast(), buffer_layout(old_cap).expect("was allocated"));
