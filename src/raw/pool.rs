@@ -102,7 +102,8 @@ impl Class {
     #[cold]
     fn grow_buffer(&self) -> bool {
         let old_cap = self.buf_cap.get();
-        let new_cap = (old_cap * 2).max(CAP).min(self.cap.get()).max(old_cap + 1);
+        let new_cap = (old_cap * 2).max(CAP).min(self.cap.get());
+        debug_assert!(new_cap > old_cap, "grow_buffer is called with room under the cap");
         let Ok(layout) = buffer_layout(new_cap) else {
             return false;
         };
@@ -126,6 +127,27 @@ impl Class {
         }
         self.buf.set(new);
         self.buf_cap.set(new_cap);
+        true
+    }
+
+    /// [`push`] into a full buffer: grows the cap (by the misses) or the buffer, or refuses.
+    ///
+    /// # Safety
+    /// As for [`push`].
+    #[cold]
+    #[inline(never)]
+    unsafe fn push_slow(&self, class: usize, block: *mut u8) -> bool {
+        let len = self.len.get();
+        if len >= self.cap.get() && !self.grow(class) {
+            return false;
+        }
+        if !self.grow_buffer() {
+            return false;
+        }
+        // SAFETY: `grow_buffer` left room for at least one more block (slot `len + 1`); the
+        // block is ours.
+        unsafe { self.buf.get().add(len + 1).write(block) };
+        self.len.set(len + 1);
         true
     }
 }
@@ -232,29 +254,6 @@ unsafe fn push(class: usize, block: *mut u8) -> bool {
             }
         })
         .unwrap_or(false)
-}
-
-impl Class {
-    /// [`push`] into a full buffer: grows the cap (by the misses) or the buffer, or refuses.
-    ///
-    /// # Safety
-    /// As for [`push`].
-    #[cold]
-    #[inline(never)]
-    unsafe fn push_slow(&self, class: usize, block: *mut u8) -> bool {
-        let len = self.len.get();
-        if len >= self.cap.get() && !self.grow(class) {
-            return false;
-        }
-        if !self.grow_buffer() {
-            return false;
-        }
-        // SAFETY: `grow_buffer` left room for at least one more block (slot `len + 1`); the
-        // block is ours.
-        unsafe { self.buf.get().add(len + 1).write(block) };
-        self.len.set(len + 1);
-        true
-    }
 }
 
 /// Boxes `entry`, on a cached block when this thread has one. Always inlined: with a 40-byte
