@@ -103,7 +103,10 @@ impl Class {
     fn grow_buffer(&self) -> bool {
         let old_cap = self.buf_cap.get();
         let new_cap = (old_cap * 2).max(CAP).min(self.cap.get());
-        debug_assert!(new_cap > old_cap, "grow_buffer is called with room under the cap");
+        debug_assert!(
+            new_cap > old_cap,
+            "grow_buffer is called with room under the cap"
+        );
         let Ok(layout) = buffer_layout(new_cap) else {
             return false;
         };
