@@ -8,13 +8,14 @@
 //!
 //! (the total "Collected" count, divided by the operations printed). Modes: `mixed` (default:
 //! 100k-entry prefill, 1M gets, 200k inserts and removes), `exchange` (1M operations of the
-//! exchange mix, 10/40/40/10 get/insert/remove/update, on 64Ki keys 3/4 prefilled),
-//! `exchange-1m` (4M operations of the same mix on 1Mi keys, for wall time), `hot-key`
-//! (1M updates spread over 8 keys), `hot-key-string` (the same with `String` keys), `grow` (1M
-//! inserts of distinct keys into an empty map, through every resize), `lookups` (700,000 inserts stopping early in a growth, then 4M lookups, for
-//! wall time), `lookups-2t` (the same lookups shared by two threads), `into-iter` (1M entries
-//! visited by `iter`, then taken out by the owning `into_iter`, for wall time). Use it to compare a hot-path change before and after;
-//! `BENCHMARKS.md` keeps the figures.
+//! exchange mix, 10/40/40/10 get/insert/remove/update, on 64Ki keys 3/4 prefilled), `exchange-1m`
+//! (4M operations of the same mix on 1Mi keys, for wall time), `hot-key` (1M updates spread over 8
+//! keys), `hot-key-string` (the same with `String` keys), `grow` (1M inserts of distinct keys into
+//! an empty map, through every resize), `lookups` (700,000 inserts stopping early in a growth, then
+//! 4M lookups, for wall time), `lookups-2t` (the same lookups shared by two threads), `into-iter`
+//! (1M entries visited by `iter`, then taken out by the owning `into_iter`, for wall time),
+//! `values` (41 passes of `values().fold` over 1M entries, for wall time). Use it to compare a
+//! hot-path change before and after; `BENCHMARKS.md` keeps the figures.
 
 use std::hash::{BuildHasher, Hasher};
 
@@ -63,6 +64,7 @@ fn main() {
         "lookups" => lookups(1),
         "lookups-2t" => lookups(2),
         "into-iter" => into_iter(),
+        "values" => values(),
         other => {
             eprintln!(
                 "unknown mode {other:?}: mixed, exchange, exchange-1m, exchange-4t, hot-key, hot-key-string, cache-owned, cache-ref, grow, lookups, lookups-2t or into-iter"
@@ -297,6 +299,31 @@ fn into_iter() {
         "{KEYS} entries: iter {:.1} ns an entry, into_iter {:.1} ns an entry (entries freed as taken)",
         borrowed.as_nanos() as f64 / KEYS as f64,
         owned.as_nanos() as f64 / KEYS as f64
+    );
+}
+
+/// 41 passes of `values().fold` over 1M entries: the fastest and the median pass, for wall time
+/// (the runner's iteration workload, without the other maps).
+fn values() {
+    const KEYS: u64 = 1_000_000;
+    const PASSES: usize = 41;
+    let map = filled(KEYS);
+    let mut ns: Vec<f64> = (0..PASSES)
+        .map(|_| {
+            let m = map.pin();
+            let start = std::time::Instant::now();
+            let (n, sum) = m.values().fold((0u64, 0u64), |(n, s), v| (n + 1, s ^ *v));
+            let t = start.elapsed();
+            assert_eq!(n, KEYS);
+            std::hint::black_box(sum);
+            t.as_nanos() as f64 / KEYS as f64
+        })
+        .collect();
+    ns.sort_by(f64::total_cmp);
+    println!(
+        "{KEYS} entries, {PASSES} passes of values().fold: fastest {:.2} ns an entry, median {:.2}",
+        ns[0],
+        ns[PASSES / 2]
     );
 }
 

@@ -1069,9 +1069,12 @@ impl<'g, K, V> Snapshot<'g, K, V> {
 
 /// How many groups ahead of the one it visits an iteration prefetches entries. The slot words
 /// come in order, but each entry is at a random address: without the hint every entry is a cache
-/// miss the loop waits for; with it the entries of the next few groups (about 20) are in flight.
-/// At 1M u64 entries 4 groups beat 2, 3, 6, 8 and 16 (BENCHMARKS.md).
-const PREFETCH_GROUPS: usize = 4;
+/// miss the loop waits for; with it the entries of the next few groups (about 40) are in flight.
+/// At 1M u64 entries, hinting only each entry's first line, 4 groups beat 2, 3, 6, 8 and 16 (8
+/// was 1.6x slower than 4); since the hints cover each entry's last line too, 8 beats 4 (13 %
+/// fewer ns an entry over ten alternated runs) and 6, 12 and 16 are within this host's noise of
+/// 8 (BENCHMARKS.md, table of changes).
+const PREFETCH_GROUPS: usize = 8;
 
 /// Starts loading the entries of the recorded slots of group `g`, if there is such a group.
 #[inline]
@@ -1089,7 +1092,20 @@ fn prefetch_entries<K, V>(table: &Table<K, V>, started_full: &[u8], g: usize) {
     while bits != 0 {
         let i = bits.trailing_zeros() as usize;
         bits &= bits - 1;
-        prefetch_entry::<K, V>(&group.slots[i]);
+        // Relaxed: the word only aims hints, which cannot fault; `visit` loads it again, with
+        // Acquire.
+        if let Some(p) = Word(group.slots[i].load(Ordering::Relaxed)).entry_ptr::<K, V>() {
+            crate::sync::prefetch(p);
+            // An entry need not start on a line: glibc hands out 16-aligned blocks, so a 24-byte
+            // `Entry<u64, u64>` starts 48 bytes into a line about half the time (blocks malloc'd
+            // in a row alternate between 16 and 48), and its value lies in the next line. A visit
+            // reads the key or the value, so that line is wanted too; a second hint on the same
+            // line costs next to nothing. (Entries of 16 bytes or less never straddle.)
+            let size = std::mem::size_of::<Entry<K, V>>();
+            if size > 16 {
+                crate::sync::prefetch(p.cast::<u8>().wrapping_add(size - 1));
+            }
+        }
     }
 }
 
