@@ -50,7 +50,7 @@ fn keys_of_updated_entries_drop_exactly_once() {
         let m: Arc<lockfree_map::HashMap<Tracked, u64, KeyIsHash>> =
             Arc::new(lockfree_map::HashMap::with_hasher(KeyIsHash));
         m.pin().insert(Tracked::new(1, &keys), 0);
-        let (m2, keys2) = (m.clone(), keys.clone());
+        let m2 = m.clone();
         let t = thread::spawn(move || {
             let p = m2.pin();
             let updated = p.update(&1, |v| v + 1).copied();
@@ -77,6 +77,48 @@ fn keys_of_updated_entries_drop_exactly_once() {
         // What is left can only be retired keys (the first key and the updates' clones of it),
         // waiting in the epoch's bags; loom's leak check at the end of the execution covers them.
         assert!(keys.load(Ordering::SeqCst) <= 3);
+    });
+}
+
+/// Keys that `update` hands on to the new entry by a bitwise copy instead of a clone (`String`,
+/// `Vec<u8>`, `Arc<str>`, `Arc<[u8]>`: `key_hands_on` in `src/raw/mod.rs`) are dropped exactly
+/// once as well: one entry owns the key at any time, the loser of a race forgets its copy, and
+/// a replaced entry is retired without the key. The key is a `std::sync::Arc<str>`, so its
+/// strong count says how many owners dropped it; the map has a private collector, so dropping
+/// the map (with every guard gone) runs every deferred drop and the count must be back to the
+/// test's own handle. A reader racing the updates reads the key's bytes through whichever entry
+/// it finds. (A version that drops the loser's copy instead of forgetting it fails this model:
+/// the process aborts on the double free.)
+#[test]
+fn keys_handed_on_by_updates_drop_exactly_once() {
+    use lockfree_map::{Collector, HashMap};
+    model(|| {
+        let probe: std::sync::Arc<str> = std::sync::Arc::from("k");
+        let m: Arc<HashMap<std::sync::Arc<str>, u64, KeyIsHash>> =
+            Arc::new(HashMap::with_collector(0, KeyIsHash, Collector::new()));
+        m.pin().insert(probe.clone(), 0);
+        let m2 = m.clone();
+        let t = thread::spawn(move || {
+            let p = m2.pin();
+            let updated = p.update("k", |v| v + 1).copied();
+            let key = p.get_key_value("k").map(|(k, _)| String::from(&**k));
+            (updated, key)
+        });
+        let p = m.pin();
+        let mine = p.update("k", |v| v + 10).copied();
+        let removed = p.remove("k").copied();
+        drop(p);
+        let (theirs, key) = t.join().unwrap();
+        match (mine, theirs, removed) {
+            (Some(11), Some(1), Some(11)) | (Some(10), Some(11), Some(11)) => {
+                assert!(matches!(key.as_deref(), None | Some("k")));
+            }
+            (Some(10), None, Some(10)) => assert_eq!(key, None),
+            other => panic!("impossible outcome {other:?}"),
+        }
+        assert!(m.is_empty());
+        drop(m);
+        assert_eq!(std::sync::Arc::strong_count(&probe), 1);
     });
 }
 
