@@ -67,7 +67,7 @@ fn main() {
         "values" => values(),
         other => {
             eprintln!(
-                "unknown mode {other:?}: mixed, exchange, exchange-1m, exchange-4t, hot-key, hot-key-string, cache-owned, cache-ref, grow, lookups, lookups-2t or into-iter"
+                "unknown mode {other:?}: mixed, exchange, exchange-1m, exchange-4t, hot-key, hot-key-string, cache-owned, cache-ref, grow, lookups, lookups-2t, into-iter or values"
             );
             std::process::exit(2);
         }
