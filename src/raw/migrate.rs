@@ -94,7 +94,7 @@ use crate::sync::{AtomicUsize, Ordering, GROUP_SLOTS, LOOKUP_HELP_AFTER, MIGRATE
 use super::slot::{self, Word, FROZEN, MOVED, REDIRECT, TOMB};
 use super::table::{groups_for_live, Group, Migration, Probe, Table};
 use super::tag;
-use super::{prefetch_entry, RawMap};
+use super::{prefetch_entry_hash, RawMap};
 
 impl<K, V> RawMap<K, V> {
     /// Moves one chunk of `table`'s slots, or promotes `next` if every slot has moved. A
@@ -693,7 +693,7 @@ fn prefetch_chunk<K, V>(
     }
     for g in groups.clone() {
         for slot in &table.group(g).slots {
-            prefetch_entry::<K, V>(slot);
+            prefetch_entry_hash::<K, V>(slot);
         }
     }
     let Some(next) = mig.next() else {

@@ -159,7 +159,7 @@ impl<K, V> RawMap<K, V> {
                         // SAFETY: an unmoved entry pointer loaded while pinned: it is retired only
                         // after being unlinked, so not before our guard unpins.
                         let entry = unsafe { &*p };
-                        if entry.hash == hash && eq(&entry.key) {
+                        if entry.matches(hash, &mut eq) {
                             return Some(entry);
                         }
                     }
@@ -213,7 +213,7 @@ impl<K, V> RawMap<K, V> {
                             // SAFETY: an unmoved, unfrozen entry loaded while pinned: it is
                             // retired only after being unlinked from this slot, after our load.
                             let entry = unsafe { &*p };
-                            if entry.hash == hash && eq(&entry.key) {
+                            if entry.matches(hash, &mut eq) {
                                 return Located::Occupied {
                                     table,
                                     group,
@@ -352,7 +352,7 @@ impl<K, V> RawMap<K, V> {
         // SAFETY: an unmoved entry loaded while pinned: a live one is retired only after being
         // unlinked, and a frozen one is not retired before MOVED (see `migrate.rs`).
         let entry = unsafe { &*p };
-        if entry.hash != hash || !eq(&entry.key) {
+        if !entry.matches(hash, &mut *eq) {
             return Examined::NotIt;
         }
         if w.is_frozen() {
@@ -595,14 +595,16 @@ impl<K, V> RawMap<K, V> {
         // SAFETY: our CAS unlinked the entry, it came from `Box::into_raw`, and only the CAS
         // winner retires it.
         unsafe { retire_entry(guard, entry_ptr::<K, V>(word)) };
-        if entry.hash & 63 == 0 {
+        // One removal in 64, by the group it removed from (not by the entry's hash, which is on
+        // the entry's second line half the time: `Entry`).
+        if (group as *const Group as usize / std::mem::size_of::<Group>()) & 63 == 0 {
             self.shrink_if_sparse(table, guard);
         }
         Some(entry)
     }
 
     /// Gives memory back when removals left the root table mostly empty (checked on a sample of
-    /// removals, by hash, to keep the length sum off the common path).
+    /// removals, by group, to keep the length sum off the common path).
     #[cold]
     #[inline(never)]
     fn shrink_if_sparse(&self, table: &Table<K, V>, guard: &Guard) {
@@ -1112,11 +1114,11 @@ fn prefetch_ahead_to_free<K, V>(table: &Table<K, V>, g: usize) {
 ///
 /// An entry need not start on a line: glibc hands out 16-aligned blocks, so a 24-byte
 /// `Entry<u64, u64>` starts 48 bytes into a line about half the time (blocks malloc'd in a row
-/// alternate between offsets 16 and 48), and its value lies in the next line; so the hints
-/// cover its first and last byte (a second hint on the same line costs next to nothing; entries
-/// of 16 bytes or less never straddle). Freeing a block reads the allocator's header in front
-/// of it (glibc: the chunk size, in the 8 bytes before the block), on the line before when the
-/// block starts one.
+/// alternate between offsets 16 and 48). A visit reads the entry's front, the key and the value
+/// (the hash is last: `Entry`), so the hints cover the front's first and last byte (a second
+/// hint on the same line costs next to nothing; a front of 16 bytes or less, as `u64` and `u64`,
+/// never straddles). Freeing a block reads the allocator's header in front of it (glibc: the
+/// chunk size, in the 8 bytes before the block), on the line before when the block starts one.
 #[inline]
 fn prefetch_entry_lines<K, V>(slot: &AtomicUsize, freeing: bool) {
     // Relaxed: the word only aims hints, which cannot fault (a stale or moved entry's address
@@ -1124,9 +1126,8 @@ fn prefetch_entry_lines<K, V>(slot: &AtomicUsize, freeing: bool) {
     if let Some(p) = Word(slot.load(Ordering::Relaxed)).entry_ptr::<K, V>() {
         let start = p.cast::<u8>();
         crate::sync::prefetch(start);
-        let size = std::mem::size_of::<Entry<K, V>>();
-        if size > 16 {
-            crate::sync::prefetch(start.wrapping_add(size - 1));
+        if Entry::<K, V>::FRONT > 16 {
+            crate::sync::prefetch(start.wrapping_add(Entry::<K, V>::FRONT - 1));
         }
         if freeing {
             crate::sync::prefetch(start.wrapping_sub(8));
@@ -1134,14 +1135,15 @@ fn prefetch_entry_lines<K, V>(slot: &AtomicUsize, freeing: bool) {
     }
 }
 
-/// Starts loading the entry that `slot` holds, if it holds one. Iteration and migration use it
-/// to overlap the cache misses on entries, which sit at random addresses.
+/// Starts loading the hash of the entry that `slot` holds, if it holds one: the one field a
+/// migration's move reads. Moves use it to overlap the cache misses on entries, which sit at
+/// random addresses.
 #[inline]
-pub(super) fn prefetch_entry<K, V>(slot: &AtomicUsize) {
+pub(super) fn prefetch_entry_hash<K, V>(slot: &AtomicUsize) {
     // Relaxed: the word only aims a hint, which cannot fault; whoever then uses the slot loads it
     // again, with Acquire.
     if let Some(p) = Word(slot.load(Ordering::Relaxed)).entry_ptr::<K, V>() {
-        crate::sync::prefetch(p);
+        crate::sync::prefetch(Entry::hash_addr(p));
     }
 }
 

@@ -1,6 +1,6 @@
 //! Entries, and the encoding of a slot word.
 //!
-//! An entry is an immutable heap node `Entry { hash, key, value }`, aligned to 8 so that a slot
+//! An entry is an immutable heap node `Entry { key, value, hash }`, aligned to 8 so that a slot
 //! word holds its address plus three low state bits. An update publishes a new entry with one CAS
 //! and retires the old one; readers get `&V` tied to their guard. A value update keeps the stored
 //! key: cloned into the new entry, or for a few `std` key types handed on by a bitwise copy, the
@@ -63,11 +63,16 @@ pub(crate) fn resv(source: usize, tag: u8) -> usize {
 /// An entry. `align(8)` leaves the three low bits of its address free for the slot state. (It
 /// was `align(16)` with a spare fourth bit: that made an `Entry<u64, u64>` 32 bytes instead of
 /// 24, a 48-byte malloc chunk instead of 32, and one entry in three fewer per megabyte of cache.)
+///
+/// The hash comes last so that what a lookup that hits reads, the key and the value, is at the
+/// front: glibc's blocks are 16-aligned, so a 24-byte `Entry<u64, u64>` starting at line offset
+/// 48 straddles two lines, and with this order only the hash (which moves read, and lookups of
+/// plain keys do not: [`Entry::matches`]) is on the second.
 #[repr(C, align(8))]
 pub(crate) struct Entry<K, V> {
-    pub(crate) hash: u64,
     pub(crate) key: K,
     pub(crate) value: V,
+    pub(crate) hash: u64,
 }
 
 const _: () = assert!(mem::align_of::<Entry<(), ()>>() > STATE_BITS);
@@ -78,6 +83,27 @@ impl<K, V> Entry<K, V> {
     pub(crate) fn boxed(hash: u64, key: K, value: V) -> Box<Self> {
         super::pool::boxed(Entry { hash, key, value })
     }
+
+    /// Whether a lookup compares the stored hash before the key. Only for keys with drop glue
+    /// (`String`, `Vec`, `Arc`, `Box`...), whose `eq` would follow a pointer to a cold line on a
+    /// false tag match; a plain key compares as cheaply as its hash, and skipping the hash keeps a
+    /// hit on the entry's front (see the field order).
+    const FILTER_BY_HASH: bool = mem::needs_drop::<K>();
+
+    /// Whether this entry holds the key that `eq` recognises, whose hash is `hash`.
+    #[inline(always)]
+    pub(crate) fn matches(&self, hash: u64, eq: impl FnOnce(&K) -> bool) -> bool {
+        (!Self::FILTER_BY_HASH || self.hash == hash) && eq(&self.key)
+    }
+
+    /// The address of the entry at `p`'s hash, for a prefetch hint; never dereferenced here.
+    #[inline(always)]
+    pub(crate) fn hash_addr(p: *const Self) -> *const u8 {
+        p.cast::<u8>().wrapping_add(mem::offset_of!(Self, hash))
+    }
+
+    /// Bytes from the entry's start to the end of its value: what a visit by iteration reads.
+    pub(crate) const FRONT: usize = mem::offset_of!(Self, hash);
 
     /// Boxes an entry and returns its address as a slot word.
     pub(crate) fn into_word(self: Box<Self>) -> usize {
