@@ -115,9 +115,17 @@ impl<K, V> Table<K, V> {
     pub(crate) fn probe_limit(&self) -> usize {
         self.hot.probe_limit
     }
+    /// Group `pos`, which must be below [`Table::groups`] (it is masked, so a larger `pos` would
+    /// wrap around instead of panicking: every caller passes a probe position, which is masked
+    /// already, or an index it bounds by `groups()`).
     #[inline]
     pub(crate) fn group(&self, pos: usize) -> &Group {
-        &self.hot.groups[pos]
+        debug_assert!(pos < self.groups());
+        let pos = pos & self.hot.group_mask;
+        // SAFETY: `group_mask` is `groups.len() - 1` (set with the array, neither ever changes,
+        // and the length is a power of two), so `pos & group_mask` is in bounds. A lookup's probe
+        // step is a few instructions, and the bounds check was three of them.
+        unsafe { self.hot.groups.get_unchecked(pos) }
     }
     #[inline]
     pub(crate) fn slot(&self, index: usize) -> &AtomicUsize {
@@ -129,13 +137,15 @@ impl<K, V> Table<K, V> {
     pub(crate) fn read_bound(&self) -> usize {
         // Acquire: pairs with the Release `fetch_max` in `raise_read_bound`, which precedes the
         // publication of the entry that needed the longer probe.
-        self.hot
-            .read_bound
-            .load(Ordering::Acquire)
-            .min(self.groups())
+        let bound = self.hot.read_bound.load(Ordering::Acquire);
+        // The bound starts at `probe_limit` (at most `groups`) and is raised only to a count of
+        // groups probed within one table, so it never exceeds `groups`.
+        debug_assert!(bound <= self.groups());
+        bound
     }
 
     pub(crate) fn raise_read_bound(&self, groups_probed: usize) {
+        debug_assert!(groups_probed <= self.groups());
         // Release: pairs with the Acquire load in `read_bound`.
         self.hot
             .read_bound
