@@ -595,9 +595,11 @@ impl<K, V> RawMap<K, V> {
         // SAFETY: our CAS unlinked the entry, it came from `Box::into_raw`, and only the CAS
         // winner retires it.
         unsafe { retire_entry(guard, entry_ptr::<K, V>(word)) };
-        // One removal in 64, by the group it removed from (not by the entry's hash, which is on
-        // the entry's second line half the time: `Entry`).
-        if (group as *const Group as usize / std::mem::size_of::<Group>()) & 63 == 0 {
+        // One removal in 64, by the index of the group it removed from (not by the entry's hash,
+        // which is on the entry's second line half the time: `Entry`; nor by the group's address,
+        // which would differ from run to run, and loom needs each run of a model to take the
+        // same branches under the same schedule).
+        if table.group_index(group) & 63 == 0 {
             self.shrink_if_sparse(table, guard);
         }
         Some(entry)

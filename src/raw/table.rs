@@ -127,6 +127,15 @@ impl<K, V> Table<K, V> {
         // step is a few instructions, and the bounds check was three of them.
         unsafe { self.hot.groups.get_unchecked(pos) }
     }
+    /// The position of `group`, one of this table's groups.
+    #[inline]
+    pub(crate) fn group_index(&self, group: &Group) -> usize {
+        let offset =
+            (group as *const Group as usize).wrapping_sub(self.hot.groups.as_ptr() as usize);
+        let index = offset / std::mem::size_of::<Group>();
+        debug_assert!(index < self.groups(), "a group of another table");
+        index
+    }
     #[inline]
     pub(crate) fn slot(&self, index: usize) -> &AtomicUsize {
         &self.hot.groups[index / GROUP_SLOTS].slots[index % GROUP_SLOTS]
