@@ -243,9 +243,10 @@ fn grows_through_many_resizes_and_keeps_everything() {
 
 #[test]
 fn removing_everything_shrinks_the_table() {
-    // A fixed hasher: shrinking is checked on a sample of removals chosen by hash, and with a
-    // random seed the last quarter of the removals held no sampled one in about 3 % of runs
-    // (Miri, 1,000 keys, failed once on 2026-12-01). With fixed hashes the outcome is fixed.
+    // A fixed hasher: shrinking is checked on a sample of removals chosen by the group they
+    // remove from (so by hash), and with a random seed the last quarter of the removals held no
+    // sampled one in about 3 % of runs (Miri, 1,000 keys, failed once on 2026-12-01). With fixed
+    // hashes the outcome is fixed.
     let map: HashMap<u64, u64, BuildHasherDefault<DefaultHasher>> =
         HashMap::with_hasher(BuildHasherDefault::default());
     let m = map.pin();
@@ -258,7 +259,7 @@ fn removing_everything_shrinks_the_table() {
         assert_eq!(m.remove(&i), Some(&i));
     }
     assert!(m.is_empty());
-    // Shrinking is checked on a sample of removals (1 in 64 by hash), so how far it gets depends
+    // Shrinking is checked on a sample of removals (1 in 64 groups), so how far it gets depends
     // on the last sampled removal; at least a factor of 4 at any size this test runs at.
     assert!(
         m.capacity() <= grown / 4,
