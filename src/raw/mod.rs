@@ -129,8 +129,58 @@ impl<K, V> RawMap<K, V> {
     /// Finds the live entry for a key. Never waits; writes shared memory only to move one chunk
     /// of a pending migration that the writers have left, while a chunk is unclaimed
     /// (`help_pending_migration`).
+    ///
+    /// The two common cases, with no migration running, are answered here, inlined into the
+    /// caller, as the first step of [`RawMap::find_probe`] would answer them: the first slot of
+    /// the home group whose tag matches holds the key's entry (a present key), or no tag there
+    /// matches and the group has a slot whose tag is not full (an absent key: the probe would
+    /// stop here, and with no migration after it either, there is no next table to follow).
+    /// Everything else (a second tag match, a moved slot, a full group, a migration) starts over
+    /// in the full probe, a lookup of its own. A hit is then one straight run of code from the
+    /// hash to the key compare. With the probe loop inlined instead, the same lookups ran about
+    /// a quarter slower in some code layouts (the alignment the compiler gave the loop) than in
+    /// others; this shape ran level with papaya's in every layout tried (`BENCHMARKS.md`,
+    /// "Hot-path changes").
     #[inline]
     pub(crate) fn find<'g>(
+        &'g self,
+        hash: u64,
+        mut eq: impl FnMut(&K) -> bool,
+        guard: &'g Guard,
+    ) -> Option<&'g Entry<K, V>> {
+        let table = self.root(guard);
+        if table.migration().is_none() {
+            let group = table.group(Probe::new(hash, table.group_mask()).pos);
+            // Acquire: pairs with the Release `fetch_or` that wrote a tag after its entry.
+            let tags = group.tags.load(Ordering::Acquire);
+            match tag::match_tag(tags, tag::full_tag(hash)).next() {
+                Some(i) => {
+                    // Acquire: pairs with the Release CAS that published the entry.
+                    let w = Word(group.slots[i].load(Ordering::Acquire));
+                    if !w.is_moved() {
+                        if let Some(p) = w.entry_ptr::<K, V>() {
+                            // SAFETY: an unmoved entry pointer loaded while pinned: it is retired
+                            // only after being unlinked, so not before our guard unpins.
+                            let entry = unsafe { &*p };
+                            if entry.matches(hash, &mut eq) {
+                                return Some(entry);
+                            }
+                        }
+                    }
+                }
+                // The full probe's order: the tags first, then the migration (a migration that
+                // started after our first look may already have taken inserts of this key).
+                None if tag::any_not_full(tags) && table.migration().is_none() => return None,
+                None => {}
+            }
+        }
+        self.find_probe(hash, eq, guard)
+    }
+
+    /// [`RawMap::find`]'s full probe: every table of the chain, every group up to the table's
+    /// read bound.
+    #[inline(never)]
+    fn find_probe<'g>(
         &'g self,
         hash: u64,
         mut eq: impl FnMut(&K) -> bool,
