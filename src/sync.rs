@@ -138,25 +138,100 @@ pub(crate) fn retire_tick(every: u32) -> bool {
     }
 }
 
-/// A boxed slice of atomics, all zero.
+/// An owned slice of atomics, all zero.
 ///
-/// Outside loom the memory comes from `alloc_zeroed`, so a large table costs only address space
-/// until its pages are touched. loom's atomics must be constructed one by one.
-pub(crate) fn zeroed_slice<T: ZeroedAtomic>(len: usize) -> Box<[T]> {
+/// Outside loom the memory comes from `alloc_zeroed` at the allocator's basic alignment, with
+/// room to align the start by hand when `T` wants more (a `Group` is 64-aligned), so that a large
+/// table costs only address space until its pages are touched: the allocator's `calloc` hands out
+/// fresh mapped pages without writing them. std's `alloc_zeroed` with a larger alignment
+/// allocates and then writes every byte (glibc has no aligned `calloc`), which made
+/// `HashMap::with_capacity(20_000_000)` resident at once (262 MB, 174 ms before the first
+/// insert) and wrote every growth's table twice. loom's atomics must be constructed one by one.
+#[cfg(not(loom))]
+pub(crate) struct ZeroedSlice<T> {
+    /// The first element: `len` of them, aligned for `T`.
+    start: std::ptr::NonNull<T>,
+    len: usize,
+    /// What `start` lies in, as allocated; `None` for an empty slice (a dangling `start`).
+    alloc: Option<(std::ptr::NonNull<u8>, std::alloc::Layout)>,
+    _owns: std::marker::PhantomData<T>,
+}
+
+#[cfg(loom)]
+pub(crate) type ZeroedSlice<T> = Box<[T]>;
+
+// SAFETY: a `ZeroedSlice<T>` owns its `T`s as a `Box<[T]>` would, so it may cross threads and be
+// shared under the same bounds.
+#[cfg(not(loom))]
+unsafe impl<T: Send> Send for ZeroedSlice<T> {}
+// SAFETY: as above; `&ZeroedSlice<T>` only hands out `&[T]`.
+#[cfg(not(loom))]
+unsafe impl<T: Sync> Sync for ZeroedSlice<T> {}
+
+#[cfg(not(loom))]
+impl<T> std::ops::Deref for ZeroedSlice<T> {
+    type Target = [T];
+    #[inline]
+    fn deref(&self) -> &[T] {
+        // SAFETY: `start` is aligned and non-null, and points to `len` initialised `T`s that live
+        // as long as `self` (or `len` is 0); nothing hands out `&mut` to them.
+        unsafe { std::slice::from_raw_parts(self.start.as_ptr(), self.len) }
+    }
+}
+
+#[cfg(not(loom))]
+impl<T> Drop for ZeroedSlice<T> {
+    fn drop(&mut self) {
+        // The elements have no drop glue (`ZeroedAtomic`'s contract): only the memory goes.
+        if let Some((base, layout)) = self.alloc {
+            // SAFETY: `base` came from `alloc_zeroed(layout)` in `zeroed_slice` and is freed once.
+            unsafe { std::alloc::dealloc(base.as_ptr(), layout) };
+        }
+    }
+}
+
+/// `len` atomics, all zero (see [`ZeroedSlice`]).
+pub(crate) fn zeroed_slice<T: ZeroedAtomic>(len: usize) -> ZeroedSlice<T> {
     #[cfg(not(loom))]
     {
-        if len == 0 || std::mem::size_of::<T>() == 0 {
-            return (0..len).map(|_| T::zero()).collect();
+        use std::alloc::Layout;
+        use std::ptr::NonNull;
+        const { assert!(!std::mem::needs_drop::<T>()) };
+        let elems = Layout::array::<T>(len).expect("lockfree-map: capacity overflow");
+        if elems.size() == 0 {
+            return ZeroedSlice {
+                start: NonNull::dangling(),
+                len,
+                alloc: None,
+                _owns: std::marker::PhantomData,
+            };
         }
-        let layout = std::alloc::Layout::array::<T>(len).expect("lockfree-map: capacity overflow");
-        // SAFETY: `layout` has non-zero size (checked above).
-        let ptr = unsafe { std::alloc::alloc_zeroed(layout) } as *mut T;
-        if ptr.is_null() {
+        // The alignment every allocator gives `calloc`-style requests on 64-bit targets (8 on
+        // 32-bit ones); `T`'s own, if that is less.
+        let basic = elems.align().min(2 * std::mem::size_of::<usize>());
+        let slack = elems.align() - basic;
+        let layout = elems
+            .size()
+            .checked_add(slack)
+            .and_then(|size| Layout::from_size_align(size, basic).ok())
+            .expect("lockfree-map: capacity overflow");
+        // SAFETY: `layout` has non-zero size (`elems` has).
+        let base = unsafe { std::alloc::alloc_zeroed(layout) };
+        let Some(base) = NonNull::new(base) else {
             std::alloc::handle_alloc_error(layout);
+        };
+        // `base` is `basic`-aligned, so at most `slack` bytes bring it to `T`'s alignment.
+        let offset = (base.as_ptr() as usize).wrapping_neg() & (elems.align() - 1);
+        debug_assert!(offset <= slack);
+        // SAFETY: `offset <= slack`, so the `elems.size()` bytes from there lie in the allocation,
+        // all zero, which `T: ZeroedAtomic` promises is `len` valid `T`s.
+        let start = unsafe { base.add(offset) }.cast::<T>();
+        ZeroedSlice {
+            start,
+            len,
+            alloc: Some((base, layout)),
+            _owns: std::marker::PhantomData,
         }
-        // SAFETY: `T: ZeroedAtomic` promises that all-zero bytes are a valid `T`; the allocation
-        // holds `len` of them with `T`'s layout, which is what `Box<[T]>` frees with.
-        unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, len)) }
     }
     #[cfg(loom)]
     {
@@ -167,8 +242,11 @@ pub(crate) fn zeroed_slice<T: ZeroedAtomic>(len: usize) -> Box<[T]> {
 /// Types whose all-zero bit pattern is a valid value equal to `zero()`.
 ///
 /// # Safety
-/// Implementors must be valid when every byte is zero (std's atomic integers and pointers are).
+/// Implementors must be valid when every byte is zero (std's atomic integers and pointers are),
+/// and have no drop glue (a [`ZeroedSlice`] frees its memory without dropping its elements).
 pub(crate) unsafe trait ZeroedAtomic {
+    /// The zero value, for loom, whose atomics cannot be made from zeroed memory.
+    #[cfg_attr(not(loom), allow(dead_code))]
     fn zero() -> Self;
 }
 

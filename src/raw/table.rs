@@ -2,8 +2,8 @@
 //!
 //! A group is one tag word and `GROUP_SLOTS` slot words; with seven slots it fills exactly one
 //! 64-byte line, so one miss answers "is the key here?" for seven slots and a hit costs about two
-//! misses (the group, then the entry). The groups come from `alloc_zeroed`: all-zero is a valid
-//! empty table, so a large table costs only address space until it is touched.
+//! misses (the group, then the entry). The groups come from `alloc_zeroed` (`zeroed_slice`): all-zero
+//! is a valid empty table, so a large table costs only address space until it is touched.
 //!
 //! Probing is triangular over groups (`pos += 1, 2, 3, …` modulo a power of two), which visits
 //! every group once in `groups` steps.
@@ -17,8 +17,8 @@ use std::marker::PhantomData;
 use crossbeam_utils::CachePadded;
 
 use crate::sync::{
-    zeroed_slice, AtomicPtr, AtomicU64, AtomicUsize, Ordering, ZeroedAtomic, GROUP_SLOTS,
-    MIGRATE_CHUNK_GROUPS, MIN_GROUPS,
+    zeroed_slice, AtomicPtr, AtomicU64, AtomicUsize, Ordering, ZeroedAtomic, ZeroedSlice,
+    GROUP_SLOTS, MIGRATE_CHUNK_GROUPS, MIN_GROUPS,
 };
 
 use super::slot::Entry;
@@ -71,7 +71,7 @@ pub(crate) struct Table<K, V> {
 }
 
 struct Hot<K, V> {
-    groups: Box<[Group]>,
+    groups: ZeroedSlice<Group>,
     group_mask: usize,
     /// Groups an insert may probe before it considers resizing.
     probe_limit: usize,
@@ -221,13 +221,13 @@ pub(crate) struct Migration<K, V> {
     wanted_groups: usize,
     /// Lazily sized migrations only: for each chunk of `MIGRATE_CHUNK_GROUPS` source groups,
     /// `1 +` the number of its slots that may still need a copy, `0` until counted; set once.
-    chunk_live: Box<[AtomicUsize]>,
+    chunk_live: ZeroedSlice<AtomicUsize>,
     /// Lazily sized migrations only: the next chunk to count.
     count_claim: CachePadded<AtomicUsize>,
     /// For each slot of the source table: `1 +` the index in `next` where that slot's entry is
     /// copied, `0` until known. Every helper that may publish the copy stores the index, before
     /// its publication CAS; they all store the same one (see `copy_to_next`).
-    dest: Box<[AtomicUsize]>,
+    dest: ZeroedSlice<AtomicUsize>,
     /// `[0]`: the next group to hand out to a helper. `[1]`, on the same line, which the claim
     /// has just taken (a separate field could share a line with `next`, which every lookup
     /// reads during a migration): `1 +` the first group of the chunk a writer claimed last, `0`
