@@ -479,7 +479,7 @@ impl<K, V> RawMap<K, V> {
         // tables overflowed when new keys could take half).
         let groups = mig.wanted_groups().max(groups_for_live(live));
         let budget = (groups * GROUP_SLOTS - live) / 4;
-        mig.install_next(Box::new(Table::new(groups)), budget)
+        mig.install_next(Box::new(Table::successor(groups)), budget)
     }
 
     /// Counts one chunk of source groups: redirects each EMPTY slot (so no entry can enter the
