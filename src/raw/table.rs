@@ -2,8 +2,8 @@
 //!
 //! A group is one tag word and `GROUP_SLOTS` slot words; with seven slots it fills exactly one
 //! 64-byte line, so one miss answers "is the key here?" for seven slots and a hit costs about two
-//! misses (the group, then the entry). The groups come from `alloc_zeroed` (`zeroed_slice`): all-zero
-//! is a valid empty table, so a large table costs only address space until it is touched.
+//! misses (the group, then the entry). The groups come zeroed (`zeroed_slice`): all-zero is a
+//! valid empty table, so a large table costs only address space until it is touched.
 //!
 //! Probing is triangular over groups (`pos += 1, 2, 3, …` modulo a power of two), which visits
 //! every group once in `groups` steps.
@@ -118,7 +118,7 @@ impl<K, V> Table<K, V> {
                 .hot
                 .groups
                 .iter()
-                .step_by(PAGE / std::mem::size_of::<Group>())
+                .step_by((PAGE / std::mem::size_of::<Group>()).max(1))
             {
                 group.tags.store(0, Ordering::Relaxed);
             }
