@@ -279,7 +279,8 @@ impl<K, V> RawMap<K, V> {
                 // yet; the tag must be right before MOVED makes the pointer undereferenceable.
                 ensure_group_tag(group, i, tag::full_tag(hash));
                 let next = self.sized_next(table, mig, guard);
-                Self::copy_to_next(mig, next, slot, index, p as usize, hash);
+                let key = table.key_copy(g, i);
+                Self::copy_to_next(mig, next, slot, index, p as usize, hash, key);
             }
             // A plain store, not a CAS: only helpers change a frozen slot, and each of them to
             // this same word (a frozen word changes only by gaining MOVED). Release: a reader
@@ -297,6 +298,9 @@ impl<K, V> RawMap<K, V> {
     /// entry itself in the probe sequence stops there. A helper that holds a reservation
     /// publishes only if the source slot is still not MOVED *after* it reserved: see "Why the
     /// copy has one destination" in the module docs.
+    ///
+    /// `key` is the source slot's key cell, if it has one (`keys.rs`); a reservation made here
+    /// gets it too.
     fn copy_to_next(
         mig: &Migration<K, V>,
         next: &Table<K, V>,
@@ -304,6 +308,7 @@ impl<K, V> RawMap<K, V> {
         index: usize,
         entry: usize,
         hash: u64,
+        key: Option<u64>,
     ) {
         let tag = tag::full_tag(hash);
         let resv = slot::resv(index, tag);
@@ -311,7 +316,7 @@ impl<K, V> RawMap<K, V> {
         if Word(source.load(Ordering::Acquire)).is_moved() {
             return; // Another helper finished this slot.
         }
-        match reserve(next, hash, resv, entry, tag) {
+        match reserve(next, hash, resv, entry, tag, key) {
             // Its publisher stored the destination before publishing, and our Acquire load of
             // the published word carries that store on to our Release store of MOVED.
             Reserved::Published => {}
@@ -553,7 +558,17 @@ enum Reserved {
 /// trying to take it, and slots never return to EMPTY; so the first reservation made is the one
 /// every later helper meets, as `resv` or, once published, as `entry`, until a writer changes
 /// that slot in `next`, which it does only after the source slot is MOVED.
-fn reserve<K, V>(next: &Table<K, V>, hash: u64, resv: usize, entry: usize, tag: u8) -> Reserved {
+///
+/// The helper that makes the reservation stores `key` in the slot's key cell, if given, and sets
+/// its key bit with the tag: the source slot's key is the reservation's for good.
+fn reserve<K, V>(
+    next: &Table<K, V>,
+    hash: u64,
+    resv: usize,
+    entry: usize,
+    tag: u8,
+    key: Option<u64>,
+) -> Reserved {
     let mut probe = Probe::new(hash, next.group_mask());
     for dist in 0..next.groups() {
         let group = next.group(probe.pos);
@@ -593,7 +608,20 @@ fn reserve<K, V>(next: &Table<K, V>, hash: u64, resv: usize, entry: usize, tag: 
                     Ordering::Acquire,
                 ) {
                     Ok(_) => {
-                        set_tag(next, index, tag);
+                        match key {
+                            Some(bits) => {
+                                // Relaxed: published by the Release `fetch_or` below, whose key
+                                // bit says the cell is written. Only we write it: our CAS took
+                                // the slot out of EMPTY.
+                                next.key_line(probe.pos).cells[i].store(bits, Ordering::Relaxed);
+                                // Release: pairs with the Acquire tag loads of lookups.
+                                group.tags.fetch_or(
+                                    tag::tag_bits(i, tag) | tag::key_bit(i),
+                                    Ordering::Release,
+                                );
+                            }
+                            None => set_tag(next, index, tag),
+                        }
                         return Reserved::At(index);
                     }
                     Err(actual) => w = Word(actual),

@@ -27,6 +27,7 @@
 //! with Acquire. Each site names its pair.
 
 mod counter;
+mod keys;
 mod migrate;
 mod pool;
 pub(crate) mod slot;
@@ -37,6 +38,7 @@ use crate::reclaim::{self, Collector, Guard};
 use crate::sync::{AtomicPtr, AtomicUsize, Ordering, GROUP_SLOTS, MIN_GROUPS};
 
 use counter::Counter;
+use keys::KeyLine;
 use migrate::{repair_tag, set_group_tag, set_tag};
 pub(crate) use slot::Entry;
 use slot::{Word, REDIRECT, TOMB};
@@ -63,8 +65,12 @@ pub(crate) enum Located<'g, K, V> {
         word: usize,
         entry: &'g Entry<K, V>,
     },
-    /// The key is absent; it would be stored in this empty slot.
-    Vacant { group: &'g Group, slot: usize },
+    /// The key is absent; it would be stored in this empty slot of `table`.
+    Vacant {
+        table: &'g Table<K, V>,
+        group: &'g Group,
+        slot: usize,
+    },
 }
 
 impl<'g, K, V> Located<'g, K, V> {
@@ -74,6 +80,52 @@ impl<'g, K, V> Located<'g, K, V> {
             Located::Occupied { entry, .. } => Some(entry),
             Located::Vacant { .. } => None,
         }
+    }
+}
+
+/// What the key cells of a group's tag matches say about a key ([`scan_cells`]).
+enum Cells {
+    /// Slot `slot` is the key's, and held `word` when read.
+    Key { slot: usize, word: Word },
+    /// No slot of the group whose tag matches holds the key.
+    NoKey,
+    /// The full probe must tell: the match has no key cell yet, or there is a second match.
+    Unsure,
+}
+
+/// Compares a key with the key cell (in `line`) of the first tag match in `group`, whose tag
+/// word was `tags` (loaded with Acquire), as the full probe's first step compares the entries of
+/// the matches: that slot if it holds the key, `NoKey` if it does not and it was the only match.
+/// A slot's key never changes within a table, so a cell that holds another key rules its slot out
+/// for good. A second match, rare (a seven-bit tag), is left to the full probe: a straight line
+/// here, as in `find` (ARCHITECTURE.md, "The table").
+#[inline(always)]
+fn scan_cells<K: 'static>(
+    line: &KeyLine,
+    group: &Group,
+    tags: u64,
+    hash: u64,
+    eq: &mut impl FnMut(&K) -> bool,
+) -> Cells {
+    let mut matches = tag::match_tag(tags, tag::full_tag(hash));
+    let Some(i) = matches.next() else {
+        return Cells::NoKey;
+    };
+    if !tag::has_key(tags, i) {
+        return Cells::Unsure;
+    }
+    // Relaxed: the cell was stored before the Release `fetch_or` that set its key bit, which the
+    // caller's Acquire load of `tags` read (`keys.rs`).
+    let bits = line.cells[i].load(Ordering::Relaxed);
+    // SAFETY: a key bit is set only where `cached::<K>()`, and the cell holds a key's bits.
+    if eq(&unsafe { keys::key::<K>(bits) }) {
+        // Acquire: pairs with the Release CAS that published the entry.
+        let word = Word(group.slots[i].load(Ordering::Acquire));
+        Cells::Key { slot: i, word }
+    } else if matches.next().is_none() {
+        Cells::NoKey
+    } else {
+        Cells::Unsure
     }
 }
 
@@ -141,16 +193,48 @@ impl<K, V> RawMap<K, V> {
     /// a quarter slower in some code layouts (the alignment the compiler gave the loop) than in
     /// others; this shape ran level with papaya's in every layout tried (`BENCHMARKS.md`,
     /// "Hot-path changes").
+    ///
+    /// For integer keys the home group's tag matches are compared through their key cells
+    /// (`keys.rs`), all of them, and a hit returns its entry without reading it.
     #[inline]
     pub(crate) fn find<'g>(
         &'g self,
         hash: u64,
         mut eq: impl FnMut(&K) -> bool,
         guard: &'g Guard,
-    ) -> Option<&'g Entry<K, V>> {
+    ) -> Option<&'g Entry<K, V>>
+    where
+        K: 'static,
+    {
         let table = self.root(guard);
         if table.migration().is_none() {
-            let group = table.group(Probe::new(hash, table.group_mask()).pos);
+            let pos = Probe::new(hash, table.group_mask()).pos;
+            let group = table.group(pos);
+            if keys::cached::<K>() {
+                let line = table.key_line(pos);
+                crate::sync::prefetch(line);
+                // Acquire: pairs with the Release `fetch_or`s that wrote a tag after its entry
+                // and set a key bit after its cell.
+                let tags = group.tags.load(Ordering::Acquire);
+                match scan_cells(line, group, tags, hash, &mut eq) {
+                    Cells::Key { word, .. } => {
+                        if !word.is_moved() {
+                            if let Some(p) = word.entry_ptr::<K, V>() {
+                                // SAFETY: an unmoved entry pointer loaded while pinned: it is
+                                // retired only after being unlinked, so not before our guard
+                                // unpins.
+                                return Some(unsafe { &*p });
+                            }
+                        }
+                    }
+                    // As below: the tags first, then the migration.
+                    Cells::NoKey if tag::any_not_full(tags) && table.migration().is_none() => {
+                        return None
+                    }
+                    Cells::NoKey | Cells::Unsure => {}
+                }
+                return self.find_probe(hash, eq, guard);
+            }
             // Acquire: pairs with the Release `fetch_or` that wrote a tag after its entry.
             let tags = group.tags.load(Ordering::Acquire);
             match tag::match_tag(tags, tag::full_tag(hash)).next() {
@@ -240,6 +324,9 @@ impl<K, V> RawMap<K, V> {
     /// empty one (no spill check at home, and the root takes any insert). Inlining saves the
     /// probe's frame and lets the write keep the answer in registers: 55 instructions a hot-key
     /// update (callgrind, `hotpath hot-key`, stop 12).
+    ///
+    /// For integer keys the home group's tag matches are compared through their key cells
+    /// (`keys.rs`), all of them, and the entry of a present key is not read.
     #[inline]
     pub(crate) fn locate<'g>(
         &'g self,
@@ -247,11 +334,53 @@ impl<K, V> RawMap<K, V> {
         mut eq: impl FnMut(&K) -> bool,
         may_insert: bool,
         guard: &'g Guard,
-    ) -> Located<'g, K, V> {
+    ) -> Located<'g, K, V>
+    where
+        K: 'static,
+    {
         let table = self.root(guard);
         if table.migration().is_none() {
             let pos = Probe::new(hash, table.group_mask()).pos;
             let group = table.group(pos);
+            if keys::cached::<K>() {
+                let line = table.key_line(pos);
+                crate::sync::prefetch(line);
+                // Acquire: pairs with the Release tag writes (and key bits, set after cells).
+                let tags = group.tags.load(Ordering::Acquire);
+                match scan_cells(line, group, tags, hash, &mut eq) {
+                    Cells::Key { slot, word } => {
+                        if !word.is_moved() && !word.is_frozen() {
+                            if let Some(p) = word.entry_ptr::<K, V>() {
+                                // SAFETY: an unmoved, unfrozen entry loaded while pinned: it is
+                                // retired only after being unlinked from this slot, after our
+                                // load.
+                                let entry = unsafe { &*p };
+                                return Located::Occupied {
+                                    table,
+                                    group,
+                                    slot,
+                                    word: word.0,
+                                    entry,
+                                };
+                            }
+                        }
+                    }
+                    Cells::NoKey => {
+                        if let Some(i) = tag::match_not_full(tags).next() {
+                            // Acquire: as below.
+                            if Word(group.slots[i].load(Ordering::Acquire)).is_empty() {
+                                return Located::Vacant {
+                                    table,
+                                    group,
+                                    slot: i,
+                                };
+                            }
+                        }
+                    }
+                    Cells::Unsure => {}
+                }
+                return self.locate_probe(hash, eq, may_insert, guard);
+            }
             // Acquire: pairs with the Release tag writes.
             let tags = group.tags.load(Ordering::Acquire);
             match tag::match_tag(tags, tag::full_tag(hash)).next() {
@@ -279,7 +408,11 @@ impl<K, V> RawMap<K, V> {
                     if let Some(i) = tag::match_not_full(tags).next() {
                         // Acquire: as above (a non-empty word goes to the full probe).
                         if Word(group.slots[i].load(Ordering::Acquire)).is_empty() {
-                            return Located::Vacant { group, slot: i };
+                            return Located::Vacant {
+                                table,
+                                group,
+                                slot: i,
+                            };
                         }
                     }
                 }
@@ -340,7 +473,11 @@ impl<K, V> RawMap<K, V> {
                             if may_insert && !self.may_insert_into(table, guard) {
                                 continue 'tables;
                             }
-                            return Located::Vacant { group, slot: i };
+                            return Located::Vacant {
+                                table,
+                                group,
+                                slot: i,
+                            };
                         };
                         match migrate::try_redirect(slot) {
                             Ok(()) => {
@@ -496,7 +633,10 @@ impl<K, V> RawMap<K, V> {
         located: &Located<'g, K, V>,
         new: Box<Entry<K, V>>,
         guard: &'g Guard,
-    ) -> Result<(Option<&'g Entry<K, V>>, &'g Entry<K, V>), Box<Entry<K, V>>> {
+    ) -> Result<(Option<&'g Entry<K, V>>, &'g Entry<K, V>), Box<Entry<K, V>>>
+    where
+        K: 'static,
+    {
         // SAFETY: `recycle` drops an entry's key and value: the replaced entry owns both.
         unsafe { self.try_store_freeing(located, new, pool::recycle::<K, V>, guard) }
     }
@@ -514,14 +654,19 @@ impl<K, V> RawMap<K, V> {
         new: Box<Entry<K, V>>,
         free: unsafe fn(*mut Entry<K, V>),
         guard: &'g Guard,
-    ) -> Result<(Option<&'g Entry<K, V>>, &'g Entry<K, V>), Box<Entry<K, V>>> {
+    ) -> Result<(Option<&'g Entry<K, V>>, &'g Entry<K, V>), Box<Entry<K, V>>>
+    where
+        K: 'static,
+    {
         let hash = new.hash;
+        // SAFETY: `cached::<K>()`.
+        let key_bits = keys::cached::<K>().then(|| unsafe { keys::bits(&new.key) });
         let new_word = new.into_word();
         let (group, i, expected) = match *located {
             Located::Occupied {
                 group, slot, word, ..
             } => (group, slot, word),
-            Located::Vacant { group, slot } => (group, slot, slot::EMPTY),
+            Located::Vacant { group, slot, .. } => (group, slot, slot::EMPTY),
         };
         // AcqRel: Release publishes the new entry; Acquire orders our later retirement of the
         // old one after every access through it. Failure needs nothing: we only retry.
@@ -544,7 +689,23 @@ impl<K, V> RawMap<K, V> {
                         Ok((Some(old), stored))
                     }
                     None => {
-                        set_group_tag(group, i, tag::full_tag(hash));
+                        let tag = tag::full_tag(hash);
+                        match (key_bits, located) {
+                            (Some(bits), Located::Vacant { table, .. }) => {
+                                let pos = table.group_index(group);
+                                // Relaxed: published by the Release `fetch_or` below, whose key
+                                // bit says the cell is written (`keys.rs`). Only we write it: our
+                                // CAS took the slot out of EMPTY.
+                                table.key_line(pos).cells[i].store(bits, Ordering::Relaxed);
+                                // Release: pairs with the Acquire tag loads of lookups, which
+                                // then find the entry by its tag and the key in its cell.
+                                group.tags.fetch_or(
+                                    tag::tag_bits(i, tag) | tag::key_bit(i),
+                                    Ordering::Release,
+                                );
+                            }
+                            _ => set_group_tag(group, i, tag),
+                        }
                         self.len.increment();
                         Ok((None, stored))
                     }

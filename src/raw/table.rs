@@ -21,6 +21,7 @@ use crate::sync::{
     GROUP_SLOTS, MIGRATE_CHUNK_GROUPS, MIN_GROUPS,
 };
 
+use super::keys::{self, KeyLine};
 use super::slot::Entry;
 
 /// One cache line: seven tags and seven slot words.
@@ -72,6 +73,8 @@ pub(crate) struct Table<K, V> {
 
 struct Hot<K, V> {
     groups: ZeroedSlice<Group>,
+    /// One key line a group for keys that fit one ([`keys::has_lines`]); empty otherwise.
+    key_lines: ZeroedSlice<KeyLine>,
     group_mask: usize,
     /// Groups an insert may probe before it considers resizing.
     probe_limit: usize,
@@ -90,6 +93,7 @@ impl<K, V> Table<K, V> {
         Table {
             hot: CachePadded::new(Hot {
                 groups: zeroed_slice(groups),
+                key_lines: zeroed_slice(if keys::has_lines::<K>() { groups } else { 0 }),
                 group_mask: groups - 1,
                 probe_limit,
                 read_bound: AtomicUsize::new(probe_limit),
@@ -154,6 +158,30 @@ impl<K, V> Table<K, V> {
         // step is a few instructions, and the bounds check was three of them.
         unsafe { self.hot.groups.get_unchecked(pos) }
     }
+    /// The key line of group `pos`, for a key type with lines ([`keys::has_lines`]); `pos` as
+    /// for [`Table::group`].
+    #[inline]
+    pub(crate) fn key_line(&self, pos: usize) -> &KeyLine {
+        debug_assert!(keys::has_lines::<K>() && pos < self.groups());
+        let pos = pos & self.hot.group_mask;
+        // SAFETY: the key lines are as many as the groups when `K` has lines (the caller's
+        // promise; debug-asserted), and `pos & group_mask` is below that, as in `group`.
+        unsafe { self.hot.key_lines.get_unchecked(pos) }
+    }
+
+    /// The key cell of slot `i` of group `g`, if that slot's key bit is set (which only happens
+    /// for a key type that uses lines, [`keys::cached`]): what a migration copies with the slot.
+    #[inline]
+    pub(crate) fn key_copy(&self, g: usize, i: usize) -> Option<u64> {
+        if !keys::has_lines::<K>() {
+            return None;
+        }
+        // Acquire: pairs with the Release `fetch_or` that set the key bit after the cell.
+        let tags = self.group(g).tags.load(Ordering::Acquire);
+        // Relaxed: the cell was stored before that `fetch_or` (see `keys.rs`).
+        super::tag::has_key(tags, i).then(|| self.key_line(g).cells[i].load(Ordering::Relaxed))
+    }
+
     /// The position of `group`, one of this table's groups.
     #[inline]
     pub(crate) fn group_index(&self, group: &Group) -> usize {

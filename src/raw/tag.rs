@@ -1,7 +1,8 @@
 //! Tag bytes and SWAR matching over a group's tag word.
 //!
-//! Each group has one `u64` tag word; byte `i` (for `i < GROUP_SLOTS`) is the tag of slot `i`, the
-//! remaining bytes are always zero and masked out of every match. Tags are hints that let one load
+//! Each group has one `u64` tag word; byte `i` (for `i < GROUP_SLOTS`) is the tag of slot `i`. The
+//! eighth byte holds the slots' key bits (`key_bit`, `keys.rs`), and it and any other byte past
+//! the slots are masked out of every match. Tags are hints that let one load
 //! answer "could the key be in this group?" for all its slots; the slot words are the truth.
 //!
 //! | tag          | value       | meaning                                               |
@@ -44,6 +45,25 @@ pub(crate) fn full_tag(hash: u64) -> u8 {
 #[inline]
 pub(crate) fn tag_bits(slot: usize, tag: u8) -> u64 {
     (tag as u64) << (8 * slot)
+}
+
+/// The key bit of `slot`: set once the slot's key cell holds its key (`keys.rs`). The key bits
+/// live in the tag word's eighth byte, which has no slot and which every match masks out.
+#[inline]
+pub(crate) fn key_bit(slot: usize) -> u64 {
+    const {
+        assert!(
+            GROUP_SLOTS < 8,
+            "the key bits need the tag word's spare byte"
+        )
+    };
+    1 << (56 + slot)
+}
+
+/// Whether `slot`'s key bit is set in `word`.
+#[inline]
+pub(crate) fn has_key(word: u64, slot: usize) -> bool {
+    word & key_bit(slot) != 0
 }
 
 /// Exact per-byte equality: high bit set in each byte of `word` equal to zero.

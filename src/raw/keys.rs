@@ -1,0 +1,147 @@
+//! Key lines: a copy of each slot's key beside the groups, for integer keys.
+//!
+//! A write or a lookup that meets its key's slot has to compare the key, and with the key only
+//! in the boxed entry that compare waits on a second miss after the group's: the group line, then
+//! the entry it points to. For the integer key types every slot's key is also kept in a *key
+//! line*, one 64-byte line a group (`KeyLine`, one cell a slot) in an array of its own. Its
+//! address follows from the group's position alone, so the two lines load side by side, and a
+//! hit is answered without touching the entry: an insert that replaces, a remove, `contains_key`
+//! and a `get` whose caller does not read the value cost one miss where they cost two. (A caller
+//! that reads the value still waits on the entry, after the compare rather than for it.)
+//!
+//! ## Protocol
+//! - A slot's key never changes within a table generation: a slot leaves EMPTY once (invariant 1
+//!   of `raw/mod.rs`), by one CAS, and every later state of it holds that key or none. So a cell
+//!   is written at most once, by the thread whose CAS took the slot out of EMPTY (an insert of a
+//!   new key, or a migration's reservation), and is valid from then on.
+//! - A cell is *valid* once the slot's key bit is set in the group's tag word (the spare eighth
+//!   byte, `tag::key_bit`). The writer stores the cell (Relaxed) and then sets the bit with the
+//!   same Release `fetch_or` that writes the slot's tag, so it costs no extra read-modify-write.
+//!   A reader that sees the bit in its Acquire load of the tag word reads the cell after that
+//!   store. A slot whose bit is not set (its writer not there yet, or a copy of a slot that had
+//!   none) is compared through its entry, as for any other key type.
+//! - A migration copies the source slot's cell, if valid, to the reservation it makes in the
+//!   successor, and sets the bit with the reservation's tag. Helpers that share a reservation do
+//!   not write the cell: its maker did, or it stays without one.
+//!
+//! Only the integer types use key lines ([`cached`]): any bit pattern is one of their values,
+//! nothing can change one through `&K`, and their `Eq` and `Hash` see nothing but the bits, so a
+//! copy compares as the stored key would. A key type of 8 bytes or less without drop glue gets
+//! the array ([`has_lines`]) whether or not it uses it, because the table is sized where `K` is
+//! not known to be `'static` (`TypeId` needs it); an unused array is allocated zeroed and never
+//! touched, so it costs address space and not memory (`sync::zeroed_slice`).
+
+use std::any::TypeId;
+use std::mem;
+
+use crate::sync::{AtomicU64, ZeroedAtomic, GROUP_SLOTS};
+
+/// The key cells of one group's slots: cell `i` is slot `i`'s key, once its key bit is set.
+#[repr(C, align(64))]
+pub(crate) struct KeyLine {
+    pub(crate) cells: [AtomicU64; GROUP_SLOTS],
+}
+
+// SAFETY: a `KeyLine` is nothing but atomic integers, for which all-zero bytes are the value 0.
+unsafe impl ZeroedAtomic for KeyLine {
+    fn zero() -> Self {
+        KeyLine {
+            cells: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+/// Whether a table of `K` keys has an array of key lines (see the module doc for why this is
+/// wider than [`cached`]).
+#[inline(always)]
+pub(crate) const fn has_lines<K>() -> bool {
+    mem::size_of::<K>() <= 8 && mem::align_of::<K>() <= 8 && !mem::needs_drop::<K>()
+}
+
+/// Whether keys of type `K` are copied into key lines. Folds to a constant for each type.
+#[inline(always)]
+pub(crate) fn cached<K: 'static>() -> bool {
+    if !has_lines::<K>() {
+        return false;
+    }
+    let k = TypeId::of::<K>();
+    k == TypeId::of::<u64>()
+        || k == TypeId::of::<i64>()
+        || k == TypeId::of::<usize>()
+        || k == TypeId::of::<isize>()
+        || k == TypeId::of::<u32>()
+        || k == TypeId::of::<i32>()
+        || k == TypeId::of::<u16>()
+        || k == TypeId::of::<i16>()
+        || k == TypeId::of::<u8>()
+        || k == TypeId::of::<i8>()
+}
+
+/// The bits a cell holds for `key`: its bytes, then zeros.
+///
+/// # Safety
+/// `cached::<K>()`: `K` is an integer type (every byte initialised, at most 8 of them).
+#[inline(always)]
+pub(crate) unsafe fn bits<K>(key: &K) -> u64 {
+    let mut bits = 0u64;
+    // SAFETY: `K` is an integer of at most 8 bytes (caller), so its bytes are initialised and
+    // fit in `bits`; the two do not overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            (key as *const K).cast::<u8>(),
+            (&mut bits as *mut u64).cast::<u8>(),
+            mem::size_of::<K>(),
+        )
+    };
+    bits
+}
+
+/// The key whose cell holds `bits`.
+///
+/// # Safety
+/// `cached::<K>()`, and `bits` came from [`bits`] (any bit pattern would do for an integer; this
+/// keeps the promise narrow).
+#[inline(always)]
+pub(crate) unsafe fn key<K>(bits: u64) -> K {
+    // SAFETY: `K` is an integer of at most 8 bytes and alignment at most 8 (caller), so its first
+    // `size_of::<K>()` bytes of `bits` are a valid `K`, read from an 8-aligned address.
+    unsafe { std::ptr::read((&bits as *const u64).cast::<K>()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_integers_are_cached() {
+        assert!(cached::<u64>() && cached::<i8>() && cached::<usize>() && cached::<u32>());
+        assert!(!cached::<String>() && !cached::<(u32, u32)>() && !cached::<char>());
+        assert!(!cached::<u128>() && !cached::<std::cell::Cell<u64>>());
+        assert!(has_lines::<(u32, u32)>() && !has_lines::<String>() && !has_lines::<u128>());
+    }
+
+    #[test]
+    fn bits_round_trip() {
+        fn round_trip<K: Copy + PartialEq + std::fmt::Debug + 'static>(k: K) -> u64 {
+            assert!(cached::<K>());
+            // SAFETY: `cached::<K>()`, asserted above; the bits come from `bits`.
+            let (b, back) = unsafe { (bits(&k), key::<K>(bits(&k))) };
+            assert_eq!(back, k);
+            assert!(
+                b.to_ne_bytes()[std::mem::size_of::<K>()..]
+                    .iter()
+                    .all(|&x| x == 0),
+                "the bytes past the key are zero"
+            );
+            b
+        }
+        for k in [0u64, 1, u64::MAX, 0x0123_4567_89AB_CDEF] {
+            round_trip(k);
+        }
+        for k in [i16::MIN, -1, 0, 7, i16::MAX] {
+            round_trip(k);
+        }
+        assert_ne!(round_trip(1u8), round_trip(2u8));
+        assert_ne!(round_trip(-1i32), round_trip(i32::MAX));
+    }
+}

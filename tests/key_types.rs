@@ -1,0 +1,120 @@
+//! Integer keys are compared through a copy beside the group (`raw/keys.rs`): every integer
+//! width and sign, against `std`'s map, through growth, removal, reinsertion and shrinking; and
+//! small keys that are not integers, which get the key lines' array but compare through their
+//! entries. Multi-threaded use of the same paths is in `concurrent.rs` and the loom models.
+
+mod common;
+
+use common::{sized, FewBitsState};
+use lockfree_map::HashMap;
+use std::collections::HashMap as StdMap;
+use std::fmt::Debug;
+use std::hash::{BuildHasher, Hash};
+
+/// Inserts, replaces, removes and reinserts `keys` (distinct) in rounds, and checks every key,
+/// present or not, against `std` after each round.
+fn against_std<K, S>(map: HashMap<K, u64, S>, keys: &[K])
+where
+    K: Hash + Eq + Copy + Debug + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    let mut model = StdMap::new();
+    let m = map.pin();
+    for round in 0..4u64 {
+        for (i, &k) in keys.iter().enumerate() {
+            let i = i as u64;
+            match (i + round) % 5 {
+                0 | 1 => assert_eq!(m.insert(k, i + round).copied(), model.insert(k, i + round)),
+                2 => assert_eq!(m.remove(&k).copied(), model.remove(&k)),
+                3 => assert_eq!(m.update(&k, |v| v + 1).copied(), {
+                    model.get_mut(&k).map(|v| {
+                        *v += 1;
+                        *v
+                    })
+                }),
+                _ => assert_eq!(m.get(&k), model.get(&k)),
+            }
+        }
+        assert_eq!(m.len(), model.len());
+        for k in keys {
+            assert_eq!(m.get(k), model.get(k), "key {k:?} after round {round}");
+            assert_eq!(m.contains_key(k), model.contains_key(k));
+        }
+    }
+    // Empty the map, which shrinks it, then fill it again: the keys land in new slots.
+    for k in keys {
+        assert_eq!(m.remove(k).copied(), model.remove(k));
+    }
+    assert!(m.is_empty());
+    for (i, &k) in keys.iter().enumerate() {
+        assert_eq!(m.insert(k, i as u64), None);
+    }
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(m.get(k), Some(&(i as u64)));
+    }
+}
+
+#[test]
+fn every_integer_width_and_sign() {
+    let n = sized(5_000, 300);
+    against_std(HashMap::new(), &(0..=255u8).collect::<Vec<_>>());
+    against_std(HashMap::new(), &(-128..=127i8).collect::<Vec<_>>());
+    against_std(HashMap::new(), &(-(n as i16)..n as i16).collect::<Vec<_>>());
+    against_std(
+        HashMap::new(),
+        &(0..n as u16).map(|k| k * 13).collect::<Vec<_>>(),
+    );
+    against_std(
+        HashMap::new(),
+        &(0..n as u32).map(|k| k.rotate_left(29)).collect::<Vec<_>>(),
+    );
+    against_std(
+        HashMap::new(),
+        &(0..n as i32).map(|k| -k * 7919).collect::<Vec<_>>(),
+    );
+    let wide: Vec<u64> = (0..n as u64)
+        .map(|k| k.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .collect();
+    against_std(HashMap::new(), &wide);
+    against_std(
+        HashMap::new(),
+        &wide.iter().map(|&k| k as i64).collect::<Vec<_>>(),
+    );
+    against_std(
+        HashMap::new(),
+        &wide.iter().map(|&k| k as usize).collect::<Vec<_>>(),
+    );
+    against_std(
+        HashMap::new(),
+        &wide.iter().map(|&k| k as isize).collect::<Vec<_>>(),
+    );
+}
+
+/// Keys that share their tags and home groups: many tag matches a group, so lookups go past
+/// cells that hold other keys, and to the full probe on a second match.
+#[test]
+fn integer_keys_with_colliding_hashes() {
+    let keys: Vec<u64> = (0..sized(2_000, 200) as u64).collect();
+    against_std(HashMap::with_hasher(FewBitsState), &keys);
+}
+
+/// Small keys that are not integers: the table has key lines for them (their type is known to
+/// fit one where the table is built), but they compare through their entries.
+#[test]
+fn small_keys_that_are_not_integers() {
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+    struct Id(u32, u16);
+    let n = sized(3_000, 200) as u32;
+    against_std(
+        HashMap::new(),
+        &(0..n).map(|k| Id(k, (k % 7) as u16)).collect::<Vec<_>>(),
+    );
+    against_std(
+        HashMap::new(),
+        &(0..n).filter_map(char::from_u32).collect::<Vec<_>>(),
+    );
+    against_std(
+        HashMap::new(),
+        &(0..n).map(|k| (k as u8, k as u16)).collect::<Vec<_>>(),
+    );
+}
