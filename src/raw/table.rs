@@ -2,7 +2,8 @@
 //!
 //! A group is one tag word and `GROUP_SLOTS` slot words; with seven slots it fills exactly one
 //! 64-byte line, so one miss answers "is the key here?" for seven slots and a hit costs about two
-//! misses (the group, then the entry). The groups come zeroed (`zeroed_slice`): all-zero is a
+//! misses (the group, then the entry), or for integer keys the group and its key line side by
+//! side (`keys.rs`), the entry only if the caller reads the value. The groups come zeroed (`zeroed_slice`): all-zero is a
 //! valid empty table, so a large table costs only address space until it is touched.
 //!
 //! Probing is triangular over groups (`pos += 1, 2, 3, …` modulo a power of two), which visits
