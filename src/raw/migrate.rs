@@ -91,6 +91,7 @@
 use crate::reclaim::{self, Guard};
 use crate::sync::{AtomicUsize, Ordering, GROUP_SLOTS, LOOKUP_HELP_AFTER, MIGRATE_CHUNK_GROUPS};
 
+use super::keys::has_lines;
 use super::slot::{self, Word, FROZEN, MOVED, REDIRECT, TOMB};
 use super::table::{groups_for_live, Group, Migration, Probe, Table};
 use super::tag;
@@ -723,11 +724,17 @@ fn prefetch_chunk<K, V>(
         for slot in &table.group(g).slots {
             prefetch_entry_hash::<K, V>(slot);
         }
+        if has_lines::<K>() {
+            // The cells `key_copy` reads, if the slots have them.
+            crate::sync::prefetch(table.key_line(g));
+        }
     }
     let Some(next) = mig.next() else {
         return;
     };
     for g in groups {
+        // Relaxed: only decides which lines to hint; `key_copy` reads the bits again, Acquire.
+        let keyed = has_lines::<K>() && tag::any_key(table.group(g).tags.load(Ordering::Relaxed));
         for slot in &table.group(g).slots {
             // Acquire: pairs with the Release CAS that published the entry, whose hash we read.
             let w = Word(slot.load(Ordering::Acquire));
@@ -739,7 +746,12 @@ fn prefetch_chunk<K, V>(
                 // freed only after that guard is gone, and its hash never changes.
                 // SAFETY: an unmoved entry pointer loaded (Acquire) while pinned: still allocated.
                 let hash = unsafe { (*p).hash };
-                crate::sync::prefetch(next.group(hash as usize & next.group_mask()));
+                let pos = hash as usize & next.group_mask();
+                crate::sync::prefetch(next.group(pos));
+                if keyed {
+                    // The cell the reservation will write (`reserve`).
+                    crate::sync::prefetch(next.key_line(pos));
+                }
             }
         }
     }

@@ -194,8 +194,8 @@ impl<K, V> RawMap<K, V> {
     /// others; this shape ran level with papaya's in every layout tried (`BENCHMARKS.md`,
     /// "Hot-path changes").
     ///
-    /// For integer keys the home group's tag matches are compared through their key cells
-    /// (`keys.rs`), all of them, and a hit returns its entry without reading it.
+    /// For integer keys the first tag match of the home group is compared through its key cell
+    /// (`keys.rs`, [`scan_cells`]), and a hit returns its entry without reading it.
     #[inline]
     pub(crate) fn find<'g>(
         &'g self,
@@ -325,8 +325,8 @@ impl<K, V> RawMap<K, V> {
     /// probe's frame and lets the write keep the answer in registers: 55 instructions a hot-key
     /// update (callgrind, `hotpath hot-key`, stop 12).
     ///
-    /// For integer keys the home group's tag matches are compared through their key cells
-    /// (`keys.rs`), all of them, and the entry of a present key is not read.
+    /// For integer keys the first tag match of the home group is compared through its key cell
+    /// (`keys.rs`, [`scan_cells`]), and the entry of a present key is not read.
     #[inline]
     pub(crate) fn locate<'g>(
         &'g self,

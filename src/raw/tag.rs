@@ -66,6 +66,12 @@ pub(crate) fn has_key(word: u64, slot: usize) -> bool {
     word & key_bit(slot) != 0
 }
 
+/// Whether any slot's key bit is set in `word`.
+#[inline]
+pub(crate) fn any_key(word: u64) -> bool {
+    word >> 56 != 0
+}
+
 /// Exact per-byte equality: high bit set in each byte of `word` equal to zero.
 #[inline]
 fn zero_bytes(word: u64) -> u64 {
