@@ -93,6 +93,46 @@ enum Cells {
     Unsure,
 }
 
+/// The first slot of `group` (a key's home group, whose tag word was `tags`) without a full
+/// tag, if it is empty: where the full probe would store a key absent from the group's tag
+/// matches, on its first step (no spill check at home, and the root takes any insert).
+#[inline(always)]
+fn vacant_at_home<'g, K, V>(
+    table: &'g Table<K, V>,
+    group: &'g Group,
+    tags: u64,
+) -> Option<Located<'g, K, V>> {
+    let i = tag::match_not_full(tags).next()?;
+    // Acquire: pairs with the Release CAS that wrote the slot; a non-empty word goes to the full
+    // probe.
+    Word(group.slots[i].load(Ordering::Acquire))
+        .is_empty()
+        .then_some(Located::Vacant {
+            table,
+            group,
+            slot: i,
+        })
+}
+
+/// The tag word of group `pos` of `table` (a key's home group, in a table with key lines) and
+/// what [`scan_cells`] says of the key there; the key line is hinted before the tag load, so the
+/// two lines load side by side.
+#[inline(always)]
+fn home_cells<K: 'static, V>(
+    table: &Table<K, V>,
+    pos: usize,
+    hash: u64,
+    eq: &mut impl FnMut(&K) -> bool,
+) -> (u64, Cells) {
+    let group = table.group(pos);
+    let line = table.key_line(pos);
+    crate::sync::prefetch(line);
+    // Acquire: pairs with the Release `fetch_or`s that wrote a tag after its entry and set a key
+    // bit after its cell.
+    let tags = group.tags.load(Ordering::Acquire);
+    (tags, scan_cells(line, group, tags, hash, eq))
+}
+
 /// Compares a key with the key cell (in `line`) of the first tag match in `group`, whose tag
 /// word was `tags` (loaded with Acquire), as the full probe's first step compares the entries of
 /// the matches: that slot if it holds the key, `NoKey` if it does not and it was the only match.
@@ -211,12 +251,8 @@ impl<K, V> RawMap<K, V> {
             let pos = Probe::new(hash, table.group_mask()).pos;
             let group = table.group(pos);
             if keys::cached::<K>() {
-                let line = table.key_line(pos);
-                crate::sync::prefetch(line);
-                // Acquire: pairs with the Release `fetch_or`s that wrote a tag after its entry
-                // and set a key bit after its cell.
-                let tags = group.tags.load(Ordering::Acquire);
-                match scan_cells(line, group, tags, hash, &mut eq) {
+                let (tags, cells) = home_cells(table, pos, hash, &mut eq);
+                match cells {
                     Cells::Key { word, .. } => {
                         if !word.is_moved() {
                             if let Some(p) = word.entry_ptr::<K, V>() {
@@ -343,11 +379,8 @@ impl<K, V> RawMap<K, V> {
             let pos = Probe::new(hash, table.group_mask()).pos;
             let group = table.group(pos);
             if keys::cached::<K>() {
-                let line = table.key_line(pos);
-                crate::sync::prefetch(line);
-                // Acquire: pairs with the Release tag writes (and key bits, set after cells).
-                let tags = group.tags.load(Ordering::Acquire);
-                match scan_cells(line, group, tags, hash, &mut eq) {
+                let (tags, cells) = home_cells(table, pos, hash, &mut eq);
+                match cells {
                     Cells::Key { slot, word } => {
                         if !word.is_moved() && !word.is_frozen() {
                             if let Some(p) = word.entry_ptr::<K, V>() {
@@ -366,15 +399,8 @@ impl<K, V> RawMap<K, V> {
                         }
                     }
                     Cells::NoKey => {
-                        if let Some(i) = tag::match_not_full(tags).next() {
-                            // Acquire: as below.
-                            if Word(group.slots[i].load(Ordering::Acquire)).is_empty() {
-                                return Located::Vacant {
-                                    table,
-                                    group,
-                                    slot: i,
-                                };
-                            }
+                        if let Some(vacant) = vacant_at_home(table, group, tags) {
+                            return vacant;
                         }
                     }
                     Cells::Unsure => {}
@@ -405,15 +431,8 @@ impl<K, V> RawMap<K, V> {
                     }
                 }
                 None => {
-                    if let Some(i) = tag::match_not_full(tags).next() {
-                        // Acquire: as above (a non-empty word goes to the full probe).
-                        if Word(group.slots[i].load(Ordering::Acquire)).is_empty() {
-                            return Located::Vacant {
-                                table,
-                                group,
-                                slot: i,
-                            };
-                        }
+                    if let Some(vacant) = vacant_at_home(table, group, tags) {
+                        return vacant;
                     }
                 }
             }
