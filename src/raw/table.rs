@@ -3,8 +3,9 @@
 //! A group is one tag word and `GROUP_SLOTS` slot words; with seven slots it fills exactly one
 //! 64-byte line, so one miss answers "is the key here?" for seven slots and a hit costs about two
 //! misses (the group, then the entry), or for integer keys the group and its key line side by
-//! side (`keys.rs`), the entry only if the caller reads the value. The groups come zeroed (`zeroed_slice`): all-zero is a
-//! valid empty table, so a large table costs only address space until it is touched.
+//! side (`keys.rs`), the entry only if the caller reads the value. The groups come zeroed
+//! (`zeroed_slice`): all-zero is a valid empty table, so a large table costs only address space
+//! until it is touched.
 //!
 //! Probing is triangular over groups (`pos += 1, 2, 3, …` modulo a power of two), which visits
 //! every group once in `groups` steps.
@@ -159,14 +160,21 @@ impl<K, V> Table<K, V> {
         // step is a few instructions, and the bounds check was three of them.
         unsafe { self.hot.groups.get_unchecked(pos) }
     }
-    /// The key line of group `pos`, for a key type with lines ([`keys::has_lines`]); `pos` as
-    /// for [`Table::group`].
+    /// The key line of group `pos`; `pos` as for [`Table::group`].
+    ///
+    /// # Panics
+    /// For a key type without lines ([`keys::has_lines`]), which no caller asks for: every call
+    /// is behind that check or [`keys::cached`], so this one folds away.
     #[inline]
     pub(crate) fn key_line(&self, pos: usize) -> &KeyLine {
-        debug_assert!(keys::has_lines::<K>() && pos < self.groups());
+        assert!(
+            keys::has_lines::<K>(),
+            "a key line of a key type without lines"
+        );
+        debug_assert!(pos < self.groups());
         let pos = pos & self.hot.group_mask;
-        // SAFETY: the key lines are as many as the groups when `K` has lines (the caller's
-        // promise; debug-asserted), and `pos & group_mask` is below that, as in `group`.
+        // SAFETY: `K` has lines (checked above), so there are as many key lines as groups (`new`),
+        // and `pos & group_mask` is below that, as in `group`.
         unsafe { self.hot.key_lines.get_unchecked(pos) }
     }
 
