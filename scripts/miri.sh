@@ -30,22 +30,33 @@ fi
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/miri}"
 start=$(date +%s)
+# Each test's time is printed (libtest's --report-time), so the log shows where CI's budget went.
+miri_test() {
+    local t0
+    t0=$(date +%s)
+    local args=() rest=()
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do args+=("$1"); shift; done
+    [ $# -gt 0 ] && shift
+    rest=("$@")
+    cargo +nightly miri test "${args[@]}" -- -Zunstable-options --report-time "${rest[@]}"
+    echo "== miri: ${args[*]}: $(( $(date +%s) - t0 )) s"
+}
 for seed in ${MIRI_SEEDS:-1}; do
     export MIRIFLAGS="-Zmiri-tree-borrows -Zmiri-permissive-provenance -Zmiri-ignore-leaks -Zmiri-seed=$seed"
     echo "== miri, seed $seed"
-    cargo +nightly miri test --lib -- raw::tag raw::slot raw::pool raw::keys
-    cargo +nightly miri test --test basic -- update_keeps \
+    miri_test --lib -- raw::tag raw::slot raw::pool raw::keys
+    miri_test --test basic -- update_keeps \
         insert_get_remove string_keys zero_sized try_insert update_changes get_or_insert_with \
         compute_inserts remove_if grows_through removing_everything tombstone_churn \
         a_constant_hasher iteration_never fold_after_next owned_iteration references_stay clone_eq
-    cargo +nightly miri test --test concurrent -- \
+    miri_test --test concurrent -- \
         churn_during disjoint_inserters hot_key_increments concurrent_removes get_or_insert_with
-    cargo +nightly miri test --test panics -- panicking_closures panicking_clone
-    cargo +nightly miri test --test drops -- replaced_and_removed update_and_compute updated_keys a_key_emptied keys_handed_on keys_made \
+    miri_test --test panics -- panicking_closures panicking_clone
+    miri_test --test drops -- replaced_and_removed update_and_compute updated_keys a_key_emptied keys_handed_on keys_made \
         into_iter_hands
-    cargo +nightly miri test --test linearizability
-    cargo +nightly miri test --test collector
-    cargo +nightly miri test --test panicking_drop
-    cargo +nightly miri test --test adversarial
+    miri_test --test linearizability
+    miri_test --test collector
+    miri_test --test panicking_drop
+    miri_test --test adversarial
 done
 echo "== miri: passed in $(( $(date +%s) - start )) s"

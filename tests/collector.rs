@@ -44,7 +44,7 @@ fn dropping_the_map_frees_everything_it_retired() {
 fn threads_churning_on_a_private_collector_leave_nothing() {
     let live = Arc::new(AtomicUsize::new(0));
     let map: HashMap<u64, Tracked> = private_map();
-    let per_thread = common::scaled(20_000) as u64;
+    let per_thread = common::sized(20_000, 100) as u64;
     std::thread::scope(|s| {
         for t in 0..4u64 {
             let (map, live) = (&map, &live);

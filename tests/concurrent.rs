@@ -18,7 +18,7 @@ fn scaled(n: u64) -> u64 {
 #[test]
 fn hot_key_increments_sum_exactly() {
     let map: HashMap<u64, u64> = HashMap::new();
-    let per_thread = scaled(20_000);
+    let per_thread = common::sized(20_000, 100) as u64;
     let barrier = Barrier::new(THREADS as usize);
     std::thread::scope(|s| {
         for t in 0..THREADS {
@@ -50,9 +50,9 @@ fn hot_key_increments_sum_exactly() {
 #[test]
 fn disjoint_inserters_all_find_their_keys() {
     let map: HashMap<u64, u64> = HashMap::new();
-    // Under Miri 800 keys in all: six growths, raced by four threads (500 a thread took 3.5
-    // minutes of CI's Miri run).
-    let per_thread = common::sized(50_000, 200) as u64;
+    // Under Miri 400 keys in all: five growths, raced by four threads (500 a thread took 3.5
+    // minutes of CI's Miri run, 200 about 2.5).
+    let per_thread = common::sized(50_000, 100) as u64;
     std::thread::scope(|s| {
         for t in 0..THREADS {
             let map = &map;
@@ -83,7 +83,7 @@ fn disjoint_inserters_all_find_their_keys() {
 #[test]
 fn churn_during_resizes_loses_nothing_and_resurrects_nothing() {
     let map: HashMap<u64, u64> = HashMap::new();
-    let rounds = scaled(30);
+    let rounds = common::sized(30, 4) as u64;
     let keys_per_thread = scaled(2_000);
     std::thread::scope(|s| {
         for t in 0..THREADS {
