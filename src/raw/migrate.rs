@@ -14,9 +14,10 @@
 //!    entries are counted, because the striped length can be far off under preemption (a reader
 //!    delayed between two stripes; ThreadSanitizer's scheduler found a shrink whose successor
 //!    filled up). Counting is chunked and helped like copying: for each chunk, redirect every
-//!    EMPTY slot (after which no entry can enter it: slots never return to EMPTY, and TOMB and
-//!    REDIRECT never become LIVE), then count the slots that may still need a copy (entries and
-//!    reservations) and record the count once by CAS. A thread that needs the successor counts
+//!    EMPTY slot and freeze every VACATED one (after which no entry can enter it: slots never
+//!    return to EMPTY, TOMB and REDIRECT never become LIVE, and a frozen slot takes no write),
+//!    then count the slots that may still need a copy (entries and reservations) and record the
+//!    count once by CAS. A thread that needs the successor counts
 //!    unclaimed chunks, then any chunk still uncounted (its claimer may be stalled), and installs
 //!    a table for `max(wanted, 2 × count)` slots by CAS. The count bounds the
 //!    copies exactly; new keys may take a quarter of the spare room and the rest absorbs
@@ -33,7 +34,7 @@
 //! 3. **Moving one slot** (`help_move`), idempotent, any number of threads at once:
 //!    - EMPTY: CAS to REDIRECT (frozen and moved in one step).
 //!    - otherwise `fetch_or(FROZEN)`: from here on every writer's CAS on the slot fails.
-//!    - a frozen tombstone, reservation or empty slot has nothing to copy.
+//!    - a frozen tombstone, vacated slot, reservation or empty slot has nothing to copy.
 //!    - a frozen entry `p` is copied: a helper looks, in the key's probe sequence in `next`, for
 //!      the reservation `RESV(s, tag)` that names this source slot `s`, or for `p` itself
 //!      (published: done), or makes the reservation in the first empty slot
@@ -92,7 +93,7 @@ use crate::reclaim::{self, Guard};
 use crate::sync::{AtomicUsize, Ordering, GROUP_SLOTS, LOOKUP_HELP_AFTER, MIGRATE_CHUNK_GROUPS};
 
 use super::keys::has_lines;
-use super::slot::{self, Word, FROZEN, MOVED, REDIRECT, TOMB};
+use super::slot::{self, Word, FROZEN, MOVED, REDIRECT, TOMB, VACATED};
 use super::table::{groups_for_live, Group, Migration, Probe, Table};
 use super::tag;
 use super::{prefetch_entry_hash, RawMap};
@@ -488,8 +489,9 @@ impl<K, V> RawMap<K, V> {
         mig.install_next(Box::new(Table::successor(groups)), budget)
     }
 
-    /// Counts one chunk of source groups: redirects each EMPTY slot (so no entry can enter the
-    /// chunk afterwards), then records, once, how many of its slots may still need a copy.
+    /// Counts one chunk of source groups: redirects each EMPTY slot and freezes each VACATED one
+    /// (so no entry can enter the chunk afterwards), then records, once, how many of its slots
+    /// may still need a copy.
     ///
     /// Slots are addressed by group (no division per slot), and a group's REDIRECT tags are
     /// written with one `fetch_or` after its slots: a slot redirected but not yet tagged is the
@@ -515,9 +517,23 @@ impl<K, V> RawMap<K, V> {
                         Err(actual) => w = actual,
                     }
                 }
+                if w.0 == VACATED {
+                    // A vacated slot takes its key back on an insert: frozen, it cannot.
+                    match slot.compare_exchange(
+                        VACATED,
+                        VACATED | FROZEN,
+                        // AcqRel: as `try_redirect`, so that an insert whose CAS fails here sees
+                        // the migration; Acquire on failure to read the entry that took it back.
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => continue,
+                        Err(actual) => w = Word(actual),
+                    }
+                }
                 // An entry not yet moved, or a reservation (which a late publication could
-                // fill), may need a copy; nothing else can become one now that the slot is not
-                // EMPTY.
+                // fill), may need a copy; nothing else can become one now that the slot is
+                // neither EMPTY nor an unfrozen VACATED.
                 if !w.is_moved() && (w.entry_ptr::<K, V>().is_some() || w.resv_tag().is_some()) {
                     live += 1;
                 }
@@ -816,6 +832,11 @@ pub(super) fn ensure_group_tag(group: &Group, slot: usize, tag: u8) {
 /// Writes the tag for a non-empty slot word `w` read from a slot whose tag byte was still EMPTY,
 /// so that lookups stop treating the group as ending there.
 pub(super) fn repair_tag<K, V>(table: &Table<K, V>, index: usize, w: Word) {
+    if w.is_vacated() {
+        // Its remover wrote the key's tag before vacating it (`try_remove`): our tag word was
+        // read before that. A TOMBSTONE here would hide the key's own slot from its inserts.
+        return;
+    }
     let tag = if let Some(t) = w.resv_tag() {
         t
     } else if w.is_sentinel() {

@@ -8,6 +8,12 @@
 //!    whose word is EMPTY, by CAS. Slots never return to EMPTY, so concurrent inserters of one key
 //!    converge on one slot, and a key is never stored past a slot that was empty when it was
 //!    stored.
+//!    With key lines (integer keys), a removal leaves the slot VACATED, with its tag and key cell,
+//!    and an insert of that key takes it back by CAS: the key's one slot, found by its cell.
+//!    So the tag and cell are written before the slot is vacated (`try_remove`: the remover
+//!    writes them if the inserter has not yet), every probe for the key recognises the slot
+//!    (`examine_vacated`), and nothing else takes it back. A slot released by a stale migration
+//!    helper is a TOMB, never VACATED: its key was published elsewhere.
 //! 2. **Early stop.** A lookup stops at the first group with a tag that is not full (EMPTY or
 //!    REDIRECT): its key would have been stored there or earlier.
 //! 3. **Tags never lag behind a finished operation.** A slot's word is written before its tag;
@@ -15,7 +21,8 @@
 //!    key in it) first writes the tag, from the word alone (the entry stores its hash).
 //! 4. **No inserts into a migrating table.** A writer that finds its key absent in a table with a
 //!    successor turns the first empty slot of its probe sequence into REDIRECT before going on, so
-//!    no other writer can insert that key into the old table afterwards.
+//!    no other writer can insert that key into the old table afterwards; one that finds the key's
+//!    vacated slot there moves it (freezing it) instead.
 //! 5. **MOVED pointers are never dereferenced.** The entry may have been replaced in `next` and
 //!    retired; a lookup that meets a MOVED slot with a matching tag keeps probing, then follows
 //!    the chain to `next`.
@@ -41,7 +48,7 @@ use counter::Counter;
 use keys::KeyLine;
 use migrate::{repair_tag, set_group_tag, set_tag};
 pub(crate) use slot::Entry;
-use slot::{Word, REDIRECT, TOMB};
+use slot::{Word, REDIRECT, TOMB, VACATED};
 use table::{capacity_of, groups_for_capacity, groups_for_live, Group, Probe, Table, MAX_LOAD};
 
 pub(crate) struct RawMap<K, V> {
@@ -65,11 +72,13 @@ pub(crate) enum Located<'g, K, V> {
         word: usize,
         entry: &'g Entry<K, V>,
     },
-    /// The key is absent; it would be stored in this empty slot of `table`.
+    /// The key is absent; it would be stored in this slot of `table`, which held `word`: EMPTY,
+    /// or VACATED (the key's own slot, from which it was removed: `slot.rs`).
     Vacant {
         table: &'g Table<K, V>,
         group: &'g Group,
         slot: usize,
+        word: usize,
     },
 }
 
@@ -111,6 +120,7 @@ fn vacant_at_home<'g, K, V>(
             table,
             group,
             slot: i,
+            word: slot::EMPTY,
         })
 }
 
@@ -167,6 +177,48 @@ fn scan_cells<K: 'static>(
     } else {
         Cells::Unsure
     }
+}
+
+/// Slots of the first `groups` groups of `hash`'s probe in `table` that are removed (tombstones
+/// and vacated slots) or released reservations: room that only a rebuild gives back to new keys.
+fn dead_slots<K, V>(table: &Table<K, V>, hash: u64, groups: usize) -> usize {
+    let mut probe = Probe::new(hash, table.group_mask());
+    let mut dead = 0;
+    for _ in 0..groups {
+        for slot in &table.group(probe.pos).slots {
+            // Relaxed: a count for a heuristic; nothing is read through the words.
+            let w = Word(slot.load(Ordering::Relaxed));
+            if w.is_sentinel() && w.resv_tag().is_none() {
+                dead += 1;
+            }
+        }
+        probe.advance();
+    }
+    dead
+}
+
+/// Writes the key cell of `group`'s slot `slot` (of `table`, which has key lines) from the slot's
+/// live `entry`, then sets the slot's tag and key bit: what the slot's inserter (or the
+/// reservation's maker) does after its CAS, done by a remover that got there first. Every writer
+/// of the cell stores the same bits: the slot's key never changes within a table.
+#[cold]
+#[inline(never)]
+fn publish_key<K: 'static, V>(
+    table: &Table<K, V>,
+    group: &Group,
+    slot: usize,
+    entry: &Entry<K, V>,
+) {
+    let pos = table.group_index(group);
+    // SAFETY: `cached::<K>()` (the caller's condition).
+    let bits = unsafe { keys::bits(&entry.key) };
+    // Relaxed: published by the Release `fetch_or` below.
+    table.key_line(pos).cells[slot].store(bits, Ordering::Relaxed);
+    // Release: pairs with the Acquire tag loads that read the cell after the key bit.
+    group.tags.fetch_or(
+        tag::tag_bits(slot, tag::full_tag(entry.hash)) | tag::key_bit(slot),
+        Ordering::Release,
+    );
 }
 
 /// What a probe learns from one slot that might hold the key.
@@ -261,6 +313,12 @@ impl<K, V> RawMap<K, V> {
                                 // unpins.
                                 return Some(unsafe { &*p });
                             }
+                        }
+                        // The key's one slot in the table, vacated: absent (a migration that
+                        // started since may hold it only after freezing this slot, but check,
+                        // as below).
+                        if word.0 == VACATED && table.migration().is_none() {
+                            return None;
                         }
                     }
                     // As below: the tags first, then the migration.
@@ -396,6 +454,16 @@ impl<K, V> RawMap<K, V> {
                                     entry,
                                 };
                             }
+                            if word.0 == VACATED {
+                                // The key's own slot, vacated: the insert takes it back (a
+                                // migration that freezes it first makes the CAS fail).
+                                return Located::Vacant {
+                                    table,
+                                    group,
+                                    slot,
+                                    word: VACATED,
+                                };
+                            }
                         }
                     }
                     Cells::NoKey => {
@@ -448,7 +516,10 @@ impl<K, V> RawMap<K, V> {
         mut eq: impl FnMut(&K) -> bool,
         may_insert: bool,
         guard: &'g Guard,
-    ) -> Located<'g, K, V> {
+    ) -> Located<'g, K, V>
+    where
+        K: 'static,
+    {
         let mut table = self.root(guard);
         if let Some(mig) = table.migration() {
             self.help_chunk(table, mig, true, guard);
@@ -485,7 +556,7 @@ impl<K, V> RawMap<K, V> {
                         let Some(mig) = table.migration() else {
                             if may_insert
                                 && dist > 0
-                                && self.resize_for_spill(table, dist, tombstones, guard)
+                                && self.resize_for_spill(table, hash, dist, tombstones, guard)
                             {
                                 continue 'tables;
                             }
@@ -496,6 +567,7 @@ impl<K, V> RawMap<K, V> {
                                 table,
                                 group,
                                 slot: i,
+                                word: slot::EMPTY,
                             };
                         };
                         match migrate::try_redirect(slot) {
@@ -548,12 +620,19 @@ impl<K, V> RawMap<K, V> {
         hash: u64,
         eq: &mut impl FnMut(&K) -> bool,
         guard: &'g Guard,
-    ) -> Examined<'g, K, V> {
+    ) -> Examined<'g, K, V>
+    where
+        K: 'static,
+    {
         if w.is_moved() {
             return Examined::NotIt;
         }
         let Some(p) = w.entry_ptr::<K, V>() else {
-            return Examined::NotIt;
+            return if w.is_vacated() {
+                self.examine_vacated(table, index, w, eq, guard)
+            } else {
+                Examined::NotIt
+            };
         };
         // SAFETY: an unmoved entry loaded while pinned: a live one is retired only after being
         // unlinked, and a frozen one is not retired before MOVED (see `migrate.rs`).
@@ -575,6 +654,50 @@ impl<K, V> RawMap<K, V> {
             word: w.0,
             entry,
         })
+    }
+
+    /// [`RawMap::examine`] for a vacated slot: if it is the key's own slot, where an insert of
+    /// the key takes it back, or, if `table` is migrating, moves it first (freezing it, so that
+    /// no insert takes it back here) and goes on in the successor, as for a frozen entry.
+    #[cold]
+    #[inline(never)]
+    fn examine_vacated<'g>(
+        &'g self,
+        table: &'g Table<K, V>,
+        index: usize,
+        w: Word,
+        eq: &mut impl FnMut(&K) -> bool,
+        guard: &'g Guard,
+    ) -> Examined<'g, K, V>
+    where
+        K: 'static,
+    {
+        debug_assert!(
+            keys::cached::<K>(),
+            "only tables with key lines vacate slots"
+        );
+        let (g, i) = (index / GROUP_SLOTS, index % GROUP_SLOTS);
+        // Relaxed: the remover saw the slot's key bit with an Acquire load of the tag word (or set
+        // it, after storing the cell) before its Release CAS to VACATED, which our Acquire load
+        // of the slot word read: the cell's store happens before this load.
+        let bits = table.key_line(g).cells[i].load(Ordering::Relaxed);
+        // SAFETY: `cached::<K>()`, and a vacated slot's cell holds its key's bits (above).
+        if !eq(&unsafe { keys::key::<K>(bits) }) {
+            return Examined::NotIt;
+        }
+        match table.migration() {
+            None if !w.is_frozen() => Examined::Found(Located::Vacant {
+                table,
+                group: table.group(g),
+                slot: i,
+                word: VACATED,
+            }),
+            mig => {
+                let mig = mig.expect("a frozen slot implies a migration");
+                self.help_move(table, mig, index, guard);
+                Examined::Moved(self.sized_next(table, mig, guard))
+            }
+        }
     }
 
     /// Whether a new key may go into `table` now. If `table` is the successor of a migrating
@@ -616,10 +739,14 @@ impl<K, V> RawMap<K, V> {
     fn resize_for_spill(
         &self,
         table: &Table<K, V>,
+        hash: u64,
         dist: usize,
-        tombstones: usize,
+        mut tombstones: usize,
         guard: &Guard,
-    ) -> bool {
+    ) -> bool
+    where
+        K: 'static,
+    {
         let live = self.len.sum();
         if live * MAX_LOAD.1 >= table.slots() * MAX_LOAD.0 {
             self.start_migration(table, groups_for_live(live), guard);
@@ -627,6 +754,11 @@ impl<K, V> RawMap<K, V> {
         }
         if dist < table.probe_limit() {
             return false;
+        }
+        if keys::cached::<K>() {
+            // Vacated slots keep their tags, so the caller's count of tombstone tags missed them:
+            // count the dead slots of the probe from their words.
+            tombstones = dead_slots(table, hash, dist + 1);
         }
         let probed = (dist + 1) * GROUP_SLOTS;
         if tombstones * 2 >= probed {
@@ -685,7 +817,9 @@ impl<K, V> RawMap<K, V> {
             Located::Occupied {
                 group, slot, word, ..
             } => (group, slot, word),
-            Located::Vacant { group, slot, .. } => (group, slot, slot::EMPTY),
+            Located::Vacant {
+                group, slot, word, ..
+            } => (group, slot, word),
         };
         // AcqRel: Release publishes the new entry; Acquire orders our later retirement of the
         // old one after every access through it. Failure needs nothing: we only retry.
@@ -710,6 +844,9 @@ impl<K, V> RawMap<K, V> {
                     None => {
                         let tag = tag::full_tag(hash);
                         match (key_bits, located) {
+                            // The key's own slot taken back: its tag, key bit and cell are in
+                            // place since before it was vacated (`try_remove`).
+                            _ if expected == VACATED => {}
                             (Some(bits), Located::Vacant { table, .. }) => {
                                 let pos = table.group_index(group);
                                 // Relaxed: published by the Release `fetch_or` below, whose key
@@ -799,12 +936,19 @@ impl<K, V> RawMap<K, V> {
 
     /// Removes the entry `located` found, if the slot still holds it. Returns the removed entry
     /// (retired, readable under `guard`), or `None` if the slot changed.
+    ///
+    /// In a table with key lines the slot is left VACATED, with its tag and key cell: the key's
+    /// own slot, which an insert of that key takes back (`slot.rs`). Elsewhere it becomes a
+    /// tombstone.
     #[inline]
     pub(crate) fn try_remove<'g>(
         &'g self,
         located: &Located<'g, K, V>,
         guard: &'g Guard,
-    ) -> Option<&'g Entry<K, V>> {
+    ) -> Option<&'g Entry<K, V>>
+    where
+        K: 'static,
+    {
         let Located::Occupied {
             table,
             group,
@@ -815,12 +959,27 @@ impl<K, V> RawMap<K, V> {
         else {
             return None;
         };
+        let vacate = keys::cached::<K>();
+        if vacate {
+            // A vacated slot is found by its tag and cell alone (its entry is gone), so both must
+            // be in place before the CAS: an insert of the key that passed the slot unrecognised
+            // would take a second slot, and a later insert could take this one back beside it.
+            // Acquire: pairs with the Release `fetch_or` that set the key bit after the cell, so
+            // that the cell's store happens before our CAS, and so before any reader that sees
+            // VACATED reads the cell (`examine_vacated`).
+            if !tag::has_key(group.tags.load(Ordering::Acquire), slot) {
+                publish_key(table, group, slot, entry);
+            }
+        }
+        let gone = if vacate { VACATED } else { TOMB };
         group.slots[slot]
             // AcqRel: Release orders the tombstone after our reads of the entry; Acquire orders
             // the retirement after them. Failure: we only retry.
-            .compare_exchange(word, TOMB, Ordering::AcqRel, Ordering::Relaxed)
+            .compare_exchange(word, gone, Ordering::AcqRel, Ordering::Relaxed)
             .ok()?;
-        set_group_tag(group, slot, tag::TOMBSTONE);
+        if !vacate {
+            set_group_tag(group, slot, tag::TOMBSTONE);
+        }
         self.len.decrement();
         // SAFETY: our CAS unlinked the entry, it came from `Box::into_raw`, and only the CAS
         // winner retires it.

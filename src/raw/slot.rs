@@ -14,6 +14,7 @@
 //! | `0`                  | EMPTY                                                           |
 //! | `p`                  | LIVE: the entry at address `p`                                  |
 //! | `TOMB`               | a removed entry (sentinel, no pointer)                          |
+//! | `VACATED`            | a removed entry whose slot keeps its key cell (integer keys)     |
 //! | `RESV(s, t)`         | reserved by a migration for the copy of source slot `s`, tag `t` |
 //! | `… \| FROZEN`        | takes no more writes in this table                              |
 //! | `… \| FROZEN\|MOVED` | final: the slot's content (if any) is authoritative in `next`   |
@@ -25,6 +26,12 @@
 //!
 //! A slot never returns to EMPTY, and once FROZEN it never takes a write again.
 //!
+//! In a table with key lines (integer keys, `keys.rs`) a removal leaves `VACATED` instead of
+//! `TOMB`, and keeps the slot's tag and key cell: the slot still belongs to its key, and an
+//! insert of that same key takes it back (`VACATED → LIVE`). Nothing else can: the slot's key
+//! never changes within a table, so a key keeps one slot, found by its cell, whatever it goes
+//! through (ARCHITECTURE.md, "Removed slots keep their key").
+//!
 //! | from            | to                   | by                                            |
 //! |-----------------|----------------------|-----------------------------------------------|
 //! | EMPTY           | LIVE(p)              | insert of a new key (CAS)                     |
@@ -32,6 +39,9 @@
 //! | EMPTY           | FROZEN\|MOVED        | a migration or a writer passing to `next` (CAS): "REDIRECT" |
 //! | LIVE(p)         | LIVE(q)              | update (CAS), `p` retired                     |
 //! | LIVE(p)         | TOMB                 | remove (CAS), `p` retired                     |
+//! | LIVE(p)         | VACATED              | remove, in a table with key lines (CAS)       |
+//! | VACATED         | LIVE(q)              | insert of the slot's own key (CAS)            |
+//! | VACATED         | VACATED \| FROZEN    | a migration counting its source (CAS)         |
 //! | RESV(s, t)      | LIVE(p)              | the copy of `p` lands at its decided target   |
 //! | RESV(s, t)      | TOMB                 | a stale helper's reservation is released      |
 //! | any unfrozen x  | x \| FROZEN          | migration freezes it (`fetch_or`)             |
@@ -46,6 +56,9 @@ pub(crate) const STATE_BITS: usize = 0b111;
 
 pub(crate) const EMPTY: usize = 0;
 pub(crate) const TOMB: usize = SENTINEL;
+/// A removed entry whose slot keeps its key (see the module docs). Its payload's low byte, 1,
+/// has no high bit, so it never reads as a reservation, whose tag byte is full.
+pub(crate) const VACATED: usize = SENTINEL | (1 << 3);
 pub(crate) const REDIRECT: usize = FROZEN | MOVED;
 
 /// A reservation, made by a migration, for the copy of source slot `source` (of the table being
@@ -57,6 +70,7 @@ pub(crate) fn resv(source: usize, tag: u8) -> usize {
         source < 1 << (usize::BITS - 13),
         "source index too large for a reservation"
     );
+    debug_assert!(tag & 0x80 != 0, "a reservation carries a full tag");
     SENTINEL | (((source << 8) | tag as usize) << 3)
 }
 
@@ -132,11 +146,17 @@ impl Word {
     pub(crate) fn is_sentinel(self) -> bool {
         self.0 & SENTINEL != 0
     }
-    /// The reservation tag, if this is an (unfrozen or frozen) reservation.
+    /// The reservation tag, if this is an (unfrozen or frozen) reservation: a sentinel whose
+    /// payload's low byte is a full tag (`0x80 | h7`).
     #[inline]
     pub(crate) fn resv_tag(self) -> Option<u8> {
-        let payload = self.0 >> 3;
-        (self.is_sentinel() && payload != 0).then_some((payload & 0xFF) as u8)
+        let tag = ((self.0 >> 3) & 0xFF) as u8;
+        (self.is_sentinel() && tag & 0x80 != 0).then_some(tag)
+    }
+    /// Whether this is a vacated slot, frozen or not.
+    #[inline]
+    pub(crate) fn is_vacated(self) -> bool {
+        self.0 & !(FROZEN | MOVED) == VACATED
     }
     /// The entry address, if the word holds one (LIVE, possibly frozen or moved).
     #[inline]
@@ -157,6 +177,12 @@ mod tests {
     fn sentinels_decode() {
         assert_eq!(Word(TOMB).entry_ptr::<u8, u8>(), None);
         assert_eq!(Word(TOMB).resv_tag(), None);
+        assert_eq!(Word(VACATED).resv_tag(), None);
+        assert_eq!(Word(VACATED | FROZEN).resv_tag(), None);
+        assert_eq!(Word(VACATED).entry_ptr::<u8, u8>(), None);
+        assert!(Word(VACATED).is_vacated() && Word(VACATED | FROZEN | MOVED).is_vacated());
+        assert!(!Word(TOMB).is_vacated() && !Word(resv(1, 0x81)).is_vacated());
+        assert!(!Word(EMPTY).is_vacated() && !Word(REDIRECT).is_vacated());
         assert_eq!(Word(resv(0, 0x85)).resv_tag(), Some(0x85));
         assert_eq!(Word(resv(12_345, 0x85) | FROZEN).resv_tag(), Some(0x85));
         assert_ne!(resv(1, 0x85), resv(2, 0x85));

@@ -12,6 +12,8 @@
 //! | full         | `0x80 \| h7`| holds (or is reserved for) an entry whose hash has h7 |
 //! | `TOMBSTONE`  | `0xFF`      | a removed entry, or a released reservation            |
 //!
+//! A slot vacated in a table with key lines (`slot.rs`) keeps its full tag: it is still its key's.
+//!
 //! Every transition is a bitwise OR of the new tag into the old (`0x00 → 0x80|h7 → 0xFF`,
 //! `0x00 → 0x01`), so tags are written with `fetch_or` on the whole word: idempotent, never lost,
 //! and never mixed with byte-sized atomics on the same memory.
