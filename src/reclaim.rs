@@ -317,7 +317,7 @@ struct Retired {
 /// The batch is a buffer taken apart (pointer, length, capacity in `Cell`s) rather than a
 /// `RefCell<Vec<_>>`, so that the fast path, inlined into every write that retires, is one
 /// comparison, one store and one increment: the borrow flag and `Vec::push`'s own capacity check
-/// were about 10 of the 31 instructions a retirement took there (callgrind, `hotpath hot-key`).
+/// were 6 instructions a retirement (callgrind, `hotpath hot-key`, 1M updates: 274.8 -> 268.7 M).
 /// Nothing here calls out while the buffer is taken apart, so no reentrant call (a user's `Drop`
 /// run by a collection, retiring into a map) can see it half updated.
 struct LocalBatch {

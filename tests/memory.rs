@@ -90,11 +90,11 @@ fn churn_keeps_memory_bounded() {
     // Each operation retires a 32-byte entry: 2M retirements would be ~64 MB if none were freed
     // before the end. Bounded reclamation keeps the peak to a few bags per thread plus tables.
     eprintln!("peak growth {} KB", peak >> 10);
-    // Alone on two cores this peaks at 2-5 MB. The bound is wider than that because a thread
+    // Alone on two cores this peaks at 0.7-5.6 MB. The bound is wider than that because a thread
     // descheduled while pinned holds every bag back until it runs again (what epochs cost by
-    // design): with another process on the second core, one time slice of the other thread's
-    // retirements reached 9.6-13 MB here (stop 23). A collector that never freed, the bug this
-    // catches, reaches 64 MB. The stress geometry (two-slot groups, still one 64-byte line each,
+    // design): with another process busy on the second core, one time slice of the other
+    // thread's retirements reached 9.6-13 MB here (the 8 MB bound failed so). A collector that
+    // never freed, the bug this catches, reaches 64 MB. The stress geometry (two-slot groups, still one 64-byte line each,
     // and a migration every few inserts) makes tables about 4x larger per slot; the bound scales
     // with it.
     let bound = if option_env!("LOCKFREE_MAP_STRESS_GEOMETRY").is_some() {
