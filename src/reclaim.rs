@@ -400,10 +400,9 @@ impl LocalBatch {
         if buf.is_null() {
             return Vec::new();
         }
-        // SAFETY: `buf`, `len` and `cap` are the parts of a `Vec` taken apart in `install`
-        // (allocated with capacity `cap` by the global allocator), whose first `len` elements
-        // `push` and `push_unless_full` wrote; the batch no longer holds them, so the `Vec` is
-        // rebuilt once.
+        // The batch no longer holds the parts (nulled above), so the `Vec` is rebuilt once.
+        // SAFETY: `buf`, `len`, `cap` are the parts of a `Vec` taken apart in `install` (capacity
+        // `cap`, global allocator), whose first `len` elements `push`/`push_unless_full` wrote.
         unsafe { Vec::from_raw_parts(buf, len, cap) }
     }
 
