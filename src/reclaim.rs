@@ -523,3 +523,81 @@ pub(crate) unsafe fn retire_box_and_flush<T>(guard: &Guard, ptr: *mut T) {
     };
     guard.inner.flush();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// The free function of the retirements here: the box holds the counter it bumps.
+    fn free_counted(p: *mut &'static AtomicUsize) {
+        // SAFETY: `p` came from `Box::into_raw` in `retire_counted` and is freed once (the
+        // contract of `retire`).
+        let counter = unsafe { Box::from_raw(p) };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Retires one box that bumps `freed` when it is freed.
+    fn retire_counted(guard: &Guard, freed: &'static AtomicUsize) {
+        let p = Box::into_raw(Box::new(freed));
+        // SAFETY: `p` is shared with nobody and retired once, and `free_counted` frees it once.
+        unsafe { retire(guard, p, free_counted) };
+    }
+
+    /// Flushes until `freed` reaches `n` (epochs advance as pinned threads, other tests' too,
+    /// move on; each flush hands on this thread's batch and collects what is due), then checks
+    /// that it stopped there.
+    fn collect_until(n: usize, freed: &AtomicUsize) {
+        for _ in 0..100_000 {
+            if freed.load(Ordering::Relaxed) >= n {
+                break;
+            }
+            Collector::global().pin().flush();
+            std::thread::yield_now();
+        }
+        assert_eq!(freed.load(Ordering::Relaxed), n, "freed, of {n}");
+    }
+
+    /// Batches fill and are handed on (several times over) with no flush between; and flushes
+    /// that take a batch part-way (its buffer goes with it, and the next retirement installs
+    /// one). Each retirement is freed once.
+    #[test]
+    fn every_retirement_is_freed_once_through_full_and_partial_batches() {
+        static FULL: AtomicUsize = AtomicUsize::new(0);
+        static PARTIAL: AtomicUsize = AtomicUsize::new(0);
+        let n = if cfg!(miri) {
+            3 * BATCH_LEN + 5
+        } else {
+            20 * BATCH_LEN + 5
+        };
+        for _ in 0..n {
+            retire_counted(&Collector::global().pin(), &FULL);
+        }
+        collect_until(n, &FULL);
+        for i in 0..n {
+            let guard = Collector::global().pin();
+            retire_counted(&guard, &PARTIAL);
+            if i % 37 == 36 {
+                guard.flush();
+            }
+        }
+        collect_until(n, &PARTIAL);
+    }
+
+    /// What a thread leaves in its batch when it exits is handed on by the thread-local's
+    /// destructor, and freed.
+    #[test]
+    fn an_exiting_thread_hands_on_its_batch() {
+        static FREED: AtomicUsize = AtomicUsize::new(0);
+        let n = BATCH_LEN / 2 + 3;
+        std::thread::spawn(move || {
+            let guard = Collector::global().pin();
+            for _ in 0..n {
+                retire_counted(&guard, &FREED);
+            }
+        })
+        .join()
+        .unwrap();
+        collect_until(n, &FREED);
+    }
+}
