@@ -100,10 +100,11 @@ fn reader_in_the_old_table_during_promotion() {
     model_bounded(1, 10_000, reader_during_promotion);
 }
 
-/// [`reader_during_promotion`] at two preemptions: 1241 s on the 2-core machine (2026-12-01), so a
-/// manual long run: `bash scripts/loom.sh --test migrate -- --ignored`.
+/// [`reader_during_promotion`] at two preemptions: 1241 s on the 2-core machine (2026-12-01),
+/// 1,659 s in a slower hour of it (2026-12-03, passing on the vacated-slot code), so a manual
+/// long run: `bash scripts/loom.sh --test migrate -- --ignored`.
 #[test]
-#[ignore = "about 20 minutes: a manual long run, bash scripts/loom.sh --test migrate -- --ignored"]
+#[ignore = "20-28 minutes by host (1,659 s on 2026-12-03): a manual long run, bash scripts/loom.sh --test migrate -- --ignored"]
 fn reader_in_the_old_table_during_promotion_two_preemptions() {
     model_bounded(2, 10_000, reader_during_promotion);
 }
