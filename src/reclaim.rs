@@ -204,19 +204,15 @@ impl std::fmt::Debug for Guard {
     }
 }
 
-/// Retires `ptr`: `free(ptr)` runs once no thread pinned now can still hold it, on whichever
-/// thread collects it.
+/// Retires `ptr`: `free` runs with it once no thread pinned now can still hold it, on whichever
+/// thread collects it, in a [`Run`] of retirements that share `free`.
 ///
 /// # Safety
 /// `ptr` has been unlinked from every place a thread that pins later could load it and is
-/// retired exactly once; `free` may be called with it on any thread, at any later time (after
-/// the map itself is gone, too).
+/// retired exactly once; `free` frees each pointer of a run of `*mut T`s retired with it, once,
+/// and may be called on any thread, at any later time (after the map itself is gone, too).
 #[inline]
-pub(crate) unsafe fn retire<T>(guard: &Guard, ptr: *mut T, free: unsafe fn(*mut T)) {
-    // SAFETY: a function pointer taking `*mut T` is ABI-compatible with one taking `*mut ()`
-    // (thin raw pointers of any sized pointee are), and it is only ever called with `ptr` cast
-    // back from `*mut ()`, so the call is the one the caller allowed.
-    let free = unsafe { std::mem::transmute::<unsafe fn(*mut T), unsafe fn(*mut ())>(free) };
+pub(crate) unsafe fn retire<T>(guard: &Guard, ptr: *mut T, free: FreeRun) {
     let retired = Retired {
         ptr: ptr.cast(),
         free,
@@ -236,6 +232,64 @@ pub(crate) unsafe fn retire<T>(guard: &Guard, ptr: *mut T, free: unsafe fn(*mut 
     }
     // SAFETY: the caller's promises.
     unsafe { retire_slow(guard, retired) }
+}
+
+/// How retirements are freed: a run of them at a time, all retired with this function.
+///
+/// # Safety
+/// Called once a run, after the grace period of every retirement in it.
+pub(crate) type FreeRun = unsafe fn(Run<'_>);
+
+/// Retirements that share one [`FreeRun`], handed to it together: consecutive retirements of a
+/// batch with the same function, or one retirement on its own. A collected batch used to call
+/// its retirements' functions one by one; as runs, the entry cache's thread-local is looked up
+/// once a run, and the per-retirement call is gone (callgrind, `hotpath hot-key`: see
+/// `BENCHMARKS.md`, table of changes).
+#[derive(Clone, Copy)]
+pub(crate) struct Run<'a>(&'a [Retired]);
+
+impl<'a> Run<'a> {
+    /// The run's pointers, in order.
+    #[inline(always)]
+    pub(crate) fn ptrs(self) -> impl ExactSizeIterator<Item = *mut ()> + 'a {
+        self.0.iter().map(|r| r.ptr)
+    }
+
+    /// Calls `free` with each pointer of the run, in order, each once. If a call panics, the
+    /// rest are still freed while the panic unwinds (a second panic then aborts, as in a `Vec`'s
+    /// drop).
+    #[inline(always)]
+    pub(crate) fn each<T>(self, free: impl FnMut(*mut T)) {
+        /// The pointers from `next` on, freed by `drop` if a call unwinds.
+        struct Rest<'a, T, F: FnMut(*mut T)> {
+            run: &'a [Retired],
+            next: usize,
+            free: F,
+            _ptr: std::marker::PhantomData<*mut T>,
+        }
+        impl<T, F: FnMut(*mut T)> Rest<'_, T, F> {
+            #[inline(always)]
+            fn free_rest(&mut self) {
+                while let Some(r) = self.run.get(self.next) {
+                    // Past it before it is freed: a call that panics is not made again.
+                    self.next += 1;
+                    (self.free)(r.ptr.cast());
+                }
+            }
+        }
+        impl<T, F: FnMut(*mut T)> Drop for Rest<'_, T, F> {
+            fn drop(&mut self) {
+                self.free_rest();
+            }
+        }
+        let mut rest = Rest {
+            run: self.0,
+            next: 0,
+            free,
+            _ptr: std::marker::PhantomData,
+        };
+        rest.free_rest();
+    }
 }
 
 /// [`retire`] when the retirement does not just join a batch that has room.
@@ -300,9 +354,9 @@ const BATCH_LEN: usize = 128;
 
 /// One retired pointer and the function that frees it.
 #[derive(Clone, Copy)]
-struct Retired {
+pub(crate) struct Retired {
     ptr: *mut (),
-    free: unsafe fn(*mut ()),
+    free: FreeRun,
 }
 
 /// A thread's retirements to the global collector not yet handed to crossbeam, and an empty
@@ -460,12 +514,12 @@ unsafe fn defer_one(guard: &epoch::Guard, retired: Retired) {
     // SAFETY: crossbeam runs the closure once, after every thread pinned now has unpinned; the
     // caller guarantees nobody pinning later can reach the pointer and that `free` may run
     // anywhere. The closure (two words) is stored inline in the bag: no allocation.
-    unsafe { guard.defer_unchecked(move || (retired.free)(retired.ptr)) };
+    unsafe { guard.defer_unchecked(move || (retired.free)(Run(&[retired]))) };
 }
 
-/// Frees every retirement of a batch, each once, then keeps its buffer as this thread's spare
-/// (see [`LocalBatch`]). If one `free` panics (a user's `Drop`), the rest are still freed while
-/// the panic unwinds, as a `Vec` drops its remaining elements.
+/// Frees every retirement of a batch, each once, a [`Run`] at a time, then keeps its buffer as
+/// this thread's spare (see [`LocalBatch`]). If one `free` panics (a user's `Drop`), the rest are
+/// still freed while the panic unwinds, as a `Vec` drops its remaining elements.
 ///
 /// # Safety
 /// Every retirement's grace period is over.
@@ -479,15 +533,23 @@ unsafe fn free_all(batch: Vec<Retired>) {
         /// # Safety
         /// As for [`free_all`].
         unsafe fn free_rest(&mut self) {
-            let (all, len) = (self.batch.as_ptr(), self.batch.len());
-            while self.next < len {
-                // SAFETY: `next < len`, within the batch, which nothing changes meanwhile.
-                let r = unsafe { *all.add(self.next) };
-                // Past it before it is freed: a `free` that panics is not called again.
-                self.next += 1;
-                // SAFETY: the grace period is over (the caller's promise), and `free` was given
-                // with `ptr` by `retire`; each retirement is freed once.
-                unsafe { (r.free)(r.ptr) };
+            let all = self.batch.as_slice();
+            while let Some(first) = all.get(self.next) {
+                let start = self.next;
+                // By address (what `std::ptr::fn_addr_eq` does, after our MSRV): two functions
+                // with one address are one body of code, so either frees the other's run.
+                let free = first.free as usize;
+                let end = all[start + 1..]
+                    .iter()
+                    .position(|r| r.free as usize != free)
+                    .map_or(all.len(), |n| start + 1 + n);
+                // Past the run before it is freed: a run's function frees all of it, also when
+                // one of its pointers' drops panics (`Run::each`).
+                self.next = end;
+                // SAFETY: the grace period is over (the caller's promise), and every retirement
+                // in `start..end` was retired with `first.free` (`retire`), which frees each
+                // pointer of a run once; a run is handed to it once.
+                unsafe { (first.free)(Run(&all[start..end])) };
             }
         }
     }
@@ -503,6 +565,17 @@ unsafe fn free_all(batch: Vec<Retired>) {
     let buffer = std::mem::take(&mut rest.batch);
     // A thread whose thread-locals are gone frees the buffer instead.
     let _ = BATCH.try_with(|b| b.give_spare(buffer));
+}
+
+/// Frees `ptrs` at once, as a collected batch of retirements with `free` would be.
+///
+/// # Safety
+/// As for [`retire`], with every grace period over.
+#[cfg(test)]
+pub(crate) unsafe fn free_now(ptrs: &[*mut ()], free: FreeRun) {
+    let batch = ptrs.iter().map(|&ptr| Retired { ptr, free }).collect();
+    // SAFETY: forwarded from the caller.
+    unsafe { free_all(batch) };
 }
 
 /// Retires a boxed value and flushes, so that a large allocation (a table) is freed promptly
@@ -529,12 +602,14 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// The free function of the retirements here: the box holds the counter it bumps.
-    fn free_counted(p: *mut &'static AtomicUsize) {
-        // SAFETY: `p` came from `Box::into_raw` in `retire_counted` and is freed once (the
-        // contract of `retire`).
-        let counter = unsafe { Box::from_raw(p) };
-        counter.fetch_add(1, Ordering::Relaxed);
+    /// The free function of the retirements here: each box holds the counter it bumps.
+    fn free_counted(run: Run<'_>) {
+        run.each(|p: *mut &'static AtomicUsize| {
+            // SAFETY: `p` came from `Box::into_raw` in `retire_counted` and is freed once (the
+            // contract of `retire`).
+            let counter = unsafe { Box::from_raw(p) };
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
     }
 
     /// Retires one box that bumps `freed` when it is freed.
@@ -599,5 +674,64 @@ mod tests {
         .join()
         .unwrap();
         collect_until(n, &FREED);
+    }
+
+    /// A retired item that says which function must free it, and whether freeing it panics.
+    struct Item {
+        kind: usize,
+        panics: bool,
+    }
+
+    /// Which function freed which items, and how many.
+    static FREED_BY: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+
+    fn free_item<const KIND: usize>(run: Run<'_>) {
+        run.each(|p: *mut Item| {
+            // SAFETY: each item came from `Box::into_raw` in the test and is freed once.
+            let item = unsafe { Box::from_raw(p) };
+            assert_eq!(
+                item.kind, KIND,
+                "an item freed by the other kind's function"
+            );
+            FREED_BY[KIND].fetch_add(1, Ordering::Relaxed);
+            if item.panics {
+                panic!("a retired item's drop panics");
+            }
+        });
+    }
+
+    /// A batch whose retirements came with two free functions, interleaved in runs of every
+    /// length from 1 to 5, is freed run by run, each retirement once, by its own function; and
+    /// when one free panics, every other retirement (the rest of its run and the runs after it)
+    /// is still freed.
+    #[test]
+    fn a_batch_of_interleaved_runs_frees_each_by_its_own_function() {
+        let fns: [FreeRun; 2] = [free_item::<0>, free_item::<1>];
+        // 17 retirements: the first, one inside the run of 5 (6..11), and the last.
+        for panic_at in [None, Some(0), Some(8), Some(16)] {
+            for c in &FREED_BY {
+                c.store(0, Ordering::Relaxed);
+            }
+            let mut batch = Vec::new();
+            let mut counts = [0; 2];
+            for (run, len) in [1, 3, 2, 5, 1, 1, 4].into_iter().enumerate() {
+                let kind = run % 2;
+                for _ in 0..len {
+                    let panics = panic_at == Some(batch.len());
+                    let ptr = Box::into_raw(Box::new(Item { kind, panics })).cast::<()>();
+                    batch.push(Retired {
+                        ptr,
+                        free: fns[kind],
+                    });
+                    counts[kind] += 1;
+                }
+            }
+            // SAFETY: nothing else holds these items; each is freed once, by its function.
+            let result = std::panic::catch_unwind(|| unsafe { free_all(batch) });
+            assert_eq!(result.is_err(), panic_at.is_some());
+            for (kind, counter) in FREED_BY.iter().enumerate() {
+                assert_eq!(counter.load(Ordering::Relaxed), counts[kind], "kind {kind}");
+            }
+        }
     }
 }

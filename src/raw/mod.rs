@@ -788,22 +788,23 @@ impl<K, V> RawMap<K, V> {
     where
         K: 'static,
     {
-        // SAFETY: `recycle` drops an entry's key and value: the replaced entry owns both.
-        unsafe { self.try_store_freeing(located, new, pool::recycle::<K, V>, guard) }
+        // SAFETY: `recycle_run` drops each entry's key and value: a replaced entry owns both.
+        unsafe { self.try_store_freeing(located, new, pool::recycle_run::<K, V>, guard) }
     }
 
     /// [`RawMap::try_store`], retiring a replaced entry to `free`.
     ///
     /// # Safety
-    /// `free` frees an entry that came from `Box::into_raw` and drops what the replaced entry
-    /// owns once `new` is published, once; it may run on any thread, at any later time.
+    /// `free` frees a run of entries that came from `Box::into_raw` and drops what each replaced
+    /// entry owns once its replacement is published, once; it may run on any thread, at any
+    /// later time.
     #[allow(clippy::type_complexity)]
     #[inline(always)]
     unsafe fn try_store_freeing<'g>(
         &'g self,
         located: &Located<'g, K, V>,
         new: Box<Entry<K, V>>,
-        free: unsafe fn(*mut Entry<K, V>),
+        free: reclaim::FreeRun,
         guard: &'g Guard,
     ) -> Result<(Option<&'g Entry<K, V>>, &'g Entry<K, V>), Box<Entry<K, V>>>
     where
@@ -877,7 +878,7 @@ impl<K, V> RawMap<K, V> {
     ///
     /// The new entry's key is the stored one: cloned, or, for the key types of
     /// [`key_hands_on`], the very same bytes. Then the old entry is retired without its key
-    /// (`pool::recycle_value`), and exactly one entry owns the key at any time: the old one
+    /// (`pool::recycle_value_run`), and exactly one entry owns the key at any time: the old one
     /// until our CAS succeeds, the new one after; if the CAS fails, our copy is forgotten and
     /// the old entry still owns the key, whatever became of it. A reader may still read the
     /// key through the old entry after the CAS: the bytes it reads are the old entry's (freed
@@ -913,9 +914,9 @@ impl<K, V> RawMap<K, V> {
         // The old entry goes without its key if the key was handed on: it belongs to the entry
         // we publish.
         let free = if hand_on {
-            pool::recycle_value::<K, V>
+            pool::recycle_value_run::<K, V>
         } else {
-            pool::recycle::<K, V>
+            pool::recycle_run::<K, V>
         };
         // SAFETY: `free` drops what the old entry owns once `new` replaces it: its value, and
         // its key unless the key was handed on to `new`.
@@ -1233,9 +1234,9 @@ fn entry_ptr<K, V>(word: usize) -> *mut Entry<K, V> {
 /// and is retired once.
 #[inline]
 unsafe fn retire_entry<K, V>(guard: &Guard, p: *mut Entry<K, V>) {
-    // SAFETY: forwarded from the caller; `recycle` takes a `Box`'s pointer once. It may run on
+    // SAFETY: forwarded from the caller; `recycle_run` takes a `Box`'s pointer once. It may run on
     // another thread after the map is gone: the map's operations require `K, V: Send + 'static`.
-    unsafe { reclaim::retire(guard, p, pool::recycle::<K, V>) };
+    unsafe { reclaim::retire(guard, p, pool::recycle_run::<K, V>) };
 }
 
 /// Whether a value update hands the stored key on to the new entry by a bitwise copy instead

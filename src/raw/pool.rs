@@ -37,6 +37,7 @@ use std::cell::Cell;
 use std::ptr;
 
 use super::slot::Entry;
+use crate::reclaim::Run;
 use crate::sync::ENTRY_CACHE;
 
 /// Size classes: blocks of 8, 16, ..., 8 * `CLASSES` (128) bytes.
@@ -232,31 +233,27 @@ fn pop(class: usize) -> Option<*mut u8> {
         .flatten()
 }
 
-/// Caches `block` of `class`; `false` (the caller frees it) if the class is full or this
-/// thread's cache is gone. A full class first grows by the blocks it missed since it last
-/// overflowed (module docs).
-///
-/// # Safety
-/// `block` is an allocation of `block_layout(class)` that the caller owns and gives up.
-#[inline]
-unsafe fn push(class: usize, block: *mut u8) -> bool {
-    CACHE
-        .try_with(|cache| {
-            let c = &cache.classes[class];
-            let len = c.len.get();
-            // One comparison on the common path: the buffer never holds more than `cap` slots.
-            if len < c.buf_cap.get() {
-                // SAFETY: slot `len + 1 <= buf_cap` is inside the allocated buffer; the block is
-                // ours to keep (caller's contract).
-                unsafe { c.buf.get().add(len + 1).write(block) };
-                c.len.set(len + 1);
-                true
-            } else {
-                // SAFETY: forwarded from the caller.
-                unsafe { c.push_slow(class, block) }
-            }
-        })
-        .unwrap_or(false)
+impl Class {
+    /// Caches `block` (of this class, `class`); `false` (the caller frees it) if the class is
+    /// full. A full class first grows by the blocks it missed since it last overflowed.
+    ///
+    /// # Safety
+    /// `block` is an allocation of `block_layout(class)` that the caller owns and gives up.
+    #[inline(always)]
+    unsafe fn keep(&self, class: usize, block: *mut u8) -> bool {
+        let len = self.len.get();
+        // One comparison on the common path: the buffer never holds more than `cap` slots.
+        if len < self.buf_cap.get() {
+            // SAFETY: slot `len + 1 <= buf_cap` is inside the allocated buffer; the block is
+            // ours to keep (caller's contract).
+            unsafe { self.buf.get().add(len + 1).write(block) };
+            self.len.set(len + 1);
+            true
+        } else {
+            // SAFETY: forwarded from the caller.
+            unsafe { self.push_slow(class, block) }
+        }
+    }
 }
 
 /// Boxes `entry`, on a cached block when this thread has one. Always inlined: with a 40-byte
@@ -280,72 +277,190 @@ pub(crate) fn boxed<K, V>(entry: Entry<K, V>) -> Box<Entry<K, V>> {
     Box::new(entry)
 }
 
-/// Drops a retired entry's key and value and keeps its block for this thread's next entries.
+/// Frees a run of retired entries (a `reclaim::FreeRun`): drops each entry's key and value and
+/// keeps its block for this thread's next entries.
 ///
 /// # Safety
-/// `p` came from `Box::into_raw` of a `Box<Entry<K, V>>`, and nothing else uses or frees it.
-pub(crate) unsafe fn recycle<K, V>(p: *mut Entry<K, V>) {
-    // SAFETY: forwarded from the caller; the entry owns its key and value, dropped once here.
-    unsafe { recycle_with(p, |p| std::ptr::drop_in_place(p)) };
+/// Every pointer of `run` came from `Box::into_raw` of a `Box<Entry<K, V>>`, and nothing else
+/// uses or frees it.
+pub(crate) unsafe fn recycle_run<K, V>(run: Run<'_>) {
+    // SAFETY: forwarded from the caller: the entries are ours, and with nothing to drop, their
+    // blocks are all that is left of them.
+    if !std::mem::needs_drop::<Entry<K, V>>() && unsafe { keep_blocks::<K, V>(run) } {
+        return;
+    }
+    // SAFETY: forwarded from the caller; each entry owns its key and value, dropped once here.
+    unsafe { recycle_each(run, |p: *mut Entry<K, V>| std::ptr::drop_in_place(p)) };
 }
 
-/// Drops a retired entry's value, not its key (which passed to the entry that replaced it,
-/// `RawMap::try_replace_value`), and keeps its block for this thread's next entries.
+/// [`recycle_run`] for entries whose key is not theirs to drop: each entry's value is dropped,
+/// not its key (which passed to the entry that replaced it, `RawMap::try_replace_value`).
 ///
 /// # Safety
-/// As for [`recycle`], and the entry's key is owned by another entry.
-pub(crate) unsafe fn recycle_value<K, V>(p: *mut Entry<K, V>) {
-    // SAFETY: forwarded from the caller; the entry owns its value only, dropped once here.
+/// As for [`recycle_run`], and each entry's key is owned by another entry.
+pub(crate) unsafe fn recycle_value_run<K, V>(run: Run<'_>) {
+    // SAFETY: forwarded from the caller: the entries' values have nothing to drop, and their
+    // keys are owned elsewhere.
+    if !std::mem::needs_drop::<V>() && unsafe { keep_blocks::<K, V>(run) } {
+        return;
+    }
+    // SAFETY: forwarded from the caller; each entry owns its value only, dropped once here.
+    unsafe { recycle_each(run, drop_value::<K, V>) };
+}
+
+/// [`recycle_run`] for one entry.
+///
+/// # Safety
+/// As for [`recycle_run`], for `p`.
+#[cfg(test)]
+unsafe fn recycle<K, V>(p: *mut Entry<K, V>) {
+    let retired = [p.cast::<()>()];
+    // SAFETY: forwarded from the caller; the entry owns its key and value, dropped once here.
     unsafe {
-        recycle_with(p, |p| {
-            std::ptr::drop_in_place(std::ptr::addr_of_mut!((*p).value))
+        recycle_each(&retired[..], |p: *mut Entry<K, V>| {
+            std::ptr::drop_in_place(p)
         })
     };
 }
 
-/// Runs `drop_fields` on the entry, then caches or frees its block (also if `drop_fields`
-/// panics).
+/// [`recycle_value_run`] for one entry.
 ///
 /// # Safety
-/// As for [`recycle`]; `drop_fields` drops what the entry owns, once, and nothing else.
+/// As for [`recycle_value_run`], for `p`.
+#[cfg(test)]
+unsafe fn recycle_value<K, V>(p: *mut Entry<K, V>) {
+    let retired = [p.cast::<()>()];
+    // SAFETY: forwarded from the caller; the entry owns its value only, dropped once here.
+    unsafe { recycle_each(&retired[..], drop_value::<K, V>) };
+}
+
+/// Caches the blocks of a run of entries that own nothing left to drop (or frees those the
+/// class has no room for), copying their addresses into the class's buffer as far as it has room:
+/// no drop to guard, so no per-entry guard or call (about 4 instructions an entry against 13).
+/// `false`, with nothing done, if the entries have no class or this thread's cache is gone.
+///
+/// # Safety
+/// Every pointer of `run` is a `Box<Entry<K, V>>` allocation owned by the caller alone, with
+/// nothing in it left to drop.
 #[inline(always)]
-unsafe fn recycle_with<K, V>(p: *mut Entry<K, V>, drop_fields: impl FnOnce(*mut Entry<K, V>)) {
+unsafe fn keep_blocks<K, V>(run: Run<'_>) -> bool {
     let Some(class) = class_of::<K, V>() else {
-        /// Frees the allocation even if dropping the fields panics.
-        struct Alloc(*mut u8, Layout);
-        impl Drop for Alloc {
-            fn drop(&mut self) {
-                // SAFETY: a `Box<Entry<K, V>>` allocation of this layout, owned by this `Alloc`
-                // alone (see `recycle`), its fields already dropped.
-                unsafe { dealloc(self.0, self.1) };
+        return false;
+    };
+    CACHE
+        .try_with(|cache| {
+            let c = &cache.classes[class];
+            let mut blocks = run.ptrs();
+            loop {
+                let (buf, len) = (c.buf.get(), c.len.get());
+                let room = c.buf_cap.get() - len;
+                let mut kept = 0;
+                for block in blocks.by_ref().take(room) {
+                    // SAFETY: `kept < room`, so slot `len + 1 + kept <= buf_cap` is inside the
+                    // allocated buffer (`room > 0` only once it is); the block is ours to keep.
+                    unsafe { buf.add(len + 1 + kept).write(block.cast()) };
+                    kept += 1;
+                }
+                c.len.set(len + kept);
+                let Some(block) = blocks.next() else {
+                    return;
+                };
+                // The buffer is full: grow it (or the cap), or free the block.
+                // SAFETY: the block is ours, an allocation of this class's layout.
+                unsafe {
+                    if !c.push_slow(class, block.cast()) {
+                        dealloc(block.cast(), block_layout(class));
+                    }
+                }
             }
+        })
+        .is_ok()
+}
+
+fn drop_value<K, V>(p: *mut Entry<K, V>) {
+    // SAFETY: only called by `recycle_each` on an entry whose value it owns, once.
+    unsafe { std::ptr::drop_in_place(std::ptr::addr_of_mut!((*p).value)) }
+}
+
+/// Retired entries `recycle_each` can take: a run of a collected batch, or a single pointer.
+trait Retirements: Copy {
+    fn each<T>(self, free: impl FnMut(*mut T));
+}
+
+impl Retirements for Run<'_> {
+    #[inline(always)]
+    fn each<T>(self, free: impl FnMut(*mut T)) {
+        Run::each(self, free);
+    }
+}
+
+#[cfg(test)]
+impl Retirements for &[*mut ()] {
+    fn each<T>(self, mut free: impl FnMut(*mut T)) {
+        for &p in self {
+            free(p.cast());
         }
+    }
+}
+
+/// Runs `drop_fields` on each entry, then caches or frees its block (also if `drop_fields`
+/// panics). This thread's cache is looked up once for all of them.
+///
+/// # Safety
+/// Every pointer came from `Box::into_raw` of a `Box<Entry<K, V>>` and is owned by the caller
+/// alone; `drop_fields` drops what the entry owns, once, and nothing else.
+#[inline(always)]
+unsafe fn recycle_each<K, V>(entries: impl Retirements, drop_fields: impl Fn(*mut Entry<K, V>)) {
+    /// Frees the allocation even if dropping the fields panics.
+    struct Alloc(*mut u8, Layout);
+    impl Drop for Alloc {
+        fn drop(&mut self) {
+            // SAFETY: a `Box<Entry<K, V>>` allocation of this layout, owned by this `Alloc`
+            // alone (see `recycle_run`), its fields already dropped.
+            unsafe { dealloc(self.0, self.1) };
+        }
+    }
+    let free_each = |p: *mut Entry<K, V>| {
         let alloc = Alloc(p.cast::<u8>(), Layout::new::<Entry<K, V>>());
         drop_fields(p);
         drop(alloc);
+    };
+    let Some(class) = class_of::<K, V>() else {
+        entries.each(free_each);
         return;
     };
     /// Gives the block back even if dropping the key or the value panics.
-    struct Block(*mut u8, usize);
-    impl Drop for Block {
+    struct Block<'c>(*mut u8, usize, &'c Class);
+    impl Drop for Block<'_> {
         #[inline]
         fn drop(&mut self) {
-            let Block(block, class) = *self;
+            let Block(block, class, cache) = *self;
             // SAFETY: the block, a `Box<Entry>` allocation of this class's layout, is owned by
-            // this `Block` alone (see `recycle`); `push` keeps it, or we free it.
+            // this `Block` alone (see `recycle_run`); `keep` keeps it, or we free it.
             unsafe {
-                if !push(class, block) {
+                if !cache.keep(class, block) {
                     dealloc(block, block_layout(class));
                 }
             }
         }
     }
-    let block = Block(p.cast::<u8>(), class);
-    // The memory, allocated as a `Box<Entry<K, V>>` of layout `(8 * (class + 1), 8)`, passes
-    // to `block` once the fields are dropped (or while a panic from them unwinds), which caches
-    // or frees it.
-    drop_fields(p);
-    drop(block);
+    let cached = CACHE.try_with(|cache| {
+        let c = &cache.classes[class];
+        entries.each(|p: *mut Entry<K, V>| {
+            // The memory, allocated as a `Box<Entry<K, V>>` of layout `(8 * (class + 1), 8)`,
+            // passes to `block` once the fields are dropped (or while a panic from them
+            // unwinds), which caches or frees it. A `drop_fields` that reaches this cache
+            // again (a value holding a map) finds it consistent: `keep` rereads its `Cell`s.
+            let block = Block(p.cast::<u8>(), class, c);
+            drop_fields(p);
+            drop(block);
+        });
+    });
+    if cached.is_err() {
+        // The thread's cache is gone (a destructor run by another thread-local's teardown):
+        // none of the entries was touched; free them.
+        entries.each(free_each);
+    }
 }
 
 #[cfg(test)]
@@ -371,12 +486,11 @@ mod tests {
             .collect()
     }
 
-    /// Recycles entries made by `boxes::<T>`.
+    /// Recycles entries made by `boxes::<T>`, as a collected batch would.
     fn recycle_all<T>(blocks: &[usize]) {
-        for &p in blocks {
-            // SAFETY: each address came from `Box::into_raw` in `boxes::<T>`, once.
-            unsafe { recycle(p as *mut Entry<u64, T>) };
-        }
+        let ptrs: Vec<*mut ()> = blocks.iter().map(|&p| p as *mut ()).collect();
+        // SAFETY: each address came from `Box::into_raw` in `boxes::<T>`, once.
+        unsafe { crate::reclaim::free_now(&ptrs, recycle_run::<u64, T>) };
     }
 
     #[test]
@@ -395,6 +509,32 @@ mod tests {
             second.sort_unstable();
             assert_eq!(first, second, "every block of the first wave is reused");
             recycle_all::<u64>(&second);
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// Entries with something to drop, recycled as a collected batch: each value dropped once,
+    /// each block cached.
+    #[test]
+    fn a_run_of_entries_with_drops_drops_each_once_and_keeps_each_block() {
+        use std::rc::Rc;
+        std::thread::spawn(|| {
+            let probe = Rc::new(());
+            let blocks: Vec<usize> = (0..200)
+                .map(|i| {
+                    let entry = Entry {
+                        hash: i,
+                        key: i,
+                        value: Rc::clone(&probe),
+                    };
+                    Box::into_raw(boxed(entry)) as usize
+                })
+                .collect();
+            assert_eq!(Rc::strong_count(&probe), 201);
+            recycle_all::<Rc<()>>(&blocks);
+            assert_eq!(Rc::strong_count(&probe), 1, "every value dropped once");
+            assert_eq!(cached(class_of::<u64, Rc<()>>().unwrap()), 200);
         })
         .join()
         .unwrap();
