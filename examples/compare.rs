@@ -655,8 +655,10 @@ macro_rules! u64_maps {
     };
 }
 
-const USAGE: &str = "usage: compare [--full] [--threads N,N,...] [--out DIR] [--only PART,...]
+const USAGE: &str =
+    "usage: compare [--full] [--keys N] [--threads N,N,...] [--out DIR] [--only PART,...]
   --full       1Mi-key space and 2M operations a run (default: quick, 64Ki keys, 500k)
+  --keys       the key space instead (at least 16), to compare at the size of your own maps
   --threads    thread counts (default 1,2,4, and 8, 16, 32 up to the core count)
   --out        where compare.csv and compare.svg go (default target/compare)
   --only       workloads (read-heavy, exchange, rapid-grow, hot-key, read-only, iteration),
@@ -678,8 +680,10 @@ fn main() -> std::io::Result<()> {
     while i < args.len() {
         match args[i].as_str() {
             "--full" => i += 1,
-            "--threads" | "--out" | "--only" if i + 1 < args.len() => i += 2,
-            "--threads" | "--out" | "--only" => usage_error(&format!("{} needs a value", args[i])),
+            "--threads" | "--out" | "--only" | "--keys" if i + 1 < args.len() => i += 2,
+            "--threads" | "--out" | "--only" | "--keys" => {
+                usage_error(&format!("{} needs a value", args[i]))
+            }
             // `cargo bench` passes `--bench` to every bench target; the runner is an example,
             // but accept it for anyone who wires it up as one.
             "--bench" => i += 1,
@@ -712,7 +716,13 @@ fn main() -> std::io::Result<()> {
     let cfg = Config {
         full,
         threads,
-        key_space: if full { 1 << 20 } else { 1 << 16 },
+        key_space: arg("--keys").map_or(if full { 1 << 20 } else { 1 << 16 }, |s| {
+            match s.parse::<usize>() {
+                // The hot-key mix draws from 8 keys of the space.
+                Ok(n) if n >= 16 => n,
+                _ => usage_error(&format!("--keys: {s:?} is not a key count of 16 or more")),
+            }
+        }),
         ops: if full { 2_000_000 } else { 500_000 },
         repeats: 3,
         out: arg("--out").map_or_else(|| "target/compare".into(), Into::into),
