@@ -137,10 +137,18 @@ const OPS: u64 = 1_000_000;
 /// Operations between two pins, as in the runner (`benches/workloads`).
 const BATCH: u64 = 64;
 
+/// The mixes.
+#[derive(Clone, Copy, PartialEq)]
+enum Mix {
+    Exchange,
+    ReadHeavy,
+    HotKey,
+}
+
 /// The measured loop (callgrind's `--toggle-collect=*measured*`): `n` operations from the
 /// `start`-th, on keys and a mix drawn by a xorshift generator, as `examples/hotpath.rs` does.
 #[inline(never)]
-fn measured(m: &impl Ops, hot: bool, start: u64, n: u64) -> u64 {
+fn measured(m: &impl Ops, mix: Mix, start: u64, n: u64) -> u64 {
     let mut x = 0x853C_49E6_748F_EA9B ^ start;
     let mut hits = 0;
     for i in start..start + n {
@@ -148,26 +156,31 @@ fn measured(m: &impl Ops, hot: bool, start: u64, n: u64) -> u64 {
         x ^= x >> 7;
         x ^= x << 17;
         let k = x % KEYS;
-        if hot {
-            hits += u64::from(m.update(k % 8));
-        } else {
-            match x >> 60 {
+        match mix {
+            Mix::HotKey => hits += u64::from(m.update(k % 8)),
+            Mix::Exchange => match x >> 60 {
                 0..=1 => hits += u64::from(m.get(k)),
                 2..=7 => m.insert(k, i),
                 8..=13 => hits += u64::from(m.remove(k)),
                 _ => hits += u64::from(m.update(k)),
-            }
+            },
+            // 98 / 1 / 1 in 128ths: 126 gets, one insert, one remove.
+            Mix::ReadHeavy => match x >> 57 {
+                0 => m.insert(k, i),
+                1 => hits += u64::from(m.remove(k)),
+                _ => hits += u64::from(m.get(k)),
+            },
         }
     }
     hits
 }
 
 /// Runs the mix in batches, each on a handle `handle` makes (a pin, for the maps with guards).
-fn run<H: Ops>(hot: bool, mut handle: impl FnMut() -> H) -> u64 {
+fn run<H: Ops>(mix: Mix, mut handle: impl FnMut() -> H) -> u64 {
     let mut hits = 0;
     let mut i = 0;
     while i < OPS {
-        hits += measured(&handle(), hot, i, BATCH);
+        hits += measured(&handle(), mix, i, BATCH);
         i += BATCH;
     }
     hits
@@ -175,14 +188,16 @@ fn run<H: Ops>(hot: bool, mut handle: impl FnMut() -> H) -> u64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: peer_instructions lockfree-map|papaya|scc|dashmap exchange|hot-key";
+    let usage =
+        "usage: peer_instructions lockfree-map|papaya|scc|dashmap exchange|read-heavy|hot-key";
     let (Some(map), Some(mix)) = (args.first(), args.get(1)) else {
         eprintln!("{usage}");
         std::process::exit(2);
     };
-    let hot = match mix.as_str() {
-        "exchange" => false,
-        "hot-key" => true,
+    let which = match mix.as_str() {
+        "exchange" => Mix::Exchange,
+        "read-heavy" => Mix::ReadHeavy,
+        "hot-key" => Mix::HotKey,
         _ => {
             eprintln!("unknown mix {mix:?}; {usage}");
             std::process::exit(2);
@@ -198,7 +213,7 @@ fn main() {
                 r.insert(k, k);
             });
             drop(r);
-            run(hot, || m.pin())
+            run(which, || m.pin())
         }
         "papaya" => {
             let m = papaya::HashMap::with_capacity_and_hasher(cap, Fixed);
@@ -207,21 +222,21 @@ fn main() {
                 r.insert(k, k);
             });
             drop(r);
-            run(hot, || m.pin())
+            run(which, || m.pin())
         }
         "scc" => {
             let m = scc::HashMap::with_capacity_and_hasher(cap, Fixed);
             prefill.for_each(|k| {
                 m.upsert_sync(k, k);
             });
-            run(hot, || &m)
+            run(which, || &m)
         }
         "dashmap" => {
             let m = dashmap::DashMap::with_capacity_and_hasher(cap, Fixed);
             prefill.for_each(|k| {
                 m.insert(k, k);
             });
-            run(hot, || &m)
+            run(which, || &m)
         }
         _ => {
             eprintln!("unknown map {map:?}; {usage}");
