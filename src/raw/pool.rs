@@ -305,7 +305,11 @@ pub(crate) unsafe fn recycle_value_run<K, V>(run: Run<'_>) {
         return;
     }
     // SAFETY: forwarded from the caller; each entry owns its value only, dropped once here.
-    unsafe { recycle_each(run, drop_value::<K, V>) };
+    unsafe {
+        recycle_each(run, |p: *mut Entry<K, V>| {
+            std::ptr::drop_in_place(std::ptr::addr_of_mut!((*p).value))
+        })
+    };
 }
 
 /// [`recycle_run`] for one entry.
@@ -331,7 +335,11 @@ unsafe fn recycle<K, V>(p: *mut Entry<K, V>) {
 unsafe fn recycle_value<K, V>(p: *mut Entry<K, V>) {
     let retired = [p.cast::<()>()];
     // SAFETY: forwarded from the caller; the entry owns its value only, dropped once here.
-    unsafe { recycle_each(&retired[..], drop_value::<K, V>) };
+    unsafe {
+        recycle_each(&retired[..], |p: *mut Entry<K, V>| {
+            std::ptr::drop_in_place(std::ptr::addr_of_mut!((*p).value))
+        })
+    };
 }
 
 /// Caches the blocks of a run of entries that own nothing left to drop (or frees those the
@@ -375,11 +383,6 @@ unsafe fn keep_blocks<K, V>(run: Run<'_>) -> bool {
             }
         })
         .is_ok()
-}
-
-fn drop_value<K, V>(p: *mut Entry<K, V>) {
-    // SAFETY: only called by `recycle_each` on an entry whose value it owns, once.
-    unsafe { std::ptr::drop_in_place(std::ptr::addr_of_mut!((*p).value)) }
 }
 
 /// Retired entries `recycle_each` can take: a run of a collected batch, or a single pointer.
