@@ -54,6 +54,7 @@ for seed in ${MIRI_SEEDS:-1}; do
     miri_test --test panics -- panicking_closures panicking_clone
     miri_test --test drops -- replaced_and_removed update_and_compute updated_keys a_key_emptied keys_handed_on keys_made \
         into_iter_hands
+    miri_test --test key_types -- an_insert_over
     miri_test --test linearizability
     miri_test --test collector
     miri_test --test panicking_drop

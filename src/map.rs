@@ -401,6 +401,12 @@ where
     /// The replaced value stays readable through the returned reference while `guard` lives; it
     /// is dropped afterwards.
     ///
+    /// If the key was present, the map keeps one of the two equal keys and drops the other:
+    /// for `String`, `Vec<u8>`, `Arc<str>` and `Arc<[u8]>` keys the stored one, as `std`'s maps
+    /// do (the caller's key is dropped before `insert` returns), and for any other key type the
+    /// caller's, since keeping the stored one would take a clone. This matters only for keys
+    /// that can be equal without being identical.
+    ///
     /// ```
     /// let map = lockfree_map::HashMap::new();
     /// let guard = map.guard();
@@ -413,8 +419,8 @@ where
         let mut entry = Entry::boxed(hash, key, value);
         loop {
             let located = self.raw.locate(hash, |k| *k == entry.key, true, guard);
-            match self.raw.try_store(&located, entry, guard) {
-                Ok((old, _)) => return old.map(|e| &e.value),
+            match self.raw.try_store_keeping_key(&located, entry, guard) {
+                Ok(old) => return old.map(|e| &e.value),
                 Err(back) => entry = back,
             }
         }

@@ -245,14 +245,16 @@ fn a_key_emptied_through_a_shared_reference_is_dropped_once() {
 }
 
 /// `String`, `Vec<u8>` and `Arc` keys are handed on from entry to entry by `update` without a
-/// clone (one owner at a time; readers of an old entry's key see the same bytes). Racing
-/// updates, removes, re-inserts and readers that keep a key they read across updates: every
-/// `Arc<str>` key is dropped exactly once (each map copy holds one strong count; a double drop
-/// would free the string under the test's own handle, which Miri and the sanitizers report), and
-/// the same churn on `String` keys reads no freed or reused memory.
+/// clone, and an insert over a present key keeps the stored key and drops its own at once (one
+/// owner at a time; readers of an old entry's key see the same bytes). Racing updates, inserts
+/// of fresh equal keys, removes, re-inserts and readers that keep a key they read across
+/// updates: every `Arc<str>` key, the fresh ones included, is dropped exactly once (each map
+/// copy holds one strong count; a double drop would free the string under the test's own
+/// handle, which Miri and the sanitizers report), and the same churn on `String` keys reads no
+/// freed or reused memory.
 #[test]
-fn keys_handed_on_by_updates_are_dropped_exactly_once() {
-    fn churn<K>(keys: &[K])
+fn keys_handed_on_by_updates_and_inserts_are_dropped_exactly_once() {
+    fn churn<K>(keys: &[K], fresh: impl Fn(&str) -> K + Sync)
     where
         K: std::borrow::Borrow<str>
             + Clone
@@ -270,18 +272,21 @@ fn keys_handed_on_by_updates_are_dropped_exactly_once() {
         let rounds = common::scaled(2_000);
         std::thread::scope(|s| {
             for t in 0..3 {
-                let map = &map;
+                let (map, fresh) = (&map, &fresh);
                 s.spawn(move || {
                     for i in 0..rounds {
                         let m = map.pin();
                         let k: &str = keys[(i * 7 + t * 13) % keys.len()].borrow();
-                        // A key read before the update, and read again after it.
+                        // A key read before the write, and read again after it.
                         let held = m.get_key_value(k).map(|(key, _)| key);
                         match (i + t) % 8 {
                             0 => {
                                 if m.remove(k).is_some() {
                                     m.insert(keys[(i * 7 + t * 13) % keys.len()].clone(), 1);
                                 }
+                            }
+                            1 | 2 => {
+                                m.insert(fresh(k), 2);
                             }
                             _ => {
                                 m.update(k, |v| v + 1);
@@ -303,11 +308,24 @@ fn keys_handed_on_by_updates_are_dropped_exactly_once() {
         }
     }
     let strings: Vec<String> = (0..16).map(|k| format!("key-{k}")).collect();
-    churn(&strings);
+    churn(&strings, str::to_owned);
     let arcs: Vec<Arc<str>> = strings.iter().map(|s| Arc::from(s.as_str())).collect();
-    churn(&arcs);
+    // Every fresh key the inserts make, kept to count its owners at the end.
+    let made = std::sync::Mutex::new(Vec::new());
+    churn(&arcs, |k| {
+        let key: Arc<str> = Arc::from(k);
+        made.lock().unwrap().push(key.clone());
+        key
+    });
+    let made = made.into_inner().unwrap();
+    assert!(!made.is_empty());
     // Every map copy of a key is dropped once the epoch lets go: only the test's handles remain.
-    let copies = || arcs.iter().map(|a| Arc::strong_count(a) - 1).sum::<usize>();
+    let copies = || {
+        arcs.iter()
+            .chain(&made)
+            .map(|a| Arc::strong_count(a) - 1)
+            .sum::<usize>()
+    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while copies() != 0 && std::time::Instant::now() < deadline {
         // As `settle_reclamation` does: pin, flush, let others run.

@@ -182,3 +182,74 @@ fn vacated_slots_of_new_keys_are_cleared_by_rebuilds() {
         assert_eq!(m.get(&k), Some(&k));
     }
 }
+
+/// An insert over a present key keeps the stored key for the key types whose bytes the map
+/// hands on (`String`, `Vec<u8>`, `Arc<str>`, `Arc<[u8]>`), as `std`'s maps do, and drops the
+/// caller's key at once; any other key type keeps the caller's key (keeping the stored one
+/// would take a clone). Either way the value is replaced and the old one returned.
+#[test]
+fn an_insert_over_a_present_key_keeps_the_documented_key() {
+    use std::sync::Arc;
+
+    let map: HashMap<Arc<str>, u32> = HashMap::new();
+    let m = map.pin();
+    let stored: Arc<str> = Arc::from("k");
+    let caller: Arc<str> = Arc::from("k");
+    assert_eq!(m.insert(stored.clone(), 1), None);
+    assert_eq!(m.insert(caller.clone(), 2), Some(&1));
+    assert_eq!(
+        Arc::strong_count(&caller),
+        1,
+        "the caller's key is dropped at once"
+    );
+    let (key, value) = m.get_key_value("k").unwrap();
+    assert!(Arc::ptr_eq(key, &stored), "the stored key is kept");
+    assert_eq!(*value, 2);
+    // Through growths as well: the key moves with its entry.
+    let capacity = m.capacity();
+    for i in 0..sized(1_000, 64) as u32 {
+        m.insert(Arc::from(format!("other-{i}")), i);
+    }
+    assert!(m.capacity() > capacity, "the table grew");
+    assert_eq!(m.insert(caller.clone(), 3), Some(&2));
+    assert!(Arc::ptr_eq(m.get_key_value("k").unwrap().0, &stored));
+    assert_eq!(Arc::strong_count(&caller), 1);
+    drop(m);
+    drop(map);
+
+    let map: HashMap<String, u32> = HashMap::new();
+    let m = map.pin();
+    let first = String::from("k");
+    let bytes = first.as_ptr();
+    m.insert(first, 1);
+    assert_eq!(m.insert(String::from("k"), 2), Some(&1));
+    assert_eq!(m.get_key_value("k").unwrap().0.as_ptr(), bytes);
+
+    let map: HashMap<Vec<u8>, u32> = HashMap::new();
+    let m = map.pin();
+    let first = b"k".to_vec();
+    let bytes = first.as_ptr();
+    m.insert(first, 1);
+    assert_eq!(m.insert(b"k".to_vec(), 2), Some(&1));
+    assert_eq!(m.get_key_value(&b"k"[..]).unwrap().0.as_ptr(), bytes);
+
+    /// Equal when their first fields are: the second tells two equal keys apart.
+    #[derive(Debug)]
+    struct Tagged(u32, &'static str);
+    impl PartialEq for Tagged {
+        fn eq(&self, other: &Self) -> bool {
+            self.0 == other.0
+        }
+    }
+    impl Eq for Tagged {}
+    impl Hash for Tagged {
+        fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+            self.0.hash(state);
+        }
+    }
+    let map: HashMap<Tagged, u32> = HashMap::new();
+    let m = map.pin();
+    m.insert(Tagged(7, "first"), 1);
+    assert_eq!(m.insert(Tagged(7, "second"), 2), Some(&1));
+    assert_eq!(m.get_key_value(&Tagged(7, "")).unwrap().0 .1, "second");
+}

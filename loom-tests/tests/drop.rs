@@ -122,6 +122,52 @@ fn keys_handed_on_by_updates_drop_exactly_once() {
     });
 }
 
+/// An insert over a present key of those types keeps the stored key (the new entry takes its
+/// bytes) and drops its own at once: racing two inserts of fresh, equal `Arc<str>` keys and a
+/// remove, every `Arc` ends with the test's handle alone, the entry a remove takes has the
+/// first key unless the other thread's insert came after the remove, and a loser of a CAS gives
+/// back its own key, not the copy (dropping the copy would free the stored key twice).
+#[test]
+fn keys_kept_by_inserts_drop_exactly_once() {
+    use lockfree_map::{Collector, HashMap};
+    use std::sync::Arc as StdArc;
+    model(|| {
+        let first: StdArc<str> = StdArc::from("k");
+        let mine: StdArc<str> = StdArc::from("k");
+        let theirs: StdArc<str> = StdArc::from("k");
+        let m: Arc<HashMap<StdArc<str>, u64, KeyIsHash>> =
+            Arc::new(HashMap::with_collector(0, KeyIsHash, Collector::new()));
+        m.pin().insert(first.clone(), 0);
+        let (m2, key) = (m.clone(), theirs.clone());
+        let t = thread::spawn(move || m2.pin().insert(key, 1).copied());
+        let p = m.pin();
+        let replaced = p.insert(mine.clone(), 10).copied();
+        let removed = p
+            .remove_entry("k")
+            .map(|(k, v)| (StdArc::ptr_eq(k, &first), *v));
+        drop(p);
+        let other = t.join().unwrap();
+        match (replaced, other, removed) {
+            // Theirs first, or between ours and the remove: the first key stayed.
+            (Some(1), Some(0), Some((true, 10))) | (Some(0), Some(10), Some((true, 1))) => {
+                assert!(m.is_empty());
+            }
+            // Theirs after the remove: a new entry, with their key.
+            (Some(0), None, Some((true, 10))) => {
+                let p = m.pin();
+                let (k, v) = p.get_key_value("k").unwrap();
+                assert!(StdArc::ptr_eq(k, &theirs));
+                assert_eq!(*v, 1);
+            }
+            other => panic!("impossible outcome {other:?}"),
+        }
+        drop(m);
+        for key in [&first, &mine, &theirs] {
+            assert_eq!(StdArc::strong_count(key), 1);
+        }
+    });
+}
+
 /// `len` after concurrent inserts and removes equals what iteration finds.
 #[test]
 fn len_after_concurrent_inserts_and_removes() {

@@ -935,6 +935,49 @@ impl<K, V> RawMap<K, V> {
         }
     }
 
+    /// [`RawMap::try_store`] for an insert whose key may already be stored: if `located` found
+    /// the key, the entry published takes over the stored key (a bitwise copy, for the key types
+    /// of [`key_hands_on`] only) and the insert's own key is dropped at once, never having been
+    /// shared; the old entry is retired without its key. So the map keeps the key it had, as
+    /// `std`'s maps do, and an insert over a present `String` key frees the caller's key while
+    /// its allocation is still hot instead of a batch later (on failure `new` comes back with
+    /// its own key). Why two owners of the key's bytes are sound: [`RawMap::try_replace_value`].
+    #[allow(clippy::type_complexity)]
+    #[inline(always)]
+    pub(crate) fn try_store_keeping_key<'g>(
+        &'g self,
+        located: &Located<'g, K, V>,
+        mut new: Box<Entry<K, V>>,
+        guard: &'g Guard,
+    ) -> Result<Option<&'g Entry<K, V>>, Box<Entry<K, V>>>
+    where
+        K: 'static,
+    {
+        let Some(stored) = located.entry().filter(|_| key_hands_on::<K>()) else {
+            return self.try_store(located, new, guard).map(|(old, _)| old);
+        };
+        // SAFETY: a bitwise copy of a key we may read (`guard` protects the entry); it is
+        // either published as the key's new owner or forgotten below, never dropped unless
+        // published, and `key_hands_on` admits only types for which two copies, one owning and
+        // one only read, are sound.
+        let own = std::mem::replace(&mut new.key, unsafe { std::ptr::read(&stored.key) });
+        // SAFETY: `recycle_value_run` drops the old entry's value and not its key, which now
+        // belongs to `new`.
+        match unsafe {
+            self.try_store_freeing(located, new, pool::recycle_value_run::<K, V>, guard)
+        } {
+            Ok((old, _)) => {
+                drop(own);
+                Ok(old)
+            }
+            Err(mut back) => {
+                // The old entry still owns the stored key; ours was a copy.
+                std::mem::forget(std::mem::replace(&mut back.key, own));
+                Err(back)
+            }
+        }
+    }
+
     /// Removes the entry `located` found, if the slot still holds it. Returns the removed entry
     /// (retired, readable under `guard`), or `None` if the slot changed.
     ///
