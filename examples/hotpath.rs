@@ -10,7 +10,8 @@
 //! 100k-entry prefill, 1M gets, 200k inserts and removes), `exchange` (1M operations of the
 //! exchange mix, 10/40/40/10 get/insert/remove/update, on 64Ki keys 3/4 prefilled), `exchange-1m`
 //! (4M operations of the same mix on 1Mi keys, for wall time), `hot-key` (1M updates spread over 8
-//! keys), `hot-key-string` (the same with `String` keys), `grow` (1M inserts of distinct keys into
+//! keys), `hot-key-string` (the same with `String` keys), `exchange-string` (the exchange mix on
+//! 64Ki `String` keys made as the runner makes them), `grow` (1M inserts of distinct keys into
 //! an empty map, through every resize), `lookups` (700,000 inserts stopping early in a growth, then
 //! 4M lookups, for wall time), `lookups-2t` (the same lookups shared by two threads), `into-iter`
 //! (1M entries visited by `iter`, then taken out by the owning `into_iter`, then 1M dropped with
@@ -31,6 +32,7 @@ fn main() {
         "exchange-4t" => writes_4t(),
         "hot-key" => writes(true, 1 << 16, 1_000_000),
         "hot-key-string" => hot_strings(),
+        "exchange-string" => exchange_strings(),
         "cache-owned" => cache_strings(false),
         "cache-ref" => cache_strings(true),
         "grow" => grow(),
@@ -64,6 +66,50 @@ fn hot_strings() {
     }
     println!(
         "8 inserts (prefill), {OPS} hot-key updates of String keys; len {}",
+        m.len()
+    );
+}
+
+/// The exchange mix on 64Ki `String` keys (made as the runner makes them), 3/4 prefilled: what
+/// a key type without key lines pays, tombstones and their cleanup rebuilds included.
+fn exchange_strings() {
+    const KEYS: u64 = 1 << 16;
+    const OPS: u64 = 1_000_000;
+    let keys: Vec<String> = (0..KEYS)
+        .map(|i| format!("key-{:016x}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+        .collect();
+    let map: HashMap<String, u64, Fixed> = HashMap::with_hasher(Fixed);
+    let mut m = map.pin();
+    for (i, k) in keys.iter().enumerate().take(keys.len() * 3 / 4) {
+        m.insert(k.clone(), i as u64);
+    }
+    let mut x = 0x853C_49E6_748F_EA9Bu64;
+    for i in 0..OPS {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let k = &keys[(x % KEYS) as usize];
+        match x >> 60 {
+            0..=1 => {
+                m.get(k.as_str());
+            }
+            2..=7 => {
+                m.insert(k.clone(), i);
+            }
+            8..=13 => {
+                m.remove(k.as_str());
+            }
+            _ => {
+                m.update(k.as_str(), |v| v + 1);
+            }
+        }
+        if i % 64 == 0 {
+            m.repin();
+        }
+    }
+    println!(
+        "{} inserts (prefill), {OPS} exchange operations on String keys; len {}",
+        KEYS * 3 / 4,
         m.len()
     );
 }

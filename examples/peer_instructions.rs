@@ -9,7 +9,10 @@
 //!
 //! `MAP` is `lockfree-map`, `papaya`, `scc` or `dashmap`; `MIX` is `exchange` (1M operations of
 //! bustle's 10/40/40/10 get/insert/remove/update on 64Ki `u64` keys, 3/4 prefilled) or `hot-key`
-//! (1M updates spread over 8 of those keys). The total "Collected" count divided by 1M is the
+//! (1M updates spread over 8 of those keys). An optional third argument sets the key space (at
+//! least 8; 64Ki unless given), for example the runner's 1Mi with callgrind's cache simulation
+//! (`--cache-sim=yes --LL=33554432,16,64`) to count each map's misses an operation at the size
+//! where its footprint outgrows the last level. The total "Collected" count divided by 1M is the
 //! map's instructions an operation, including the loop's own (about 10). The prefill, the pins
 //! (once per 64 operations, outside the measured loop) and the map's drop are not counted.
 //!
@@ -132,6 +135,7 @@ impl Ops for dashmap::DashMap<u64, u64, Fixed> {
     }
 }
 
+/// The key space unless the command line names another.
 const KEYS: u64 = 1 << 16;
 const OPS: u64 = 1_000_000;
 /// Operations between two pins, as in the runner (`benches/workloads`).
@@ -148,14 +152,14 @@ enum Mix {
 /// The measured loop (callgrind's `--toggle-collect=*measured*`): `n` operations from the
 /// `start`-th, on keys and a mix drawn by a xorshift generator, as `examples/hotpath.rs` does.
 #[inline(never)]
-fn measured(m: &impl Ops, mix: Mix, start: u64, n: u64) -> u64 {
+fn measured(m: &impl Ops, mix: Mix, keys: u64, start: u64, n: u64) -> u64 {
     let mut x = 0x853C_49E6_748F_EA9B ^ start;
     let mut hits = 0;
     for i in start..start + n {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let k = x % KEYS;
+        let k = x % keys;
         match mix {
             Mix::HotKey => hits += u64::from(m.update(k % 8)),
             Mix::Exchange => match x >> 60 {
@@ -176,11 +180,11 @@ fn measured(m: &impl Ops, mix: Mix, start: u64, n: u64) -> u64 {
 }
 
 /// Runs the mix in batches, each on a handle `handle` makes (a pin, for the maps with guards).
-fn run<H: Ops>(mix: Mix, mut handle: impl FnMut() -> H) -> u64 {
+fn run<H: Ops>(mix: Mix, keys: u64, mut handle: impl FnMut() -> H) -> u64 {
     let mut hits = 0;
     let mut i = 0;
     while i < OPS {
-        hits += measured(&handle(), mix, i, BATCH);
+        hits += measured(&handle(), mix, keys, i, BATCH);
         i += BATCH;
     }
     hits
@@ -188,8 +192,8 @@ fn run<H: Ops>(mix: Mix, mut handle: impl FnMut() -> H) -> u64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage =
-        "usage: peer_instructions lockfree-map|papaya|scc|dashmap exchange|read-heavy|hot-key";
+    let usage = "usage: peer_instructions lockfree-map|papaya|scc|dashmap \
+                 exchange|read-heavy|hot-key [KEYS]";
     let (Some(map), Some(mix)) = (args.first(), args.get(1)) else {
         eprintln!("{usage}");
         std::process::exit(2);
@@ -203,8 +207,16 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let cap = KEYS as usize;
-    let prefill = 0..KEYS * 3 / 4;
+    let keys = match args.get(2).map(|k| k.parse::<u64>()) {
+        None => KEYS,
+        Some(Ok(k)) if k >= 8 => k,
+        Some(_) => {
+            eprintln!("KEYS must be a whole number of at least 8; {usage}");
+            std::process::exit(2);
+        }
+    };
+    let cap = keys as usize;
+    let prefill = 0..keys * 3 / 4;
     let hits = match map.as_str() {
         "lockfree-map" => {
             let m = lockfree_map::HashMap::with_capacity_and_hasher(cap, Fixed);
@@ -213,7 +225,7 @@ fn main() {
                 r.insert(k, k);
             });
             drop(r);
-            run(which, || m.pin())
+            run(which, keys, || m.pin())
         }
         "papaya" => {
             let m = papaya::HashMap::with_capacity_and_hasher(cap, Fixed);
@@ -222,21 +234,21 @@ fn main() {
                 r.insert(k, k);
             });
             drop(r);
-            run(which, || m.pin())
+            run(which, keys, || m.pin())
         }
         "scc" => {
             let m = scc::HashMap::with_capacity_and_hasher(cap, Fixed);
             prefill.for_each(|k| {
                 m.upsert_sync(k, k);
             });
-            run(which, || &m)
+            run(which, keys, || &m)
         }
         "dashmap" => {
             let m = dashmap::DashMap::with_capacity_and_hasher(cap, Fixed);
             prefill.for_each(|k| {
                 m.insert(k, k);
             });
-            run(which, || &m)
+            run(which, keys, || &m)
         }
         _ => {
             eprintln!("unknown map {map:?}; {usage}");
