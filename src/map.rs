@@ -420,7 +420,7 @@ where
         loop {
             let located = self.raw.locate(hash, |k| *k == entry.key, true, guard);
             match self.raw.try_store_keeping_key(&located, entry, guard) {
-                Ok(old) => return old.map(|e| &e.value),
+                Ok((old, _)) => return old.map(|e| &e.value),
                 Err(back) => entry = back,
             }
         }
@@ -628,7 +628,8 @@ where
     /// remove or abort, atomically per key.
     ///
     /// Under contention `decide` may run more than once, each time on the then current entry;
-    /// only the decision of the last run takes effect.
+    /// only the decision of the last run takes effect. `Operation::Insert` over a present key
+    /// keeps the key that [`insert`](Self::insert) keeps.
     ///
     /// ```
     /// use lockfree_map::{Compute, HashMap, Operation};
@@ -670,7 +671,7 @@ where
                 }
                 Operation::Insert(value) => {
                     let entry = pending.into_entry(hash, value);
-                    match self.raw.try_store(&located, entry, guard) {
+                    match self.raw.try_store_keeping_key(&located, entry, guard) {
                         Ok((Some(old), new)) => {
                             return Compute::Updated {
                                 old: (&old.key, &old.value),

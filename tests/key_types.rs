@@ -214,6 +214,17 @@ fn an_insert_over_a_present_key_keeps_the_documented_key() {
     assert_eq!(m.insert(caller.clone(), 3), Some(&2));
     assert!(Arc::ptr_eq(m.get_key_value("k").unwrap().0, &stored));
     assert_eq!(Arc::strong_count(&caller), 1);
+    // `compute`'s insert over a present key keeps the same key.
+    let outcome: lockfree_map::Compute<'_, _, _, ()> =
+        m.compute(caller.clone(), |_| lockfree_map::Operation::Insert(4));
+    match outcome {
+        lockfree_map::Compute::Updated { old, new } => {
+            assert_eq!((*old.1, *new.1), (3, 4));
+            assert!(Arc::ptr_eq(new.0, &stored));
+        }
+        other => panic!("expected an update, got {other:?}"),
+    }
+    assert_eq!(Arc::strong_count(&caller), 1);
     drop(m);
     drop(map);
 

@@ -949,12 +949,12 @@ impl<K, V> RawMap<K, V> {
         located: &Located<'g, K, V>,
         mut new: Box<Entry<K, V>>,
         guard: &'g Guard,
-    ) -> Result<Option<&'g Entry<K, V>>, Box<Entry<K, V>>>
+    ) -> Result<(Option<&'g Entry<K, V>>, &'g Entry<K, V>), Box<Entry<K, V>>>
     where
         K: 'static,
     {
         let Some(stored) = located.entry().filter(|_| key_hands_on::<K>()) else {
-            return self.try_store(located, new, guard).map(|(old, _)| old);
+            return self.try_store(located, new, guard);
         };
         // SAFETY: a bitwise copy of a key we may read (`guard` protects the entry); it is
         // either published as the key's new owner or forgotten below, never dropped unless
@@ -966,9 +966,9 @@ impl<K, V> RawMap<K, V> {
         match unsafe {
             self.try_store_freeing(located, new, pool::recycle_value_run::<K, V>, guard)
         } {
-            Ok((old, _)) => {
+            Ok(pair) => {
                 drop(own);
-                Ok(old)
+                Ok(pair)
             }
             Err(mut back) => {
                 // The old entry still owns the stored key; ours was a copy.
