@@ -656,9 +656,11 @@ macro_rules! u64_maps {
 }
 
 const USAGE: &str =
-    "usage: compare [--full] [--keys N] [--threads N,N,...] [--out DIR] [--only PART,...]
+    "usage: compare [--full] [--keys N] [--repeats N] [--threads N,N,...] [--out DIR] [--only PART,...]
   --full       1Mi-key space and 2M operations a run (default: quick, 64Ki keys, 500k)
   --keys       the key space instead (at least 16), to compare at the size of your own maps
+  --repeats    runs of every map per cell, interleaved, whose median is shown (default 3; more
+               for a noisy machine)
   --threads    thread counts (default 1,2,4, and 8, 16, 32 up to the core count)
   --out        where compare.csv and compare.svg go (default target/compare)
   --only       workloads (read-heavy, exchange, rapid-grow, hot-key, read-only, iteration),
@@ -680,8 +682,10 @@ fn main() -> std::io::Result<()> {
     while i < args.len() {
         match args[i].as_str() {
             "--full" => i += 1,
-            "--threads" | "--out" | "--only" | "--keys" if i + 1 < args.len() => i += 2,
-            "--threads" | "--out" | "--only" | "--keys" => {
+            "--threads" | "--out" | "--only" | "--keys" | "--repeats" if i + 1 < args.len() => {
+                i += 2
+            }
+            "--threads" | "--out" | "--only" | "--keys" | "--repeats" => {
                 usage_error(&format!("{} needs a value", args[i]))
             }
             // `cargo bench` passes `--bench` to every bench target; the runner is an example,
@@ -724,7 +728,10 @@ fn main() -> std::io::Result<()> {
             }
         }),
         ops: if full { 2_000_000 } else { 500_000 },
-        repeats: 3,
+        repeats: arg("--repeats").map_or(3, |s| match s.parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => usage_error(&format!("--repeats: {s:?} is not a positive count")),
+        }),
         out: arg("--out").map_or_else(|| "target/compare".into(), Into::into),
         only: arg("--only").map_or_else(Vec::new, |s| s.split(',').map(str::to_string).collect()),
     };
