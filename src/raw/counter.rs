@@ -5,7 +5,7 @@
 //! runs concurrently, and otherwise some value the length had during the read, give or take the
 //! writes in flight. The map reads it only for `len()` and to size a new table.
 
-use crate::sync::{thread_stripe_hint, AtomicUsize, Ordering};
+use crate::sync::{stripe_count, thread_stripe_hint, AtomicUsize, Ordering};
 use crossbeam_utils::CachePadded;
 
 pub(crate) struct Counter {
@@ -14,10 +14,7 @@ pub(crate) struct Counter {
 
 impl Counter {
     pub(crate) fn new() -> Self {
-        let n = std::thread::available_parallelism()
-            .map_or(4, |n| n.get())
-            .next_power_of_two();
-        let n = n.clamp(1, 64);
+        let n = stripe_count();
         Counter {
             stripes: (0..n)
                 .map(|_| CachePadded::new(AtomicUsize::new(0)))
@@ -58,5 +55,35 @@ impl Counter {
         } else {
             total
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stripe count is asked of the OS once and kept: every counter gets the same power of
+    /// two, and one counter sums what every thread added, whichever stripe each landed on.
+    #[test]
+    fn counters_share_one_stripe_count_and_sum_every_stripe() {
+        let first = stripe_count();
+        assert!(first.is_power_of_two() && first <= 64, "{first}");
+        assert_eq!(stripe_count(), first);
+        let counter = Counter::new();
+        assert_eq!(counter.stripes.len(), first);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..1_000 {
+                        counter.increment();
+                    }
+                    for _ in 0..250 {
+                        counter.decrement();
+                    }
+                });
+            }
+        });
+        assert_eq!(counter.sum(), 3_000);
+        assert_eq!(Counter::new().stripes.len(), first);
     }
 }
