@@ -1,7 +1,8 @@
 //! criterion benchmarks under multithreaded contention: every workload (bustle's mixes as used
 //! by conc-map-bench, plus hot-key, read-only and iteration), u64 and String keys, 1, 2 and 4
 //! threads (and up to the core count where there are more), for lockfree-map and its peers with
-//! the same hasher. `cargo bench --bench contention [-- FILTER]`.
+//! the same hasher; and the cost of a small map's whole life (`small-map`: made, 16 inserts,
+//! dropped). `cargo bench --bench contention [-- FILTER]`.
 //!
 //! A criterion "iteration" here is one operation; `iter_custom` spreads the requested count over
 //! the threads and times the whole parallel run, so the reported time per iteration is the
@@ -82,6 +83,40 @@ fn iteration(c: &mut Criterion) {
     group.finish();
 }
 
+/// Small maps made, filled with 16 keys and dropped, one after another on one thread: what a
+/// program that makes a map per request or per task pays for each (until stop 26 our
+/// `HashMap::new` asked the OS for the core count every time, about 47 µs).
+fn small_maps(c: &mut Criterion) {
+    let keys: Vec<u64> = workloads::keys(16);
+    let mut group = c.benchmark_group("small-map/u64");
+    group.throughput(Throughput::Elements(1));
+    fn one<M: BenchMap<u64>>(
+        group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+        keys: &[u64],
+    ) {
+        group.bench_function(M::NAME, |b| {
+            b.iter(|| {
+                let map = M::with_capacity(0);
+                {
+                    let h = map.handle();
+                    for &k in keys {
+                        h.insert(k, k);
+                    }
+                }
+                // Dropped inside the timed loop: the map's drop is part of its cost.
+                map
+            })
+        });
+    }
+    one::<Ours<u64>>(&mut group, &keys);
+    one::<Papaya<u64>>(&mut group, &keys);
+    one::<Scc<u64>>(&mut group, &keys);
+    one::<Dash<u64>>(&mut group, &keys);
+    one::<Flurry<u64>>(&mut group, &keys);
+    one::<StdRwLock<u64>>(&mut group, &keys);
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(10)
@@ -92,6 +127,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = mixes::<u64>, mixes::<String>, iteration
+    targets = mixes::<u64>, mixes::<String>, iteration, small_maps
 }
 criterion_main!(benches);

@@ -11,7 +11,8 @@
 //! exchange mix, 10/40/40/10 get/insert/remove/update, on 64Ki keys 3/4 prefilled), `exchange-1m`
 //! (4M operations of the same mix on 1Mi keys, for wall time), `hot-key` (1M updates spread over 8
 //! keys), `hot-key-string` (the same with `String` keys), `exchange-string` (the exchange mix on
-//! 64Ki `String` keys made as the runner makes them), `grow` (1M inserts of distinct keys into
+//! 64Ki `String` keys made as the runner makes them), `small-maps` (100,000 maps made, given 16
+//! keys and dropped), `grow` (1M inserts of distinct keys into
 //! an empty map, through every resize), `lookups` (700,000 inserts stopping early in a growth, then
 //! 4M lookups, for wall time), `lookups-2t` (the same lookups shared by two threads), `into-iter`
 //! (1M entries visited by `iter`, then taken out by the owning `into_iter`, then 1M dropped with
@@ -33,6 +34,7 @@ fn main() {
         "hot-key" => writes(true, 1 << 16, 1_000_000),
         "hot-key-string" => hot_strings(),
         "exchange-string" => exchange_strings(),
+        "small-maps" => small_maps(),
         "cache-owned" => cache_strings(false),
         "cache-ref" => cache_strings(true),
         "grow" => grow(),
@@ -112,6 +114,22 @@ fn exchange_strings() {
         KEYS * 3 / 4,
         m.len()
     );
+}
+
+/// 100,000 small maps, each made, given 16 keys and dropped: the whole life of a map made per
+/// request or per task.
+fn small_maps() {
+    const MAPS: u64 = 100_000;
+    let mut total = 0;
+    for m in 0..MAPS {
+        let map: HashMap<u64, u64, Fixed> = HashMap::with_hasher(Fixed);
+        let r = map.pin();
+        for k in 0..16 {
+            r.insert(k, m);
+        }
+        total += r.len();
+    }
+    println!("{MAPS} maps of 16 entries made and dropped; {total} entries in all");
 }
 
 /// A memoising cache with `String` keys: 1M `get_or_insert_with` calls by `&str` over 1,000
