@@ -51,7 +51,7 @@ for seed in ${MIRI_SEEDS:-1}; do
         a_constant_hasher iteration_never fold_after_next owned_iteration references_stay clone_eq
     miri_test --test concurrent -- \
         churn_during disjoint_inserters hot_key_increments concurrent_removes get_or_insert_with
-    miri_test --test panics -- panicking_closures panicking_clone
+    miri_test --test panics -- panicking_closures panicking_clone dropping_a_map
     miri_test --test drops -- replaced_and_removed update_and_compute updated_keys a_key_emptied keys_handed_on keys_made \
         into_iter_hands
     miri_test --test key_types -- an_insert_over

@@ -567,6 +567,87 @@ unsafe fn free_all(batch: Vec<Retired>) {
     let _ = BATCH.try_with(|b| b.give_spare(buffer));
 }
 
+/// Pointers nobody else can reach any more (a map's own entries, as the map drops), freed in runs
+/// with one [`FreeRun`], as a collected batch frees its retirements: so `free` may keep their
+/// blocks in this thread's entry cache, where the thread's next entries (a next map's, say) find
+/// them instead of asking the allocator. Each pointer is freed once. A drop that panics does not
+/// stop the others: a run's function frees the rest of its run (`Run::each`), the later runs are
+/// freed as usual, and [`Unshared::finish`] hands back the first panic for the caller to resume
+/// once it has freed what else it owns.
+pub(crate) struct Unshared {
+    /// The gathered run: the first `len` are initialised (left uninitialised otherwise, so that
+    /// making an `Unshared` writes nothing but its length).
+    buf: [std::mem::MaybeUninit<Retired>; UNSHARED_RUN],
+    len: usize,
+    free: FreeRun,
+    panic: Option<Box<dyn std::any::Any + Send + 'static>>,
+}
+
+/// Pointers an [`Unshared`] gathers into one run.
+const UNSHARED_RUN: usize = 64;
+
+impl Unshared {
+    pub(crate) fn new(free: FreeRun) -> Self {
+        Unshared {
+            buf: [std::mem::MaybeUninit::uninit(); UNSHARED_RUN],
+            len: 0,
+            free,
+            panic: None,
+        }
+    }
+
+    /// Adds `ptr` to the run, freeing the run once it is full.
+    ///
+    /// # Safety
+    /// `ptr` is one `free` frees (as [`retire`] promises of a retirement), nobody else can reach
+    /// it any more, and it is passed once.
+    #[inline]
+    pub(crate) unsafe fn push(&mut self, ptr: *mut ()) {
+        self.buf[self.len].write(Retired {
+            ptr,
+            free: self.free,
+        });
+        self.len += 1;
+        if self.len == UNSHARED_RUN {
+            self.free_run();
+        }
+    }
+
+    /// Frees the gathered run, keeping its first panic.
+    fn free_run(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        // SAFETY: the first `len` elements were written by `push` (and `len` is reset below
+        // before they can be read again).
+        let run: &[Retired] =
+            unsafe { std::slice::from_raw_parts(self.buf.as_ptr().cast(), self.len) };
+        self.len = 0;
+        let free = self.free;
+        // SAFETY: every pointer of `run` was pushed once under `push`'s promises (nobody else
+        // can reach it, so no grace period is owed), and the run is handed to `free` once.
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { free(Run(run)) }));
+        if let Err(payload) = outcome {
+            self.panic.get_or_insert(payload);
+        }
+    }
+
+    /// Frees what is left and hands back the first panic of a drop, if any.
+    #[must_use = "a panic of a drop should be resumed"]
+    pub(crate) fn finish(mut self) -> Option<Box<dyn std::any::Any + Send + 'static>> {
+        self.free_run();
+        self.panic.take()
+    }
+}
+
+impl Drop for Unshared {
+    fn drop(&mut self) {
+        // Reached with pointers left only while something else unwinds: free them too.
+        self.free_run();
+    }
+}
+
 /// Frees `ptrs` at once, as a collected batch of retirements with `free` would be.
 ///
 /// # Safety

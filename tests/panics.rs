@@ -244,3 +244,47 @@ fn panicking_clone_leaves_the_original_intact_and_leaks_nothing() {
     drop(map);
     assert_eq!(settle_reclamation(&live, 0), 0);
 }
+
+/// A map whose drop meets a value whose `Drop` panics still drops every other key and value and
+/// frees its tables, then passes the panic on, as `Vec` does. A small map (each entry through the
+/// thread's entry cache) and a large one (past the first 128 entries, straight to the allocator).
+#[test]
+fn dropping_a_map_with_a_panicking_value_drops_the_rest() {
+    /// Counts live instances; the one made with `explode` panics when dropped (after counting).
+    struct Bomb {
+        live: Arc<AtomicUsize>,
+        explode: bool,
+    }
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            self.live.fetch_sub(1, Ordering::SeqCst);
+            if self.explode {
+                panic!("a value's Drop panicked");
+            }
+        }
+    }
+    for n in [10, common::sized(1_000, 200) as u64] {
+        let live = Arc::new(AtomicUsize::new(0));
+        let map = HashMap::new();
+        {
+            let m = map.pin();
+            for k in 0..n {
+                live.fetch_add(1, Ordering::SeqCst);
+                let value = Bomb {
+                    live: live.clone(),
+                    explode: k == n / 2,
+                };
+                m.insert(Tracked::new(k, &live), value);
+            }
+        }
+        // Each entry counts twice: its key and its value.
+        assert_eq!(live.load(Ordering::SeqCst), 2 * n as usize);
+        let outcome = catch_unwind(AssertUnwindSafe(|| drop(map)));
+        assert!(outcome.is_err(), "the value's panic is passed on");
+        assert_eq!(
+            live.load(Ordering::SeqCst),
+            0,
+            "every key and value dropped"
+        );
+    }
+}

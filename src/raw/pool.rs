@@ -15,7 +15,7 @@
 //! cover the cycle, and a fixed cap would free the surplus to glibc only to malloc it again in
 //! the next stall (cross-arena frees take glibc's arena lock: at 4 threads on 2 cores, 40 % of
 //! a hot-key run was in malloc and free with a cap of 128). So a class starts with a cap of
-//! [`CAP`] blocks, and each overflow raises it by the number of blocks the thread had to malloc
+//! [`FIRST_CAP`] blocks, and each overflow raises it by the number of blocks the thread had to malloc
 //! since its previous overflow, up to [`MAX_BYTES`] of blocks a class. A thread that never runs
 //! dry (one that only removes, or collects a `clear` of a big map) keeps its cap, and frees the
 //! rest. The most a thread holds is `MAX_BYTES` a class it uses, freed when it exits.
@@ -44,7 +44,7 @@ use crate::sync::ENTRY_CACHE;
 const CLASSES: usize = 16;
 /// Blocks a thread keeps per class to begin with: one retirement batch's worth
 /// (`reclaim::BATCH_LEN`), so a whole collected batch is reused.
-const CAP: usize = 128;
+pub(crate) const FIRST_CAP: usize = 128;
 /// The most bytes of blocks a thread keeps in one class, however its cap grows: 1 MiB, 43,690
 /// entries of a `u64` map (24-byte blocks, 32-byte chunks in glibc: 1.3 MiB of its memory),
 /// and their addresses (8 bytes a block: 341 KiB at most for that class).
@@ -80,7 +80,7 @@ struct Class {
     buf: Cell<*mut *mut u8>,
     buf_cap: Cell<usize>,
     len: Cell<usize>,
-    /// The most blocks this class keeps now: from [`CAP`] up to `MAX_BYTES` of blocks.
+    /// The most blocks this class keeps now: from [`FIRST_CAP`] up to `MAX_BYTES` of blocks.
     cap: Cell<usize>,
     /// Entries of this class boxed by malloc since the class last overflowed: how far short of
     /// the thread's cycle the cap fell.
@@ -99,11 +99,11 @@ impl Class {
     }
 
     /// Makes room in the buffer for at least one more block (it is full, and `len < cap`):
-    /// doubles it, at least to [`CAP`] and at most to `cap`; `false` if the allocator refuses.
+    /// doubles it, at least to [`FIRST_CAP`] and at most to `cap`; `false` if the allocator refuses.
     #[cold]
     fn grow_buffer(&self) -> bool {
         let old_cap = self.buf_cap.get();
-        let new_cap = (old_cap * 2).max(CAP).min(self.cap.get());
+        let new_cap = (old_cap * 2).max(FIRST_CAP).min(self.cap.get());
         debug_assert!(
             new_cap > old_cap,
             "grow_buffer is called with room under the cap"
@@ -199,7 +199,7 @@ thread_local! {
                     buf: Cell::new(ptr::null_mut()),
                     buf_cap: Cell::new(0),
                     len: Cell::new(0),
-                    cap: Cell::new(CAP),
+                    cap: Cell::new(FIRST_CAP),
                     misses: Cell::new(0),
                 }
             }; CLASSES],
@@ -550,7 +550,7 @@ mod tests {
         let blocks = std::thread::spawn(|| boxes::<u64>(300)).join().unwrap();
         std::thread::spawn(move || {
             recycle_all::<u64>(&blocks);
-            assert_eq!(cached(class_of::<u64, u64>().unwrap()), CAP);
+            assert_eq!(cached(class_of::<u64, u64>().unwrap()), FIRST_CAP);
         })
         .join()
         .unwrap();
