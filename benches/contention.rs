@@ -63,6 +63,18 @@ fn mixes<K: BenchKey>(c: &mut Criterion) {
     }
 }
 
+/// Calls `$one::<M>($group, $keys)` for every map of the comparison (`u64` keys).
+macro_rules! every_map {
+    ($one:ident, $group:expr, $keys:expr) => {{
+        $one::<Ours<u64>>($group, $keys);
+        $one::<Papaya<u64>>($group, $keys);
+        $one::<Scc<u64>>($group, $keys);
+        $one::<Dash<u64>>($group, $keys);
+        $one::<Flurry<u64>>($group, $keys);
+        $one::<StdRwLock<u64>>($group, $keys);
+    }};
+}
+
 fn iteration(c: &mut Criterion) {
     let keys: Vec<u64> = workloads::keys(KEY_SPACE);
     let mut group = c.benchmark_group("iteration/u64");
@@ -74,12 +86,7 @@ fn iteration(c: &mut Criterion) {
         let map: M = prepare(keys, READ_ONLY);
         group.bench_function(M::NAME, |b| b.iter(|| map.iterate()));
     }
-    one::<Ours<u64>>(&mut group, &keys);
-    one::<Papaya<u64>>(&mut group, &keys);
-    one::<Scc<u64>>(&mut group, &keys);
-    one::<Dash<u64>>(&mut group, &keys);
-    one::<Flurry<u64>>(&mut group, &keys);
-    one::<StdRwLock<u64>>(&mut group, &keys);
+    every_map!(one, &mut group, &keys);
     group.finish();
 }
 
@@ -108,12 +115,7 @@ fn small_maps(c: &mut Criterion) {
             })
         });
     }
-    one::<Ours<u64>>(&mut group, &keys);
-    one::<Papaya<u64>>(&mut group, &keys);
-    one::<Scc<u64>>(&mut group, &keys);
-    one::<Dash<u64>>(&mut group, &keys);
-    one::<Flurry<u64>>(&mut group, &keys);
-    one::<StdRwLock<u64>>(&mut group, &keys);
+    every_map!(one, &mut group, &keys);
     group.finish();
 }
 

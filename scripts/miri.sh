@@ -52,7 +52,7 @@ for seed in ${MIRI_SEEDS:-1}; do
     miri_test --test concurrent -- \
         churn_during disjoint_inserters hot_key_increments concurrent_removes get_or_insert_with
     miri_test --test panics -- panicking_closures panicking_clone dropping_a_map
-    miri_test --test drops -- replaced_and_removed update_and_compute updated_keys a_key_emptied keys_handed_on keys_made \
+    miri_test --test drops -- replaced_and_removed update_and_compute updated_keys a_key_emptied keys_handed_on keys_made maps_held \
         into_iter_hands
     miri_test --test key_types -- an_insert_over
     miri_test --test linearizability

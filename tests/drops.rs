@@ -415,3 +415,39 @@ fn from_an_array_drops_the_pairs_it_replaces() {
     drop(map);
     assert_eq!(settle_reclamation(&live, 0), 0);
 }
+
+/// Maps as values: an inner map is dropped while the thread's entry cache is in the middle of
+/// freeing the outer entries (a collected batch of removed entries, and the outer map's own
+/// drop), and its own entries go through the same cache. Every inner key and value is dropped
+/// exactly once.
+#[test]
+fn maps_held_as_values_are_dropped_with_their_entries_once() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let outer: HashMap<u64, HashMap<Tracked, Tracked>> = HashMap::new();
+    let (maps, per_map) = (common::scaled(200) as u64, 20u64);
+    {
+        let m = outer.pin();
+        for i in 0..maps {
+            let inner = HashMap::new();
+            {
+                let n = inner.pin();
+                for k in 0..per_map {
+                    n.insert(Tracked::new(k, &live), Tracked::new(i, &live));
+                }
+            }
+            m.insert(i, inner);
+        }
+        // Half the inner maps leave by removal: retired, collected and dropped in a batch.
+        for i in (0..maps).step_by(2) {
+            assert!(m.remove(&i).is_some());
+        }
+    }
+    let remaining = (maps / 2) * per_map * 2;
+    assert_eq!(
+        settle_reclamation(&live, remaining as usize),
+        remaining as usize
+    );
+    // The other half with the outer map: dropped through its drop.
+    drop(outer);
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+}
