@@ -19,7 +19,7 @@ use std::marker::PhantomData;
 use crossbeam_utils::CachePadded;
 
 use crate::sync::{
-    zeroed_slice, AtomicPtr, AtomicU64, AtomicUsize, Ordering, ZeroedAtomic, ZeroedSlice,
+    zeroed_slice, AtomicPtr, AtomicU64, AtomicUsize, Ordering, Spaced, ZeroedAtomic, ZeroedSlice,
     GROUP_SLOTS, MIGRATE_CHUNK_GROUPS, MIN_GROUPS,
 };
 
@@ -287,7 +287,7 @@ pub(crate) struct Migration<K, V> {
     /// `1 +` the number of its slots that may still need a copy, `0` until counted; set once.
     chunk_live: ZeroedSlice<AtomicUsize>,
     /// Lazily sized migrations only: the next chunk to count.
-    count_claim: CachePadded<AtomicUsize>,
+    count_claim: Spaced<AtomicUsize>,
     /// For each slot of the source table: `1 +` the index in `next` where that slot's entry is
     /// copied, `0` until known. Every helper that may publish the copy stores the index, before
     /// its publication CAS; they all store the same one (see `copy_to_next`).
@@ -298,16 +298,16 @@ pub(crate) struct Migration<K, V> {
     /// before any; a hint, not part of the protocol. Lookups help only once it stands still
     /// (see `help_pending_migration` in `migrate.rs`), so that they leave a growth to writers
     /// that are moving it.
-    claim: CachePadded<[AtomicUsize; 2]>,
+    claim: Spaced<[AtomicUsize; 2]>,
     /// Chunks of `MIGRATE_CHUNK_GROUPS` groups in the source table.
     source_chunks: usize,
     /// Chunks of the source table whose claimers have brought every slot to MOVED. Only a
     /// chunk's claimer counts it, and each chunk is claimed once (`claim` only grows).
-    done: CachePadded<AtomicUsize>,
+    done: Spaced<AtomicUsize>,
     /// New keys that may still be inserted straight into `next` before the source is finished.
     /// `next` must keep room for every entry still to be copied; once this runs out, an inserter
     /// finishes the migration itself before inserting (see `RawMap::locate`).
-    insert_budget: CachePadded<AtomicUsize>,
+    insert_budget: Spaced<AtomicUsize>,
 }
 
 impl<K, V> Migration<K, V> {
@@ -334,12 +334,12 @@ impl<K, V> Migration<K, V> {
             next: AtomicPtr::new(next),
             wanted_groups,
             chunk_live: zeroed_slice(chunks),
-            count_claim: CachePadded::new(AtomicUsize::new(0)),
+            count_claim: Spaced::new(AtomicUsize::new(0)),
             dest: zeroed_slice(source_slots),
-            claim: CachePadded::new([AtomicUsize::new(0), AtomicUsize::new(0)]),
+            claim: Spaced::new([AtomicUsize::new(0), AtomicUsize::new(0)]),
             source_chunks: source_groups.div_ceil(MIGRATE_CHUNK_GROUPS),
-            done: CachePadded::new(AtomicUsize::new(0)),
-            insert_budget: CachePadded::new(AtomicUsize::new(budget)),
+            done: Spaced::new(AtomicUsize::new(0)),
+            insert_budget: Spaced::new(AtomicUsize::new(budget)),
         })
     }
 
