@@ -1280,7 +1280,9 @@ impl<K, V> Drop for RawMap<K, V> {
                 }
             })
         };
-        let panic = cached.finish().or(freed.finish());
+        // Both finish, whichever panicked: the first panic is the one resumed.
+        let (first, second) = (cached.finish(), freed.finish());
+        let panic = first.or(second);
         // Relaxed: exclusive access.
         let root = self.root.load(Ordering::Relaxed);
         // SAFETY: the map is being dropped; nobody else can reach its tables.

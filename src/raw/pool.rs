@@ -15,10 +15,10 @@
 //! cover the cycle, and a fixed cap would free the surplus to glibc only to malloc it again in
 //! the next stall (cross-arena frees take glibc's arena lock: at 4 threads on 2 cores, 40 % of
 //! a hot-key run was in malloc and free with a cap of 128). So a class starts with a cap of
-//! [`FIRST_CAP`] blocks, and each overflow raises it by the number of blocks the thread had to malloc
-//! since its previous overflow, up to [`MAX_BYTES`] of blocks a class. A thread that never runs
-//! dry (one that only removes, or collects a `clear` of a big map) keeps its cap, and frees the
-//! rest. The most a thread holds is `MAX_BYTES` a class it uses, freed when it exits.
+//! [`FIRST_CAP`] blocks, and each overflow raises it by the number of blocks the thread had to
+//! malloc since its previous overflow, up to [`MAX_BYTES`] of blocks a class. A thread that
+//! never runs dry (one that only removes, or collects a `clear` of a big map) keeps its cap, and
+//! frees the rest. The most a thread holds is `MAX_BYTES` a class it uses, freed when it exits.
 //!
 //! A block is a plain allocation of the global allocator with layout `(size, 8)`. Entries of
 //! every type with that layout share a class: a `Box<Entry<K, V>>` built on a block frees it
@@ -99,7 +99,8 @@ impl Class {
     }
 
     /// Makes room in the buffer for at least one more block (it is full, and `len < cap`):
-    /// doubles it, at least to [`FIRST_CAP`] and at most to `cap`; `false` if the allocator refuses.
+    /// doubles it, at least to [`FIRST_CAP`] and at most to `cap`; `false` if the allocator
+    /// refuses.
     #[cold]
     fn grow_buffer(&self) -> bool {
         let old_cap = self.buf_cap.get();
