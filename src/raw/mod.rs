@@ -956,11 +956,12 @@ impl<K, V> RawMap<K, V> {
         let Some(stored) = located.entry().filter(|_| key_hands_on::<K>()) else {
             return self.try_store(located, new, guard);
         };
-        // SAFETY: a bitwise copy of a key we may read (`guard` protects the entry); it is
-        // either published as the key's new owner or forgotten below, never dropped unless
-        // published, and `key_hands_on` admits only types for which two copies, one owning and
-        // one only read, are sound.
-        let own = std::mem::replace(&mut new.key, unsafe { std::ptr::read(&stored.key) });
+        // The copy is either published as the key's new owner or forgotten below, never dropped
+        // unless published, and `key_hands_on` admits only types for which two copies, one
+        // owning and one only read, are sound.
+        // SAFETY: a bitwise copy of a key we may read (`guard` protects the entry).
+        let copy = unsafe { std::ptr::read(&stored.key) };
+        let own = std::mem::replace(&mut new.key, copy);
         // SAFETY: `recycle_value_run` drops the old entry's value and not its key, which now
         // belongs to `new`.
         match unsafe {
