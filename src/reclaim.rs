@@ -703,8 +703,13 @@ mod tests {
     /// Flushes until `freed` reaches `n` (epochs advance as pinned threads, other tests' too,
     /// move on; each flush hands on this thread's batch and collects what is due), then checks
     /// that it stopped there.
+    ///
+    /// The bound is time, not a number of tries: libtest runs this file's tests in parallel with
+    /// `raw::tests`, one of which parks a pinned thread inside a migration on purpose, and no
+    /// epoch advances until it lets go. 100,000 tries ran out before that in a CI run (stop 26).
     fn collect_until(n: usize, freed: &AtomicUsize) {
-        for _ in 0..100_000 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while std::time::Instant::now() < deadline {
             if freed.load(Ordering::Relaxed) >= n {
                 break;
             }
