@@ -31,6 +31,14 @@ pub(crate) const STRESS_GEOMETRY: bool =
 /// Groups in the smallest table.
 pub(crate) const MIN_GROUPS: usize = 2;
 
+/// Groups in the first table of a map made with no capacity, or with less than this holds (21
+/// entries). A map given 16 keys used to start at `MIN_GROUPS` and grow once, and that growth
+/// was about 40 % of the instructions of its whole life (callgrind `hotpath small-maps`); the
+/// peers' small maps take about as much memory as this (`BENCHMARKS.md`, "A small map's whole
+/// life"). Shrinking still goes down to `MIN_GROUPS`. Under the stress geometry the first table
+/// stays the smallest, so that the models and stress tests grow as soon as they did.
+pub(crate) const FIRST_GROUPS: usize = if STRESS_GEOMETRY { MIN_GROUPS } else { 4 };
+
 /// Groups a migration helper claims at once. Each write that finds a migration pending moves one
 /// chunk, so this bounds the extra work (and the tail latency) of a write during a resize:
 /// measured on 2 threads inserting 2M fresh keys, 8 groups gave an insert p99 of about 10 us,

@@ -231,7 +231,8 @@ enum Examined<'g, K, V> {
 
 impl<K, V> RawMap<K, V> {
     pub(crate) fn with_capacity(capacity: usize, collector: Collector) -> Self {
-        let table = Box::new(Table::new(groups_for_capacity(capacity)));
+        let groups = groups_for_capacity(capacity).max(crate::sync::FIRST_GROUPS);
+        let table = Box::new(Table::new(groups));
         RawMap {
             root: AtomicPtr::new(Box::into_raw(table)),
             len: Counter::new(),
