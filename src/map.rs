@@ -794,7 +794,8 @@ where
         }
     }
 
-    /// Removes every entry, then shrinks the table.
+    /// Removes every entry, then shrinks the table back to a new map's size (or to what the
+    /// entries inserted meanwhile need).
     ///
     /// Not atomic: entries inserted while it runs may survive it.
     ///
@@ -812,7 +813,7 @@ where
         for entry in self.raw.iter(guard) {
             self.remove(&entry.key, guard);
         }
-        self.raw.shrink_to_fit(guard);
+        self.raw.shrink_to_fit(true, guard);
     }
 
     /// Makes room for at least `additional` more entries without further growth.
@@ -831,7 +832,8 @@ where
         self.raw.reserve(additional, guard);
     }
 
-    /// Shrinks the table to the smallest one that holds the current entries.
+    /// Shrinks the table to the smallest one that holds the current entries (smaller than a new
+    /// map's first table if they are few: the map never shrinks that far by itself).
     ///
     /// ```
     /// let map = lockfree_map::HashMap::with_capacity(1000);
@@ -842,7 +844,7 @@ where
     /// assert_eq!(map.get(&1, &guard), Some(&"one"));
     /// ```
     pub fn shrink_to_fit(&self, guard: &Guard) {
-        self.raw.shrink_to_fit(guard);
+        self.raw.shrink_to_fit(false, guard);
     }
 
     /// An iterator over `(&K, &V)`; see [`Iter`] for what it guarantees under concurrent writes.

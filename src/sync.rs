@@ -35,8 +35,9 @@ pub(crate) const MIN_GROUPS: usize = 2;
 /// entries). A map given 16 keys used to start at `MIN_GROUPS` and grow once, and that growth
 /// was about 40 % of the instructions of its whole life (callgrind `hotpath small-maps`); the
 /// peers' small maps take about as much memory as this (`BENCHMARKS.md`, "A small map's whole
-/// life"). Shrinking still goes down to `MIN_GROUPS`. Under the stress geometry the first table
-/// stays the smallest, so that the models and stress tests grow as soon as they did.
+/// life"). The map's own resizes (growth, tombstone cleanup, shrinking when sparse, `clear`) do
+/// not go below it; `shrink_to_fit` may, to `MIN_GROUPS`. Under the stress geometry the first
+/// table stays the smallest, so that the models and stress tests resize as soon as they did.
 pub(crate) const FIRST_GROUPS: usize = if STRESS_GEOMETRY { MIN_GROUPS } else { 4 };
 
 /// Groups a migration helper claims at once. Each write that finds a migration pending moves one

@@ -328,6 +328,65 @@ fn reserve_and_shrink_to_fit_change_capacity() {
     assert!(with.capacity() >= 500);
 }
 
+/// A map starts with room for 21 entries, and neither its own shrinking nor `clear` takes it
+/// below that (a small map would only grow back); `shrink_to_fit` may. Under the stress geometry
+/// (`LOCKFREE_MAP_STRESS_GEOMETRY`, tiny groups) the first table is the smallest, and only the
+/// relations that hold there are checked.
+#[test]
+fn a_new_map_takes_21_keys_and_shrinks_no_further_by_itself() {
+    let stress = option_env!("LOCKFREE_MAP_STRESS_GEOMETRY").is_some();
+    // A fixed hasher: shrinking is checked on a sample of removals chosen by group (so by hash).
+    let map: HashMap<u64, u64, BuildHasherDefault<DefaultHasher>> =
+        HashMap::with_hasher(BuildHasherDefault::default());
+    let g = map.guard();
+    let first = map.capacity();
+    assert_eq!(HashMap::<u64, u64>::with_capacity(1).capacity(), first);
+    if !stress {
+        assert_eq!(first, 21);
+        for i in 0..21 {
+            map.insert(i, i, &g);
+        }
+        assert_eq!(map.capacity(), first, "21 keys made the first table grow");
+    }
+    for i in 0..common::scaled(5_000) as u64 {
+        map.insert(i, i, &g);
+    }
+    assert!(map.capacity() > first);
+    for i in 0..common::scaled(5_000) as u64 {
+        assert_eq!(map.remove(&i, &g), Some(&i));
+    }
+    assert!(map.capacity() >= first, "shrank below a new map's table");
+    // Rounds of a few fresh keys in and out: the sampled removals that find the table sparse come
+    // when only a handful of keys are left, where shrinking to fit would go below the first
+    // table.
+    for round in 0..20u64 {
+        let keys = 1_000_000 * (round + 1)..1_000_000 * (round + 1) + 40;
+        for i in keys.clone() {
+            map.insert(i, i, &g);
+        }
+        for i in keys {
+            assert_eq!(map.remove(&i, &g), Some(&i));
+        }
+        assert!(
+            map.capacity() >= first,
+            "round {round}: shrank below a new map's table"
+        );
+    }
+    map.insert(1, 1, &g);
+    map.clear(&g);
+    assert_eq!(map.capacity(), first, "clear leaves a new map's table");
+    map.insert(7, 7, &g);
+    map.shrink_to_fit(&g);
+    assert!(map.capacity() >= 1);
+    if !stress {
+        assert!(
+            map.capacity() < first,
+            "shrink_to_fit keeps the first table"
+        );
+    }
+    assert_eq!(map.get(&7, &g), Some(&7));
+}
+
 #[test]
 fn a_constant_hasher_still_gives_correct_results() {
     let map: HashMap<u64, u64, ConstantState> = HashMap::with_hasher(ConstantState);

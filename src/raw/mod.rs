@@ -42,14 +42,14 @@ mod table;
 mod tag;
 
 use crate::reclaim::{self, Collector, Guard};
-use crate::sync::{AtomicPtr, AtomicUsize, Ordering, GROUP_SLOTS, MIN_GROUPS};
+use crate::sync::{AtomicPtr, AtomicUsize, Ordering, FIRST_GROUPS, GROUP_SLOTS};
 
 use counter::Counter;
 use keys::KeyLine;
 use migrate::{repair_tag, set_group_tag, set_tag};
 pub(crate) use slot::Entry;
 use slot::{Word, REDIRECT, TOMB, VACATED};
-use table::{capacity_of, groups_for_capacity, groups_for_live, Group, Probe, Table, MAX_LOAD};
+use table::{capacity_of, groups_for_capacity, groups_to_resize_to, Group, Probe, Table, MAX_LOAD};
 
 pub(crate) struct RawMap<K, V> {
     root: AtomicPtr<Table<K, V>>,
@@ -231,7 +231,7 @@ enum Examined<'g, K, V> {
 
 impl<K, V> RawMap<K, V> {
     pub(crate) fn with_capacity(capacity: usize, collector: Collector) -> Self {
-        let groups = groups_for_capacity(capacity).max(crate::sync::FIRST_GROUPS);
+        let groups = groups_for_capacity(capacity).max(FIRST_GROUPS);
         let table = Box::new(Table::new(groups));
         RawMap {
             root: AtomicPtr::new(Box::into_raw(table)),
@@ -605,7 +605,7 @@ impl<K, V> RawMap<K, V> {
                 Some(mig) => table = self.sized_next(table, mig, guard),
                 None => {
                     let live = self.len.sum();
-                    self.start_migration(table, groups_for_live(live), guard);
+                    self.start_migration(table, groups_to_resize_to(live), guard);
                 }
             }
         }
@@ -750,7 +750,7 @@ impl<K, V> RawMap<K, V> {
     {
         let live = self.len.sum();
         if live * MAX_LOAD.1 >= table.slots() * MAX_LOAD.0 {
-            self.start_migration(table, groups_for_live(live), guard);
+            self.start_migration(table, groups_to_resize_to(live), guard);
             return true;
         }
         if dist < table.probe_limit() {
@@ -763,7 +763,7 @@ impl<K, V> RawMap<K, V> {
         }
         let probed = (dist + 1) * GROUP_SLOTS;
         if tombstones * 2 >= probed {
-            self.start_migration(table, groups_for_live(live), guard);
+            self.start_migration(table, groups_to_resize_to(live), guard);
             return true;
         }
         table.raise_read_bound(dist + 1);
@@ -1045,14 +1045,14 @@ impl<K, V> RawMap<K, V> {
     #[cold]
     #[inline(never)]
     fn shrink_if_sparse(&self, table: &Table<K, V>, guard: &Guard) {
-        if table.groups() <= MIN_GROUPS || !std::ptr::eq(table, self.root(guard)) {
+        if table.groups() <= FIRST_GROUPS || !std::ptr::eq(table, self.root(guard)) {
             return;
         }
         let live = self.len.sum();
         if live * 8 > table.slots() {
             return;
         }
-        let groups = groups_for_live(live);
+        let groups = groups_to_resize_to(live);
         if groups < table.groups() {
             self.resize_now(table, groups, guard);
         }
@@ -1075,10 +1075,14 @@ impl<K, V> RawMap<K, V> {
         }
     }
 
-    /// Shrinks the root to the smallest table that holds the current entries.
-    pub(crate) fn shrink_to_fit(&self, guard: &Guard) {
+    /// Shrinks the root to the smallest table that holds the current entries, or (`floor`) to
+    /// no smaller than a new map's first table.
+    pub(crate) fn shrink_to_fit(&self, floor: bool, guard: &Guard) {
         let table = self.settle(guard);
-        let groups = groups_for_capacity(self.len.sum());
+        let mut groups = groups_for_capacity(self.len.sum());
+        if floor {
+            groups = groups.max(FIRST_GROUPS);
+        }
         if groups < table.groups() {
             self.resize_now(table, groups, guard);
         }

@@ -20,7 +20,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::sync::{
     zeroed_slice, AtomicPtr, AtomicU64, AtomicUsize, Ordering, Spaced, ZeroedAtomic, ZeroedSlice,
-    GROUP_SLOTS, MIGRATE_CHUNK_GROUPS, MIN_GROUPS,
+    FIRST_GROUPS, GROUP_SLOTS, MIGRATE_CHUNK_GROUPS, MIN_GROUPS,
 };
 
 use super::keys::{self, KeyLine};
@@ -465,6 +465,13 @@ impl<K, V> Migration<K, V> {
 /// again before its next resize.
 pub(crate) fn groups_for_live(live: usize) -> usize {
     groups_for_slots(live.saturating_mul(2))
+}
+
+/// [`groups_for_live`] for the resizes a map makes on its own (growth, tombstone cleanup,
+/// shrinking when sparse): never fewer than a new map's first table, so that they do not take a
+/// small map below where it started, to grow back on its next few inserts.
+pub(crate) fn groups_to_resize_to(live: usize) -> usize {
+    groups_for_live(live).max(FIRST_GROUPS)
 }
 
 /// The load (as `numerator / denominator` of the slots) at which an insert that spills out of its
