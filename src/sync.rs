@@ -65,7 +65,7 @@ pub(crate) const PREFETCH: bool = cfg!(all(target_arch = "x86_64", not(loom), no
 /// the compiler gives them. Unlike `CachePadded`, which aligns to 128 bytes, it keeps `T`'s own
 /// alignment, so a struct holding it is allocated on the allocator's common path (glibc serves
 /// 128-byte alignment through `posix_memalign`, about 500 instructions more a call): for records
-/// made often and read by many threads, such as a migration's.
+/// made often and read by many threads, such as a table's header.
 #[repr(C)]
 pub(crate) struct Spaced<T> {
     _before: [u64; 15],

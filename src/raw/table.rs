@@ -68,8 +68,14 @@ impl Probe {
 }
 
 pub(crate) struct Table<K, V> {
-    /// Read on every operation and written only by `fetch_max` on rare long probes.
-    hot: CachePadded<Hot<K, V>>,
+    /// Read on every operation and written only by `fetch_max` on rare long probes (and once by
+    /// the CAS that installs a migration). Spaced by padding, not aligned: `CachePadded`'s
+    /// 128-byte alignment sent every table's allocation through glibc's `posix_memalign`, about
+    /// 580 instructions, a tenth of a 16-key map's whole life (callgrind `hotpath small-maps`
+    /// 590.7 -> 527.1 M). The header may now straddle a line, but its lines stay cached: a
+    /// simulated first-level cache missed no more often on any mix (fewer, on exchange and hot-key:
+    /// `BENCHMARKS.md`, table of changes).
+    hot: Spaced<Hot<K, V>>,
     _entries: PhantomData<*mut Entry<K, V>>,
 }
 
@@ -93,7 +99,7 @@ impl<K, V> Table<K, V> {
         assert!(groups.is_power_of_two() && groups >= MIN_GROUPS);
         let probe_limit = (groups.trailing_zeros() as usize + 1).clamp(2, groups);
         Table {
-            hot: CachePadded::new(Hot {
+            hot: Spaced::new(Hot {
                 groups: zeroed_slice(groups),
                 key_lines: zeroed_slice(if keys::has_lines::<K>() { groups } else { 0 }),
                 group_mask: groups - 1,
@@ -276,6 +282,12 @@ impl<K, V> Drop for Table<K, V> {
 }
 
 /// The migration of one table into its successor.
+///
+/// The counters every helper writes are `CachePadded`, each on lines of its own. Stop 26 spaced
+/// them by padding instead (`sync::Spaced`), to keep the record off glibc's `posix_memalign`
+/// path (about 500 instructions) when a 16-key map grew out of its first table; since a map
+/// starts with room for 21 entries, only maps past that migrate, where a move costs about 300
+/// instructions an entry and the aligned record is the smaller of the two (half the padding).
 pub(crate) struct Migration<K, V> {
     /// The successor. Allocated with the record when it is at least twice the source (it then
     /// has room for every source slot); otherwise null until the source's entries are counted
@@ -287,7 +299,7 @@ pub(crate) struct Migration<K, V> {
     /// `1 +` the number of its slots that may still need a copy, `0` until counted; set once.
     chunk_live: ZeroedSlice<AtomicUsize>,
     /// Lazily sized migrations only: the next chunk to count.
-    count_claim: Spaced<AtomicUsize>,
+    count_claim: CachePadded<AtomicUsize>,
     /// For each slot of the source table: `1 +` the index in `next` where that slot's entry is
     /// copied, `0` until known. Every helper that may publish the copy stores the index, before
     /// its publication CAS; they all store the same one (see `copy_to_next`).
@@ -298,16 +310,16 @@ pub(crate) struct Migration<K, V> {
     /// before any; a hint, not part of the protocol. Lookups help only once it stands still
     /// (see `help_pending_migration` in `migrate.rs`), so that they leave a growth to writers
     /// that are moving it.
-    claim: Spaced<[AtomicUsize; 2]>,
+    claim: CachePadded<[AtomicUsize; 2]>,
     /// Chunks of `MIGRATE_CHUNK_GROUPS` groups in the source table.
     source_chunks: usize,
     /// Chunks of the source table whose claimers have brought every slot to MOVED. Only a
     /// chunk's claimer counts it, and each chunk is claimed once (`claim` only grows).
-    done: Spaced<AtomicUsize>,
+    done: CachePadded<AtomicUsize>,
     /// New keys that may still be inserted straight into `next` before the source is finished.
     /// `next` must keep room for every entry still to be copied; once this runs out, an inserter
     /// finishes the migration itself before inserting (see `RawMap::locate`).
-    insert_budget: Spaced<AtomicUsize>,
+    insert_budget: CachePadded<AtomicUsize>,
 }
 
 impl<K, V> Migration<K, V> {
@@ -334,12 +346,12 @@ impl<K, V> Migration<K, V> {
             next: AtomicPtr::new(next),
             wanted_groups,
             chunk_live: zeroed_slice(chunks),
-            count_claim: Spaced::new(AtomicUsize::new(0)),
+            count_claim: CachePadded::new(AtomicUsize::new(0)),
             dest: zeroed_slice(source_slots),
-            claim: Spaced::new([AtomicUsize::new(0), AtomicUsize::new(0)]),
+            claim: CachePadded::new([AtomicUsize::new(0), AtomicUsize::new(0)]),
             source_chunks: source_groups.div_ceil(MIGRATE_CHUNK_GROUPS),
-            done: Spaced::new(AtomicUsize::new(0)),
-            insert_budget: Spaced::new(AtomicUsize::new(budget)),
+            done: CachePadded::new(AtomicUsize::new(0)),
+            insert_budget: CachePadded::new(AtomicUsize::new(budget)),
         })
     }
 
