@@ -12,7 +12,7 @@
 //! (4M operations of the same mix on 1Mi keys, for wall time), `hot-key` (1M updates spread over 8
 //! keys), `hot-key-string` (the same with `String` keys), `exchange-string` (the exchange mix on
 //! 64Ki `String` keys made as the runner makes them), `small-maps` (100,000 maps made, given 16
-//! keys and dropped), `grow` (1M inserts of distinct keys into
+//! keys and dropped), `small-maps-100` (the same with 100 keys, so every map grows), `grow` (1M inserts of distinct keys into
 //! an empty map, through every resize), `lookups` (700,000 inserts stopping early in a growth, then
 //! 4M lookups, for wall time), `lookups-2t` (the same lookups shared by two threads), `into-iter`
 //! (1M entries visited by `iter`, then taken out by the owning `into_iter`, then 1M dropped with
@@ -34,7 +34,8 @@ fn main() {
         "hot-key" => writes(true, 1 << 16, 1_000_000),
         "hot-key-string" => hot_strings(),
         "exchange-string" => exchange_strings(),
-        "small-maps" => small_maps(),
+        "small-maps" => small_maps(16),
+        "small-maps-100" => small_maps(100),
         "cache-owned" => cache_strings(false),
         "cache-ref" => cache_strings(true),
         "grow" => grow(),
@@ -44,7 +45,7 @@ fn main() {
         "values" => values(),
         other => {
             eprintln!(
-                "unknown mode {other:?}: mixed, exchange, exchange-1m, exchange-4t, hot-key, hot-key-string, cache-owned, cache-ref, grow, lookups, lookups-2t, into-iter or values"
+                "unknown mode {other:?}: mixed, exchange, exchange-1m, exchange-4t, exchange-string, hot-key, hot-key-string, cache-owned, cache-ref, small-maps, small-maps-100, grow, lookups, lookups-2t, into-iter or values"
             );
             std::process::exit(2);
         }
@@ -118,18 +119,18 @@ fn exchange_strings() {
 
 /// 100,000 small maps, each made, given 16 keys and dropped: the whole life of a map made per
 /// request or per task.
-fn small_maps() {
+fn small_maps(keys: u64) {
     const MAPS: u64 = 100_000;
     let mut total = 0;
     for m in 0..MAPS {
         let map: HashMap<u64, u64, Fixed> = HashMap::with_hasher(Fixed);
         let r = map.pin();
-        for k in 0..16 {
+        for k in 0..keys {
             r.insert(k, m);
         }
         total += r.len();
     }
-    println!("{MAPS} maps of 16 entries made and dropped; {total} entries in all");
+    println!("{MAPS} maps of {keys} entries made and dropped; {total} entries in all");
 }
 
 /// A memoising cache with `String` keys: 1M `get_or_insert_with` calls by `&str` over 1,000

@@ -49,7 +49,10 @@ use keys::KeyLine;
 use migrate::{repair_tag, set_group_tag, set_tag};
 pub(crate) use slot::Entry;
 use slot::{Word, REDIRECT, TOMB, VACATED};
-use table::{capacity_of, groups_for_capacity, groups_to_resize_to, Group, Probe, Table, MAX_LOAD};
+use table::{
+    capacity_of, groups_for_capacity, groups_to_grow_to, groups_to_resize_to, Group, Probe, Table,
+    MAX_LOAD,
+};
 
 pub(crate) struct RawMap<K, V> {
     root: AtomicPtr<Table<K, V>>,
@@ -605,7 +608,7 @@ impl<K, V> RawMap<K, V> {
                 Some(mig) => table = self.sized_next(table, mig, guard),
                 None => {
                     let live = self.len.sum();
-                    self.start_migration(table, groups_to_resize_to(live), guard);
+                    self.start_migration(table, groups_to_grow_to(table.groups(), live), guard);
                 }
             }
         }
@@ -750,7 +753,7 @@ impl<K, V> RawMap<K, V> {
     {
         let live = self.len.sum();
         if live * MAX_LOAD.1 >= table.slots() * MAX_LOAD.0 {
-            self.start_migration(table, groups_to_resize_to(live), guard);
+            self.start_migration(table, groups_to_grow_to(table.groups(), live), guard);
             return true;
         }
         if dist < table.probe_limit() {

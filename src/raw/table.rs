@@ -486,6 +486,26 @@ pub(crate) fn groups_to_resize_to(live: usize) -> usize {
     groups_for_live(live).max(FIRST_GROUPS)
 }
 
+/// Tables of at most this many groups grow fourfold rather than twofold (outside the stress
+/// geometry, whose models keep their twofold growths).
+const QUAD_GROWTH_GROUPS: usize = if crate::sync::STRESS_GEOMETRY { 0 } else { 8 };
+
+/// The size a full table of `groups` groups holding `live` entries grows to: twice what the
+/// entries need, and four times the table while it is small. A small table's growth is mostly
+/// fixed costs (the migration record, the successor, the flush that retires the source) and moves
+/// at about 200 instructions an entry, so a map that grows past its first table skips a
+/// generation: a 100-key map grows 4 -> 16 -> 32 groups, moving 105 entries in two migrations
+/// instead of 147 in three (`hotpath small-maps-100`, `BENCHMARKS.md`). The memory is that of a
+/// map of the same entries a growth later: at most 16 groups (2 KiB) for up to 42 entries.
+pub(crate) fn groups_to_grow_to(groups: usize, live: usize) -> usize {
+    let wanted = groups_to_resize_to(live);
+    if groups <= QUAD_GROWTH_GROUPS {
+        wanted.max(groups * 4)
+    } else {
+        wanted
+    }
+}
+
 /// The load (as `numerator / denominator` of the slots) at which an insert that spills out of its
 /// home group makes the table grow; also what `capacity` reports.
 pub(crate) const MAX_LOAD: (usize, usize) = (3, 4);
