@@ -113,7 +113,7 @@ impl<K, V> HashMap<K, V, RandomState> {
     /// An empty map with a randomly seeded hasher.
     ///
     /// The map allocates its first table at once, with room for 21 entries before it grows
-    /// (about 1.1 KiB with the length counter, on a 2-core machine); every constructor given a
+    /// (about 1.2 KiB with the length counter, on a 2-core machine); every constructor given a
     /// smaller capacity starts there too.
     ///
     /// ```

@@ -60,25 +60,28 @@ pub(crate) const ENTRY_CACHE: bool = !cfg!(loom);
 /// load too when it does not, so loom does not explore interleavings of loads that decide nothing.
 pub(crate) const PREFETCH: bool = cfg!(all(target_arch = "x86_64", not(loom), not(miri)));
 
-/// `T` with 120 bytes of padding on each side: a field of this type shares no cache line, nor a
-/// pair of lines (which some CPUs prefetch together), with the fields around it, whatever order
-/// the compiler gives them. Unlike `CachePadded`, which aligns to 128 bytes, it keeps `T`'s own
-/// alignment, so a struct holding it is allocated on the allocator's common path (glibc serves
-/// 128-byte alignment through `posix_memalign`, about 500 instructions more a call): for records
-/// made often and read by many threads, such as a table's header.
+/// `T` with 56 bytes of padding on each side: in an allocation aligned to 8 bytes or more, no
+/// cache line that holds a byte of `T` holds a byte of anything outside the `Spaced` (the line
+/// of `T`'s first byte starts at most 56 bytes before it, and so does the padding; likewise at
+/// the end), so writes elsewhere never invalidate `T`'s lines. Unlike `CachePadded`, which
+/// aligns to 128 bytes, it keeps `T`'s own alignment, so a struct holding it is allocated on the
+/// allocator's common path (glibc serves 128-byte alignment through `posix_memalign`, about 500
+/// instructions more a call), at the price of up to 112 more bytes. It does not keep the
+/// neighbouring line of a pair (which some CPUs prefetch together) clear, as `CachePadded` does:
+/// for read-mostly data made often, such as a table's header, whose lines stay shared.
 #[repr(C)]
 pub(crate) struct Spaced<T> {
-    _before: [u64; 15],
+    _before: [u64; 7],
     value: T,
-    _after: [u64; 15],
+    _after: [u64; 7],
 }
 
 impl<T> Spaced<T> {
     pub(crate) const fn new(value: T) -> Self {
         Spaced {
-            _before: [0; 15],
+            _before: [0; 7],
             value,
-            _after: [0; 15],
+            _after: [0; 7],
         }
     }
 }
