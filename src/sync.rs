@@ -321,3 +321,37 @@ unsafe impl ZeroedAtomic for AtomicUsize {
         AtomicUsize::new(0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Spaced;
+
+    /// Wherever an 8-aligned allocator puts a `Spaced<T>`, every 64-byte line that holds a byte
+    /// of `T` lies inside the `Spaced`.
+    #[test]
+    fn spaced_values_share_no_line_with_other_data() {
+        fn check<T>() {
+            let size = std::mem::size_of::<Spaced<T>>();
+            let offset = std::mem::offset_of!(Spaced<T>, value);
+            let len = std::mem::size_of::<T>();
+            for start in (0..64).step_by(8) {
+                let first_line = (start + offset) / 64 * 64;
+                let last_line_end = (start + offset + len - 1) / 64 * 64 + 64;
+                assert!(
+                    first_line >= start,
+                    "{}: line before",
+                    std::any::type_name::<T>()
+                );
+                assert!(
+                    last_line_end <= start + size,
+                    "{}: line after",
+                    std::any::type_name::<T>()
+                );
+            }
+        }
+        check::<u64>();
+        check::<[u64; 13]>();
+        check::<[u64; 14]>();
+        check::<[u8; 200]>();
+    }
+}
