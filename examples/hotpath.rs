@@ -12,8 +12,8 @@
 //! (4M operations of the same mix on 1Mi keys, for wall time), `hot-key` (1M updates spread over 8
 //! keys), `hot-key-string` (the same with `String` keys), `exchange-string` (the exchange mix on
 //! 64Ki `String` keys made as the runner makes them), `small-maps` (100,000 maps made, given 16
-//! keys and dropped), `small-maps-100` (the same with 100 keys, so every map grows), `grow` (1M inserts of distinct keys into
-//! an empty map, through every resize), `lookups` (700,000 inserts stopping early in a growth, then
+//! keys and dropped), `small-maps-100` (the same with 100 keys, so every map grows), `grow` (1M
+//! inserts of distinct keys into an empty map, through every resize), `lookups` (700,000 inserts stopping early in a growth, then
 //! 4M lookups, for wall time), `lookups-2t` (the same lookups shared by two threads), `into-iter`
 //! (1M entries visited by `iter`, then taken out by the owning `into_iter`, then 1M dropped with
 //! their map, for wall time), `values` (41 passes of `values().fold` over 1M entries, for wall
@@ -117,8 +117,8 @@ fn exchange_strings() {
     );
 }
 
-/// 100,000 small maps, each made, given 16 keys and dropped: the whole life of a map made per
-/// request or per task.
+/// 100,000 small maps, each made, given `keys` keys and dropped: the whole life of a map made
+/// per request or per task.
 fn small_maps(keys: u64) {
     const MAPS: u64 = 100_000;
     let mut total = 0;

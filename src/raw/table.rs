@@ -286,8 +286,8 @@ impl<K, V> Drop for Table<K, V> {
 /// The counters every helper writes are `CachePadded`, each on lines of its own. Stop 26 spaced
 /// them by padding instead (`sync::Spaced`), to keep the record off glibc's `posix_memalign`
 /// path (about 500 instructions) when a 16-key map grew out of its first table; since a map
-/// starts with room for 21 entries, only maps past that migrate, where a move costs about 300
-/// instructions an entry and the aligned record is the smaller of the two (half the padding).
+/// starts with room for 21 entries, only maps past that migrate, where moving the entries costs
+/// about 200 instructions each and the record's `posix_memalign` is a small share.
 pub(crate) struct Migration<K, V> {
     /// The successor. Allocated with the record when it is at least twice the source (it then
     /// has room for every source slot); otherwise null until the source's entries are counted
