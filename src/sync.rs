@@ -33,7 +33,7 @@ pub(crate) const MIN_GROUPS: usize = 2;
 
 /// Groups in the first table of a map made with no capacity, or with less than this holds (21
 /// entries). A map given 16 keys used to start at `MIN_GROUPS` and grow once, and that growth
-/// was about 40 % of the instructions of its whole life (callgrind `hotpath small-maps`); the
+/// was about 60 % of the instructions of its whole life (callgrind `hotpath small-maps`); the
 /// peers' small maps take about as much memory as this (`BENCHMARKS.md`, "A small map's whole
 /// life"). The map's own resizes (growth, tombstone cleanup, shrinking when sparse, `clear`) do
 /// not go below it; `shrink_to_fit` may, to `MIN_GROUPS`. Under the stress geometry the first

@@ -347,6 +347,11 @@ fn a_new_map_takes_21_keys_and_shrinks_no_further_by_itself() {
             map.insert(i, i, &g);
         }
         assert_eq!(map.capacity(), first, "21 keys made the first table grow");
+        // A table of up to 8 groups grows fourfold: 4 groups (21 entries) -> 16 (84).
+        for i in 21..30 {
+            map.insert(i, i, &g);
+        }
+        assert_eq!(map.capacity(), 84, "the first growth is fourfold");
     }
     for i in 0..common::scaled(5_000) as u64 {
         map.insert(i, i, &g);
