@@ -102,7 +102,9 @@ fn reader_in_the_old_table_during_promotion() {
 
 /// [`reader_during_promotion`] at two preemptions: 1241 s on the 2-core machine (2026-12-01),
 /// 1,659 s in a slower hour of it (2026-12-03, passing on the vacated-slot code), so a manual
-/// long run: `bash scripts/loom.sh --test migrate -- --ignored`.
+/// long run: `bash scripts/loom.sh --test migrate -- --ignored`. Passed again at stop 27
+/// (2026-12-03, after the shrink model below, one at a time with `--test-threads=1`: about 15
+/// minutes).
 #[test]
 #[ignore = "20-28 minutes by host (1,659 s on 2026-12-03): a manual long run, bash scripts/loom.sh --test migrate -- --ignored"]
 fn reader_in_the_old_table_during_promotion_two_preemptions() {
@@ -118,7 +120,8 @@ fn reader_in_the_old_table_during_promotion_two_preemptions() {
 /// machine (two preemptions: over 10 minutes, not finished), so it is a manual long run:
 /// `bash scripts/loom.sh --test migrate -- --ignored`. It found a missing tag write (see
 /// ARCHITECTURE.md, "The models bite"). It passes on the vacated-slot code (4,686 s on
-/// 2026-12-03, with a CI run on the same two cores for about 40 minutes of it).
+/// 2026-12-03, with a CI run on the same two cores for about 40 minutes of it), and passed again
+/// at stop 27 (about 38 minutes on one core, niced, beside other work; both models 2,984 s).
 #[test]
 #[ignore = "20-80 minutes by host (78 min on 2026-12-03, half of it beside a CI run): a manual long run, bash scripts/loom.sh --test migrate -- --ignored"]
 fn a_lazily_sized_shrink_races_with_an_insert() {
