@@ -13,7 +13,9 @@
 //! keys), `hot-key-string` (the same with `String` keys), `exchange-string` (the exchange mix on
 //! 64Ki `String` keys made as the runner makes them), `small-maps` (100,000 maps made, given 16
 //! keys and dropped), `small-maps-100` (the same with 100 keys, so every map grows), `grow` (1M
-//! inserts of distinct keys into an empty map, through every resize), `lookups` (700,000 inserts stopping early in a growth, then
+//! inserts of distinct keys into an empty map, through every resize), `churn-full` (500,000
+//! inserts of ever-new keys, each followed by the removal of the oldest, in a table of 16Ki groups
+//! kept 98 % of its capacity full: the removals' dead slots fill the table), `lookups` (700,000 inserts stopping early in a growth, then
 //! 4M lookups, for wall time), `lookups-2t` (the same lookups shared by two threads), `into-iter`
 //! (1M entries visited by `iter`, then taken out by the owning `into_iter`, then 1M dropped with
 //! their map, for wall time), `values` (41 passes of `values().fold` over 1M entries, for wall
@@ -39,13 +41,14 @@ fn main() {
         "cache-owned" => cache_strings(false),
         "cache-ref" => cache_strings(true),
         "grow" => grow(),
+        "churn-full" => churn_full(),
         "lookups" => lookups(1),
         "lookups-2t" => lookups(2),
         "into-iter" => into_iter(),
         "values" => values(),
         other => {
             eprintln!(
-                "unknown mode {other:?}: mixed, exchange, exchange-1m, exchange-4t, exchange-string, hot-key, hot-key-string, cache-owned, cache-ref, small-maps, small-maps-100, grow, lookups, lookups-2t, into-iter or values"
+                "unknown mode {other:?}: mixed, exchange, exchange-1m, exchange-4t, exchange-string, hot-key, hot-key-string, cache-owned, cache-ref, small-maps, small-maps-100, grow, churn-full, lookups, lookups-2t, into-iter or values"
             );
             std::process::exit(2);
         }
@@ -179,6 +182,41 @@ fn grow() {
         "{KEYS} inserts into an empty map; len {}; {:.1} ns an insert",
         m.len(),
         took.as_nanos() as f64 / KEYS as f64
+    );
+}
+
+/// A sliding window of ever-new keys just under a table's maximum load: the shape of a cache
+/// that evicts its oldest entry for each new one. Every removal leaves a slot no new key can take
+/// (a vacated slot keeps its key), so the table must be rebuilt before its empty slots run out.
+fn churn_full() {
+    const PAIRS: u64 = 500_000;
+    // 16Ki groups of 7 slots, 3/4 of them: the table `with_capacity` makes for this many.
+    const CAPACITY: usize = (1 << 14) * 7 * 3 / 4;
+    let window = (CAPACITY - CAPACITY / 50) as u64;
+    let map: HashMap<u64, u64, Fixed> = HashMap::with_capacity_and_hasher(CAPACITY, Fixed);
+    let mut m = map.pin();
+    let key = |k: u64| k.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    for k in 0..window {
+        m.insert(key(k), k);
+    }
+    let start = std::time::Instant::now();
+    let mut worst = std::time::Duration::ZERO;
+    for k in window..window + PAIRS {
+        let t = std::time::Instant::now();
+        m.insert(key(k), k);
+        m.remove(&key(k - window));
+        worst = worst.max(t.elapsed());
+        if k % 64 == 0 {
+            m.repin();
+        }
+    }
+    let took = start.elapsed();
+    println!(
+        "{PAIRS} new keys through a window of {window}; len {}, capacity {}; {:.1} ns a pair, the slowest {:.1} us",
+        m.len(),
+        m.capacity(),
+        took.as_nanos() as f64 / PAIRS as f64,
+        worst.as_secs_f64() * 1e6
     );
 }
 

@@ -202,7 +202,7 @@ impl<K, V, S> HashMap<K, V, S> {
         }
     }
 
-    #[cfg(feature = "rayon")]
+    #[cfg(any(feature = "rayon", test))]
     pub(crate) fn raw(&self) -> &RawMap<K, V> {
         &self.raw
     }

@@ -51,7 +51,7 @@ pub(crate) use slot::Entry;
 use slot::{Word, REDIRECT, TOMB, VACATED};
 use table::{
     capacity_of, groups_for_capacity, groups_to_grow_to, groups_to_resize_to, Group, Probe, Table,
-    MAX_LOAD,
+    MAX_LOAD, REBUILD_DEAD,
 };
 
 pub(crate) struct RawMap<K, V> {
@@ -728,7 +728,9 @@ impl<K, V> RawMap<K, V> {
     /// An insert found its first empty slot outside its home group, `dist` groups along its
     /// probe, past `tombstones` tombstones. Starts a resize and returns `true` if
     /// - the table holds `MAX_LOAD` of its slots: it grows (to twice the live entries' slots);
-    /// - or the probe ran past the probe limit mostly through tombstones: a cleanup rebuild.
+    /// - or the probe ran past the probe limit and `REBUILD_DEAD` of it (an eighth) was dead
+    ///   slots: a rebuild, sized for the live entries (the same size, smaller, or larger when
+    ///   more than half the slots are live).
     ///
     /// Otherwise returns `false`; past the probe limit (a poorly spread hash, not a full table)
     /// it first raises the table's read bound so lookups probe as far.
@@ -765,7 +767,7 @@ impl<K, V> RawMap<K, V> {
             tombstones = dead_slots(table, hash, dist + 1);
         }
         let probed = (dist + 1) * GROUP_SLOTS;
-        if tombstones * 2 >= probed {
+        if tombstones * REBUILD_DEAD.1 >= probed * REBUILD_DEAD.0 {
             self.start_migration(table, groups_to_resize_to(live), guard);
             return true;
         }

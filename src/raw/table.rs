@@ -510,6 +510,21 @@ pub(crate) fn groups_to_grow_to(groups: usize, live: usize) -> usize {
 /// home group makes the table grow; also what `capacity` reports.
 pub(crate) const MAX_LOAD: (usize, usize) = (3, 4);
 
+/// The share of dead slots (tombstones, vacated slots, released reservations) in a probe that ran
+/// past the probe limit at which the insert rebuilds the table rather than raising its read
+/// bound: in a well-spread table a probe that long means the empty slots have run out, and below
+/// `MAX_LOAD` live the rest are dead. At one half (until stop 28) a table more than half live
+/// could not get there: with ever-new keys churning through it at 70-75 % live (a cache evicting
+/// its oldest entry for each new one), inserts probed ever further, raising the read bound that
+/// every miss probes, until one went round every group and found no empty slot to take
+/// (`hotpath churn-full`: 1.24-1.53 us a pair where it is now 0.34-0.66, thousands of pairs
+/// averaging 107 us each before the table grew; test
+/// `raw::tests::churn_just_under_the_maximum_load_rebuilds_before_the_empty_slots_run_out`). An
+/// eighth is under the quarter a table just below `MAX_LOAD` leaves dead, and a rebuild is still
+/// paid for: it moves every live entry, and an eighth of a long probe must die again before the
+/// next (with a constant hasher, whose one chain is every entry, an eighth of the entries).
+pub(crate) const REBUILD_DEAD: (usize, usize) = (1, 8);
+
 /// Entries a table of `slots` slots holds before it grows: `MAX_LOAD` of the slots, rounded
 /// down once, the inverse of [`groups_for_capacity`]'s rounding up, so a table sized for `c`
 /// entries reports at least `c` (the fuzzer found `reserve(10)` reporting 9 when this divided

@@ -346,3 +346,54 @@ fn into_iter_takes_each_entry_once_from_both_tables() {
     );
     drop(it);
 }
+
+/// Ever-new keys churning through a table just under its maximum load (each insert of a new key
+/// followed by the removal of the oldest, about 73 % of the slots live): the removals leave dead
+/// slots that no new key can take (tombstones; vacated slots keep their key), so the empty slots
+/// run out. Until stop 28 a rebuild needed half of a long probe dead, which a table more than
+/// half live cannot reach: inserts probed further and further, raising the read bound (what every
+/// lookup of an absent key probes) towards the whole table, until one probed every group and found
+/// no empty slot. A long probe must instead rebuild the table once an eighth of it is dead,
+/// keeping the read bound near the probe limit. Checked for both kinds of dead slot: `u64` keys
+/// vacate, `String` keys leave tombstones.
+#[test]
+fn churn_just_under_the_maximum_load_rebuilds_before_the_empty_slots_run_out() {
+    fn churn<K: std::hash::Hash + Eq + Send + Sync + 'static>(key: impl Fn(u64) -> K) {
+        let groups = if cfg!(miri) { 64 } else { 1024 };
+        let capacity = super::capacity_of(groups * crate::sync::GROUP_SLOTS);
+        let map: crate::HashMap<K, u64> = crate::HashMap::with_capacity(capacity);
+        let m = map.pin();
+        let window = (capacity - capacity / 50) as u64;
+        for k in 0..window {
+            m.insert(key(k), k);
+        }
+        let worst = || {
+            let guard = map.guard();
+            let root = map.raw().root(&guard);
+            (root.read_bound(), root.groups())
+        };
+        assert_eq!(worst().1, groups, "the prefill stayed in one table");
+        let mut next = window;
+        // Three times the slots: enough new keys to fill every empty slot several times over.
+        while next < window + 3 * (groups * crate::sync::GROUP_SLOTS) as u64 {
+            assert_eq!(m.insert(key(next), next), None);
+            assert_eq!(m.remove(&key(next - window)), Some(&(next - window)));
+            next += 1;
+            let (bound, groups) = worst();
+            assert!(
+                bound <= groups / 8,
+                "after {} new keys lookups must probe {bound} of {groups} groups",
+                next - window
+            );
+        }
+        assert_eq!(m.len() as u64, window);
+        for k in (next - window..next).step_by(7) {
+            assert_eq!(m.get(&key(k)), Some(&k), "key {k} of the window");
+        }
+        for k in (0..next - window).step_by(97) {
+            assert_eq!(m.get(&key(k)), None, "removed key {k}");
+        }
+    }
+    churn(|k| k);
+    churn(|k| format!("key {k}"));
+}
