@@ -132,6 +132,7 @@ impl<K, V> RawMap<K, V> {
                 mig.writer_claim().store(start + 1, Ordering::Relaxed);
             }
             let end = (start + MIGRATE_CHUNK_GROUPS).min(table.groups());
+            write_next_pages(mig);
             prefetch_chunk(table, mig, start..end);
             for g in start..end {
                 for i in 0..GROUP_SLOTS {
@@ -722,6 +723,25 @@ fn writers_stalled<K, V>(mig: &Migration<K, V>) -> bool {
             still >= LOOKUP_HELP_AFTER
         })
         .unwrap_or(true)
+}
+
+/// Writes the successor's next `WRITE_PAGES` pages, if some are still to write: each claimed
+/// chunk's share of mapping the successor ([`Table::write_pages`]).
+#[inline]
+fn write_next_pages<K, V>(mig: &Migration<K, V>) {
+    #[cfg(not(loom))]
+    if let Some(next) = mig.next() {
+        use super::table::WRITE_PAGES;
+        let pages = next.pages();
+        // Relaxed: the claim only divides the work (which is only ever a hint to the kernel's
+        // page tables); the load spares a read-modify-write once every page is handed out.
+        if mig.page_claim().load(Ordering::Relaxed) < pages {
+            let first = mig.page_claim().fetch_add(WRITE_PAGES, Ordering::Relaxed);
+            next.write_pages(first.min(pages)..(first + WRITE_PAGES).min(pages));
+        }
+    }
+    #[cfg(loom)]
+    let _ = mig;
 }
 
 /// Starts loading what moving the slots of `table`'s `groups` will read: each entry (for its hash),

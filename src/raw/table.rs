@@ -43,6 +43,24 @@ unsafe impl ZeroedAtomic for Group {
     }
 }
 
+/// Groups on one 4 KiB page of a table's group array.
+#[cfg(not(loom))]
+const PAGE_GROUPS: usize = if std::mem::size_of::<Group>() >= 4096 {
+    1
+} else {
+    4096 / std::mem::size_of::<Group>()
+};
+
+/// Pages of a successor's group array that a helper writes for each chunk it claims, until every
+/// page has been written ([`Table::write_pages`]): a few microseconds of page faults added to an
+/// operation, and a twofold growth's successor is all written once a sixteenth of the chunks are
+/// claimed (a page holds 64 groups, a chunk 4). Measured with 1, 2, 4 and 8 (2 threads x 1M
+/// inserts into an empty map, one run a process, three each): the tails were alike within this
+/// host's noise, 2 the lowest p99.9 and p99.99 (19.8-22.5 us, 35-46 us); 8 took the fewest page
+/// faults (28,275 against 29,608 for 2 and 27,736 when the installer wrote them all).
+#[cfg(not(loom))]
+pub(crate) const WRITE_PAGES: usize = 2;
+
 /// The probe sequence of one hash over a table's groups.
 pub(crate) struct Probe {
     pub(crate) pos: usize,
@@ -111,31 +129,48 @@ impl<K, V> Table<K, V> {
         }
     }
 
-    /// A table to migrate into: [`Table::new`] with every page of the groups written once.
-    ///
-    /// The groups come zeroed but unmapped (`zeroed_slice`), and a migration's first touch of a
-    /// group is a read (a tag load before a reservation): on a fresh page that maps the kernel's
-    /// shared zero page, and the write that follows faults a second time. A successor is written
-    /// in full while its migration runs, so one store a page first saves a fault a page: while
-    /// 1M inserts grow a map (`examples/hotpath.rs grow`), 27,755 -> 19,601 page faults and
-    /// 208-222 -> 200-212 ns an insert, as when every table was written in full at allocation
-    /// (197-212 ns). A table made by `with_capacity` stays unmapped until used.
+    /// A table to migrate into: [`Table::new`], whose pages the migration's helpers write a few
+    /// at a time ([`Table::write_pages`]).
     pub(crate) fn successor(groups: usize) -> Self {
-        let table = Self::new(groups);
-        #[cfg(not(loom))]
-        {
-            const PAGE: usize = 4096;
-            // Relaxed: the table is not shared yet; its publication (a Release CAS) orders this.
-            for group in table
-                .hot
-                .groups
-                .iter()
-                .step_by((PAGE / std::mem::size_of::<Group>()).max(1))
-            {
-                group.tags.store(0, Ordering::Relaxed);
-            }
+        Self::new(groups)
+    }
+
+    /// Pages of the group array (4 KiB each, the last perhaps partial).
+    #[cfg(not(loom))]
+    pub(crate) fn pages(&self) -> usize {
+        self.groups().div_ceil(PAGE_GROUPS)
+    }
+
+    /// Writes one word of each page of `pages` of the group array, changing nothing.
+    ///
+    /// A successor's groups come zeroed but unmapped (`zeroed_slice`), and a migration's first
+    /// touch of a group, or an insert's, is a read (a tag load): on a fresh page that maps the
+    /// kernel's shared zero page, and the write that follows faults a second time. One write a
+    /// page first saves that fault: while 1M inserts grow a map (`examples/hotpath.rs grow`),
+    /// 27,755 -> 19,601 page faults and 208-222 -> 200-212 ns an insert. Until stop 28 the thread
+    /// that installed a migration wrote every page of its successor at once, which made that one
+    /// insert take time in proportion to the table: 10-15 ms for the growth to 2^18 groups (16
+    /// MiB, 4,096 pages), the slowest insert of a growing map. Now each chunk a helper claims
+    /// writes the next `WRITE_PAGES` pages first (`Migration::page_claim`), so the writes are
+    /// spread over the first chunks (a growth to twice the groups has 8 chunks for each page).
+    /// With 2 threads inserting 1M keys each into an empty map, one run a process: the slowest
+    /// insert 23.6-28.2 ms -> 3.2-4.0 ms, inserts over 1 ms 16-17 -> 3-10, and the cost spread over
+    /// more of them: p99.9 8.7-11.8 -> 19.8-22.5 us (`BENCHMARKS.md`, stop 28).
+    #[cfg(not(loom))]
+    pub(crate) fn write_pages(&self, pages: std::ops::Range<usize>) {
+        for page in pages {
+            // Relaxed: it changes no value and orders nothing; it is here for the write, which
+            // maps the page. A CAS because the table is shared (a plain store could undo another
+            // thread's write), and not `fetch_or(0)`: LLVM lowers an RMW that cannot change the
+            // value to a plain load, which maps the zero page (page faults were level with no
+            // writes at all). A word that is no longer zero was written, so its page is mapped.
+            let _ = self.group(page * PAGE_GROUPS).tags.compare_exchange(
+                0,
+                0,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
         }
-        table
     }
 
     #[inline]
@@ -298,8 +333,10 @@ pub(crate) struct Migration<K, V> {
     /// Lazily sized migrations only: for each chunk of `MIGRATE_CHUNK_GROUPS` source groups,
     /// `1 +` the number of its slots that may still need a copy, `0` until counted; set once.
     chunk_live: ZeroedSlice<AtomicUsize>,
-    /// Lazily sized migrations only: the next chunk to count.
-    count_claim: CachePadded<AtomicUsize>,
+    /// `[0]`, lazily sized migrations only: the next chunk to count. `[1]`: the next page of
+    /// the successor to write (`Table::write_pages`), handed out once the successor exists, when
+    /// the count is over: the two never contend.
+    count_claim: CachePadded<[AtomicUsize; 2]>,
     /// For each slot of the source table: `1 +` the index in `next` where that slot's entry is
     /// copied, `0` until known. Every helper that may publish the copy stores the index, before
     /// its publication CAS; they all store the same one (see `copy_to_next`).
@@ -346,7 +383,7 @@ impl<K, V> Migration<K, V> {
             next: AtomicPtr::new(next),
             wanted_groups,
             chunk_live: zeroed_slice(chunks),
-            count_claim: CachePadded::new(AtomicUsize::new(0)),
+            count_claim: CachePadded::new([AtomicUsize::new(0), AtomicUsize::new(0)]),
             dest: zeroed_slice(source_slots),
             claim: CachePadded::new([AtomicUsize::new(0), AtomicUsize::new(0)]),
             source_chunks: source_groups.div_ceil(MIGRATE_CHUNK_GROUPS),
@@ -418,7 +455,14 @@ impl<K, V> Migration<K, V> {
 
     #[inline]
     pub(crate) fn count_claim(&self) -> &AtomicUsize {
-        &self.count_claim
+        &self.count_claim[0]
+    }
+
+    /// The next page of the successor to write (see [`Table::write_pages`]).
+    #[cfg(not(loom))]
+    #[inline]
+    pub(crate) fn page_claim(&self) -> &AtomicUsize {
+        &self.count_claim[1]
     }
 
     #[inline]
