@@ -167,6 +167,18 @@ impl Word {
         let p = self.0 & !STATE_BITS;
         (p != 0).then_some(p as *mut Entry<K, V>)
     }
+    /// [`Word::entry_ptr`]'s address, or `otherwise` where it has none: written to compile to a
+    /// conditional move rather than a branch, for prefetch hints over slots whose fullness is
+    /// random (a branch on it mispredicts).
+    #[inline]
+    pub(crate) fn entry_addr_or(self, otherwise: usize) -> usize {
+        let p = self.0 & !STATE_BITS;
+        if self.0 & SENTINEL != 0 || p == 0 {
+            otherwise
+        } else {
+            p
+        }
+    }
 }
 
 #[cfg(test)]
