@@ -397,3 +397,27 @@ fn churn_just_under_the_maximum_load_rebuilds_before_the_empty_slots_run_out() {
     churn(|k| k);
     churn(|k| format!("key {k}"));
 }
+
+/// Writing a successor's pages (`Table::write_pages`, done by the migration's helpers while
+/// other threads may already insert into it) maps them and changes no word: tags in use keep
+/// their value, and every page of the array is covered.
+#[test]
+fn writing_a_tables_pages_changes_no_tag() {
+    use super::table::Table;
+    use std::sync::atomic::Ordering::SeqCst;
+    let groups = 1024;
+    let table = Table::<u64, u64>::successor(groups);
+    for g in (0..groups).step_by(3) {
+        table.group(g).tags.store(0x8081_0000 + g as u64, SeqCst);
+    }
+    let tags = |t: &Table<u64, u64>| {
+        (0..groups)
+            .map(|g| t.group(g).tags.load(SeqCst))
+            .collect::<Vec<_>>()
+    };
+    let before = tags(&table);
+    table.write_pages(0..table.pages());
+    assert_eq!(tags(&table), before);
+    let bytes = groups * std::mem::size_of_val(table.group(0));
+    assert!(table.pages() * 4096 >= bytes && (table.pages() - 1) * 4096 < bytes);
+}
