@@ -104,7 +104,8 @@ fn reader_in_the_old_table_during_promotion() {
 /// 1,659 s in a slower hour of it (2026-12-03, passing on the vacated-slot code), so a manual
 /// long run: `bash scripts/loom.sh --test migrate -- --ignored`. Passed again at stop 27
 /// (2026-12-03, after the shrink model below, one at a time with `--test-threads=1`: about 15
-/// minutes).
+/// minutes), and at stop 28 (2026-12-04, on `a5b7b00`, after the rebuild threshold fell to an
+/// eighth dead: both models side by side, 2,322 s).
 #[test]
 #[ignore = "20-28 minutes by host (1,659 s on 2026-12-03): a manual long run, bash scripts/loom.sh --test migrate -- --ignored"]
 fn reader_in_the_old_table_during_promotion_two_preemptions() {
@@ -121,7 +122,8 @@ fn reader_in_the_old_table_during_promotion_two_preemptions() {
 /// `bash scripts/loom.sh --test migrate -- --ignored`. It found a missing tag write (see
 /// ARCHITECTURE.md, "The models bite"). It passes on the vacated-slot code (4,686 s on
 /// 2026-12-03, with a CI run on the same two cores for about 40 minutes of it), and passed again
-/// at stop 27 (about 38 minutes on one core, niced, beside other work; both models 2,984 s).
+/// at stop 27 (about 38 minutes on one core, niced, beside other work; both models 2,984 s) and
+/// at stop 28 (both models side by side, 2,322 s).
 #[test]
 #[ignore = "20-80 minutes by host (78 min on 2026-12-03, half of it beside a CI run): a manual long run, bash scripts/loom.sh --test migrate -- --ignored"]
 fn a_lazily_sized_shrink_races_with_an_insert() {
