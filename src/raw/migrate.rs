@@ -115,6 +115,12 @@ impl<K, V> RawMap<K, V> {
             // Relaxed: the claim only divides work; each chunk's count is recorded by CAS.
             let chunk = mig.count_claim().fetch_add(1, Ordering::Relaxed);
             if chunk < mig.chunks() {
+                if writer && LOOKUP_HELP_AFTER > 0 {
+                    // Relaxed: a hint, as below. Counting claims take values no moving claim
+                    // takes (those are at most the source's groups), each new.
+                    mig.writer_claim()
+                        .store(usize::MAX - chunk, Ordering::Relaxed);
+                }
                 self.count_chunk(table, mig, chunk);
             } else {
                 self.sized_next(table, mig, guard);
@@ -148,15 +154,17 @@ impl<K, V> RawMap<K, V> {
         }
     }
 
-    /// A lookup's share of a pending migration: one chunk, but only while some chunk is still
-    /// unclaimed, the successor exists, and no writer has claimed a chunk during this thread's
-    /// last [`LOOKUP_HELP_AFTER`] lookups.
+    /// A lookup's share of a pending migration: one chunk to count or to move, but only while
+    /// some chunk is still unclaimed (or the successor is still to be sized), and no writer has
+    /// claimed a chunk during this thread's last [`LOOKUP_HELP_AFTER`] lookups.
     ///
     /// Without it a map that grows and then only serves reads (a cache after its warm-up, a
     /// table loaded once) probes two tables on every lookup for as long as it lives. Once every
     /// chunk is claimed lookups do not help: a stalled claimer must not turn every later lookup
-    /// into a read-modify-write. A successor still to be sized holds no copies, so lookups lose
-    /// nothing by leaving that migration (a shrink or tombstone rebuild) to the writers.
+    /// into a read-modify-write. A successor still to be sized is helped too: since stop 29 a
+    /// removal that finds the table sparse only starts the shrink, and a map emptied and then
+    /// only read would otherwise keep every lookup on the full probe. (A tombstone rebuild is
+    /// never left there: the insert that starts it needs the successor, and sizes it.)
     ///
     /// While writers are moving the table, lookups leave it to them: a lookup that moves a
     /// chunk (28 slots) takes microseconds, and when every lookup that found a chunk unclaimed
@@ -176,12 +184,12 @@ impl<K, V> RawMap<K, V> {
         mig: &Migration<K, V>,
         guard: &Guard,
     ) {
-        if mig.next().is_none() {
-            return;
-        }
+        // A successor still to be sized: the count is the work left, and `help_chunk` counts a
+        // chunk, or sizes the successor once every chunk is claimed (counting those whose
+        // claimers stalled: once, after which the successor exists).
         // Relaxed: the claim only divides work (as in `help_chunk`), and the successor is
         // re-read with Acquire by whoever uses it.
-        if mig.claim().load(Ordering::Relaxed) >= table.groups() {
+        if mig.next().is_some() && mig.claim().load(Ordering::Relaxed) >= table.groups() {
             return;
         }
         if !writers_stalled(mig) {
