@@ -25,12 +25,13 @@
 //!    no key can be in a successor that does not exist yet.
 //! 2. **Helping.** Every write that finds the root migrating first claims a chunk of groups
 //!    (`claim.fetch_add`) and moves each of its slots. Writers that meet a frozen slot of their own
-//!    key move that one slot before going on. A lookup that finds the root migrating moves one
-//!    chunk too, but only while a chunk is unclaimed, the successor exists, and no writer has
-//!    claimed a chunk during the thread's last 64 lookups (`help_pending_migration`):
-//!    otherwise a migration started by the last writes of a phase would make every lookup of a
-//!    read-only phase after it probe two tables, while lookups made as writers move the table
-//!    leave it to them. Nobody waits.
+//!    key move that one slot before going on. While a lazily sized successor is still to be
+//!    sized, the same writers count a chunk each instead (a shrink is started by a removal and
+//!    left to them, as a growth is). A lookup that finds the root migrating counts or moves one
+//!    chunk too, but only while a chunk is unclaimed and no writer has claimed a chunk during
+//!    the thread's last 64 lookups (`help_pending_migration`): otherwise a migration started by
+//!    the last writes of a phase would make every lookup of a read-only phase after it probe
+//!    two tables, while lookups made as writers move the table leave it to them. Nobody waits.
 //! 3. **Moving one slot** (`help_move`), idempotent, any number of threads at once:
 //!    - EMPTY: CAS to REDIRECT (frozen and moved in one step).
 //!    - otherwise `fetch_or(FROZEN)`: from here on every writer's CAS on the slot fails.
