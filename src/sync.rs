@@ -46,6 +46,12 @@ pub(crate) const FIRST_GROUPS: usize = if STRESS_GEOMETRY { MIN_GROUPS } else { 
 /// 4 gave 5.3 us at the same total time, 2 gave 3.3 us but 5% more total time (BENCHMARKS.md).
 pub(crate) const MIGRATE_CHUNK_GROUPS: usize = if STRESS_GEOMETRY { 1 } else { 4 };
 
+/// Whether an insert into a migration's successor claims extra chunks when the insert budget
+/// left would not cover the chunks still unclaimed (`raw/mod.rs`, `RawMap::pace_moves`). Off under
+/// loom: it decides only who moves a chunk (helping is always safe, and the models check it), and
+/// its loads would add interleavings to every model that inserts during a migration.
+pub(crate) const PACE_MOVES: bool = !cfg!(loom);
+
 /// Lookups in a row, on one thread, that must see no writer claim a chunk of a pending migration
 /// (its `writer_claim` hint stands still) before that thread's lookups start helping it
 /// (`raw/migrate.rs`, `help_pending_migration`). Zero under loom, whose

@@ -506,6 +506,13 @@ impl<K, V> Migration<K, V> {
             .is_ok()
     }
 
+    /// The insert budget left: a hint for pacing the moves (`RawMap::pace_moves`).
+    #[inline]
+    pub(crate) fn insert_budget_left(&self) -> usize {
+        // Relaxed: a hint; permissions are taken only by `take_insert_budget`.
+        self.insert_budget.load(Ordering::Relaxed)
+    }
+
     /// Frees a migration that lost the installation race, with its never-shared table.
     pub(crate) fn discard(self: Box<Self>) {
         let next = self.next_ptr();

@@ -379,6 +379,65 @@ fn a_shrink_is_left_to_later_operations_and_lookups_finish_it() {
     }
 }
 
+/// An insert into a migration's successor claims its share of the chunks that the insert budget
+/// left would not cover, so the budget does not run out with chunks unclaimed, and no insert
+/// moves the rest of the table at once (stop 29: the insert that ran a shrink's budget out moved
+/// 8,500 chunks, 10-12 ms).
+#[test]
+fn inserts_into_a_successor_pace_the_moves_to_the_insert_budget() {
+    use crate::sync::{Ordering, MIGRATE_CHUNK_GROUPS};
+    // A large table holding few keys, shrunk: a successor with little room for new keys.
+    let map = Map {
+        raw: RawMap::with_capacity(
+            if cfg!(miri) { 2_000 } else { 100_000 },
+            Collector::global(),
+        ),
+        hasher: RandomState::new(),
+    };
+    for k in 0..100 {
+        map.insert(k, k);
+    }
+    let guard = map.raw.collector().pin();
+    let source = map.raw.root(&guard);
+    let groups = source.groups();
+    map.raw
+        .start_migration(source, super::table::groups_to_resize_to(100), &guard);
+    let mig = source.migration().expect("the shrink did not start");
+    // The first insert of a new key needs the successor, and sizes it.
+    map.insert(100, 100);
+    assert!(
+        mig.next().is_some(),
+        "the insert did not size the successor"
+    );
+    let chunks = groups.div_ceil(MIGRATE_CHUNK_GROUPS);
+    let budget = mig.insert_budget_left();
+    assert!(
+        budget > 0 && budget * 4 < chunks,
+        "the test needs a budget far below the chunks: {budget} for {chunks}"
+    );
+    // An even share of the chunks, and the one every write claims.
+    let share = chunks.div_ceil(budget) + 1;
+    let claimed = || mig.claim().load(Ordering::Relaxed).min(groups) / MIGRATE_CHUNK_GROUPS;
+    let mut key = 101;
+    while std::ptr::eq(map.raw.root(&guard), source) {
+        let before = claimed();
+        map.insert(key, key);
+        key += 1;
+        let took = claimed() - before;
+        assert!(
+            took <= share,
+            "insert {key} claimed {took} chunks at once (share {share}, {chunks} chunks, budget {budget})"
+        );
+        assert!(
+            key <= 101 + budget as u64,
+            "the budget ran out before the moves were done"
+        );
+    }
+    for k in 0..key {
+        assert_eq!(map.get(k), Some(k));
+    }
+}
+
 /// The owning iterator over a map whose growth is pending, half moved: every entry is yielded
 /// once, whichever table owns it, and a partly consumed iterator frees the rest (Miri, ASan and
 /// valgrind run this too).
