@@ -15,7 +15,9 @@
 //! keys and dropped), `small-maps-100` (the same with 100 keys, so every map grows), `grow` (1M
 //! inserts of distinct keys into an empty map, through every resize), `churn-full` (500,000
 //! inserts of ever-new keys, each followed by the removal of the oldest, in a table of 16Ki groups
-//! kept 98 % of its capacity full: the removals' dead slots fill the table), `lookups` (700,000 inserts stopping early in a growth, then
+//! kept 98 % of its capacity full: the removals' dead slots fill the table), `empty` (1Mi keys
+//! inserted, then all removed, timing each removal), `empty-refill` (the first 830,000 removed,
+//! just past the shrink's start, then as many new keys inserted), `lookups` (700,000 inserts stopping early in a growth, then
 //! 4M lookups, for wall time), `lookups-2t` (the same lookups shared by two threads), `into-iter`
 //! (1M entries visited by `iter`, then taken out by the owning `into_iter`, then 1M dropped with
 //! their map, for wall time), `values` (41 passes of `values().fold` over 1M entries, for wall
@@ -42,13 +44,15 @@ fn main() {
         "cache-ref" => cache_strings(true),
         "grow" => grow(),
         "churn-full" => churn_full(),
+        "empty" => empty(None),
+        "empty-refill" => empty(Some(830_000)),
         "lookups" => lookups(1),
         "lookups-2t" => lookups(2),
         "into-iter" => into_iter(),
         "values" => values(),
         other => {
             eprintln!(
-                "unknown mode {other:?}: mixed, exchange, exchange-1m, exchange-4t, exchange-string, hot-key, hot-key-string, cache-owned, cache-ref, small-maps, small-maps-100, grow, churn-full, lookups, lookups-2t, into-iter or values"
+                "unknown mode {other:?}: mixed, exchange, exchange-1m, exchange-4t, exchange-string, hot-key, hot-key-string, cache-owned, cache-ref, small-maps, small-maps-100, grow, churn-full, empty, empty-refill, lookups, lookups-2t, into-iter or values"
             );
             std::process::exit(2);
         }
@@ -218,6 +222,61 @@ fn churn_full() {
         took.as_nanos() as f64 / PAIRS as f64,
         worst.as_secs_f64() * 1e6
     );
+}
+
+/// 1Mi keys inserted, then removed one by one (all of them, or the first `refill`, followed by as
+/// many inserts of new keys), timing each operation: the slowest says whether a shrink stops
+/// one operation (until stop 29 the removal that found the table 1/8 full moved all of it).
+fn empty(refill: Option<u64>) {
+    const KEYS: u64 = 1 << 20;
+    let map: HashMap<u64, u64, Fixed> = HashMap::with_hasher(Fixed);
+    let mut m = map.pin();
+    let key = |k: u64| k.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    for k in 0..KEYS {
+        m.insert(key(k), k);
+    }
+    let slowest = |ops: &mut dyn FnMut(u64), range: std::ops::Range<u64>| {
+        let (n, start) = (range.end - range.start, std::time::Instant::now());
+        let mut worst = (std::time::Duration::ZERO, 0);
+        for k in range {
+            let t = std::time::Instant::now();
+            ops(k);
+            worst = worst.max((t.elapsed(), k));
+        }
+        (start.elapsed().as_nanos() as f64 / n as f64, worst)
+    };
+    let removed = refill.unwrap_or(KEYS);
+    let (mean, (worst, at)) = slowest(
+        &mut |k| {
+            m.remove(&key(k));
+            if k % 64 == 0 {
+                m.repin();
+            }
+        },
+        0..removed,
+    );
+    println!(
+        "{removed} of {KEYS} keys removed: {mean:.1} ns a removal, the slowest {:.1} us (removal {at}); capacity {}",
+        worst.as_secs_f64() * 1e6,
+        m.capacity()
+    );
+    if refill.is_some() {
+        let (mean, (worst, at)) = slowest(
+            &mut |k| {
+                m.insert(key(k), k);
+                if k % 64 == 0 {
+                    m.repin();
+                }
+            },
+            KEYS..KEYS + removed,
+        );
+        println!(
+            "{removed} new keys inserted: {mean:.1} ns an insert, the slowest {:.1} us (insert {}); capacity {}",
+            worst.as_secs_f64() * 1e6,
+            at - KEYS,
+            m.capacity()
+        );
+    }
 }
 
 /// The exchange mix, or (`hot`) updates of 8 keys, on a 3/4-prefilled key space of `keys` keys.
