@@ -46,7 +46,7 @@ pub(crate) const FIRST_GROUPS: usize = if STRESS_GEOMETRY { MIN_GROUPS } else { 
 /// 4 gave 5.3 us at the same total time, 2 gave 3.3 us but 5% more total time (BENCHMARKS.md).
 pub(crate) const MIGRATE_CHUNK_GROUPS: usize = if STRESS_GEOMETRY { 1 } else { 4 };
 
-/// Whether an insert into a migration's successor claims extra chunks when the insert budget
+/// Whether a write during a migration claims extra chunks when the successor's insert budget
 /// left would not cover the chunks still unclaimed (`raw/mod.rs`, `RawMap::pace_moves`). Off under
 /// loom: it decides only who moves a chunk (helping is always safe, and the models check it), and
 /// its loads would add interleavings to every model that inserts during a migration.

@@ -1105,8 +1105,8 @@ impl<K, V> RawMap<K, V> {
     /// Only starts the shrink: the operations after this one count and move it a chunk each,
     /// as they do a growth (lookups too, once no writer is left to). Until stop 29 the removal
     /// that found the table sparse finished the whole migration itself, visiting every slot of
-    /// the source: one removal took 61.6 ms emptying a map of 1Mi `u64` keys, 256 ms at 4M
-    /// (`BENCHMARKS.md`, table of changes).
+    /// the source: one removal took 62-89 ms emptying a map of 1Mi `u64` keys, 256-327 ms at
+    /// 4Mi (`BENCHMARKS.md`, table of changes).
     #[cold]
     #[inline(never)]
     fn shrink_if_sparse(&self, table: &Table<K, V>, guard: &Guard) {

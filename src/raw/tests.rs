@@ -289,7 +289,7 @@ fn lookups_help_only_once_the_writers_stop_claiming() {
 }
 
 /// A removal that finds the table sparse only starts the shrink (until stop 29 it finished the
-/// whole migration itself: one removal visited every slot of the source, 61.6 ms at 1Mi keys).
+/// whole migration itself: one removal visited every slot of the source, 62-89 ms at 1Mi keys).
 /// Later writers count it a chunk each, lookups leave it to them while they do, and once no
 /// writer is left, lookups alone finish it, every remaining key found throughout.
 #[test]
