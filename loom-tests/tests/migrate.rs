@@ -113,7 +113,8 @@ fn reader_in_the_old_table_during_promotion_two_preemptions() {
 }
 
 /// A shrink's successor is sized lazily, from a count of the source's entries, while another
-/// thread inserts a new key (which needs the successor, so it helps count) and reads an old one.
+/// thread inserts a new key (which needs the successor, so it helps count) and reads an old one
+/// (which, since stop 29, may help count too: lookups help a successor still to be sized).
 /// Nothing is lost, nothing appears twice, and the successor holds both keys.
 ///
 /// Bounded at one preemption whatever `LOOM_MAX_PREEMPTIONS` says: a shrink counts and moves
@@ -123,7 +124,8 @@ fn reader_in_the_old_table_during_promotion_two_preemptions() {
 /// ARCHITECTURE.md, "The models bite"). It passes on the vacated-slot code (4,686 s on
 /// 2026-12-03, with a CI run on the same two cores for about 40 minutes of it), and passed again
 /// at stop 27 (about 38 minutes on one core, niced, beside other work; both models 2,984 s) and
-/// at stop 28 (both models side by side, 2,322 s).
+/// at stop 28 (both models side by side, 2,322 s). At stop 29, with lookups helping the count,
+/// alone on one core, niced, beside other work: 1,737.5 s (commit `b75ea7a`).
 #[test]
 #[ignore = "20-80 minutes by host (78 min on 2026-12-03, half of it beside a CI run): a manual long run, bash scripts/loom.sh --test migrate -- --ignored"]
 fn a_lazily_sized_shrink_races_with_an_insert() {
