@@ -69,6 +69,53 @@ fn entries_moved_by_resizes_are_dropped_once() {
     assert_eq!(settle_reclamation(&live, 0), 0);
 }
 
+/// A removal that finds the table sparse only starts the shrink, so a map emptied by removals is
+/// often dropped or drained with the shrink still being counted or moved. Each way, at removal
+/// counts around the shrink's start (the states before it, while it is counted, while it is
+/// moved and after it), every entry left is handed out or dropped once.
+#[test]
+fn a_map_left_mid_shrink_drops_or_hands_out_every_entry_once() {
+    use std::collections::hash_map::DefaultHasher;
+    use std::hash::BuildHasherDefault;
+    let n = 20_000u64;
+    // Past an eighth of the table's slots live, a sampled removal starts the shrink; the moves
+    // take about a chunk a removal after it.
+    for removed in (15_000..19_000).step_by(250) {
+        for drain in [false, true] {
+            let live = Arc::new(AtomicUsize::new(0));
+            let map: HashMap<u64, Tracked, BuildHasherDefault<DefaultHasher>> =
+                HashMap::with_hasher(BuildHasherDefault::default());
+            {
+                let m = map.pin();
+                for i in 0..n {
+                    m.insert(i, Tracked::new(i, &live));
+                }
+                for i in 0..removed {
+                    assert_eq!(m.remove(&i).map(Tracked::get), Some(i));
+                }
+            }
+            let kept = (n - removed) as usize;
+            assert_eq!(settle_reclamation(&live, kept), kept, "{removed} removed");
+            if drain {
+                let mut it = map.into_iter();
+                assert_eq!(it.len(), kept);
+                let taken: Vec<(u64, Tracked)> = it.by_ref().take(kept / 2).collect();
+                for (k, v) in &taken {
+                    assert!(
+                        *k >= removed && v.get() == *k,
+                        "{removed} removed: yielded {k}"
+                    );
+                }
+                drop(it);
+                assert_eq!(live.load(Ordering::SeqCst), kept / 2, "{removed} removed");
+            } else {
+                drop(map);
+                assert_eq!(live.load(Ordering::SeqCst), 0, "{removed} removed");
+            }
+        }
+    }
+}
+
 #[test]
 fn update_and_compute_drop_what_they_replace() {
     let live = Arc::new(AtomicUsize::new(0));
