@@ -46,6 +46,13 @@ pub(crate) const FIRST_GROUPS: usize = if STRESS_GEOMETRY { MIN_GROUPS } else { 
 /// 4 gave 5.3 us at the same total time, 2 gave 3.3 us but 5% more total time (BENCHMARKS.md).
 pub(crate) const MIGRATE_CHUNK_GROUPS: usize = if STRESS_GEOMETRY { 1 } else { 4 };
 
+/// Chunks of a lazily sized migration's count that an insert counts, on top of its own, before
+/// it stores a new key past the source's probe limit while the count runs (`raw/mod.rs`,
+/// `RawMap::locate_probe`): a source choked with dead slots (a tombstone rebuild) would
+/// otherwise take many long probes, and raise its read bound, before the count ends. At 28 slots
+/// a chunk, about 1,800 slots: a few microseconds, less than a probe that long.
+pub(crate) const COUNT_AHEAD: usize = 64;
+
 /// Whether a write during a migration claims extra chunks when the successor's insert budget
 /// left would not cover the chunks still unclaimed (`raw/mod.rs`, `RawMap::pace_moves`). Off under
 /// loom: it decides only who moves a chunk (helping is always safe, and the models check it), and

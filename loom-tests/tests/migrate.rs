@@ -151,3 +151,49 @@ fn a_lazily_sized_shrink_races_with_an_insert() {
         assert_eq!(m.len(), 2);
     });
 }
+
+/// A shrink whose count is one chunk from its end: an insert that counts that chunk and then
+/// takes a slot the count passed (registering with the count) races a lookup that finds every
+/// chunk claimed and sizes the successor (closing registration, and counting the last chunk
+/// again if its counter has not recorded it yet). Both keys are found once each afterwards, and
+/// the removed key stays removed (stop 30: until then the first insert to meet a counted slot
+/// needed the successor and counted every chunk left itself). The second thread is a lookup (lookups help a pending count under loom), so the model stays
+/// small: at two preemptions it reaches the insert's registration both before the close and
+/// after it (checked by making each branch panic), in under a second; with a second insert in
+/// place of the lookup, over 9 minutes at one preemption. Whether the successor is large enough
+/// cannot show in loom's two-slot groups; `raw::tests::inserts_while_a_shrink_is_counted_go_into_the_source_a_chunk_each`
+/// checks that.
+fn insert_into_a_counted_slot_races_the_sizer() {
+    // Four groups from the start (room for five keys); keys 0, 4, 8 and 12 share home group 0
+    // (and their tag: the top bits are zero).
+    let m = Arc::new(lockfree_map::HashMap::with_capacity_and_hasher(
+        5, KeyIsHash,
+    ));
+    {
+        let p = m.pin();
+        p.insert(1u64, 1u64);
+        p.insert(0, 0);
+        // A removal in group 0 finds the table 1/8 full and starts a shrink to two groups,
+        // sized lazily. Each lookup after it counts one (one-group) chunk: three of four.
+        assert_eq!(p.remove(&0), Some(&0));
+        for _ in 0..3 {
+            assert_eq!(p.get(&1), Some(&1));
+        }
+    }
+    let m2 = m.clone();
+    let t = thread::spawn(move || m2.pin().insert(4, 4).copied());
+    // A lookup finds every chunk claimed and sizes the successor.
+    assert_eq!(m.pin().get(&1), Some(&1));
+    assert_eq!(t.join().unwrap(), None);
+    let p = m.pin();
+    let mut all: Vec<(u64, u64)> = p.iter().map(|(k, v)| (*k, *v)).collect();
+    all.sort_unstable();
+    assert_eq!(all, vec![(1, 1), (4, 4)]);
+    assert_eq!(m.len(), 2);
+    assert_eq!(p.get(&0), None);
+}
+
+#[test]
+fn an_insert_into_a_counted_slot_races_the_sizer() {
+    model_bounded(2, 10_000, insert_into_a_counted_slot_races_the_sizer);
+}

@@ -13,21 +13,35 @@
 //!    a growth sized from a length read while other threads wrote) is sized only once the source's
 //!    entries are counted, because the striped length can be far off under preemption (a reader
 //!    delayed between two stripes; ThreadSanitizer's scheduler found a shrink whose successor
-//!    filled up). Counting is chunked and helped like copying: for each chunk, redirect every
-//!    EMPTY slot and freeze every VACATED one (after which no entry can enter it: slots never
-//!    return to EMPTY, TOMB and REDIRECT never become LIVE, and a frozen slot takes no write),
-//!    then count the slots that may still need a copy (entries and reservations) and record the
-//!    count once by CAS. A thread that needs the successor counts
-//!    unclaimed chunks, then any chunk still uncounted (its claimer may be stalled), and installs
-//!    a table for `max(wanted, 2 × count)` slots by CAS. The count bounds the
-//!    copies exactly; new keys may take a quarter of the spare room and the rest absorbs
-//!    reservations lost in helper races. Readers that meet a REDIRECT before the successor exists conclude "absent":
-//!    no key can be in a successor that does not exist yet.
+//!    filled up). Counting is chunked and helped like copying: a chunk's counter marks every free
+//!    slot it passes by CAS (EMPTY → COUNTED_EMPTY, VACATED → COUNTED_VACATED), counts the slots
+//!    that may need a copy (entries and reservations), and records the count once by CAS.
+//!    Until the successor exists the source takes inserts as before. An insert into a slot the
+//!    count has not passed needs nothing more: its CAS lands before the counter's mark (and is
+//!    counted) or fails on it. An insert into a counted slot first registers with the count
+//!    (`Migration::register_late`, one `fetch_add`), unless registration is closed; then it goes
+//!    on in the successor. The sizer (whoever finds every chunk claimed, or needs the successor
+//!    outright) counts any chunk still unrecorded (its claimer may be stalled; counting again is
+//!    harmless), closes registration (`close_late`, a `fetch_or`) and installs, by CAS, a table
+//!    for `max(wanted, 2 × (count + registrations))` slots. Every entry that can need a copy is
+//!    then accounted for: an entry in a slot when it was counted is in the count; a slot counted
+//!    free takes an entry only from a registered writer, which the close saw, and holds at most
+//!    one entry at a time. Writers that see the close, and any sizer after the first, see at
+//!    least as many registrations, so every successor installed is large enough; nobody waits.
+//!    New keys may take a quarter of the spare room and the rest absorbs reservations lost in
+//!    helper races. Readers that meet a free slot before the successor exists conclude
+//!    "absent": no key can be in a successor that does not exist yet.
+//!    (Until stop 30 the count redirected every empty slot and froze every vacated one, so the
+//!    first write to reach one needed the successor and counted every chunk left itself:
+//!    14-20 ms for one insert at 1Mi keys, `BENCHMARKS.md` next step 32.) An insert whose free
+//!    slot lies past the probe limit while the count runs (a source choked with dead slots, as a
+//!    tombstone rebuild's is) counts up to `COUNT_AHEAD` more chunks first, so that few inserts
+//!    probe that far, and raise the read bound, before the count ends.
 //! 2. **Helping.** Every write that finds the root migrating first claims a chunk of groups
 //!    (`claim.fetch_add`) and moves each of its slots. Writers that meet a frozen slot of their own
 //!    key move that one slot before going on. While a lazily sized successor is still to be
 //!    sized, the same writers count a chunk each instead (a shrink is started by a removal and
-//!    left to them, as a growth is). A lookup that finds the root migrating counts or moves one
+//!    left to them, as a growth is, and so is a tombstone rebuild, started by an insert). A lookup that finds the root migrating counts or moves one
 //!    chunk too, but only while a chunk is unclaimed and no writer has claimed a chunk during
 //!    the thread's last 64 lookups (`help_pending_migration`): otherwise a migration started by
 //!    the last writes of a phase would make every lookup of a read-only phase after it probe
@@ -91,10 +105,14 @@
 //! my key" and carry on probing, then continue in `next`.
 
 use crate::reclaim::{self, Guard};
-use crate::sync::{AtomicUsize, Ordering, GROUP_SLOTS, LOOKUP_HELP_AFTER, MIGRATE_CHUNK_GROUPS};
+use crate::sync::{
+    AtomicUsize, Ordering, COUNT_AHEAD, GROUP_SLOTS, LOOKUP_HELP_AFTER, MIGRATE_CHUNK_GROUPS,
+};
 
 use super::keys::has_lines;
-use super::slot::{self, Word, FROZEN, MOVED, REDIRECT, TOMB, VACATED};
+use super::slot::{
+    self, Word, COUNTED_EMPTY, COUNTED_VACATED, FROZEN, MOVED, REDIRECT, TOMB, VACATED,
+};
 use super::table::{groups_for_live, Group, Migration, Probe, Table};
 use super::tag;
 use super::{prefetch_entry_hash, RawMap};
@@ -155,6 +173,19 @@ impl<K, V> RawMap<K, V> {
         }
     }
 
+    /// Counts up to [`COUNT_AHEAD`] more chunks of `table`'s lazily sized migration, or fewer
+    /// if the successor gets sized meanwhile (by this thread, when the count ends here).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn count_ahead(&self, table: &Table<K, V>, mig: &Migration<K, V>, guard: &Guard) {
+        for _ in 0..COUNT_AHEAD {
+            if mig.next().is_some() {
+                return;
+            }
+            self.help_chunk(table, mig, true, guard);
+        }
+    }
+
     /// A lookup's share of a pending migration: one chunk to count or to move, but only while
     /// some chunk is still unclaimed (or the successor is still to be sized), and no writer has
     /// claimed a chunk during this thread's last [`LOOKUP_HELP_AFTER`] lookups.
@@ -164,8 +195,9 @@ impl<K, V> RawMap<K, V> {
     /// chunk is claimed lookups do not help: a stalled claimer must not turn every later lookup
     /// into a read-modify-write. A successor still to be sized is helped too: since stop 29 a
     /// removal that finds the table sparse only starts the shrink, and a map emptied and then
-    /// only read would otherwise keep every lookup on the full probe. (A tombstone rebuild is
-    /// never left there: the insert that starts it needs the successor, and sizes it.)
+    /// only read would otherwise keep every lookup on the full probe. (Since stop 30 a tombstone
+    /// rebuild is left to later operations too: the insert that starts it no longer needs the
+    /// successor.)
     ///
     /// While writers are moving the table, lookups leave it to them: a lookup that moves a
     /// chunk (28 slots) takes microseconds, and when every lookup that found a chunk unclaimed
@@ -262,8 +294,8 @@ impl<K, V> RawMap<K, V> {
                 return;
             }
             if !w.is_frozen() {
-                if w.is_empty() {
-                    match try_redirect(slot) {
+                if w.is_empty() || w.0 == COUNTED_EMPTY {
+                    match try_redirect(slot, w) {
                         Ok(()) => {
                             set_group_tag(group, i, tag::REDIRECT);
                             return;
@@ -491,6 +523,9 @@ impl<K, V> RawMap<K, V> {
         if let Some(next) = mig.next() {
             return next;
         }
+        // Every chunk is counted; the entries that registered writers add to counted slots come
+        // on top, and from here on none is added (a writer that registers now goes to `next`).
+        let live = live + mig.close_late();
         // Room for the counted entries twice over. New keys get a quarter of the spare room; the
         // rest absorbs reservations wasted by stalled helpers (the stress geometry's four-slot
         // tables overflowed when new keys could take half).
@@ -499,41 +534,34 @@ impl<K, V> RawMap<K, V> {
         mig.install_next(Box::new(Table::successor(groups)), budget)
     }
 
-    /// Counts one chunk of source groups: redirects each EMPTY slot and freezes each VACATED one
-    /// (so no entry can enter the chunk afterwards), then records, once, how many of its slots
-    /// may still need a copy.
+    /// Counts one chunk of source groups: marks each free slot (EMPTY or VACATED) as counted,
+    /// so that an entry can enter it afterwards only through a writer registered with the count
+    /// (`Migration::register_late`), then records, once, how many of its slots may still need
+    /// a copy.
     ///
-    /// Slots are addressed by group (no division per slot), and a group's REDIRECT tags are
-    /// written with one `fetch_or` after its slots: a slot redirected but not yet tagged is the
-    /// state every reader already meets between a redirecting CAS and its tag (a lookup reads the
-    /// EMPTY tag as the end of the probe here and goes on to `next`, as the REDIRECT tag would
-    /// make it; a write that CASes the slot fails and reads REDIRECT).
+    /// Slots are addressed by group (no division per slot). A counted slot keeps its tag, and
+    /// takes writes as before: the count no longer stops inserts into the source (until stop 30
+    /// it redirected empty slots, and the first insert that met one needed the successor and
+    /// counted every chunk still uncounted itself; see "Sizing" in the module docs).
     fn count_chunk(&self, table: &Table<K, V>, mig: &Migration<K, V>, chunk: usize) {
         let first = chunk * MIGRATE_CHUNK_GROUPS;
         let last = (first + MIGRATE_CHUNK_GROUPS).min(table.groups());
         let mut live = 0;
         for g in first..last {
-            let group = table.group(g);
-            let mut redirected = 0;
-            for (i, slot) in group.slots.iter().enumerate() {
+            for slot in &table.group(g).slots {
                 // Acquire: pairs with the Release CAS that stored an entry here.
                 let mut w = Word(slot.load(Ordering::Acquire));
-                if w.is_empty() {
-                    match try_redirect(slot) {
-                        Ok(()) => {
-                            redirected |= tag::tag_bits(i, tag::REDIRECT);
-                            continue;
-                        }
-                        Err(actual) => w = actual,
-                    }
-                }
-                if w.0 == VACATED {
-                    // A vacated slot takes its key back on an insert: frozen, it cannot.
+                if w.is_empty() || w.0 == VACATED {
+                    let counted = if w.is_empty() {
+                        COUNTED_EMPTY
+                    } else {
+                        COUNTED_VACATED
+                    };
                     match slot.compare_exchange(
-                        VACATED,
-                        VACATED | FROZEN,
-                        // AcqRel: as `try_redirect`, so that an insert whose CAS fails here sees
-                        // the migration; Acquire on failure to read the entry that took it back.
+                        w.0,
+                        counted,
+                        // AcqRel: Release so that an insert whose CAS fails on the mark sees the
+                        // migration; Acquire on failure to read the entry that took the slot.
                         Ordering::AcqRel,
                         Ordering::Acquire,
                     ) {
@@ -542,19 +570,16 @@ impl<K, V> RawMap<K, V> {
                     }
                 }
                 // An entry not yet moved, or a reservation (which a late publication could
-                // fill), may need a copy; nothing else can become one now that the slot is
-                // neither EMPTY nor an unfrozen VACATED.
+                // fill), may need a copy. A free slot counted before (by another counter of
+                // this chunk) may have taken one since, from a registered writer: counting it
+                // too only leaves more room.
                 if !w.is_moved() && (w.entry_ptr::<K, V>().is_some() || w.resv_tag().is_some()) {
                     live += 1;
                 }
             }
-            if redirected != 0 {
-                // Release: pairs with the Acquire tag loads of lookups, as `set_group_tag`.
-                group.tags.fetch_or(redirected, Ordering::Release);
-            }
         }
-        // AcqRel: Release so the sizer that reads the count also sees the redirects; a loser
-        // (the chunk was counted meanwhile) changes nothing.
+        // AcqRel: Release so the sizer that reads the count also sees the marks; a loser (the
+        // chunk was counted meanwhile) changes nothing.
         let _ = mig.chunk_live(chunk).compare_exchange(
             0,
             live + 1,
@@ -660,7 +685,8 @@ fn reserve<K, V>(
             if w.0 == entry {
                 return Reserved::Published; // and published it, before its tag reached us
             }
-            if w.is_frozen() {
+            if w.is_frozen() || w.is_counted() {
+                // `next` is migrating itself: this helper is stale, as above.
                 return Reserved::Stale;
             }
             repair_tag(next, index, w);
@@ -808,12 +834,14 @@ pub(super) fn set_tag<K, V>(table: &Table<K, V>, index: usize, tag: u8) {
     set_group_tag(table.group(index / GROUP_SLOTS), index % GROUP_SLOTS, tag);
 }
 
-/// Turns an EMPTY slot into REDIRECT, so that no entry can enter it in this table; the word
-/// found instead if the slot was not EMPTY. The caller writes the REDIRECT tag.
+/// Turns a free slot that held `free` (EMPTY or COUNTED_EMPTY) into REDIRECT, so that no entry
+/// can enter it in this table; the word found instead if the slot changed. The caller writes
+/// the REDIRECT tag.
 #[inline]
-pub(super) fn try_redirect(slot: &AtomicUsize) -> Result<(), Word> {
+pub(super) fn try_redirect(slot: &AtomicUsize, free: Word) -> Result<(), Word> {
+    debug_assert!(free.is_empty() || free.0 == COUNTED_EMPTY);
     slot.compare_exchange(
-        slot::EMPTY,
+        free.0,
         REDIRECT,
         // AcqRel: Release so that a writer whose CAS on this slot fails sees the migration;
         // Acquire (also on failure) to read the entry or reservation that took the slot.
@@ -864,6 +892,10 @@ pub(super) fn repair_tag<K, V>(table: &Table<K, V>, index: usize, w: Word) {
     if w.is_vacated() {
         // Its remover wrote the key's tag before vacating it (`try_remove`): our tag word was
         // read before that. A TOMBSTONE here would hide the key's own slot from its inserts.
+        return;
+    }
+    if w.is_counted() {
+        // A free slot passed by a count keeps its EMPTY tag: it is still where a probe stops.
         return;
     }
     let tag = if let Some(t) = w.resv_tag() {

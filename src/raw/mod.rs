@@ -19,10 +19,13 @@
 //! 3. **Tags never lag behind a finished operation.** A slot's word is written before its tag;
 //!    an operation that relies on a slot whose tag is still EMPTY (it probes past it, or acts on the
 //!    key in it) first writes the tag, from the word alone (the entry stores its hash).
-//! 4. **No inserts into a migrating table.** A writer that finds its key absent in a table with a
-//!    successor turns the first empty slot of its probe sequence into REDIRECT before going on, so
-//!    no other writer can insert that key into the old table afterwards; one that finds the key's
-//!    vacated slot there moves it (freezing it) instead.
+//! 4. **No inserts into a migrating table once its successor exists.** A writer that finds its
+//!    key absent in a table with a successor turns the first empty slot of its probe sequence
+//!    into REDIRECT before going on, so no other writer can insert that key into the old table
+//!    afterwards; one that finds the key's vacated slot there moves it (freezing it) instead.
+//!    While a lazily sized successor is still to be sized, the source takes inserts as before,
+//!    into slots the count has not passed, or into counted ones by writers registered with the
+//!    count (`migrate.rs`, "Sizing").
 //! 5. **MOVED pointers are never dereferenced.** The entry may have been replaced in `next` and
 //!    retired; a lookup that meets a MOVED slot with a matching tag keeps probing, then follows
 //!    the chain to `next`.
@@ -50,7 +53,7 @@ use counter::Counter;
 use keys::KeyLine;
 use migrate::{repair_tag, set_group_tag, set_tag};
 pub(crate) use slot::Entry;
-use slot::{Word, REDIRECT, TOMB, VACATED};
+use slot::{Word, COUNTED_EMPTY, REDIRECT, TOMB, VACATED};
 use table::{
     capacity_of, groups_for_capacity, groups_to_grow_to, groups_to_resize_to, Group, Migration,
     Probe, Table, MAX_LOAD, REBUILD_DEAD,
@@ -78,7 +81,8 @@ pub(crate) enum Located<'g, K, V> {
         entry: &'g Entry<K, V>,
     },
     /// The key is absent; it would be stored in this slot of `table`, which held `word`: EMPTY,
-    /// or VACATED (the key's own slot, from which it was removed: `slot.rs`).
+    /// or VACATED (the key's own slot, from which it was removed: `slot.rs`), or one of them as
+    /// passed by a migration's count (COUNTED_EMPTY, COUNTED_VACATED; the writer registered).
     Vacant {
         table: &'g Table<K, V>,
         group: &'g Group,
@@ -532,6 +536,7 @@ impl<K, V> RawMap<K, V> {
             self.pace_moves(table, mig, guard);
         }
         let tag = tag::full_tag(hash);
+        let mut counted_ahead = false;
         'tables: loop {
             let mut probe = Probe::new(hash, table.group_mask());
             let mut tombstones = 0;
@@ -559,8 +564,12 @@ impl<K, V> RawMap<K, V> {
                     let slot = &group.slots[i];
                     // Acquire: as above.
                     let mut w = Word(slot.load(Ordering::Acquire));
-                    if w.is_empty() {
+                    // A free slot: the key is not in this table. (A loop: a free slot can change
+                    // only into another, EMPTY into COUNTED_EMPTY, or out of being free.)
+                    while w.is_empty() || w.0 == COUNTED_EMPTY {
                         let Some(mig) = table.migration() else {
+                            // (A counted slot implies a migration: the counter's mark, which
+                            // our Acquire load read, came after it saw the migration.)
                             if may_insert
                                 && dist > 0
                                 && self.resize_for_spill(table, hash, dist, tombstones, guard)
@@ -577,7 +586,40 @@ impl<K, V> RawMap<K, V> {
                                 word: slot::EMPTY,
                             };
                         };
-                        match migrate::try_redirect(slot) {
+                        // While the successor is still to be sized, the source takes new keys
+                        // (see "Sizing" in `migrate.rs`): into a slot the count has not passed
+                        // (its counter will see the entry, or the insert's CAS fails on the
+                        // count's mark), or into a counted one by a writer registered with the
+                        // count. A write that inserts nothing only learns the key is absent:
+                        // it cannot be in a successor that does not exist.
+                        if mig.next().is_none()
+                            && may_insert
+                            && !counted_ahead
+                            && dist + 1 > table.probe_limit()
+                        {
+                            // Past the probe limit the source is choked (a tombstone rebuild's
+                            // is): count ahead, so that few inserts probe this far and raise
+                            // the read bound before the count ends; then probe again (the count
+                            // may have marked this slot, or sized the successor).
+                            counted_ahead = true;
+                            self.count_ahead(table, mig, guard);
+                            continue 'tables;
+                        }
+                        if mig.next().is_none()
+                            && (!may_insert || w.is_empty() || mig.register_late())
+                        {
+                            if may_insert && dist + 1 > table.probe_limit() {
+                                // As `resize_for_spill` does outside a migration.
+                                table.raise_read_bound(dist + 1);
+                            }
+                            return Located::Vacant {
+                                table,
+                                group,
+                                slot: i,
+                                word: w.0,
+                            };
+                        }
+                        match migrate::try_redirect(slot, w) {
                             Ok(()) => {
                                 set_tag(table, index, tag::REDIRECT);
                                 table = self.sized_next(table, mig, guard);
@@ -692,13 +734,26 @@ impl<K, V> RawMap<K, V> {
         if !eq(&unsafe { keys::key::<K>(bits) }) {
             return Examined::NotIt;
         }
+        let vacant = Examined::Found(Located::Vacant {
+            table,
+            group: table.group(g),
+            slot: i,
+            word: w.0,
+        });
         match table.migration() {
-            None if !w.is_frozen() => Examined::Found(Located::Vacant {
-                table,
-                group: table.group(g),
-                slot: i,
-                word: VACATED,
-            }),
+            None if !w.is_frozen() => vacant,
+            // The successor is still to be sized: the key takes its slot back in the source, as
+            // an insert of a new key takes a free slot (`locate_probe`): a slot the count has
+            // not passed as is (its counter sees the entry, or the CAS fails on the mark), a
+            // counted one once registered with the count. A plain VACATED slot in a counted
+            // chunk held an entry when counted, and holds at most one at any time.
+            Some(mig)
+                if !w.is_frozen()
+                    && mig.next().is_none()
+                    && (w.0 == VACATED || mig.register_late()) =>
+            {
+                vacant
+            }
             mig => {
                 let mig = mig.expect("a frozen slot implies a migration");
                 self.help_move(table, mig, index, guard);
@@ -907,7 +962,7 @@ impl<K, V> RawMap<K, V> {
                         match (key_bits, located) {
                             // The key's own slot taken back: its tag, key bit and cell are in
                             // place since before it was vacated (`try_remove`).
-                            _ if expected == VACATED => {}
+                            _ if Word(expected).is_vacated() => {}
                             (Some(bits), Located::Vacant { table, .. }) => {
                                 let pos = table.group_index(group);
                                 // Relaxed: published by the Release `fetch_or` below, whose key

@@ -15,6 +15,8 @@
 //! | `p`                  | LIVE: the entry at address `p`                                  |
 //! | `TOMB`               | a removed entry (sentinel, no pointer)                          |
 //! | `VACATED`            | a removed entry whose slot keeps its key cell (integer keys)     |
+//! | `COUNTED_EMPTY`      | EMPTY, passed by a lazily sized migration's count                |
+//! | `COUNTED_VACATED`    | VACATED, passed by a lazily sized migration's count              |
 //! | `RESV(s, t)`         | reserved by a migration for the copy of source slot `s`, tag `t` |
 //! | `… \| FROZEN`        | takes no more writes in this table                              |
 //! | `… \| FROZEN\|MOVED` | final: the slot's content (if any) is authoritative in `next`   |
@@ -41,10 +43,20 @@
 //! | LIVE(p)         | TOMB                 | remove (CAS), `p` retired                     |
 //! | LIVE(p)         | VACATED              | remove, in a table with key lines (CAS)       |
 //! | VACATED         | LIVE(q)              | insert of the slot's own key (CAS)            |
-//! | VACATED         | VACATED \| FROZEN    | a migration counting its source (CAS)         |
+//! | EMPTY           | COUNTED_EMPTY        | a migration counting its source (CAS)         |
+//! | VACATED         | COUNTED_VACATED      | a migration counting its source (CAS)         |
+//! | COUNTED_EMPTY   | LIVE(p)              | insert of a new key registered with the count (CAS) |
+//! | COUNTED_EMPTY   | FROZEN\|MOVED        | as from EMPTY: "REDIRECT" (CAS)               |
+//! | COUNTED_VACATED | LIVE(q)              | insert of the slot's own key registered with the count (CAS) |
 //! | RESV(s, t)      | LIVE(p)              | the copy of `p` lands at its decided target   |
 //! | RESV(s, t)      | TOMB                 | a stale helper's reservation is released      |
 //! | any unfrozen x  | x \| FROZEN          | migration freezes it (`fetch_or`)             |
+//!
+//! The two COUNTED states are free slots, as EMPTY and VACATED are, that an entry may enter only
+//! by a writer that first registered with the count (`Migration::register_late`): the count
+//! marks each free slot it passes with a CAS, so an insert that did not see the migration either
+//! lands before the mark (and is counted) or fails on it (and then sees the migration). See
+//! "Sizing" in `migrate.rs`. A counted slot keeps its tag byte (EMPTY, or the vacated key's).
 //! | x \| FROZEN     | x \| FROZEN \| MOVED | after the copy (if x is LIVE) has landed      |
 
 use std::mem;
@@ -59,6 +71,13 @@ pub(crate) const TOMB: usize = SENTINEL;
 /// A removed entry whose slot keeps its key (see the module docs). Its payload's low byte, 1,
 /// has no high bit, so it never reads as a reservation, whose tag byte is full.
 pub(crate) const VACATED: usize = SENTINEL | (1 << 3);
+/// The bit a lazily sized migration's count sets in the free slots it passes (payload bit 1;
+/// with it, a payload's low byte is 2 or 3, which has no high bit: never a reservation).
+const COUNTED: usize = 2 << 3;
+/// An EMPTY slot passed by the count (see the module docs).
+pub(crate) const COUNTED_EMPTY: usize = SENTINEL | COUNTED;
+/// A VACATED slot passed by the count (see the module docs).
+pub(crate) const COUNTED_VACATED: usize = VACATED | COUNTED;
 pub(crate) const REDIRECT: usize = FROZEN | MOVED;
 
 /// A reservation, made by a migration, for the copy of source slot `source` (of the table being
@@ -153,10 +172,16 @@ impl Word {
         let tag = ((self.0 >> 3) & 0xFF) as u8;
         (self.is_sentinel() && tag & 0x80 != 0).then_some(tag)
     }
-    /// Whether this is a vacated slot, frozen or not.
+    /// Whether this is a vacated slot, counted, frozen or not.
     #[inline]
     pub(crate) fn is_vacated(self) -> bool {
-        self.0 & !(FROZEN | MOVED) == VACATED
+        self.0 & !(FROZEN | MOVED | COUNTED) == VACATED
+    }
+    /// Whether this is a free slot that a count passed (`COUNTED_EMPTY` or `COUNTED_VACATED`),
+    /// frozen or not: one that exists only in a migrating table.
+    #[inline]
+    pub(crate) fn is_counted(self) -> bool {
+        self.0 & !(FROZEN | MOVED | (1 << 3)) == COUNTED_EMPTY
     }
     /// The entry address, if the word holds one (LIVE, possibly frozen or moved).
     #[inline]
@@ -200,6 +225,16 @@ mod tests {
         assert_ne!(resv(1, 0x85), resv(2, 0x85));
         assert_eq!(Word(resv(7, 0x80)).entry_ptr::<u8, u8>(), None);
         assert!(Word(REDIRECT).is_moved() && Word(REDIRECT).entry_ptr::<u8, u8>().is_none());
+        for w in [COUNTED_EMPTY, COUNTED_VACATED] {
+            assert!(Word(w).is_counted() && Word(w | FROZEN | MOVED).is_counted());
+            assert_eq!(Word(w).resv_tag(), None);
+            assert_eq!(Word(w).entry_ptr::<u8, u8>(), None);
+            assert!(!Word(w).is_empty() && !Word(w).is_frozen());
+        }
+        assert!(Word(COUNTED_VACATED).is_vacated() && !Word(COUNTED_EMPTY).is_vacated());
+        for w in [EMPTY, TOMB, VACATED, REDIRECT, resv(3, 0x85), resv(2, 0x82)] {
+            assert!(!Word(w).is_counted(), "{w:#x}");
+        }
     }
 
     #[test]

@@ -323,6 +323,10 @@ impl<K, V> Drop for Table<K, V> {
 /// path (about 500 instructions) when a 16-key map grew out of its first table; since a map
 /// starts with room for 21 entries, only maps past that migrate, where moving the entries costs
 /// about 200 instructions each and the record's `posix_memalign` is a small share.
+/// Set in a lazily sized migration's count of late entries once the successor's size is being
+/// decided ([`Migration::close_late`]).
+const LATE_CLOSED: usize = 1 << (usize::BITS - 1);
+
 pub(crate) struct Migration<K, V> {
     /// The successor. Allocated with the record when it is at least twice the source (it then
     /// has room for every source slot); otherwise null until the source's entries are counted
@@ -335,8 +339,11 @@ pub(crate) struct Migration<K, V> {
     chunk_live: ZeroedSlice<AtomicUsize>,
     /// `[0]`, lazily sized migrations only: the next chunk to count. `[1]`: the next page of
     /// the successor to write (`Table::write_pages`), handed out once the successor exists, when
-    /// the count is over: the two never contend.
-    count_claim: CachePadded<[AtomicUsize; 2]>,
+    /// the count is over: the two never contend. `[2]`, lazily sized migrations only: the
+    /// entries that writers may still add to counted slots of the source (see "Sizing" in
+    /// `migrate.rs`), with [`LATE_CLOSED`] set once the successor's size is being decided. On
+    /// the count's line: a writer that registers here has just claimed a chunk to count.
+    count_claim: CachePadded<[AtomicUsize; 3]>,
     /// For each slot of the source table: `1 +` the index in `next` where that slot's entry is
     /// copied, `0` until known. Every helper that may publish the copy stores the index, before
     /// its publication CAS; they all store the same one (see `copy_to_next`).
@@ -383,7 +390,11 @@ impl<K, V> Migration<K, V> {
             next: AtomicPtr::new(next),
             wanted_groups,
             chunk_live: zeroed_slice(chunks),
-            count_claim: CachePadded::new([AtomicUsize::new(0), AtomicUsize::new(0)]),
+            count_claim: CachePadded::new([
+                AtomicUsize::new(0),
+                AtomicUsize::new(0),
+                AtomicUsize::new(0),
+            ]),
             dest: zeroed_slice(source_slots),
             claim: CachePadded::new([AtomicUsize::new(0), AtomicUsize::new(0)]),
             source_chunks: source_groups.div_ceil(MIGRATE_CHUNK_GROUPS),
@@ -456,6 +467,30 @@ impl<K, V> Migration<K, V> {
     #[inline]
     pub(crate) fn count_claim(&self) -> &AtomicUsize {
         &self.count_claim[0]
+    }
+
+    /// Registers one more entry to be added to a counted slot of the source (a slot the count
+    /// found free: `COUNTED_EMPTY` or `COUNTED_VACATED`), unless the successor's size is being
+    /// decided already; then returns `false`, and the caller must not add the entry to the
+    /// source (it goes on in the successor). See "Sizing" in `migrate.rs`.
+    #[inline]
+    pub(crate) fn register_late(&self) -> bool {
+        // AcqRel: the read-modify-write order on this counter is what decides, for each writer,
+        // whether the sizer's `close_late` saw its registration (then the successor has room
+        // for its entry) or it sees LATE_CLOSED (then it adds nothing to the source). Acquire
+        // so that a writer that sees LATE_CLOSED also sees the counts the closer recorded
+        // before closing (it may have to size the successor itself).
+        self.count_claim[2].fetch_add(1, Ordering::AcqRel) & LATE_CLOSED == 0
+    }
+
+    /// Closes registration ([`Migration::register_late`]) and returns how many writers
+    /// registered before the close: at least every entry added to a counted slot of the source
+    /// whose writer did not see the close. Any number of sizers may call it; later ones see
+    /// more registrations, never fewer.
+    pub(crate) fn close_late(&self) -> usize {
+        // AcqRel: Release so that a writer that sees LATE_CLOSED sees the chunk counts recorded
+        // before this; Acquire for symmetry with `register_late` (the value is all we read).
+        self.count_claim[2].fetch_or(LATE_CLOSED, Ordering::AcqRel) & !LATE_CLOSED
     }
 
     /// The next page of the successor to write (see [`Table::write_pages`]).
