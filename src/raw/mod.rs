@@ -592,32 +592,29 @@ impl<K, V> RawMap<K, V> {
                         // count's mark), or into a counted one by a writer registered with the
                         // count. A write that inserts nothing only learns the key is absent:
                         // it cannot be in a successor that does not exist.
-                        if mig.next().is_none()
-                            && may_insert
-                            && !counted_ahead
-                            && dist + 1 > table.probe_limit()
-                        {
-                            // Past the probe limit the source is choked (a tombstone rebuild's
-                            // is): count ahead, so that few inserts probe this far and raise
-                            // the read bound before the count ends; then probe again (the count
-                            // may have marked this slot, or sized the successor).
-                            counted_ahead = true;
-                            self.count_ahead(table, mig, guard);
-                            continue 'tables;
-                        }
-                        if mig.next().is_none()
-                            && (!may_insert || w.is_empty() || mig.register_late())
-                        {
-                            if may_insert && dist + 1 > table.probe_limit() {
-                                // As `resize_for_spill` does outside a migration.
-                                table.raise_read_bound(dist + 1);
+                        if mig.next().is_none() {
+                            if may_insert && !counted_ahead && dist + 1 > table.probe_limit() {
+                                // Past the probe limit the source is choked (a tombstone
+                                // rebuild's is): count ahead, so that few inserts probe this
+                                // far and raise the read bound before the count ends; then
+                                // probe again (the count may have marked this slot, or sized
+                                // the successor).
+                                counted_ahead = true;
+                                self.count_ahead(table, mig, guard);
+                                continue 'tables;
                             }
-                            return Located::Vacant {
-                                table,
-                                group,
-                                slot: i,
-                                word: w.0,
-                            };
+                            if !may_insert || w.is_empty() || mig.register_late() {
+                                if may_insert && dist + 1 > table.probe_limit() {
+                                    // As `resize_for_spill` does outside a migration.
+                                    table.raise_read_bound(dist + 1);
+                                }
+                                return Located::Vacant {
+                                    table,
+                                    group,
+                                    slot: i,
+                                    word: w.0,
+                                };
+                            }
                         }
                         match migrate::try_redirect(slot, w) {
                             Ok(()) => {
