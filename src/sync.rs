@@ -50,7 +50,7 @@ pub(crate) const MIGRATE_CHUNK_GROUPS: usize = if STRESS_GEOMETRY { 1 } else { 4
 /// it stores a new key past the source's probe limit while the count runs (`raw/mod.rs`,
 /// `RawMap::locate_probe`): a source choked with dead slots (a tombstone rebuild) would
 /// otherwise take many long probes, and raise its read bound, before the count ends. At 28 slots
-/// a chunk, about 1,800 slots: a few microseconds, less than a probe that long.
+/// a chunk, about 1,800 slots; chosen, not swept (`BENCHMARKS.md`, next step 38).
 pub(crate) const COUNT_AHEAD: usize = 64;
 
 /// Whether a write during a migration claims extra chunks when the successor's insert budget

@@ -51,13 +51,13 @@
 //! | RESV(s, t)      | LIVE(p)              | the copy of `p` lands at its decided target   |
 //! | RESV(s, t)      | TOMB                 | a stale helper's reservation is released      |
 //! | any unfrozen x  | x \| FROZEN          | migration freezes it (`fetch_or`)             |
+//! | x \| FROZEN     | x \| FROZEN \| MOVED | after the copy (if x is LIVE) has landed      |
 //!
 //! The two COUNTED states are free slots, as EMPTY and VACATED are, that an entry may enter only
 //! by a writer that first registered with the count (`Migration::register_late`): the count
 //! marks each free slot it passes with a CAS, so an insert that did not see the migration either
 //! lands before the mark (and is counted) or fails on it (and then sees the migration). See
 //! "Sizing" in `migrate.rs`. A counted slot keeps its tag byte (EMPTY, or the vacated key's).
-//! | x \| FROZEN     | x \| FROZEN \| MOVED | after the copy (if x is LIVE) has landed      |
 
 use std::mem;
 
@@ -181,7 +181,8 @@ impl Word {
     /// frozen or not: one that exists only in a migrating table.
     #[inline]
     pub(crate) fn is_counted(self) -> bool {
-        self.0 & !(FROZEN | MOVED | (1 << 3)) == COUNTED_EMPTY
+        // Payload bit 0 is VACATED's: clear, both COUNTED states read as COUNTED_EMPTY.
+        self.0 & !(FROZEN | MOVED | (VACATED & !SENTINEL)) == COUNTED_EMPTY
     }
     /// The entry address, if the word holds one (LIVE, possibly frozen or moved).
     #[inline]

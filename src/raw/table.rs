@@ -316,6 +316,10 @@ impl<K, V> Drop for Table<K, V> {
     }
 }
 
+/// Set in a lazily sized migration's count of late entries once the successor's size is being
+/// decided ([`Migration::close_late`]).
+const LATE_CLOSED: usize = 1 << (usize::BITS - 1);
+
 /// The migration of one table into its successor.
 ///
 /// The counters every helper writes are `CachePadded`, each on lines of its own. Stop 26 spaced
@@ -323,10 +327,6 @@ impl<K, V> Drop for Table<K, V> {
 /// path (about 500 instructions) when a 16-key map grew out of its first table; since a map
 /// starts with room for 21 entries, only maps past that migrate, where moving the entries costs
 /// about 200 instructions each and the record's `posix_memalign` is a small share.
-/// Set in a lazily sized migration's count of late entries once the successor's size is being
-/// decided ([`Migration::close_late`]).
-const LATE_CLOSED: usize = 1 << (usize::BITS - 1);
-
 pub(crate) struct Migration<K, V> {
     /// The successor. Allocated with the record when it is at least twice the source (it then
     /// has room for every source slot); otherwise null until the source's entries are counted
