@@ -317,6 +317,173 @@ pub(crate) fn zeroed_slice<T: ZeroedAtomic>(len: usize) -> ZeroedSlice<T> {
     }
 }
 
+/// Bytes zeroed at once by [`Unzeroed::zero_page`].
+pub(crate) const ZERO_PAGE_BYTES: usize = 4096;
+
+/// Whether a large growth's successor is allocated without zeroing and zeroed a few pages per
+/// insert before its migration starts (`raw/migrate.rs`, "Preparing a growth"). Off under loom,
+/// whose atomics cannot be made from zeroed memory, and whose models' tables are far below
+/// [`PREPARE_MIN_GROUPS`] anyway.
+pub(crate) const PREPARE_GROWTH: bool = !cfg!(loom);
+
+/// The smallest successor (in groups) that a growth prepares page by page; a smaller one is
+/// allocated zeroed at once. At 2,048 groups the successor, its key lines and the migration's
+/// `dest` register take about 300 KiB, which `calloc` zeroes in tens of microseconds when it
+/// has to (heap memory it hands out again); the pause grows with the table, to 1.5-15 ms at
+/// 524,288 groups (`BENCHMARKS.md`, table of changes). Low under the stress geometry, so that the
+/// stress tests prepare most of their growths.
+pub(crate) const PREPARE_MIN_GROUPS: usize = if STRESS_GEOMETRY { 16 } else { 2048 };
+
+/// Pages ([`ZERO_PAGE_BYTES`]) of a prepared successor that an insert zeroes each time it
+/// helps (`raw/migrate.rs`, "Preparing a growth").
+pub(crate) const PREPARE_PAGES: usize = 2;
+
+/// An allocation for `len` atomics, not yet zeroed: a [`ZeroedSlice`] in the making, zeroed a
+/// page at a time by whoever claims each page, and handed over once every page is.
+///
+/// It frees nothing by itself: its owner either turns it into a `ZeroedSlice`
+/// ([`Unzeroed::to_zeroed_slice`], which then owns the memory) or frees it ([`Unzeroed::free`]).
+/// Under loom it allocates nothing until `to_zeroed_slice`, which makes the atomics one by one.
+pub(crate) struct Unzeroed<T> {
+    #[cfg(not(loom))]
+    start: std::ptr::NonNull<T>,
+    len: usize,
+    #[cfg(not(loom))]
+    alloc: Option<(std::ptr::NonNull<u8>, std::alloc::Layout)>,
+    #[cfg(loom)]
+    _t: std::marker::PhantomData<T>,
+}
+
+// SAFETY: an `Unzeroed<T>` is memory for `T`s that only its owner's protocol writes (each page
+// by the one thread that claimed it) and hands over; it may cross threads and be shared as a
+// `ZeroedSlice<T>` may.
+unsafe impl<T: Send> Send for Unzeroed<T> {}
+// SAFETY: as above.
+unsafe impl<T: Sync> Sync for Unzeroed<T> {}
+
+impl<T: ZeroedAtomic> Unzeroed<T> {
+    /// Allocates room for `len` `T`s (laid out as [`zeroed_slice`] lays them out) without
+    /// writing it: a large allocation costs address space only, whatever the allocator did
+    /// with the memory before.
+    pub(crate) fn new(len: usize) -> Self {
+        #[cfg(not(loom))]
+        {
+            use std::alloc::Layout;
+            use std::ptr::NonNull;
+            const { assert!(!std::mem::needs_drop::<T>()) };
+            let elems = Layout::array::<T>(len).expect("lockfree-map: capacity overflow");
+            if elems.size() == 0 {
+                return Unzeroed {
+                    start: NonNull::dangling(),
+                    len,
+                    alloc: None,
+                };
+            }
+            // As in `zeroed_slice`: the allocator's basic alignment, and slack to align by hand.
+            let basic = elems.align().min(2 * std::mem::size_of::<usize>());
+            let slack = elems.align() - basic;
+            let layout = elems
+                .size()
+                .checked_add(slack)
+                .and_then(|size| Layout::from_size_align(size, basic).ok())
+                .expect("lockfree-map: capacity overflow");
+            // SAFETY: `layout` has non-zero size (`elems` has).
+            let base = unsafe { std::alloc::alloc(layout) };
+            let Some(base) = NonNull::new(base) else {
+                std::alloc::handle_alloc_error(layout);
+            };
+            let offset = (base.as_ptr() as usize).wrapping_neg() & (elems.align() - 1);
+            debug_assert!(offset <= slack);
+            // SAFETY: `offset <= slack`, so the `elems.size()` bytes from there lie in the
+            // allocation.
+            let start = unsafe { base.add(offset) }.cast::<T>();
+            Unzeroed {
+                start,
+                len,
+                alloc: Some((base, layout)),
+            }
+        }
+        #[cfg(loom)]
+        {
+            Unzeroed {
+                len,
+                _t: std::marker::PhantomData,
+            }
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.len * std::mem::size_of::<T>()
+    }
+
+    /// Pages of [`ZERO_PAGE_BYTES`] (the last perhaps partial) that the `T`s span.
+    pub(crate) fn pages(&self) -> usize {
+        self.bytes().div_ceil(ZERO_PAGE_BYTES)
+    }
+
+    /// Writes zeros over page `page` of the `T`s.
+    ///
+    /// # Safety
+    /// `page < self.pages()`, the allocation is not freed or handed over, and no other thread
+    /// reads or writes that page until this call happens before its access (the caller's
+    /// claim hands each page to one thread, which publishes the write with a Release count).
+    pub(crate) unsafe fn zero_page(&self, page: usize) {
+        #[cfg(not(loom))]
+        {
+            let from = page * ZERO_PAGE_BYTES;
+            let to = (from + ZERO_PAGE_BYTES).min(self.bytes());
+            debug_assert!(from < to);
+            // SAFETY: `from..to` lies within the `len` `T`s (`page < pages()`), in a live
+            // allocation that only this thread touches now (the contract).
+            unsafe {
+                self.start
+                    .as_ptr()
+                    .cast::<u8>()
+                    .add(from)
+                    .write_bytes(0, to - from)
+            };
+        }
+        #[cfg(loom)]
+        let _ = page;
+    }
+
+    /// The `T`s as a [`ZeroedSlice`], which owns the memory from now on.
+    ///
+    /// # Safety
+    /// Every page was zeroed by [`Unzeroed::zero_page`] in calls that happen before this one;
+    /// this is called at most once, and [`Unzeroed::free`] never.
+    pub(crate) unsafe fn to_zeroed_slice(&self) -> ZeroedSlice<T> {
+        #[cfg(not(loom))]
+        {
+            // SAFETY: the `len` `T`s are all-zero bytes (the contract), which `T: ZeroedAtomic`
+            // promises are valid `T`s; the allocation is handed over once.
+            ZeroedSlice {
+                start: self.start,
+                len: self.len,
+                alloc: self.alloc,
+                _owns: std::marker::PhantomData,
+            }
+        }
+        #[cfg(loom)]
+        {
+            zeroed_slice(self.len)
+        }
+    }
+
+    /// Frees the memory.
+    ///
+    /// # Safety
+    /// Called at most once, never after [`Unzeroed::to_zeroed_slice`], and after every
+    /// [`Unzeroed::zero_page`] call has returned.
+    pub(crate) unsafe fn free(&self) {
+        #[cfg(not(loom))]
+        if let Some((base, layout)) = self.alloc {
+            // SAFETY: `base` came from `alloc(layout)` in `new` and is freed once (the contract).
+            unsafe { std::alloc::dealloc(base.as_ptr(), layout) };
+        }
+    }
+}
+
 /// Types whose all-zero bit pattern is a valid value equal to `zero()`.
 ///
 /// # Safety

@@ -37,6 +37,23 @@
 //!    slot lies past the probe limit while the count runs (a source choked with dead slots, as a
 //!    tombstone rebuild's is) counts up to `COUNT_AHEAD` more chunks first, so that few inserts
 //!    probe that far, and raise the read bound, before the count ends.
+//!    **Preparing a growth.** A growth's successor (and the `dest` register) is not allocated
+//!    zeroed when it is large (`PREPARE_MIN_GROUPS`): an allocator that hands out memory it had
+//!    before (glibc's heap, below its dynamic mmap threshold, which rises to 32 MiB as a process
+//!    frees large blocks) must then write every byte, and the insert that started the growth
+//!    waited for 80 MiB to be written and faulted in (1.5-15 ms at 524,288 groups). Instead
+//!    the insert that finds the table full allocates the arrays unzeroed in a `Prep` record on
+//!    the table (one CAS; a loser frees its own), and it and every insert after it that spills
+//!    out of its home group zero `PREPARE_PAGES` pages each, claimed by `fetch_add` and counted
+//!    with a Release add once written, while the inserts themselves go on into the source. The
+//!    insert whose count completes the pages (or any later one that sees them complete, while
+//!    the table is the root) takes the arrays, once, by CAS on a flag, and installs the
+//!    migration with them. Nobody waits for a zeroer: a stalled one (or zeroing slower than the
+//!    inserts) only lets the source fill further, and an insert that finds it 7/8 full, or whose
+//!    free slot lies past the probe limit, starts the growth at once with a table allocated
+//!    zeroed, as before. A stalled zeroer's arrays are then freed with the source table, after
+//!    it has unpinned. No lookup or write reads the arrays before the migration that holds them
+//!    is installed, which happens after every page's count.
 //! 2. **Helping.** Every write that finds the root migrating first claims a chunk of groups
 //!    (`claim.fetch_add`) and moves each of its slots. Writers that meet a frozen slot of their own
 //!    key move that one slot before going on. While a lazily sized successor is still to be
@@ -107,6 +124,7 @@
 use crate::reclaim::{self, Guard};
 use crate::sync::{
     AtomicUsize, Ordering, COUNT_AHEAD, GROUP_SLOTS, LOOKUP_HELP_AFTER, MIGRATE_CHUNK_GROUPS,
+    PREPARE_GROWTH, PREPARE_MIN_GROUPS,
 };
 
 use super::keys::has_lines;
@@ -476,6 +494,45 @@ impl<K, V> RawMap<K, V> {
             }
         }
         table.install_migration(Migration::new(groups, table.groups()));
+    }
+
+    /// An insert found `table` (no migration yet) full enough to grow to `groups` groups, with
+    /// `live` entries in the map, at a free slot `dist` groups into its probe. Starts the growth
+    /// at once, or helps zero its successor first (see "Preparing a growth" above). Returns
+    /// whether `table` has a migration now (the caller probes again); `false` means the insert
+    /// goes on into `table`, at the free slot it found.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn grow(
+        &self,
+        table: &Table<K, V>,
+        groups: usize,
+        live: usize,
+        dist: usize,
+        guard: &Guard,
+    ) -> bool {
+        let groups = groups.max(2 * table.groups());
+        // Past the probe limit, or past 7/8 full (the zeroing is slow, or a zeroer stalled), or
+        // for a successor small enough to zero at once: start the growth now.
+        if !PREPARE_GROWTH
+            || groups < PREPARE_MIN_GROUPS
+            || dist >= table.probe_limit()
+            || live * 8 >= table.slots() * 7
+        {
+            self.start_migration(table, groups, guard);
+            return true;
+        }
+        let prep = table.prep(groups);
+        if prep.help() && std::ptr::eq(self.root(guard), table) {
+            // Every page is zeroed, and `table` is the root (a successor not yet promoted waits
+            // for its promotion: a later insert's `grow` starts it). One thread takes the
+            // arrays; its installation fails only if another migration (a rebuild, a growth past
+            // the probe limit) got in first, and then the arrays are freed with the record.
+            if let Some(prepared) = prep.take() {
+                table.install_migration(Migration::prepared(table.groups(), prepared));
+            }
+        }
+        table.migration().is_some()
     }
 
     /// The successor of `table`, sizing it first if that is still to do (see "Sizing" above).

@@ -861,8 +861,15 @@ impl<K, V> RawMap<K, V> {
     {
         let live = self.len.sum();
         if live * MAX_LOAD.1 >= table.slots() * MAX_LOAD.0 {
-            self.start_migration(table, groups_to_grow_to(table.groups(), live), guard);
-            return true;
+            // A large growth first zeroes its successor a few pages an insert, while the source
+            // takes the inserts (see "Preparing a growth" in `migrate.rs`).
+            return self.grow(
+                table,
+                groups_to_grow_to(table.groups(), live),
+                live,
+                dist,
+                guard,
+            );
         }
         if dist < table.probe_limit() {
             return false;

@@ -640,3 +640,168 @@ fn inserts_while_a_shrink_is_counted_go_into_the_source_a_chunk_each() {
         assert_eq!(map.get(k), Some(k));
     }
 }
+
+/// A large growth zeroes its successor a few pages per spilling insert before it starts, the
+/// source taking those inserts meanwhile; the insert that completes the pages installs the
+/// migration with the prepared arrays, and nothing is lost on the way.
+#[test]
+fn a_large_growth_zeroes_its_successor_before_it_starts() {
+    use crate::sync::{GROUP_SLOTS, PREPARE_MIN_GROUPS};
+    if cfg!(miri) {
+        return; // thousands of pages: too slow under Miri, and no atomics race here
+    }
+    let map = Map::new();
+    let guard = map.raw.collector().pin();
+    // Fill until the root is at least half the smallest prepared successor and 3/4 full.
+    let mut key = 0;
+    let source = loop {
+        map.insert(key, key);
+        key += 1;
+        let root = map.raw.root(&guard);
+        if root.groups() * 2 >= PREPARE_MIN_GROUPS
+            && root.migration().is_none()
+            && (key as usize) * 4 >= root.slots() * 3
+        {
+            break root;
+        }
+    };
+    let mut inserts_while_prepared = 0;
+    while source.migration().is_none() {
+        map.insert(key, key);
+        key += 1;
+        if source.migration().is_none() {
+            inserts_while_prepared += 1;
+        }
+    }
+    // Under the stress geometry (two-slot groups, 16-group prepared successors) the source has
+    // two inserts between 3/4 and 7/8 full and may start the growth at once; the keys must all
+    // be there either way.
+    let prepared = !crate::sync::STRESS_GEOMETRY;
+    if !prepared {
+        drop(guard);
+        for k in 0..key {
+            assert_eq!(map.get(k), Some(k), "key {k}");
+        }
+        return;
+    }
+    assert!(
+        (key as usize) * 8 < source.slots() * 7,
+        "the source reached 7/8 full before its successor was zeroed"
+    );
+    let prep = source.prepared().expect("the growth was prepared");
+    let (zeroed, taken) = prep.progress();
+    assert_eq!(zeroed, prep.pages());
+    assert!(taken, "the migration took the prepared arrays");
+    assert!(
+        inserts_while_prepared > 0,
+        "the source took inserts while its successor was zeroed"
+    );
+    let next = source
+        .migration()
+        .unwrap()
+        .next()
+        .expect("a growth's successor");
+    assert_eq!(next.groups(), source.groups() * 2);
+    assert!(next.slots() >= source.slots() * 2 && GROUP_SLOTS > 0);
+    drop(guard);
+    for k in 0..key {
+        assert_eq!(map.get(k), Some(k), "key {k}");
+    }
+}
+
+/// A thread stalled while zeroing pages of a growth's successor keeps nobody from inserting:
+/// the others fill the source to 7/8 and then start the growth with a table zeroed at once; the
+/// stalled thread's insert lands when it wakes, and its pages are freed with the source table.
+#[test]
+fn a_stalled_zeroer_blocks_no_growth() {
+    use crate::sync::PREPARE_MIN_GROUPS;
+    if cfg!(miri) {
+        return;
+    }
+    let map = Map::new();
+    // Fill to just below where a spill prepares a growth of at least the smallest prepared size.
+    let mut key = 0u64;
+    loop {
+        let guard = map.raw.collector().pin();
+        let root = map.raw.root(&guard);
+        if root.groups() * 2 >= PREPARE_MIN_GROUPS
+            && root.migration().is_none()
+            && (key as usize + 64) * 4 >= root.slots() * 3
+        {
+            break;
+        }
+        drop(guard);
+        map.insert(key, key);
+        key += 1;
+    }
+    let (parked_tx, parked_rx) = mpsc::channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        let map = &map;
+        let stalled = s.spawn(move || {
+            let mut release = Some(release_rx);
+            hooks::set(Some(Box::new(move |site| {
+                if site == "zeroed" {
+                    if let Some(rx) = release.take() {
+                        parked_tx.send(()).unwrap();
+                        rx.recv().unwrap();
+                        RELEASED.with(|r| r.set(true));
+                    }
+                }
+            })));
+            // Keys of its own, until one spill zeroes pages and parks (bounded: if none ever
+            // did, dropping the hook drops the sender, and the main thread's `recv` fails).
+            let mut k = 1 << 40;
+            while k < (1 << 40) + 5_000_000 {
+                map.insert(k, k);
+                k += 1;
+                if release_taken() {
+                    break;
+                }
+            }
+            hooks::set(None);
+            (1u64 << 40)..k
+        });
+        parked_rx
+            .recv()
+            .expect("the stalled thread parked while zeroing");
+        // Everyone else goes on: the table grows past the stalled zeroer's prep.
+        let start = {
+            let guard = map.raw.collector().pin();
+            map.raw.root(&guard) as *const _ as usize
+        };
+        let first = key;
+        for _ in 0..200_000 {
+            map.insert(key, key);
+            key += 1;
+        }
+        {
+            let guard = map.raw.collector().pin();
+            assert_ne!(
+                map.raw.root(&guard) as *const _ as usize,
+                start,
+                "the table grew while a zeroer was stalled"
+            );
+        }
+        for k in first..key {
+            assert_eq!(map.get(k), Some(k), "key {k}");
+        }
+        release_tx.send(()).unwrap();
+        let theirs = stalled.join().unwrap();
+        for k in theirs {
+            assert_eq!(map.get(k), Some(k), "the stalled thread's key {k}");
+        }
+    });
+    for k in 0..key {
+        assert_eq!(map.get(k), Some(k), "key {k}");
+    }
+}
+
+thread_local! {
+    static RELEASED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread's hook has parked and been released.
+fn release_taken() -> bool {
+    RELEASED.with(|r| r.get())
+}
