@@ -327,10 +327,10 @@ pub(crate) const ZERO_PAGE_BYTES: usize = 4096;
 pub(crate) const PREPARE_GROWTH: bool = !cfg!(loom);
 
 /// The smallest successor (in groups) that a growth prepares page by page; a smaller one is
-/// allocated zeroed at once. At 2,048 groups the successor, its key lines and the migration's
-/// `dest` register take about 300 KiB, which `calloc` zeroes in tens of microseconds when it
-/// has to (heap memory it hands out again); the pause grows with the table, to 1.5-15 ms at
-/// 524,288 groups (`BENCHMARKS.md`, table of changes). Low under the stress geometry, so that the
+/// allocated zeroed at once. At 2,048 groups the successor and its key lines take 256 KiB,
+/// which `calloc` zeroes in tens of microseconds when it has to (heap memory it hands out
+/// again); the pause grows with the table, to 7.6-9.8 ms at 262,144 groups (`BENCHMARKS.md`,
+/// table of changes). Chosen, not swept. Low under the stress geometry, so that the
 /// stress tests prepare most of their growths.
 pub(crate) const PREPARE_MIN_GROUPS: usize = if STRESS_GEOMETRY { 16 } else { 2048 };
 

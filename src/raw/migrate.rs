@@ -37,11 +37,12 @@
 //!    slot lies past the probe limit while the count runs (a source choked with dead slots, as a
 //!    tombstone rebuild's is) counts up to `COUNT_AHEAD` more chunks first, so that few inserts
 //!    probe that far, and raise the read bound, before the count ends.
-//!    **Preparing a growth.** A growth's successor (and the `dest` register) is not allocated
+//!    **Preparing a growth.** A growth's successor (its groups and key lines) is not allocated
 //!    zeroed when it is large (`PREPARE_MIN_GROUPS`): an allocator that hands out memory it had
 //!    before (glibc's heap, below its dynamic mmap threshold, which rises to 32 MiB as a process
 //!    frees large blocks) must then write every byte, and the insert that started the growth
-//!    waited for 80 MiB to be written and faulted in (1.5-15 ms at 524,288 groups). Instead
+//!    waited for all of it to be written and faulted in (7.6-9.8 ms at the growth to 262,144
+//!    groups in a process that had freed a 30 MiB block; `BENCHMARKS.md`). Instead
 //!    the insert that finds the table full allocates the arrays unzeroed in a `Prep` record on
 //!    the table (one CAS; a loser frees its own), and it and every insert after it that spills
 //!    out of its home group zero `PREPARE_PAGES` pages each, claimed by `fetch_add` and counted
@@ -53,7 +54,8 @@
 //!    free slot lies past the probe limit, starts the growth at once with a table allocated
 //!    zeroed, as before. A stalled zeroer's arrays are then freed with the source table, after
 //!    it has unpinned. No lookup or write reads the arrays before the migration that holds them
-//!    is installed, which happens after every page's count.
+//!    is installed, which happens after every page's count. The `dest` register is still
+//!    allocated zeroed with the record (see `Migration::prepared` for why).
 //! 2. **Helping.** Every write that finds the root migrating first claims a chunk of groups
 //!    (`claim.fetch_add`) and moves each of its slots. Writers that meet a frozen slot of their own
 //!    key move that one slot before going on. While a lazily sized successor is still to be
