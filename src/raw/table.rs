@@ -573,9 +573,12 @@ impl<K, V> Migration<K, V> {
     /// at least twice the source.
     ///
     /// The `dest` register is allocated zeroed here, as for any migration. Prepared with the
-    /// successor it made `hotpath grow` 8 % slower (287-306 against 258-294 ns an insert): the
+    /// successor it made `hotpath grow` 8 % slower (287-306 against 258-280 ns an insert): the
     /// moves write it in slot order, and a page the allocator maps on first touch comes into
-    /// the cache as the moves reach it, while a page zeroed earlier has left it.
+    /// the cache as the moves reach it, while a page zeroed earlier has left it. A prefetch of
+    /// its lines took that cost away, but no pause showed where it is allocated (glibc carves
+    /// a block that size from the top of its heap, whose fresh pages it knows are zero), so it
+    /// was not kept (`BENCHMARKS.md`, next step 39).
     pub(crate) fn prepared(source_groups: usize, prepared: Prepared) -> Box<Self> {
         let (groups, key_lines) = prepared;
         let wanted_groups = groups.len();
