@@ -342,7 +342,12 @@ fn overlapping(history: &[(u64, Event)]) -> usize {
 fn every_history_is_linearizable() {
     let rounds = rounds();
     let (mut events, mut overlapped) = (0, 0);
-    for round in 0..rounds {
+    // A round takes microseconds, so when another process holds one of two cores (CI runs Miri
+    // beside the tests) the threads can run one after the other for every round: 1 run in 15
+    // saw no overlap at all in 150 rounds with one core kept busy. Such a run checked nothing
+    // concurrent, so it goes on, up to twenty times as many rounds, until some operations did.
+    let mut round = 0;
+    while round < rounds || (overlapped == 0 && round < rounds * 20) {
         // A fresh, minimal map each round, so the round's fillers drive it through resizes.
         let map: HashMap<u64, u64> = HashMap::new();
         let history = record_round(&map, round);
@@ -351,8 +356,9 @@ fn every_history_is_linearizable() {
         }
         events += history.len();
         overlapped += overlapping(&history);
+        round += 1;
     }
-    println!("{rounds} rounds, {events} events checked, {overlapped} overlapped another thread's");
+    println!("{round} rounds, {events} events checked, {overlapped} overlapped another thread's");
     // A run where the threads never overlapped would check nothing concurrent.
     assert!(overlapped > 0, "no two operations on a key overlapped");
 }
