@@ -272,42 +272,13 @@ impl<T> Drop for ZeroedSlice<T> {
 pub(crate) fn zeroed_slice<T: ZeroedAtomic>(len: usize) -> ZeroedSlice<T> {
     #[cfg(not(loom))]
     {
-        use std::alloc::Layout;
-        use std::ptr::NonNull;
-        const { assert!(!std::mem::needs_drop::<T>()) };
-        let elems = Layout::array::<T>(len).expect("lockfree-map: capacity overflow");
-        if elems.size() == 0 {
-            return ZeroedSlice {
-                start: NonNull::dangling(),
-                len,
-                alloc: None,
-                _owns: std::marker::PhantomData,
-            };
-        }
-        // The alignment every allocator gives `calloc`-style requests on 64-bit targets (8 on
-        // 32-bit ones); `T`'s own, if that is less.
-        let basic = elems.align().min(2 * std::mem::size_of::<usize>());
-        let slack = elems.align() - basic;
-        let layout = elems
-            .size()
-            .checked_add(slack)
-            .and_then(|size| Layout::from_size_align(size, basic).ok())
-            .expect("lockfree-map: capacity overflow");
-        // SAFETY: `layout` has non-zero size (`elems` has).
-        let base = unsafe { std::alloc::alloc_zeroed(layout) };
-        let Some(base) = NonNull::new(base) else {
-            std::alloc::handle_alloc_error(layout);
-        };
-        // `base` is `basic`-aligned, so at most `slack` bytes bring it to `T`'s alignment.
-        let offset = (base.as_ptr() as usize).wrapping_neg() & (elems.align() - 1);
-        debug_assert!(offset <= slack);
-        // SAFETY: `offset <= slack`, so the `elems.size()` bytes from there lie in the allocation,
-        // all zero, which `T: ZeroedAtomic` promises is `len` valid `T`s.
-        let start = unsafe { base.add(offset) }.cast::<T>();
+        let (start, alloc) = alloc_slice::<T>(len, true);
+        // The memory is all zero (`alloc_zeroed`), which `T: ZeroedAtomic` promises is `len`
+        // valid `T`s.
         ZeroedSlice {
             start,
             len,
-            alloc: Some((base, layout)),
+            alloc,
             _owns: std::marker::PhantomData,
         }
     }
@@ -315,6 +286,54 @@ pub(crate) fn zeroed_slice<T: ZeroedAtomic>(len: usize) -> ZeroedSlice<T> {
     {
         (0..len).map(|_| T::zero()).collect()
     }
+}
+
+/// Memory for `len` `T`s, zeroed or not: the first `T` (aligned for `T`) and the allocation it
+/// lies in, `None` (and a dangling start) for no bytes.
+///
+/// The allocation asks for the allocator's basic alignment with room to align the start by
+/// hand (see [`ZeroedSlice`] for why).
+#[cfg(not(loom))]
+fn alloc_slice<T: ZeroedAtomic>(
+    len: usize,
+    zeroed: bool,
+) -> (
+    std::ptr::NonNull<T>,
+    Option<(std::ptr::NonNull<u8>, std::alloc::Layout)>,
+) {
+    use std::alloc::Layout;
+    use std::ptr::NonNull;
+    const { assert!(!std::mem::needs_drop::<T>()) };
+    let elems = Layout::array::<T>(len).expect("lockfree-map: capacity overflow");
+    if elems.size() == 0 {
+        return (NonNull::dangling(), None);
+    }
+    // The alignment every allocator gives `calloc`-style requests on 64-bit targets (8 on
+    // 32-bit ones); `T`'s own, if that is less.
+    let basic = elems.align().min(2 * std::mem::size_of::<usize>());
+    let slack = elems.align() - basic;
+    let layout = elems
+        .size()
+        .checked_add(slack)
+        .and_then(|size| Layout::from_size_align(size, basic).ok())
+        .expect("lockfree-map: capacity overflow");
+    // SAFETY: `layout` has non-zero size (`elems` has).
+    let base = unsafe {
+        if zeroed {
+            std::alloc::alloc_zeroed(layout)
+        } else {
+            std::alloc::alloc(layout)
+        }
+    };
+    let Some(base) = NonNull::new(base) else {
+        std::alloc::handle_alloc_error(layout);
+    };
+    // `base` is `basic`-aligned, so at most `slack` bytes bring it to `T`'s alignment.
+    let offset = (base.as_ptr() as usize).wrapping_neg() & (elems.align() - 1);
+    debug_assert!(offset <= slack);
+    // SAFETY: `offset <= slack`, so the `elems.size()` bytes from there lie in the allocation.
+    let start = unsafe { base.add(offset) }.cast::<T>();
+    (start, Some((base, layout)))
 }
 
 /// Bytes zeroed at once by [`Unzeroed::zero_page`].
@@ -371,40 +390,8 @@ impl<T: ZeroedAtomic> Unzeroed<T> {
     pub(crate) fn new(len: usize) -> Self {
         #[cfg(not(loom))]
         {
-            use std::alloc::Layout;
-            use std::ptr::NonNull;
-            const { assert!(!std::mem::needs_drop::<T>()) };
-            let elems = Layout::array::<T>(len).expect("lockfree-map: capacity overflow");
-            if elems.size() == 0 {
-                return Unzeroed {
-                    start: NonNull::dangling(),
-                    len,
-                    alloc: None,
-                };
-            }
-            // As in `zeroed_slice`: the allocator's basic alignment, and slack to align by hand.
-            let basic = elems.align().min(2 * std::mem::size_of::<usize>());
-            let slack = elems.align() - basic;
-            let layout = elems
-                .size()
-                .checked_add(slack)
-                .and_then(|size| Layout::from_size_align(size, basic).ok())
-                .expect("lockfree-map: capacity overflow");
-            // SAFETY: `layout` has non-zero size (`elems` has).
-            let base = unsafe { std::alloc::alloc(layout) };
-            let Some(base) = NonNull::new(base) else {
-                std::alloc::handle_alloc_error(layout);
-            };
-            let offset = (base.as_ptr() as usize).wrapping_neg() & (elems.align() - 1);
-            debug_assert!(offset <= slack);
-            // SAFETY: `offset <= slack`, so the `elems.size()` bytes from there lie in the
-            // allocation.
-            let start = unsafe { base.add(offset) }.cast::<T>();
-            Unzeroed {
-                start,
-                len,
-                alloc: Some((base, layout)),
-            }
+            let (start, alloc) = alloc_slice::<T>(len, false);
+            Unzeroed { start, len, alloc }
         }
         #[cfg(loom)]
         {

@@ -162,21 +162,12 @@ impl<K, V> Table<K, V> {
         if let Some(prep) = unsafe { current.as_ref() } {
             return prep;
         }
-        let new = Box::into_raw(Box::new(Prep::new::<K>(groups)));
-        match self.prep.compare_exchange(
-            std::ptr::null_mut(),
-            new,
-            // Release: publishes the record; Acquire on failure: we read the winner's.
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            // SAFETY: just installed; it lives as long as this table.
-            Ok(_) => unsafe { &*new },
-            Err(current) => {
-                // SAFETY: `new` lost the race and was never shared; we still own it.
-                drop(unsafe { Box::from_raw(new) });
-                // SAFETY: as above.
-                unsafe { &*current }
+        // SAFETY: a prep, once installed, lives as long as this table (freed by its `Drop`).
+        match unsafe { install_once(&self.prep, Box::new(Prep::new::<K>(groups))) } {
+            Ok(prep) => prep,
+            Err((prep, lost)) => {
+                drop(lost);
+                prep
             }
         }
     }
@@ -331,22 +322,12 @@ impl<K, V> Table<K, V> {
 
     /// Installs `migration` unless one is installed already; returns the one in place.
     pub(crate) fn install_migration(&self, migration: Box<Migration<K, V>>) -> &Migration<K, V> {
-        let new = Box::into_raw(migration);
-        match self.hot.migration.compare_exchange(
-            std::ptr::null_mut(),
-            new,
-            // Release: publishes the new table and record; Acquire (also on failure): we read the
-            // winner's record.
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            // SAFETY: we just installed `new`; it lives as long as `self`.
-            Ok(_) => unsafe { &*new },
-            Err(current) => {
-                // SAFETY: `new` lost the race and was never shared; we still own it.
-                unsafe { Box::from_raw(new) }.discard();
-                // SAFETY: as in `migration`.
-                unsafe { &*current }
+        // SAFETY: a migration, once installed, lives as long as this table (see `migration`).
+        match unsafe { install_once(&self.hot.migration, migration) } {
+            Ok(mig) => mig,
+            Err((mig, lost)) => {
+                lost.discard();
+                mig
             }
         }
     }
@@ -643,26 +624,17 @@ impl<K, V> Migration<K, V> {
     /// Sets the successor of a lazily sized migration, unless another thread did; returns the
     /// one in place. The winner also grants new keys `budget` slots of it.
     pub(crate) fn install_next(&self, table: Box<Table<K, V>>, budget: usize) -> &Table<K, V> {
-        let new = Box::into_raw(table);
-        match self.next.compare_exchange(
-            std::ptr::null_mut(),
-            new,
-            // Release: publishes the table; Acquire on failure: we read the winner's.
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => {
+        // SAFETY: the successor, once installed, lives as long as described in `next`.
+        match unsafe { install_once(&self.next, table) } {
+            Ok(next) => {
                 // Relaxed: the budget only hands out permissions; an inserter that reads 0
                 // before this store finishes the migration instead, which is always allowed.
                 self.insert_budget.store(budget, Ordering::Relaxed);
-                // SAFETY: just installed; it lives as long as described in `next`.
-                unsafe { &*new }
+                next
             }
-            Err(current) => {
-                // SAFETY: `new` lost the race and was never shared; we still own it.
-                drop(unsafe { Box::from_raw(new) });
-                // SAFETY: as in `next`.
-                unsafe { &*current }
+            Err((next, lost)) => {
+                drop(lost);
+                next
             }
         }
     }
@@ -774,6 +746,32 @@ impl<K, V> Migration<K, V> {
             // SAFETY: the table was made by `Box::into_raw` in `new` and, as the installation
             // failed, was never shared.
             drop(unsafe { Box::from_raw(next) });
+        }
+    }
+}
+
+/// Installs `new` in `slot` if it is null, by one CAS. Returns the installed value: `Ok` if it
+/// is ours, otherwise `Err` with the winner's and our box back (never shared), for the caller to
+/// dispose of.
+///
+/// # Safety
+/// Whatever `slot` holds once installed stays allocated for as long as `slot` is borrowed
+/// (it is freed only by the owner of `slot`, after every thread that could read it is gone).
+unsafe fn install_once<T>(slot: &AtomicPtr<T>, new: Box<T>) -> Result<&T, (&T, Box<T>)> {
+    let new = Box::into_raw(new);
+    match slot.compare_exchange(
+        std::ptr::null_mut(),
+        new,
+        // Release: publishes the value; Acquire (also on failure): we read the winner's.
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        // SAFETY: installed; it lives as long as `slot` is borrowed (the contract).
+        Ok(_) => Ok(unsafe { &*new }),
+        Err(current) => {
+            // SAFETY: `new` lost the race and was never shared; we still own it. `current` is
+            // the winner's, which lives as above.
+            Err(unsafe { (&*current, Box::from_raw(new)) })
         }
     }
 }
