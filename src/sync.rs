@@ -339,7 +339,7 @@ fn alloc_slice<T: ZeroedAtomic>(
 /// Bytes zeroed at once by [`Unzeroed::zero_page`].
 pub(crate) const ZERO_PAGE_BYTES: usize = 4096;
 
-/// Whether a large growth's successor is allocated without zeroing and zeroed a few pages per
+/// Whether a large growth's successor is allocated without zeroing and zeroed a page per
 /// insert before its migration starts (`raw/migrate.rs`, "Preparing a growth"). Off under loom,
 /// whose atomics cannot be made from zeroed memory, and whose models' tables are far below
 /// [`PREPARE_MIN_GROUPS`] anyway.

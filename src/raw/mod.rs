@@ -833,7 +833,9 @@ impl<K, V> RawMap<K, V> {
 
     /// An insert found its first empty slot outside its home group, `dist` groups along its
     /// probe, past `tombstones` tombstones. Starts a resize and returns `true` if
-    /// - the table holds `MAX_LOAD` of its slots: it grows (to twice the live entries' slots);
+    /// - the table holds `MAX_LOAD` of its slots: it grows (to twice the live entries' slots),
+    ///   or, for a large successor still being zeroed, this insert zeroes a page of it and goes
+    ///   on into the table (`false`; see "Preparing a growth" in `migrate.rs`);
     /// - or the probe ran past the probe limit and `REBUILD_DEAD` of it (an eighth) was dead
     ///   slots: a rebuild, sized for the live entries (the same size, smaller, or larger when
     ///   more than half the slots are live).
@@ -861,7 +863,7 @@ impl<K, V> RawMap<K, V> {
     {
         let live = self.len.sum();
         if live * MAX_LOAD.1 >= table.slots() * MAX_LOAD.0 {
-            // A large growth first zeroes its successor a few pages an insert, while the source
+            // A large growth first zeroes its successor a page a spilling insert, while the source
             // takes the inserts (see "Preparing a growth" in `migrate.rs`).
             return self.grow(
                 table,

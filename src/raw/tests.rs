@@ -641,7 +641,7 @@ fn inserts_while_a_shrink_is_counted_go_into_the_source_a_chunk_each() {
     }
 }
 
-/// A large growth zeroes its successor a few pages per spilling insert before it starts, the
+/// A large growth zeroes its successor a page per spilling insert before it starts, the
 /// source taking those inserts meanwhile; the insert that completes the pages installs the
 /// migration with the prepared arrays, and nothing is lost on the way.
 #[test]
