@@ -13,16 +13,16 @@
 //! - A slot's key never changes within a table generation: a slot leaves EMPTY once (invariant 1
 //!   of `raw/mod.rs`), by one CAS, and every later state of it holds that key or none. So a cell
 //!   is written at most once, by the thread whose CAS took the slot out of EMPTY (an insert of a
-//!   new key, or a migration's reservation), and is valid from then on.
+//!   new key, or a migration placing a copy), and is valid from then on.
 //! - A cell is *valid* once the slot's key bit is set in the group's tag word (the spare eighth
 //!   byte, `tag::key_bit`). The writer stores the cell (Relaxed) and then sets the bit with the
 //!   same Release `fetch_or` that writes the slot's tag, so it costs no extra read-modify-write.
 //!   A reader that sees the bit in its Acquire load of the tag word reads the cell after that
 //!   store. A slot whose bit is not set (its writer not there yet, or a copy of a slot that had
 //!   none) is compared through its entry, as for any other key type.
-//! - A migration copies the source slot's cell, if valid, to the reservation it makes in the
-//!   successor, and sets the bit with the reservation's tag. Helpers that share a reservation do
-//!   not write the cell: its maker did, or it stays without one.
+//! - A migration copies the source slot's cell, if valid, to the slot where it places the copy
+//!   in the successor, and sets the bit with the copy's tag. Helpers that find the copy placed do
+//!   not write the cell: its placer did, or it stays without one.
 //!
 //! Only the integer types use key lines ([`cached`]): any bit pattern is one of their values,
 //! nothing can change one through `&K`, and their `Eq` and `Hash` see nothing but the bits, so a

@@ -15,7 +15,7 @@
 //!    delayed between two stripes; ThreadSanitizer's scheduler found a shrink whose successor
 //!    filled up). Counting is chunked and helped like copying: a chunk's counter marks every free
 //!    slot it passes by CAS (EMPTY → COUNTED_EMPTY, VACATED → COUNTED_VACATED), counts the slots
-//!    that may need a copy (entries and reservations), and records the count once by CAS.
+//!    that may need a copy (entries), and records the count once by CAS.
 //!    Until the successor exists the source takes inserts as before. An insert into a slot the
 //!    count has not passed needs nothing more: its CAS lands before the counter's mark (and is
 //!    counted) or fails on it. An insert into a counted slot first registers with the count
@@ -28,9 +28,9 @@
 //!    free takes an entry only from a registered writer, which the close saw, and holds at most
 //!    one entry at a time. Writers that see the close, and any sizer after the first, see at
 //!    least as many registrations, so every successor installed is large enough; nobody waits.
-//!    New keys may take a quarter of the spare room and the rest absorbs reservations lost in
-//!    helper races. Readers that meet a free slot before the successor exists conclude
-//!    "absent": no key can be in a successor that does not exist yet.
+//!    New keys may take a quarter of the spare room and the rest is slack. Readers that meet a
+//!    free slot before the successor exists conclude "absent": no key can be in a successor that
+//!    does not exist yet.
 //!    (Until stop 30 the count redirected every empty slot and froze every vacated one, so the
 //!    first write to reach one needed the successor and counted every chunk left itself:
 //!    14-20 ms for one insert at 1Mi keys, `BENCHMARKS.md` next step 32.) An insert whose free
@@ -68,18 +68,15 @@
 //! 3. **Moving one slot** (`help_move`), idempotent, any number of threads at once:
 //!    - EMPTY: CAS to REDIRECT (frozen and moved in one step).
 //!    - otherwise `fetch_or(FROZEN)`: from here on every writer's CAS on the slot fails.
-//!    - a frozen tombstone, vacated slot, reservation or empty slot has nothing to copy.
+//!    - a frozen tombstone or vacated slot (counted or not) has nothing to copy.
 //!    - a frozen entry `p` is copied: a helper looks, in the key's probe sequence in `next`, for
-//!      the reservation `RESV(s, tag)` that names this source slot `s`, or for `p` itself
-//!      (published: done), or makes the reservation in the first empty slot
-//!      (`EMPTY → RESV(s, tag)`), so helpers racing on one slot share one reservation. Holding
-//!      a reservation, it checks the source slot once more: MOVED means it is stale (below) and
-//!      releases the reservation (`RESV → TOMB`); otherwise it stores the slot's index in the
-//!      migration's `dest` register (for iterators that follow a move) and publishes `p` there
-//!      with `RESV → p`, which can succeed only once, because a slot never becomes RESV again.
-//!      A helper that finds `next` itself migrating, or with no empty slot left in the key's
-//!      probe sequence, is stale too: the slot was moved long ago (`next` was promoted, then
-//!      resized or filled).
+//!      `p` itself (placed already: done), or places it in the first empty slot
+//!      (`CAS(EMPTY → p)`), unless the source slot is MOVED when it is about to try (it is stale,
+//!      below). Helpers racing on one slot meet one copy. Where the copy is, it writes the tag
+//!      (if not there yet) and stores the slot's index in the migration's `dest` register (for
+//!      iterators that follow a move). A helper that finds `next` itself migrating, or with no
+//!      empty slot left in the key's probe sequence, is stale too: the slot was moved long ago
+//!      (`next` was promoted, then resized or filled).
 //!    - finally a plain store of `frozen | MOVED`: only helpers change a frozen slot, and all
 //!      of them to that same word.
 //!
@@ -94,29 +91,36 @@
 //!    `clear`) moves every slot itself rather than wait for the threads holding claimed chunks,
 //!    then promotes without counting: it saw every slot MOVED.
 //!
-//! ## Why the copy has one destination, and stale helpers never publish
+//! ## Why the copy has one place, and stale helpers never publish
 //!
 //! A helper may be stalled for any length of time between reading `frozen(p)` and acting on it.
 //! A design that let helpers insert `p` wherever they found room would need `p`'s identity to
 //! survive every later update and removal in `next`, or else it could bring back a removed key,
-//! or publish a pointer after it was retired. Here `p` is published only by `CAS(RESV → p)` at a
-//! reservation, and only by a helper that saw the source slot not yet MOVED *after* reserving.
+//! or publish a pointer after it was retired. Here a helper publishes `p` only by
+//! `CAS(EMPTY → p)` at the first empty slot of the key's probe sequence, and only if its load of
+//! the source slot just before the CAS saw it not MOVED, a load made after it read every slot it
+//! passed.
 //!
 //! Every helper scans the same probe sequence, never passes an EMPTY slot without trying to
-//! take it, and slots never return to EMPTY. So the first reservation for source slot `s`, at
-//! `X`, is met by every helper that scans later: as `RESV(s)` (shared), as `p` (done), or, once
-//! a writer has changed `X` in `next`, as something else. A helper that reserves a second slot
-//! `Y` must have passed `X` in that last state (a slot after `Y` could not have been reserved
-//! while `Y` was still EMPTY), and the writer changed `X` only after it saw the source MOVED.
-//! Acquire loads of `X` and of the source then make the helper's check see MOVED, and it
-//! releases `Y`; a helper that shares `Y` sees MOVED the same way, through the reservation's
-//! CAS. A reservation that passes the check is therefore the only one, and a publication there
-//! precedes MOVED, which precedes any write to the copy: no key comes back, and no retired
-//! pointer is published. Helpers that pass the check all store the same index in `dest`. (The
-//! `dest` register was decided by CAS until 2026-12-02; the check replaced that CAS, one
-//! serializing read-modify-write a move. The loom model of helpers racing on one slot catches
-//! both halves taken away: without the check a removed key comes back, and without recognising
-//! `p` the entry is published twice and freed twice.)
+//! take it, and slots never return to EMPTY. Say a helper's CAS at `Y` succeeds. No copy of `p`
+//! was placed after `Y` in the sequence (whoever placed it found `Y` taken, yet `Y` was EMPTY
+//! later), and none before `Y` is still there (the helper read each slot before `Y`, by its word
+//! or its tag, after it was taken, and would have stopped at `p`). One case is left: a copy placed at `X` before `Y` and
+//! changed since by a writer in `next`, so that the helper passed `X` without knowing it. A
+//! writer changes its key in `next` only after it saw the source slot MOVED, and the helper's
+//! Acquire load of `X` then makes its load of the source slot see MOVED too: it places nothing.
+//! A placement that passes the check is therefore the only copy, made before MOVED, and MOVED
+//! precedes any write to the copy: no key comes back, and no retired pointer is published.
+//! Every helper that reaches the copy stores the same index in `dest`, before its store of MOVED.
+//!
+//! (Until stop 32 a helper first reserved the slot with a sentinel naming the source slot,
+//! `EMPTY → RESV(s, tag)`, checked the source slot, and then published, `RESV → p`, or released
+//! a stale reservation to a tombstone: one more serializing read-modify-write a move, and wasted
+//! slots. Placing with one CAS made `hotpath grow` 2-7 % faster (two sets of ten alternated
+//! runs) and took 2.7 % of its instructions away; `BENCHMARKS.md`, table of changes. Until
+//! 2026-12-02 the `dest` register was decided by CAS as well. The loom model of helpers racing on one slot
+//! catches both halves of the rule taken away: without the check a removed key comes back, and
+//! without recognising `p` the entry is published twice and freed twice.)
 //!
 //! A writer acts on its key in `next` only after that key's old slot is MOVED (it helps move it
 //! first), and MOVED is set only after the publication. Readers never dereference a MOVED slot's
@@ -130,9 +134,7 @@ use crate::sync::{
 };
 
 use super::keys::has_lines;
-use super::slot::{
-    self, Word, COUNTED_EMPTY, COUNTED_VACATED, FROZEN, MOVED, REDIRECT, TOMB, VACATED,
-};
+use super::slot::{self, Word, COUNTED_EMPTY, COUNTED_VACATED, FROZEN, MOVED, REDIRECT, VACATED};
 use super::table::{groups_for_live, Group, Migration, Probe, Table};
 use super::tag;
 use super::{prefetch_entry_hash, RawMap};
@@ -261,7 +263,7 @@ impl<K, V> RawMap<K, V> {
         guard: &Guard,
     ) {
         // Take unclaimed chunks first, so that concurrent finishers split the work rather than
-        // race slot by slot (each lost race wastes a reserved slot in `next`); then sweep every
+        // race slot by slot (each lost race is a wasted CAS); then sweep every
         // slot, to finish chunks whose claimers are slow or stalled.
         // Relaxed: as in `help_chunk`.
         while mig.claim().load(Ordering::Relaxed) < table.groups() {
@@ -357,14 +359,12 @@ impl<K, V> RawMap<K, V> {
     /// Publishes the frozen entry `entry` of source slot `index` in `next`, unless another
     /// helper already has, and records where in the slot's `dest` register.
     ///
-    /// Helpers racing on one slot share one reservation (`RESV(index, tag)`, found by each in
-    /// the key's probe sequence), so a race wastes no room in `next`, and a helper that finds the
-    /// entry itself in the probe sequence stops there. A helper that holds a reservation
-    /// publishes only if the source slot is still not MOVED *after* it reserved: see "Why the
-    /// copy has one destination" in the module docs.
+    /// Helpers racing on one slot meet one copy ([`place`]), so a race wastes no room in `next`.
+    /// A helper places the copy only if the source slot is still not MOVED just before its CAS:
+    /// see "Why the copy has one place" in the module docs.
     ///
-    /// `key` is the source slot's key cell, if it has one (`keys.rs`); a reservation made here
-    /// gets it too.
+    /// `key` is the source slot's key cell, if it has one (`keys.rs`); a copy placed here gets it
+    /// too.
     fn copy_to_next(
         mig: &Migration<K, V>,
         next: &Table<K, V>,
@@ -375,53 +375,28 @@ impl<K, V> RawMap<K, V> {
         key: Option<u64>,
     ) {
         let tag = tag::full_tag(hash);
-        let resv = slot::resv(index, tag);
-        // Acquire: pairs with the Release store of MOVED, made after the publication.
-        if Word(source.load(Ordering::Acquire)).is_moved() {
-            return; // Another helper finished this slot.
-        }
-        match reserve(next, hash, resv, entry, tag, key) {
-            // Its publisher stored the destination before publishing, and our Acquire load of
-            // the published word carries that store on to our Release store of MOVED.
-            Reserved::Published => {}
-            Reserved::At(at) => {
-                pause_point("reserved");
-                // Acquire: pairs with the Release store of MOVED. If a copy was published
-                // elsewhere, what sent us past it (a writer's change to it in `next`, made after
-                // that writer saw MOVED, or a reservation made by a helper that saw such a
-                // change) happened before our reservation, so this load sees MOVED.
-                if Word(source.load(Ordering::Acquire)).is_moved() {
-                    release(next, at, resv);
-                    return;
-                }
-                // Relaxed: every helper that gets here stores this same index (the destination
-                // is unique), before its publication CAS; readers of the register either hold
-                // the map exclusively or read it after MOVED, whose Release store follows this.
-                mig.dest(index).store(at + 1, Ordering::Relaxed);
-                // The reservation's tag must be in place before the copy can be found through
-                // `MOVED`: the helper that made the reservation may be stalled between its CAS
-                // and its tag write, and a helper that found the reservation by its slot word
-                // (its tag byte still EMPTY) has not written the tag at all. A reader in `next`
-                // would then pass over the published copy (found by the lazy-shrink loom model).
+        match place(next, source, hash, entry, tag, key) {
+            Placed::At(at) => {
+                pause_point("placed");
+                // The copy's tag must be in place before the copy can be found through `MOVED`:
+                // the helper that placed it may be stalled between its CAS and its tag write,
+                // and a helper that found the copy by its slot word (its tag byte still EMPTY)
+                // has not written the tag at all. A reader in `next` would then pass over the
+                // published copy (found by the lazy-shrink loom model).
                 ensure_tag(next, at, tag);
-                // Fails exactly when the copy was already published (the slot then holds `entry`
-                // or, after a later write in `next`, whatever replaced it), or `next` froze the
-                // reservation: then this helper is stale and the copy was published elsewhere.
-                let _ = next.slot(at).compare_exchange(
-                    resv,
-                    entry,
-                    // Release: publishes the entry (already fully built) to readers of `next`.
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                );
+                // Relaxed: every helper that gets here stores this same index (the copy has one
+                // place), before its store of MOVED; readers of the register either hold the
+                // map exclusively or read it after MOVED.
+                mig.dest(index).store(at + 1, Ordering::Relaxed);
             }
-            Reserved::Stale => {
+            Placed::Moved => {} // Another helper finished this slot.
+            Placed::Stale => {
                 // `next` is migrating itself, or has no empty slot left in this key's probe
                 // sequence. Either way this table's migration finished while this helper
                 // stalled (every slot moved, `next` promoted and since then resized or filled by
                 // writers). Unmoved, the migration is still running, and `next` is sized with
                 // room for every copy: a bug.
-                // Acquire: as above.
+                // Acquire: pairs with the Release store of MOVED.
                 if !Word(source.load(Ordering::Acquire)).is_moved() {
                     panic!(
                         "lockfree-map: no room left in a migration target of {} slots; this is a bug in lockfree-map",
@@ -586,8 +561,9 @@ impl<K, V> RawMap<K, V> {
         // on top, and from here on none is added (a writer that registers now goes to `next`).
         let live = live + mig.close_late();
         // Room for the counted entries twice over. New keys get a quarter of the spare room; the
-        // rest absorbs reservations wasted by stalled helpers (the stress geometry's four-slot
-        // tables overflowed when new keys could take half).
+        // rest is slack (the stress geometry's four-slot tables overflowed when new keys could
+        // take half, while stalled helpers' reservations wasted slots; since stop 32 copies waste
+        // none, and the share was kept).
         let groups = mig.wanted_groups().max(groups_for_live(live));
         let budget = (groups * GROUP_SLOTS - live) / 4;
         mig.install_next(Box::new(Table::successor(groups)), budget)
@@ -628,11 +604,10 @@ impl<K, V> RawMap<K, V> {
                         Err(actual) => w = Word(actual),
                     }
                 }
-                // An entry not yet moved, or a reservation (which a late publication could
-                // fill), may need a copy. A free slot counted before (by another counter of
-                // this chunk) may have taken one since, from a registered writer: counting it
-                // too only leaves more room.
-                if !w.is_moved() && (w.entry_ptr::<K, V>().is_some() || w.resv_tag().is_some()) {
+                // An entry not yet moved may need a copy. A free slot counted before (by
+                // another counter of this chunk) may have taken one since, from a registered
+                // writer: counting it too only leaves more room.
+                if !w.is_moved() && w.entry_ptr::<K, V>().is_some() {
                     live += 1;
                 }
             }
@@ -648,58 +623,56 @@ impl<K, V> RawMap<K, V> {
     }
 }
 
-/// What [`reserve`] found for a copy in `next`.
-enum Reserved {
-    /// A slot holding the copy's reservation: made by this call, or by another helper of the
-    /// same source slot.
+/// What [`place`] found for a copy in `next`.
+enum Placed {
+    /// The slot that holds the copy: placed by this call, or by another helper of the same
+    /// source slot.
     At(usize),
-    /// The entry itself, already published by another helper.
-    Published,
+    /// The source slot is MOVED: another helper finished it.
+    Moved,
     /// `next` is migrating itself, or has no empty slot left in the key's probe sequence: both
     /// mean the caller is a stale helper (see `copy_to_next`).
     Stale,
 }
 
-/// Finds where the copy of `entry` (from the source slot that `resv` names) stands in `next`, or
-/// reserves a slot for it: in `hash`'s probe sequence, the first slot that already holds `resv`
-/// or `entry`, or failing that the first empty slot, taken by `CAS(EMPTY → resv)` and then
-/// tagged.
+/// Finds the copy of `entry` (frozen in `source`) in `next`, or publishes it there: in `hash`'s
+/// probe sequence, the first slot that already holds `entry`, or failing that the first empty
+/// slot, taken by `CAS(EMPTY → entry)` and then tagged; unless the source slot is MOVED when a
+/// CAS is about to be tried.
 ///
 /// Every helper of a source slot scans the same sequence and never passes an empty slot without
-/// trying to take it, and slots never return to EMPTY; so the first reservation made is the one
-/// every later helper meets, as `resv` or, once published, as `entry`, until a writer changes
-/// that slot in `next`, which it does only after the source slot is MOVED.
+/// trying to take it, and slots never return to EMPTY; so the first copy placed is the one
+/// every later helper meets, as `entry`, until a writer changes that slot in `next`, which it
+/// does only after the source slot is MOVED. A helper that passed that slot read the writer's
+/// change (Acquire) before it loads the source slot, and so sees MOVED and places nothing: see
+/// "Why the copy has one place" in the module docs.
 ///
-/// The helper that makes the reservation stores `key` in the slot's key cell, if given, and sets
-/// its key bit with the tag: the source slot's key is the reservation's for good.
-fn reserve<K, V>(
+/// The helper that places the copy stores `key` in the slot's key cell, if given, and sets its
+/// key bit with the tag: the source slot's key is the copy's for good.
+fn place<K, V>(
     next: &Table<K, V>,
+    source: &AtomicUsize,
     hash: u64,
-    resv: usize,
     entry: usize,
     tag: u8,
     key: Option<u64>,
-) -> Reserved {
+) -> Placed {
     let mut probe = Probe::new(hash, next.group_mask());
     for dist in 0..next.groups() {
         let group = next.group(probe.pos);
         // Acquire: pairs with the Release `fetch_or`s that write tags.
         let tags = group.tags.load(Ordering::Acquire);
         for i in tag::match_tag(tags, tag) {
-            // Acquire: pairs with the Release CAS that made the reservation or published the
-            // entry (and so with what its maker saw; see `copy_to_next`).
-            let w = group.slots[i].load(Ordering::Acquire);
-            if w == resv {
-                return Reserved::At(probe.pos * GROUP_SLOTS + i);
-            }
-            if w == entry {
-                return Reserved::Published;
+            // Acquire: pairs with the Release CAS that published the entry, or that changed
+            // its slot after the source slot was MOVED.
+            if group.slots[i].load(Ordering::Acquire) == entry {
+                return Placed::At(probe.pos * GROUP_SLOTS + i);
             }
         }
         if tag::match_tag(tags, tag::REDIRECT).next().is_some() {
             // `next` is migrating itself (its empty slots are being redirected): this helper is
             // stale, and the copy was published long ago.
-            return Reserved::Stale;
+            return Placed::Stale;
         }
         for i in tag::match_empty(tags) {
             let index = probe.pos * GROUP_SLOTS + i;
@@ -707,14 +680,22 @@ fn reserve<K, V>(
             // Acquire: to read an entry whose tag is not written yet.
             let mut w = Word(slot.load(Ordering::Acquire));
             if w.is_empty() {
+                // Acquire: pairs with the Release store of MOVED. Every slot this scan passed
+                // was read before this load, by its word or by its tag (a remover that turns
+                // the tag into a TOMBSTONE does so with a Release `fetch_or` after its CAS): if
+                // one of them held the copy once and a writer has since changed it, that writer
+                // saw MOVED first, and so does this load.
+                if Word(source.load(Ordering::Acquire)).is_moved() {
+                    return Placed::Moved;
+                }
                 if dist + 1 > next.probe_limit() {
                     next.raise_read_bound(dist + 1);
                 }
                 match slot.compare_exchange(
                     slot::EMPTY,
-                    resv,
-                    // Release: orders the read-bound raise before the reservation; Acquire on
-                    // failure to read what took the slot.
+                    entry,
+                    // Release: publishes the entry (already fully built) to readers of `next`,
+                    // after the read-bound raise; Acquire on failure to read what took the slot.
                     Ordering::AcqRel,
                     Ordering::Acquire,
                 ) {
@@ -733,20 +714,17 @@ fn reserve<K, V>(
                             }
                             None => set_tag(next, index, tag),
                         }
-                        return Reserved::At(index);
+                        return Placed::At(index);
                     }
                     Err(actual) => w = Word(actual),
                 }
             }
-            if w.0 == resv {
-                return Reserved::At(index); // another helper of this slot reserved it first
-            }
             if w.0 == entry {
-                return Reserved::Published; // and published it, before its tag reached us
+                return Placed::At(index); // another helper placed it, before its tag reached us
             }
             if w.is_frozen() || w.is_counted() {
                 // `next` is migrating itself: this helper is stale, as above.
-                return Reserved::Stale;
+                return Placed::Stale;
             }
             repair_tag(next, index, w);
         }
@@ -754,23 +732,9 @@ fn reserve<K, V>(
     }
     // No empty slot in the whole probe sequence. While the migration runs that cannot happen: an
     // eager successor is at least twice the source, a lazy one twice the counted entries (see
-    // "Sizing"), part of the remaining room is kept from new keys (the insert budget), and
-    // helpers share reservations, so only helpers stalled across a whole copy can waste a slot.
-    // So the caller is stale, and `next`, promoted long ago, has filled up; the caller decides.
-    Reserved::Stale
-}
-
-/// Releases a stale reservation.
-fn release<K, V>(next: &Table<K, V>, index: usize, resv: usize) {
-    // AcqRel: Release so the tombstone's tag is written after the slot is dead. Failure means
-    // `next` froze the reservation, which then counts as dead anyway.
-    if next
-        .slot(index)
-        .compare_exchange(resv, TOMB, Ordering::AcqRel, Ordering::Relaxed)
-        .is_ok()
-    {
-        set_tag(next, index, tag::TOMBSTONE);
-    }
+    // "Sizing"), and part of the remaining room is kept from new keys (the insert budget). So
+    // the caller is stale, and `next`, promoted long ago, has filled up; the caller decides.
+    Placed::Stale
 }
 
 /// What one thread's lookups last saw of a pending migration, for [`writers_stalled`]: which
@@ -879,7 +843,7 @@ fn prefetch_chunk<K, V>(
                 let pos = hash as usize & next.group_mask();
                 crate::sync::prefetch(next.group(pos));
                 if keyed {
-                    // The cell the reservation will write (`reserve`).
+                    // The cell the copy's placement will write (`place`).
                     crate::sync::prefetch(next.key_line(pos));
                 }
             }
@@ -903,7 +867,7 @@ pub(super) fn try_redirect(slot: &AtomicUsize, free: Word) -> Result<(), Word> {
         free.0,
         REDIRECT,
         // AcqRel: Release so that a writer whose CAS on this slot fails sees the migration;
-        // Acquire (also on failure) to read the entry or reservation that took the slot.
+        // Acquire (also on failure) to read the entry that took the slot.
         Ordering::AcqRel,
         Ordering::Acquire,
     )
@@ -923,7 +887,7 @@ pub(super) fn set_group_tag(group: &Group, slot: usize, tag: u8) {
 /// Makes sure slot `index`'s tag byte holds `tag`, writing it only if it does not yet.
 ///
 /// A mover re-asserts tags that are almost always in place already (the inserter's, or the
-/// reserving helper's): a load of the group line it has just read replaces a locked RMW (about
+/// placing helper's): a load of the group line it has just read replaces a locked RMW (about
 /// 20 cycles, and a barrier to the loads of the moves around it). Skipping is safe because tags
 /// only ever gain bits (every write is a `fetch_or`): once this load sees the bits, any load that
 /// happens after it (a reader that synchronizes with our later MOVED or publication CAS) sees
@@ -957,9 +921,7 @@ pub(super) fn repair_tag<K, V>(table: &Table<K, V>, index: usize, w: Word) {
         // A free slot passed by a count keeps its EMPTY tag: it is still where a probe stops.
         return;
     }
-    let tag = if let Some(t) = w.resv_tag() {
-        t
-    } else if w.is_sentinel() {
+    let tag = if w.is_sentinel() {
         tag::TOMBSTONE
     } else if let Some(p) = w.entry_ptr::<K, V>() {
         if w.is_moved() {

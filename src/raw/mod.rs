@@ -189,7 +189,8 @@ fn scan_cells<K: 'static>(
 }
 
 /// Slots of the first `groups` groups of `hash`'s probe in `table` that are removed (tombstones
-/// and vacated slots) or released reservations: room that only a rebuild gives back to new keys.
+/// and vacated slots, and free slots a count passed): room that only a rebuild gives back to new
+/// keys.
 fn dead_slots<K, V>(table: &Table<K, V>, hash: u64, groups: usize) -> usize {
     let mut probe = Probe::new(hash, table.group_mask());
     let mut dead = 0;
@@ -197,7 +198,7 @@ fn dead_slots<K, V>(table: &Table<K, V>, hash: u64, groups: usize) -> usize {
         for slot in &table.group(probe.pos).slots {
             // Relaxed: a count for a heuristic; nothing is read through the words.
             let w = Word(slot.load(Ordering::Relaxed));
-            if w.is_sentinel() && w.resv_tag().is_none() {
+            if w.is_sentinel() {
                 dead += 1;
             }
         }
@@ -208,7 +209,7 @@ fn dead_slots<K, V>(table: &Table<K, V>, hash: u64, groups: usize) -> usize {
 
 /// Writes the key cell of `group`'s slot `slot` (of `table`, which has key lines) from the slot's
 /// live `entry`, then sets the slot's tag and key bit: what the slot's inserter (or the
-/// reservation's maker) does after its CAS, done by a remover that got there first. Every writer
+/// migration helper that placed a copy there) does after its CAS, done by a remover that got there first. Every writer
 /// of the cell stores the same bits: the slot's key never changes within a table.
 #[cold]
 #[inline(never)]

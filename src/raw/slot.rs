@@ -17,7 +17,6 @@
 //! | `VACATED`            | a removed entry whose slot keeps its key cell (integer keys)     |
 //! | `COUNTED_EMPTY`      | EMPTY, passed by a lazily sized migration's count                |
 //! | `COUNTED_VACATED`    | VACATED, passed by a lazily sized migration's count              |
-//! | `RESV(s, t)`         | reserved by a migration for the copy of source slot `s`, tag `t` |
 //! | `… \| FROZEN`        | takes no more writes in this table                              |
 //! | `… \| FROZEN\|MOVED` | final: the slot's content (if any) is authoritative in `next`   |
 //!
@@ -37,7 +36,7 @@
 //! | from            | to                   | by                                            |
 //! |-----------------|----------------------|-----------------------------------------------|
 //! | EMPTY           | LIVE(p)              | insert of a new key (CAS)                     |
-//! | EMPTY           | RESV(s, t)           | a migration reserving a copy target (CAS)     |
+//! | EMPTY           | LIVE(p)              | a migration placing the copy of `p` (CAS)     |
 //! | EMPTY           | FROZEN\|MOVED        | a migration or a writer passing to `next` (CAS): "REDIRECT" |
 //! | LIVE(p)         | LIVE(q)              | update (CAS), `p` retired                     |
 //! | LIVE(p)         | TOMB                 | remove (CAS), `p` retired                     |
@@ -48,8 +47,6 @@
 //! | COUNTED_EMPTY   | LIVE(p)              | insert of a new key registered with the count (CAS) |
 //! | COUNTED_EMPTY   | FROZEN\|MOVED        | as from EMPTY: "REDIRECT" (CAS)               |
 //! | COUNTED_VACATED | LIVE(q)              | insert of the slot's own key registered with the count (CAS) |
-//! | RESV(s, t)      | LIVE(p)              | the copy of `p` lands at its decided target   |
-//! | RESV(s, t)      | TOMB                 | a stale helper's reservation is released      |
 //! | any unfrozen x  | x \| FROZEN          | migration freezes it (`fetch_or`)             |
 //! | x \| FROZEN     | x \| FROZEN \| MOVED | after the copy (if x is LIVE) has landed      |
 //!
@@ -68,30 +65,15 @@ pub(crate) const STATE_BITS: usize = 0b111;
 
 pub(crate) const EMPTY: usize = 0;
 pub(crate) const TOMB: usize = SENTINEL;
-/// A removed entry whose slot keeps its key (see the module docs). Its payload's low byte, 1,
-/// has no high bit, so it never reads as a reservation, whose tag byte is full.
+/// A removed entry whose slot keeps its key (see the module docs).
 pub(crate) const VACATED: usize = SENTINEL | (1 << 3);
-/// The bit a lazily sized migration's count sets in the free slots it passes (payload bit 1;
-/// with it, a payload's low byte is 2 or 3, which has no high bit: never a reservation).
+/// The bit a lazily sized migration's count sets in the free slots it passes (payload bit 1).
 const COUNTED: usize = 2 << 3;
 /// An EMPTY slot passed by the count (see the module docs).
 pub(crate) const COUNTED_EMPTY: usize = SENTINEL | COUNTED;
 /// A VACATED slot passed by the count (see the module docs).
 pub(crate) const COUNTED_VACATED: usize = VACATED | COUNTED;
 pub(crate) const REDIRECT: usize = FROZEN | MOVED;
-
-/// A reservation, made by a migration, for the copy of source slot `source` (of the table being
-/// migrated), whose entry's tag byte is `tag`. Naming the source lets every helper of that slot
-/// find and share one reservation; carrying the tag lets anyone repair the slot's tag byte.
-#[inline]
-pub(crate) fn resv(source: usize, tag: u8) -> usize {
-    debug_assert!(
-        source < 1 << (usize::BITS - 13),
-        "source index too large for a reservation"
-    );
-    debug_assert!(tag & 0x80 != 0, "a reservation carries a full tag");
-    SENTINEL | (((source << 8) | tag as usize) << 3)
-}
 
 /// An entry. `align(8)` leaves the three low bits of its address free for the slot state. (It
 /// was `align(16)` with a spare fourth bit: that made an `Entry<u64, u64>` 32 bytes instead of
@@ -165,13 +147,6 @@ impl Word {
     pub(crate) fn is_sentinel(self) -> bool {
         self.0 & SENTINEL != 0
     }
-    /// The reservation tag, if this is an (unfrozen or frozen) reservation: a sentinel whose
-    /// payload's low byte is a full tag (`0x80 | h7`).
-    #[inline]
-    pub(crate) fn resv_tag(self) -> Option<u8> {
-        let tag = ((self.0 >> 3) & 0xFF) as u8;
-        (self.is_sentinel() && tag & 0x80 != 0).then_some(tag)
-    }
     /// Whether this is a vacated slot, counted, frozen or not.
     #[inline]
     pub(crate) fn is_vacated(self) -> bool {
@@ -214,26 +189,18 @@ mod tests {
     #[test]
     fn sentinels_decode() {
         assert_eq!(Word(TOMB).entry_ptr::<u8, u8>(), None);
-        assert_eq!(Word(TOMB).resv_tag(), None);
-        assert_eq!(Word(VACATED).resv_tag(), None);
-        assert_eq!(Word(VACATED | FROZEN).resv_tag(), None);
         assert_eq!(Word(VACATED).entry_ptr::<u8, u8>(), None);
         assert!(Word(VACATED).is_vacated() && Word(VACATED | FROZEN | MOVED).is_vacated());
-        assert!(!Word(TOMB).is_vacated() && !Word(resv(1, 0x81)).is_vacated());
+        assert!(!Word(TOMB).is_vacated());
         assert!(!Word(EMPTY).is_vacated() && !Word(REDIRECT).is_vacated());
-        assert_eq!(Word(resv(0, 0x85)).resv_tag(), Some(0x85));
-        assert_eq!(Word(resv(12_345, 0x85) | FROZEN).resv_tag(), Some(0x85));
-        assert_ne!(resv(1, 0x85), resv(2, 0x85));
-        assert_eq!(Word(resv(7, 0x80)).entry_ptr::<u8, u8>(), None);
         assert!(Word(REDIRECT).is_moved() && Word(REDIRECT).entry_ptr::<u8, u8>().is_none());
         for w in [COUNTED_EMPTY, COUNTED_VACATED] {
             assert!(Word(w).is_counted() && Word(w | FROZEN | MOVED).is_counted());
-            assert_eq!(Word(w).resv_tag(), None);
             assert_eq!(Word(w).entry_ptr::<u8, u8>(), None);
             assert!(!Word(w).is_empty() && !Word(w).is_frozen());
         }
         assert!(Word(COUNTED_VACATED).is_vacated() && !Word(COUNTED_EMPTY).is_vacated());
-        for w in [EMPTY, TOMB, VACATED, REDIRECT, resv(3, 0x85), resv(2, 0x82)] {
+        for w in [EMPTY, TOMB, VACATED, REDIRECT] {
             assert!(!Word(w).is_counted(), "{w:#x}");
         }
     }

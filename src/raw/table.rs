@@ -583,7 +583,8 @@ impl<K, V> Migration<K, V> {
             0
         } else {
             // Copies need at most the source's slots; half of what is left over may go to new
-            // keys, the other half absorbs reservations lost in helper races.
+            // keys, the other half is slack (it absorbed reservations lost in helper races until
+            // stop 32; copies waste no slot since).
             (wanted_groups * GROUP_SLOTS - source_groups * GROUP_SLOTS) / 2
         };
         Box::new(Migration {
@@ -813,7 +814,7 @@ pub(crate) fn groups_to_grow_to(groups: usize, live: usize) -> usize {
 /// home group makes the table grow; also what `capacity` reports.
 pub(crate) const MAX_LOAD: (usize, usize) = (3, 4);
 
-/// The share of dead slots (tombstones, vacated slots, released reservations) in a probe that ran
+/// The share of dead slots (tombstones, vacated slots) in a probe that ran
 /// past the probe limit at which the insert rebuilds the table rather than raising its read
 /// bound: in a well-spread table a probe that long means the empty slots have run out, and below
 /// `MAX_LOAD` live the rest are dead. At one half (until stop 28) a table more than half live

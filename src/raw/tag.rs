@@ -9,8 +9,8 @@
 //! |--------------|-------------|-------------------------------------------------------|
 //! | `EMPTY`      | `0x00`      | the slot was empty when the tag was last written      |
 //! | `REDIRECT`   | `0x01`      | an empty slot frozen by a migration                   |
-//! | full         | `0x80 \| h7`| holds (or is reserved for) an entry whose hash has h7 |
-//! | `TOMBSTONE`  | `0xFF`      | a removed entry, or a released reservation            |
+//! | full         | `0x80 \| h7`| holds an entry whose hash has h7                      |
+//! | `TOMBSTONE`  | `0xFF`      | a removed entry                                       |
 //!
 //! A slot vacated in a table with key lines (`slot.rs`) keeps its full tag: it is still its key's.
 //!
