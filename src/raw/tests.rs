@@ -69,23 +69,14 @@ fn thread_parked_inside_migration_blocks_nobody() {
 
     std::thread::scope(|s| {
         let stalled = s.spawn(|| {
-            let mut release = Some(release_rx);
-            hooks::set(Some(Box::new(move |site| {
-                if site == "frozen" {
-                    if let Some(rx) = release.take() {
-                        parked_tx.send(()).unwrap();
-                        rx.recv().unwrap();
-                        PARKED.with(|p| p.set(true));
-                    }
-                }
-            })));
+            park_once_at("frozen", parked_tx, release_rx);
             // Inserting grows the table; the next write after a migration starts helps it,
             // freezes a slot and parks.
             let mut key = 0;
             while key < 1_000_000 {
                 map.insert(key, key);
                 key += 1;
-                if key >= PREFILL && parked_rx_ready() {
+                if key >= PREFILL && has_parked() {
                     break;
                 }
             }
@@ -151,8 +142,25 @@ thread_local! {
     static PARKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// Sets this thread's pause hook to park it the first time it reaches `site`: it says so on
+/// `parked`, waits for `release`, and from then on [`has_parked`] is true. The caller removes the
+/// hook (`hooks::set(None)`) when done; dropping it drops the sender, so a thread that never
+/// parked makes the waiting `recv` fail rather than hang.
+fn park_once_at(site: &'static str, parked: mpsc::Sender<()>, release: mpsc::Receiver<()>) {
+    let mut release = Some(release);
+    hooks::set(Some(Box::new(move |at| {
+        if at == site {
+            if let Some(rx) = release.take() {
+                parked.send(()).unwrap();
+                rx.recv().unwrap();
+                PARKED.with(|p| p.set(true));
+            }
+        }
+    })));
+}
+
 /// Whether this thread has parked (and been released) already.
-fn parked_rx_ready() -> bool {
+fn has_parked() -> bool {
     PARKED.with(|p| p.get())
 }
 
@@ -739,23 +747,14 @@ fn a_stalled_zeroer_blocks_no_growth() {
     std::thread::scope(|s| {
         let map = &map;
         let stalled = s.spawn(move || {
-            let mut release = Some(release_rx);
-            hooks::set(Some(Box::new(move |site| {
-                if site == "zeroed" {
-                    if let Some(rx) = release.take() {
-                        parked_tx.send(()).unwrap();
-                        rx.recv().unwrap();
-                        RELEASED.with(|r| r.set(true));
-                    }
-                }
-            })));
+            park_once_at("zeroed", parked_tx, release_rx);
             // Keys of its own, until one spill zeroes pages and parks (bounded: if none ever
             // did, dropping the hook drops the sender, and the main thread's `recv` fails).
             let mut k = 1 << 40;
             while k < (1 << 40) + 5_000_000 {
                 map.insert(k, k);
                 k += 1;
-                if release_taken() {
+                if has_parked() {
                     break;
                 }
             }
@@ -795,15 +794,6 @@ fn a_stalled_zeroer_blocks_no_growth() {
     for k in 0..key {
         assert_eq!(map.get(k), Some(k), "key {k}");
     }
-}
-
-thread_local! {
-    static RELEASED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Whether this thread's hook has parked and been released.
-fn release_taken() -> bool {
-    RELEASED.with(|r| r.get())
 }
 
 /// A prepared successor's arrays, zeroed page by page from two threads, are handed over once,
