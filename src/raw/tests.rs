@@ -57,11 +57,23 @@ impl Map {
 }
 
 /// A thread parked in the middle of moving a slot (after freezing it, before copying it) must
-/// not keep other threads from finishing anything: reads, updates and removes of every key
-/// (the frozen one included), and inserts that force further resizes, which need the parked
-/// thread's migration finished.
+/// not keep other threads from finishing anything: reads of every key (the frozen one
+/// included), inserts that force further resizes, which need the parked thread's migration
+/// finished, and removes.
 #[test]
 fn thread_parked_inside_migration_blocks_nobody() {
+    parked_mid_move_blocks_nobody("frozen");
+}
+
+/// [`thread_parked_inside_migration_blocks_nobody`], parked after placing the copy in the
+/// successor (before storing the destination and MOVED): the helpers that finish the slot find
+/// the copy in place and finish its move.
+#[test]
+fn thread_parked_after_placing_a_copy_blocks_nobody() {
+    parked_mid_move_blocks_nobody("placed");
+}
+
+fn parked_mid_move_blocks_nobody(site: &'static str) {
     let map = Map::new();
     let (parked_tx, parked_rx) = mpsc::channel::<()>();
     let (release_tx, release_rx) = mpsc::channel::<()>();
@@ -69,9 +81,9 @@ fn thread_parked_inside_migration_blocks_nobody() {
 
     std::thread::scope(|s| {
         let stalled = s.spawn(|| {
-            park_once_at("frozen", parked_tx, release_rx);
-            // Inserting grows the table; the next write after a migration starts helps it,
-            // freezes a slot and parks.
+            park_once_at(site, parked_tx, release_rx);
+            // Inserting grows the table; the next write after a migration starts helps it and
+            // parks in the middle of moving a slot.
             let mut key = 0;
             while key < 1_000_000 {
                 map.insert(key, key);
@@ -95,14 +107,15 @@ fn thread_parked_inside_migration_blocks_nobody() {
         }
         let release = Release(release_tx);
 
-        // The stalled thread holds a frozen, unmoved slot. Everyone else carries on.
+        // The stalled thread holds a frozen, unmoved slot (its copy perhaps placed). Everyone
+        // else carries on.
         let inserted_before_park = (0..PREFILL * 4).filter(|&k| map.get(k).is_some()).count();
         assert!(inserted_before_park > 0);
         std::thread::scope(|workers| {
             for t in 0..2u64 {
                 let map = &map;
                 workers.spawn(move || {
-                    // Read and rewrite every key that may exist, including the frozen one.
+                    // Read every key that may exist, including the frozen one.
                     for k in 0..PREFILL * 4 {
                         if let Some(v) = map.get(k) {
                             assert_eq!(v % 1_000_000, k % 1_000_000);
