@@ -543,6 +543,12 @@ impl<K, V> RawMap<K, V> {
             let mut tombstones = 0;
             for dist in 0..table.groups() {
                 let group = table.group(probe.pos);
+                if may_insert && keys::cached::<K>() {
+                    // The cell an insert into this group writes (its first empty slot, most
+                    // often in the successor's home group while a migration runs): without the
+                    // hint, the locked tag write after the cell's store waited for the line.
+                    crate::sync::prefetch(table.key_line(probe.pos));
+                }
                 // Acquire: pairs with the Release tag writes.
                 let tags = group.tags.load(Ordering::Acquire);
                 for i in tag::match_tag(tags, tag) {
