@@ -665,12 +665,28 @@ fn inserts_while_a_shrink_is_counted_go_into_the_source_a_chunk_each() {
 /// A large growth zeroes its successor a page per spilling insert before it starts, the
 /// source taking those inserts meanwhile; the insert that completes the pages installs the
 /// migration with the prepared arrays, and nothing is lost on the way.
+///
+/// An insert whose free slot lies past the probe limit starts the growth at once, unprepared, as
+/// it must (`a_stalled_zeroer_blocks_no_growth`), and with `RandomState` a fill meets such a
+/// probe before the pages are zeroed now and then: 3 runs in 100 of one fill each failed at stop
+/// 32 (1 in 100 on stop 31's code), a flake of CI. So fresh maps are filled until one growth is
+/// prepared (every fill keeping its keys), up to eight.
 #[test]
 fn a_large_growth_zeroes_its_successor_before_it_starts() {
-    use crate::sync::{GROUP_SLOTS, PREPARE_MIN_GROUPS};
     if cfg!(miri) {
         return; // thousands of pages: too slow under Miri, and no atomics race here
     }
+    assert!(
+        (0..8).any(|_| fill_through_a_large_growth()),
+        "no growth of eight was prepared"
+    );
+}
+
+/// Fills a fresh map through its first growth to a prepared size; whether that growth took the
+/// prepared arrays (checked as far as it goes; always true under the stress geometry, where it
+/// need not prepare).
+fn fill_through_a_large_growth() -> bool {
+    use crate::sync::{GROUP_SLOTS, PREPARE_MIN_GROUPS};
     let map = Map::new();
     let guard = map.raw.collector().pin();
     // Fill until the root is at least half the smallest prepared successor and 3/4 full.
@@ -697,22 +713,21 @@ fn a_large_growth_zeroes_its_successor_before_it_starts() {
     // Under the stress geometry (two-slot groups, 16-group prepared successors) the source has
     // two inserts between 3/4 and 7/8 full and may start the growth at once; the keys must all
     // be there either way.
-    let prepared = !crate::sync::STRESS_GEOMETRY;
-    if !prepared {
+    let taken = source.prepared().is_some_and(|prep| prep.progress().1);
+    if crate::sync::STRESS_GEOMETRY || !taken {
         drop(guard);
         for k in 0..key {
             assert_eq!(map.get(k), Some(k), "key {k}");
         }
-        return;
+        return crate::sync::STRESS_GEOMETRY;
     }
     assert!(
         (key as usize) * 8 < source.slots() * 7,
         "the source reached 7/8 full before its successor was zeroed"
     );
     let prep = source.prepared().expect("the growth was prepared");
-    let (zeroed, taken) = prep.progress();
-    assert_eq!(zeroed, prep.pages());
-    assert!(taken, "the migration took the prepared arrays");
+    let (zeroed, _) = prep.progress();
+    assert_eq!(zeroed, prep.pages(), "taken only once every page is zeroed");
     assert!(
         inserts_while_prepared > 0,
         "the source took inserts while its successor was zeroed"
@@ -728,6 +743,7 @@ fn a_large_growth_zeroes_its_successor_before_it_starts() {
     for k in 0..key {
         assert_eq!(map.get(k), Some(k), "key {k}");
     }
+    true
 }
 
 /// A thread stalled while zeroing pages of a growth's successor keeps nobody from inserting:
