@@ -105,22 +105,23 @@
 //! take it, and slots never return to EMPTY. Say a helper's CAS at `Y` succeeds. No copy of `p`
 //! was placed after `Y` in the sequence (whoever placed it found `Y` taken, yet `Y` was EMPTY
 //! later), and none before `Y` is still there (the helper read each slot before `Y`, by its word
-//! or its tag, after it was taken, and would have stopped at `p`). One case is left: a copy placed at `X` before `Y` and
-//! changed since by a writer in `next`, so that the helper passed `X` without knowing it. A
-//! writer changes its key in `next` only after it saw the source slot MOVED, and the helper's
-//! Acquire load of `X` then makes its load of the source slot see MOVED too: it places nothing.
-//! A placement that passes the check is therefore the only copy, made before MOVED, and MOVED
-//! precedes any write to the copy: no key comes back, and no retired pointer is published.
-//! Every helper that reaches the copy stores the same index in `dest`, before its store of MOVED.
+//! or its tag, after it was taken, and would have stopped at `p`). One case is left: a copy
+//! placed at `X` before `Y` and changed since by a writer in `next`, so that the helper passed
+//! `X` without knowing it. A writer changes its key in `next` only after it saw the source slot
+//! MOVED, and the helper's Acquire load of `X` then makes its load of the source slot see MOVED
+//! too: it places nothing. A placement that passes the check is therefore the only copy, made
+//! before MOVED, and MOVED precedes any write to the copy: no key comes back, and no retired
+//! pointer is published. Every helper that reaches the copy stores the same index in `dest`,
+//! before its store of MOVED.
 //!
 //! (Until stop 32 a helper first reserved the slot with a sentinel naming the source slot,
 //! `EMPTY → RESV(s, tag)`, checked the source slot, and then published, `RESV → p`, or released
 //! a stale reservation to a tombstone: one more serializing read-modify-write a move, and wasted
 //! slots. Placing with one CAS made `hotpath grow` 2-7 % faster (two sets of ten alternated
 //! runs) and took 2.7 % of its instructions away; `BENCHMARKS.md`, table of changes. Until
-//! 2026-12-02 the `dest` register was decided by CAS as well. The loom model of helpers racing on one slot
-//! catches both halves of the rule taken away: without the check a removed key comes back, and
-//! without recognising `p` the entry is published twice and freed twice.)
+//! 2026-12-02 the `dest` register was decided by CAS as well. The loom model of helpers racing
+//! on one slot catches both halves of the rule taken away: without the check a removed key comes
+//! back, and without recognising `p` the entry is published twice and freed twice.)
 //!
 //! A writer acts on its key in `next` only after that key's old slot is MOVED (it helps move it
 //! first), and MOVED is set only after the publication. Readers never dereference a MOVED slot's

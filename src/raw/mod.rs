@@ -208,9 +208,9 @@ fn dead_slots<K, V>(table: &Table<K, V>, hash: u64, groups: usize) -> usize {
 }
 
 /// Writes the key cell of `group`'s slot `slot` (of `table`, which has key lines) from the slot's
-/// live `entry`, then sets the slot's tag and key bit: what the slot's inserter (or the
-/// migration helper that placed a copy there) does after its CAS, done by a remover that got there first. Every writer
-/// of the cell stores the same bits: the slot's key never changes within a table.
+/// live `entry`, then sets the slot's tag and key bit: what the slot's inserter (or the migration
+/// helper that placed a copy there) does after its CAS, done by a remover that got there first.
+/// Every writer of the cell stores the same bits: the slot's key never changes within a table.
 #[cold]
 #[inline(never)]
 fn publish_key<K: 'static, V>(
