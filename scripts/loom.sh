@@ -8,8 +8,9 @@
 # Two `#[ignore]`d models are manual long runs, outside CI's budget: a lazily sized shrink racing
 # an insert (at its fixed bound of one preemption: 29-78 minutes by host until stop 30; since
 # inserts go into the counted source, not finished in 103 minutes, nor in 129 minutes of CPU at
-# stop 31, both on 2026-12-04) and the reader racing a writer for the last chunk of a migration at two
-# preemptions (21 minutes; CI runs it at one). On 2026-12-02 the pair, run side by side (cargo
+# stop 31, nor in 33 at stop 32, all on 2026-12-04) and the reader racing a writer for the last
+# chunk of a migration at two preemptions (21 minutes until stop 31; 196 s at stop 32, whose moves
+# place a copy with one CAS; CI runs it at one). On 2026-12-02 the pair, run side by side (cargo
 # runs them in parallel) on a slow host and partly beside a CI run, took 81 minutes:
 #   bash scripts/loom.sh --test migrate -- --ignored
 set -euo pipefail

@@ -105,9 +105,11 @@ fn reader_in_the_old_table_during_promotion() {
 /// long run: `bash scripts/loom.sh --test migrate -- --ignored`. Passed again at stop 27
 /// (2026-12-03, after the shrink model below, one at a time with `--test-threads=1`: about 15
 /// minutes), and at stop 28 (2026-12-04, on `a5b7b00`, after the rebuild threshold fell to an
-/// eighth dead: both models side by side, 2,322 s).
+/// eighth dead: both models side by side, 2,322 s). At stop 32 (2026-12-04, a loom model running
+/// on the other core): 612.7 s on stop 31's code (`7b552bf`), 196.2 s on stop 32's, whose moves
+/// place a copy with one CAS instead of a reservation and a publication.
 #[test]
-#[ignore = "20-28 minutes by host (1,659 s on 2026-12-03): a manual long run, bash scripts/loom.sh --test migrate -- --ignored"]
+#[ignore = "3-28 minutes by code and host (196 s at stop 32, 1,659 s on 2026-12-03): a manual long run, bash scripts/loom.sh --test migrate -- --ignored"]
 fn reader_in_the_old_table_during_promotion_two_preemptions() {
     model_bounded(2, 10_000, reader_during_promotion);
 }
@@ -131,8 +133,10 @@ fn reader_in_the_old_table_during_promotion_two_preemptions() {
 /// minutes), it ran 103 minutes (95 of CPU) without failing and without finishing; stopped there
 /// for the session's end. Run again at stop 31 on the same code, niced on one core (stopped for
 /// about 30 minutes of benchmarks, beside CI runs for about 50): 2 h 41 min, 2 h 9 min of CPU,
-/// no failure, not finished. A run to completion needs a longer stretch of free core than a
-/// session has, or a smaller variant (without the lookup of the old key, say). The new CI model `an_insert_into_a_counted_slot_races_the_sizer`
+/// no failure, not finished. At stop 32, on its code (moves place a copy with one CAS): 33 min of
+/// CPU, no failure, not finished; and a variant without the other thread's lookup of the old
+/// key, tried as a smaller search, ran 81 min of CPU without finishing either (not kept). A run
+/// to completion needs a longer stretch of free core than a session has. The new CI model `an_insert_into_a_counted_slot_races_the_sizer`
 /// covers the insert-versus-sizer race at three preemptions.
 #[test]
 #[ignore = "over 2 hours since stop 30 (not finished in 129 min of CPU on 2026-12-04; 29-78 min before): a manual long run, bash scripts/loom.sh --test migrate -- --ignored"]
