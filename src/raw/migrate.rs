@@ -54,8 +54,7 @@
 //!    free slot lies past the probe limit, starts the growth at once with a table allocated
 //!    zeroed, as before. A stalled zeroer's arrays are then freed with the source table, after
 //!    it has unpinned. No lookup or write reads the arrays before the migration that holds them
-//!    is installed, which happens after every page's count. The `dest` register is still
-//!    allocated zeroed with the record (see `Migration::prepared` for why).
+//!    is installed, which happens after every page's count.
 //! 2. **Helping.** Every write that finds the root migrating first claims a chunk of groups
 //!    (`claim.fetch_add`) and moves each of its slots. Writers that meet a frozen slot of their own
 //!    key move that one slot before going on. While a lazily sized successor is still to be
@@ -73,12 +72,15 @@
 //!      `p` itself (placed already: done), or places it in the first empty slot
 //!      (`CAS(EMPTY → p)`), unless the source slot is MOVED when it is about to try (it is stale,
 //!      below). Helpers racing on one slot meet one copy. Where the copy is, it writes the tag
-//!      (if not there yet) and stores the slot's index in the migration's `dest` register (for
-//!      iterators that follow a move). A helper that finds `next` itself migrating, or with no
-//!      empty slot left in the key's probe sequence, is stale too: the slot was moved long ago
-//!      (`next` was promoted, then resized or filled).
-//!    - finally a plain store of `frozen | MOVED`: only helpers change a frozen slot, and all
-//!      of them to that same word.
+//!      (if not there yet). A helper that finds `next` itself migrating, or with no empty slot
+//!      left in the key's probe sequence, is stale too: the slot was moved long ago (`next` was
+//!      promoted, then resized or filled).
+//!    - finally a plain store of the slot's final word: `COPIED(i)` for an entry copied to slot
+//!      `i` of `next` (the index, for iterators that follow a move, in place of the pointer),
+//!      `frozen | MOVED` for a slot with nothing to copy. Only helpers change a frozen slot, and
+//!      all of them to that same word; a helper that finds the slot MOVED already stores
+//!      nothing. (Until stop 33 the index went to a `dest` register of the migration, 8 bytes a
+//!      source slot written by every move: `slot.rs`.)
 //!
 //!    Slots are not counted one by one: a chunk's claimer, having brought each of its slots to
 //!    MOVED, counts the chunk in `done` (each chunk has one claimer). (Until
@@ -111,8 +113,8 @@
 //! MOVED, and the helper's Acquire load of `X` then makes its load of the source slot see MOVED
 //! too: it places nothing. A placement that passes the check is therefore the only copy, made
 //! before MOVED, and MOVED precedes any write to the copy: no key comes back, and no retired
-//! pointer is published. Every helper that reaches the copy stores the same index in `dest`,
-//! before its store of MOVED.
+//! pointer is published. Every helper that reaches the copy stores the same final word,
+//! `COPIED(i)`, naming it.
 //!
 //! (Until stop 32 a helper first reserved the slot with a sentinel naming the source slot,
 //! `EMPTY → RESV(s, tag)`, checked the source slot, and then published, `RESV → p`, or released
@@ -124,9 +126,9 @@
 //! back, and without recognising `p` the entry is published twice and freed twice.)
 //!
 //! A writer acts on its key in `next` only after that key's old slot is MOVED (it helps move it
-//! first), and MOVED is set only after the publication. Readers never dereference a MOVED slot's
-//! pointer (the entry may since have been replaced and freed in `next`); they treat it as "maybe
-//! my key" and carry on probing, then continue in `next`.
+//! first), and MOVED is set only after the publication. A MOVED slot's word holds no pointer
+//! (the entry may since have been replaced and freed in `next`); readers treat it as "maybe my
+//! key" and carry on probing, then continue in `next`.
 
 use crate::reclaim::{self, Guard};
 use crate::sync::{
@@ -309,7 +311,6 @@ impl<K, V> RawMap<K, V> {
         let _ = guard;
         let group = table.group(g);
         let slot = &group.slots[i];
-        let index = g * GROUP_SLOTS + i;
         // Acquire: pairs with the Release CAS that stored the entry we may copy.
         let mut w = Word(slot.load(Ordering::Acquire));
         loop {
@@ -337,44 +338,54 @@ impl<K, V> RawMap<K, V> {
                 }
             }
             pause_point("frozen");
-            if let Some(p) = w.entry_ptr::<K, V>() {
-                // SAFETY: the slot is frozen but not moved, so `p` is still the live entry for its
-                // key: it cannot have been replaced or removed (those CASes fail on a frozen slot)
-                // and so it has not been retired; our guard was pinned before we loaded it.
-                let hash = unsafe { (*p).hash };
-                // Readers must find the entry by its tag even if its inserter has not written it
-                // yet; the tag must be right before MOVED makes the pointer undereferenceable.
-                ensure_group_tag(group, i, tag::full_tag(hash));
-                let next = self.sized_next(table, mig, guard);
-                let key = table.key_copy(g, i);
-                Self::copy_to_next(mig, next, slot, index, p as usize, hash, key);
-            }
+            let last = match w.entry_ptr::<K, V>() {
+                Some(p) => {
+                    // SAFETY: the slot is frozen but not moved, so `p` is still the live entry
+                    // for its key: it cannot have been replaced or removed (those CASes fail on a
+                    // frozen slot) and so it has not been retired; our guard was pinned before we
+                    // loaded it.
+                    let hash = unsafe { (*p).hash };
+                    // Readers must find the entry by its tag even if its inserter has not written
+                    // it yet; the tag must be right before MOVED makes the pointer
+                    // undereferenceable.
+                    ensure_group_tag(group, i, tag::full_tag(hash));
+                    let next = self.sized_next(table, mig, guard);
+                    let key = table.key_copy(g, i);
+                    match Self::copy_to_next(next, slot, p as usize, hash, key) {
+                        Some(at) => slot::copied(at),
+                        // Another helper finished the slot: its word is final already.
+                        None => return,
+                    }
+                }
+                None => w.0 | MOVED,
+            };
             // A plain store, not a CAS: only helpers change a frozen slot, and each of them to
-            // this same word (a frozen word changes only by gaining MOVED). Release: a reader
-            // that sees MOVED continues in `next` and must find the copy published above.
-            slot.store(w.0 | MOVED, Ordering::Release);
+            // this same word (a frozen word changes only by becoming final, and the copy has one
+            // place). Release: a reader that sees MOVED continues in `next` and must find the
+            // copy published above; an iterator that follows COPIED reads the copy's slot.
+            slot.store(last, Ordering::Release);
             return;
         }
     }
 
-    /// Publishes the frozen entry `entry` of source slot `index` in `next`, unless another
-    /// helper already has, and records where in the slot's `dest` register.
+    /// Publishes the frozen entry `entry` of a source slot in `next`, unless another helper
+    /// already has, and returns where the copy is; `None` if the source slot is MOVED already
+    /// (another helper finished it).
     ///
-    /// Helpers racing on one slot meet one copy ([`place`]), so a race wastes no room in `next`.
-    /// A helper places the copy only if the source slot is still not MOVED just before its CAS:
-    /// see "Why the copy has one place" in the module docs.
+    /// Helpers racing on one slot meet one copy ([`place`]), so a race wastes no room in `next`,
+    /// and every helper that gets an index gets the same one. A helper places the copy only if
+    /// the source slot is still not MOVED just before its CAS: see "Why the copy has one place"
+    /// in the module docs.
     ///
     /// `key` is the source slot's key cell, if it has one (`keys.rs`); a copy placed here gets it
     /// too.
     fn copy_to_next(
-        mig: &Migration<K, V>,
         next: &Table<K, V>,
         source: &AtomicUsize,
-        index: usize,
         entry: usize,
         hash: u64,
         key: Option<u64>,
-    ) {
+    ) -> Option<usize> {
         let tag = tag::full_tag(hash);
         match place(next, source, hash, entry, tag, key) {
             Placed::At(at) => {
@@ -385,12 +396,9 @@ impl<K, V> RawMap<K, V> {
                 // has not written the tag at all. A reader in `next` would then pass over the
                 // published copy (found by the lazy-shrink loom model).
                 ensure_tag(next, at, tag);
-                // Relaxed: every helper that gets here stores this same index (the copy has one
-                // place), before its store of MOVED; readers of the register either hold the
-                // map exclusively or read it after MOVED.
-                mig.dest(index).store(at + 1, Ordering::Relaxed);
+                Some(at)
             }
-            Placed::Moved => {} // Another helper finished this slot.
+            Placed::Moved => None, // Another helper finished this slot.
             Placed::Stale => {
                 // `next` is migrating itself, or has no empty slot left in this key's probe
                 // sequence. Either way this table's migration finished while this helper
@@ -404,6 +412,7 @@ impl<K, V> RawMap<K, V> {
                         next.slots()
                     );
                 }
+                None
             }
         }
     }
@@ -736,6 +745,33 @@ fn place<K, V>(
     // "Sizing"), and part of the remaining room is kept from new keys (the insert budget). So
     // the caller is stale, and `next`, promoted long ago, has filled up; the caller decides.
     Placed::Stale
+}
+
+/// Whether `next` holds `entry`, whose hash is `hash`, as a migration's copy: under exclusive
+/// access, for a source slot found frozen and unmoved (`owned_entry` in `raw/mod.rs`).
+///
+/// A copy is placed at the first slot of the key's probe sequence that was EMPTY when it was
+/// placed ([`place`]), and slots never return to EMPTY: so every group before the copy's has no
+/// EMPTY slot, and the scan can stop after the first group that has one. Slot words are compared
+/// whole, so a copy whose tag was never written is found too.
+pub(super) fn holds_copy<K, V>(next: &Table<K, V>, entry: usize, hash: u64) -> bool {
+    let mut probe = Probe::new(hash, next.group_mask());
+    for _ in 0..next.groups() {
+        let mut any_empty = false;
+        for slot in &next.group(probe.pos).slots {
+            // Relaxed: exclusive access.
+            let w = slot.load(Ordering::Relaxed);
+            if w == entry {
+                return true;
+            }
+            any_empty |= w == slot::EMPTY;
+        }
+        if any_empty {
+            return false;
+        }
+        probe.advance();
+    }
+    false
 }
 
 /// What one thread's lookups last saw of a pending migration, for [`writers_stalled`]: which

@@ -1248,10 +1248,10 @@ impl<K, V> RawMap<K, V> {
                 // Without the hints, dropping a map of 1M `u64` entries took about 200 ns an entry.
                 prefetch_ahead_to_free(table, group);
                 let group_slots = &table.group(group).slots;
-                for (i, slot) in group_slots.iter().enumerate() {
+                for slot in group_slots {
                     // Relaxed: exclusive access.
                     let w = Word(slot.load(Ordering::Relaxed));
-                    if let Some(p) = owned_entry::<K, V>(table, group * GROUP_SLOTS + i, w) {
+                    if let Some(p) = owned_entry::<K, V>(table, w) {
                         f(p);
                     }
                 }
@@ -1271,28 +1271,25 @@ fn owning_tables<K, V>(map: &mut RawMap<K, V>) -> (&Table<K, V>, Option<&Table<K
     (root, root.migration().and_then(|m| m.next()))
 }
 
-/// The entry that slot `index` of `table` owns, given its word `w`, under exclusive access (no
+/// The entry that a slot of `table` owns, given its word `w`, under exclusive access (no
 /// operation in flight).
 ///
-/// A root slot that is MOVED, or frozen with its copy published, holds an entry the successor
-/// owns. (Every helper finishes the move of a slot it froze before it returns, so a frozen,
-/// unmoved slot is unreachable here; if its copy was published anyway, the successor owns it.)
-/// A successor's slot owns the entry it holds.
-fn owned_entry<K, V>(table: &Table<K, V>, index: usize, w: Word) -> Option<*mut Entry<K, V>> {
+/// A root slot that is MOVED holds no entry (its copy, in the successor, is the successor's). A
+/// frozen one whose copy was placed holds an entry the successor owns too. (Every helper finishes
+/// the move of a slot it froze before it returns, so a frozen, unmoved slot is unreachable here;
+/// if its copy was placed anyway, the successor owns it.) A successor's slot owns the entry it
+/// holds.
+fn owned_entry<K, V>(table: &Table<K, V>, w: Word) -> Option<*mut Entry<K, V>> {
     let p = w.entry_ptr::<K, V>()?;
-    if w.is_moved() {
-        return None;
-    }
     if w.is_frozen() {
         let mig = table
             .migration()
             .expect("a frozen slot implies a migration");
-        // Relaxed: exclusive access.
-        let d = mig.dest(index).load(Ordering::Relaxed);
-        if d != 0 {
-            let next = mig.next().expect("a decided copy implies a successor");
-            let there = Word(next.slot(d - 1).load(Ordering::Relaxed));
-            if there.entry_ptr::<K, V>() == Some(p) {
+        if let Some(next) = mig.next() {
+            // SAFETY: `p` is a frozen, unmoved slot's entry under exclusive access: not retired
+            // (see `help_move_at`), so still allocated.
+            let hash = unsafe { (*p).hash };
+            if migrate::holds_copy(next, p as usize, hash) {
                 return None;
             }
         }
@@ -1304,8 +1301,8 @@ fn owned_entry<K, V>(table: &Table<K, V>, index: usize, w: Word) -> Option<*mut 
 ///
 /// Each slot it passes is emptied, whether it gave an entry or not, so the map's `Drop` (when
 /// the iterator is dropped) frees exactly the entries not yet taken. A root slot is passed
-/// before any of the successor's: `owned_entry` of an unpassed root slot may look at its copy's
-/// slot in the successor, which must still hold what the migration left there.
+/// before any of the successor's: `owned_entry` of an unpassed root slot may look for its copy
+/// in the successor, whose slots must still hold what the migration left there.
 pub(crate) struct RawIntoIter<K, V> {
     map: RawMap<K, V>,
     /// Whether `group` counts the successor's groups (else the root's).
@@ -1357,8 +1354,7 @@ impl<K, V> Iterator for RawIntoIter<K, V> {
                         continue;
                     }
                     slot.store(slot::EMPTY, Ordering::Relaxed);
-                    let index = self.group * GROUP_SLOTS + i;
-                    if let Some(p) = owned_entry::<K, V>(table, index, w) {
+                    if let Some(p) = owned_entry::<K, V>(table, w) {
                         self.remaining = self.remaining.saturating_sub(1);
                         // SAFETY: the map owned the entry (`owned_entry`, exclusive access), it
                         // came from `Box::into_raw`, and its slot is now empty, so neither this
@@ -1575,12 +1571,12 @@ impl<'g, K, V, F: std::ops::Deref<Target = [u8]>> RawIter<'g, K, V, F> {
 fn visit<K, V>(table: &Table<K, V>, g: usize, i: usize) -> Option<&Entry<K, V>> {
     // Acquire: pairs with the Release CAS that published the entry.
     let w = Word(table.group(g).slots[i].load(Ordering::Acquire));
-    let p = w.entry_ptr::<K, V>()?;
-    if w.is_moved() {
-        return resolve(table, g * GROUP_SLOTS + i);
+    match w.entry_ptr::<K, V>() {
+        // SAFETY: an unmoved entry loaded while pinned (every iterator borrows a guard).
+        Some(p) => Some(unsafe { &*p }),
+        None if w.copied_to().is_some() => resolve(table, g * GROUP_SLOTS + i),
+        None => None,
     }
-    // SAFETY: an unmoved entry loaded while pinned (every iterator borrows a guard).
-    Some(unsafe { &*p })
 }
 
 impl<'g, K, V, F: std::ops::Deref<Target = [u8]>> Iterator for RawIter<'g, K, V, F> {
@@ -1790,21 +1786,16 @@ pub(super) fn prefetch_entry_hash<K, V>(slot: &AtomicUsize) {
 /// The live entry that slot `index` of `table` stands for, following moves.
 fn resolve<K, V>(mut table: &Table<K, V>, mut index: usize) -> Option<&Entry<K, V>> {
     loop {
-        // Acquire: pairs with the Release CAS that published the entry.
+        // Acquire: pairs with the Release CAS that published the entry, or with the Release
+        // store of COPIED, which followed the placement of the copy we go on to read.
         let w = Word(table.slot(index).load(Ordering::Acquire));
-        let p = w.entry_ptr::<K, V>()?;
-        if !w.is_moved() {
+        if let Some(p) = w.entry_ptr::<K, V>() {
             // SAFETY: an unmoved entry loaded while pinned (the iterator borrows a guard).
             return Some(unsafe { &*p });
         }
+        index = w.copied_to()?;
         let mig = table.migration().expect("a moved slot implies a migration");
-        // Relaxed: our Acquire load above read a helper's Release store of MOVED, and that
-        // helper had stored the destination itself, or had acquired the publication (or
-        // another helper's MOVED) that followed the publisher's store of it.
-        let d = mig.dest(index).load(Ordering::Relaxed);
-        debug_assert!(d != 0, "a moved entry without a destination");
         table = mig.next().expect("a moved entry implies a successor");
-        index = d - 1;
     }
 }
 

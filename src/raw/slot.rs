@@ -19,9 +19,16 @@
 //! | `COUNTED_VACATED`    | VACATED, passed by a lazily sized migration's count              |
 //! | `… \| FROZEN`        | takes no more writes in this table                              |
 //! | `… \| FROZEN\|MOVED` | final: the slot's content (if any) is authoritative in `next`   |
+//! | `COPIED(i)`          | final: the slot's entry was copied to slot `i` of `next`        |
 //!
 //! Sentinels have the `SENTINEL` bit set and a payload above the three state bits; they are never
-//! dereferenced (they are small integers in the null page).
+//! dereferenced (they are small integers in the null page). `COPIED(i)` is `FROZEN | MOVED` with
+//! `i + 1` above the state bits and `SENTINEL` clear: a moved entry's word no longer holds its
+//! address, which nobody may dereference once the slot is MOVED (the copy may since have been
+//! replaced in `next` and freed), but where its copy went, for iterators that follow a move.
+//! Until stop 33 that index lived in a register of the migration, 8 bytes a source slot, which
+//! every move wrote (a freshly mapped page every 512 moves): `hotpath grow` ran about 4 % faster
+//! without its stores (`BENCHMARKS.md`, table of changes).
 //!
 //! ## State machine of one slot within one table generation
 //!
@@ -48,7 +55,8 @@
 //! | COUNTED_EMPTY   | FROZEN\|MOVED        | as from EMPTY: "REDIRECT" (CAS)               |
 //! | COUNTED_VACATED | LIVE(q)              | insert of the slot's own key registered with the count (CAS) |
 //! | any unfrozen x  | x \| FROZEN          | migration freezes it (`fetch_or`)             |
-//! | x \| FROZEN     | x \| FROZEN \| MOVED | after the copy (if x is LIVE) has landed      |
+//! | x \| FROZEN     | x \| FROZEN \| MOVED | after the move, if x is not LIVE (store)      |
+//! | LIVE(p) \| FROZEN | COPIED(i)          | after `p`'s copy landed at `i` in `next` (store) |
 //!
 //! The two COUNTED states are free slots, as EMPTY and VACATED are, that an entry may enter only
 //! by a writer that first registered with the count (`Migration::register_late`): the count
@@ -74,6 +82,14 @@ pub(crate) const COUNTED_EMPTY: usize = SENTINEL | COUNTED;
 /// A VACATED slot passed by the count (see the module docs).
 pub(crate) const COUNTED_VACATED: usize = VACATED | COUNTED;
 pub(crate) const REDIRECT: usize = FROZEN | MOVED;
+
+/// The final word of a slot whose entry was copied to slot `index` of `next` (`COPIED(index)` in
+/// the module docs): distinct from REDIRECT (payload 0) and from every moved sentinel (no
+/// `SENTINEL` bit).
+#[inline]
+pub(crate) const fn copied(index: usize) -> usize {
+    ((index + 1) << 3) | FROZEN | MOVED
+}
 
 /// An entry. `align(8)` leaves the three low bits of its address free for the slot state. (It
 /// was `align(16)` with a spare fourth bit: that made an `Entry<u64, u64>` 32 bytes instead of
@@ -159,14 +175,22 @@ impl Word {
         // Payload bit 0 is VACATED's: clear, both COUNTED states read as COUNTED_EMPTY.
         self.0 & !(FROZEN | MOVED | (VACATED & !SENTINEL)) == COUNTED_EMPTY
     }
-    /// The entry address, if the word holds one (LIVE, possibly frozen or moved).
+    /// The entry address, if the word holds one (LIVE, possibly frozen, not moved).
     #[inline]
     pub(crate) fn entry_ptr<K, V>(self) -> Option<*mut Entry<K, V>> {
-        if self.is_sentinel() {
+        if self.0 & (SENTINEL | MOVED) != 0 {
             return None;
         }
         let p = self.0 & !STATE_BITS;
         (p != 0).then_some(p as *mut Entry<K, V>)
+    }
+    /// Where in `next` the slot's entry was copied, if this is `COPIED(index)`.
+    #[inline]
+    pub(crate) fn copied_to(self) -> Option<usize> {
+        if self.0 & (SENTINEL | MOVED) != MOVED {
+            return None;
+        }
+        (self.0 >> 3).checked_sub(1)
     }
     /// [`Word::entry_ptr`]'s address, or `otherwise` where it has none: written to compile to a
     /// conditional move rather than a branch, for prefetch hints over slots whose fullness is
@@ -174,7 +198,7 @@ impl Word {
     #[inline]
     pub(crate) fn entry_addr_or(self, otherwise: usize) -> usize {
         let p = self.0 & !STATE_BITS;
-        if self.0 & SENTINEL != 0 || p == 0 {
+        if self.0 & (SENTINEL | MOVED) != 0 || p == 0 {
             otherwise
         } else {
             p
@@ -203,6 +227,32 @@ mod tests {
         for w in [EMPTY, TOMB, VACATED, REDIRECT] {
             assert!(!Word(w).is_counted(), "{w:#x}");
         }
+    }
+
+    #[test]
+    fn copied_words_decode() {
+        for i in [0, 1, 7, 8, 1 << 20, usize::MAX >> 4] {
+            let w = Word(copied(i));
+            assert_eq!(w.copied_to(), Some(i));
+            assert!(w.is_frozen() && w.is_moved() && !w.is_sentinel() && !w.is_empty());
+            assert!(!w.is_vacated() && !w.is_counted());
+            assert_eq!(w.entry_ptr::<u8, u8>(), None);
+            assert_eq!(w.entry_addr_or(5), 5);
+        }
+        for w in [
+            EMPTY,
+            TOMB,
+            VACATED,
+            COUNTED_EMPTY,
+            COUNTED_VACATED,
+            REDIRECT,
+        ] {
+            assert_eq!(Word(w).copied_to(), None, "{w:#x}");
+            assert_eq!(Word(w | FROZEN | MOVED).copied_to(), None, "{w:#x}");
+        }
+        // A live or frozen entry word is not a copy's.
+        assert_eq!(Word(0x1000).copied_to(), None);
+        assert_eq!(Word(0x1000 | FROZEN).copied_to(), None);
     }
 
     #[test]

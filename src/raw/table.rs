@@ -504,10 +504,6 @@ pub(crate) struct Migration<K, V> {
     /// `migrate.rs`), with [`LATE_CLOSED`] set once the successor's size is being decided. On
     /// the count's line: a writer that registers here has just claimed a chunk to count.
     count_claim: CachePadded<[AtomicUsize; 3]>,
-    /// For each slot of the source table: `1 +` the index in `next` where that slot's entry is
-    /// copied, `0` until known. Every helper that may publish the copy stores the index, before
-    /// its publication CAS; they all store the same one (see `copy_to_next`).
-    dest: ZeroedSlice<AtomicUsize>,
     /// `[0]`: the next group to hand out to a helper. `[1]`, on the same line, which the claim
     /// has just taken (a separate field could share a line with `next`, which every lookup
     /// reads during a migration): `1 +` the first group of the chunk a writer claimed last, `0`
@@ -528,7 +524,6 @@ pub(crate) struct Migration<K, V> {
 
 impl<K, V> Migration<K, V> {
     pub(crate) fn new(wanted_groups: usize, source_groups: usize) -> Box<Self> {
-        let source_slots = source_groups * GROUP_SLOTS;
         // At twice the source or more, the successor has room for a copy of every source slot
         // and as much again: it can be made now. A smaller one (a shrink, a same-size rebuild,
         // or a growth sized from a stale count) waits until the source's entries are counted.
@@ -539,36 +534,20 @@ impl<K, V> Migration<K, V> {
             let chunks = source_groups.div_ceil(MIGRATE_CHUNK_GROUPS);
             (std::ptr::null_mut(), chunks)
         };
-        Self::with_parts(
-            wanted_groups,
-            source_groups,
-            next,
-            chunks,
-            zeroed_slice(source_slots),
-            0,
-        )
+        Self::with_parts(wanted_groups, source_groups, next, chunks, 0)
     }
 
     /// The record of a growth of a table of `source_groups` groups into a successor prepared
     /// page by page (see "Preparing a growth" in `migrate.rs`): its groups and key lines, zeroed,
     /// at least twice the source.
-    ///
-    /// The `dest` register is allocated zeroed here, as for any migration. Prepared with the
-    /// successor it made `hotpath grow` 8 % slower (287-306 against 258-280 ns an insert): the
-    /// moves write it in slot order, and a page the allocator maps on first touch comes into
-    /// the cache as the moves reach it, while a page zeroed earlier has left it. A prefetch of
-    /// its lines took that cost away, but no pause showed where it is allocated (glibc carves
-    /// a block that size from the top of its heap, whose fresh pages it knows are zero), so it
-    /// was not kept (`BENCHMARKS.md`, next step 39).
     pub(crate) fn prepared(source_groups: usize, prepared: Prepared) -> Box<Self> {
         let (groups, key_lines) = prepared;
         let wanted_groups = groups.len();
         assert!(wanted_groups >= 2 * source_groups);
-        let dest = zeroed_slice(source_groups * GROUP_SLOTS);
         let next = Box::into_raw(Box::new(Table::with_arrays(groups, key_lines)));
         // Every page of the successor was written by its zeroing: no page is left for
         // `Table::write_pages`.
-        Self::with_parts(wanted_groups, source_groups, next, 0, dest, usize::MAX)
+        Self::with_parts(wanted_groups, source_groups, next, 0, usize::MAX)
     }
 
     fn with_parts(
@@ -576,7 +555,6 @@ impl<K, V> Migration<K, V> {
         source_groups: usize,
         next: *mut Table<K, V>,
         chunks: usize,
-        dest: ZeroedSlice<AtomicUsize>,
         pages_written: usize,
     ) -> Box<Self> {
         let budget = if next.is_null() {
@@ -596,7 +574,6 @@ impl<K, V> Migration<K, V> {
                 AtomicUsize::new(pages_written),
                 AtomicUsize::new(0),
             ]),
-            dest,
             claim: CachePadded::new([AtomicUsize::new(0), AtomicUsize::new(0)]),
             source_chunks: source_groups.div_ceil(MIGRATE_CHUNK_GROUPS),
             done: CachePadded::new(AtomicUsize::new(0)),
@@ -690,11 +667,6 @@ impl<K, V> Migration<K, V> {
     #[inline]
     pub(crate) fn page_claim(&self) -> &AtomicUsize {
         &self.count_claim[1]
-    }
-
-    #[inline]
-    pub(crate) fn dest(&self, index: usize) -> &AtomicUsize {
-        &self.dest[index]
     }
 
     #[inline]
