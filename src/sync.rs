@@ -349,8 +349,9 @@ pub(crate) const PREPARE_GROWTH: bool = !cfg!(loom);
 /// allocated zeroed at once. At 2,048 groups the successor and its key lines take 256 KiB,
 /// which `calloc` zeroes in tens of microseconds when it has to (heap memory it hands out
 /// again); the pause grows with the table, to 7.6-9.8 ms at 262,144 groups (`BENCHMARKS.md`,
-/// table of changes). Chosen, not swept. Low under the stress geometry, so that the
-/// stress tests prepare most of their growths.
+/// table of changes). Swept at stop 33 (512, 2,048 and 8,192, `BENCHMARKS.md` next step 45):
+/// no difference this host can show in a growth's throughput or its insert latency. Low under
+/// the stress geometry, so that the stress tests prepare most of their growths.
 pub(crate) const PREPARE_MIN_GROUPS: usize = if STRESS_GEOMETRY { 16 } else { 2048 };
 
 /// Pages ([`ZERO_PAGE_BYTES`]) of a prepared successor that an insert zeroes each time it
