@@ -125,6 +125,15 @@
 //! on one slot catches both halves of the rule taken away: without the check a removed key comes
 //! back, and without recognising `p` the entry is published twice and freed twice.)
 //!
+//! What this needs of writers: a write changes an entry in `next` only after that entry's old
+//! slot is MOVED. An honest write meets its key's frozen slot in the source first and moves it,
+//! but a key whose `Eq` lies can pass its own slot there and match another key's copy here; so
+//! a write that found its entry in `next` while the source still migrates into it makes sure
+//! by identity: it finds the entry's old slot (the same pointer, frozen, along the entry's own
+//! hash) and finishes its move ([`RawMap::settle_copy`], called from `RawMap::settled`). Until
+//! stop 33 it relied on `Eq`, and a lying one let a stalled helper place a retired entry again
+//! (ARCHITECTURE.md, "What the stress runs found", item 4).
+//!
 //! A writer acts on its key in `next` only after that key's old slot is MOVED (it helps move it
 //! first), and MOVED is set only after the publication. A MOVED slot's word holds no pointer
 //! (the entry may since have been replaced and freed in `next`); readers treat it as "maybe my
@@ -414,6 +423,46 @@ impl<K, V> RawMap<K, V> {
                 }
                 None
             }
+        }
+    }
+
+    /// Moves the source slot of the entry `word` found in `mig`'s successor, if that entry is a
+    /// copy whose source slot in `source` is frozen and not yet MOVED (see `RawMap::settled`).
+    ///
+    /// The slot is found by the entry's identity, not by its key: a copy is placed only after
+    /// its source slot is frozen, so that slot still holds `word`'s entry, frozen, until it is
+    /// MOVED (when its word becomes `COPIED(i)`, without the pointer). It lies within the
+    /// source's read bound along the entry's own hash: every write puts an entry in a slot on
+    /// the probe sequence of the hash the entry stores, raising the bound first if it must.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn settle_copy(
+        &self,
+        source: &Table<K, V>,
+        mig: &Migration<K, V>,
+        word: usize,
+        guard: &Guard,
+    ) {
+        let Some(p) = Word(word).entry_ptr::<K, V>() else {
+            return;
+        };
+        // SAFETY: `word` was loaded (Acquire) from a slot of the successor while pinned: an
+        // unmoved entry there is retired only after being unlinked, so not before we unpin.
+        let hash = unsafe { (*p).hash };
+        let mut probe = Probe::new(hash, source.group_mask());
+        for _ in 0..source.read_bound() {
+            let group = source.group(probe.pos);
+            for i in 0..GROUP_SLOTS {
+                // Acquire: the copy we found was placed after its source slot was frozen (the
+                // placing helper's freeze, then its Release CAS, which our Acquire load of the
+                // copy read), so this load sees the frozen word or its final one.
+                let w = Word(group.slots[i].load(Ordering::Acquire));
+                if w.entry_ptr::<K, V>() == Some(p) {
+                    self.help_move_at(source, mig, probe.pos, i, guard);
+                    return;
+                }
+            }
+            probe.advance();
         }
     }
 

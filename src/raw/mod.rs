@@ -557,7 +557,7 @@ impl<K, V> RawMap<K, V> {
                     let w = Word(group.slots[i].load(Ordering::Acquire));
                     match self.examine(table, index, w, hash, &mut eq, guard) {
                         Examined::NotIt => {}
-                        Examined::Found(found) => return found,
+                        Examined::Found(found) => return self.settled(found, guard),
                         Examined::Moved(next) => {
                             table = next;
                             continue 'tables;
@@ -642,7 +642,7 @@ impl<K, V> RawMap<K, V> {
                     repair_tag(table, index, w);
                     match self.examine(table, index, w, hash, &mut eq, guard) {
                         Examined::NotIt => {}
-                        Examined::Found(found) => return found,
+                        Examined::Found(found) => return self.settled(found, guard),
                         Examined::Moved(next) => {
                             table = next;
                             continue 'tables;
@@ -661,6 +661,28 @@ impl<K, V> RawMap<K, V> {
                 }
             }
         }
+    }
+
+    /// `found`, made safe for a write to act on. An entry a write finds in the successor while
+    /// the root still migrates into it may be a copy whose source slot is not yet MOVED; with
+    /// honest keys the write has just moved that slot itself (it met its key's frozen slot in
+    /// the source first), but a key whose `Eq` lies can pass its own slot there and match
+    /// another key's copy here. Changing such a copy before its source slot is MOVED would let a
+    /// stalled helper of that slot place the entry again after the write retired it ("Why the
+    /// copy has one place" in `migrate.rs`), so the write finishes that slot's move first.
+    #[inline]
+    fn settled<'g>(&'g self, found: Located<'g, K, V>, guard: &'g Guard) -> Located<'g, K, V> {
+        if let Located::Occupied { table, word, .. } = found {
+            let root = self.root(guard);
+            if !std::ptr::eq(root, table) {
+                if let Some(mig) = root.migration() {
+                    if mig.next().is_some_and(|next| std::ptr::eq(next, table)) {
+                        self.settle_copy(root, mig, word, guard);
+                    }
+                }
+            }
+        }
+        found
     }
 
     /// Looks at a slot word that might hold the key.
