@@ -349,10 +349,9 @@ impl<K, V> RawMap<K, V> {
             pause_point("frozen");
             let last = match w.entry_ptr::<K, V>() {
                 Some(p) => {
-                    // SAFETY: the slot is frozen but not moved, so `p` is still the live entry
-                    // for its key: it cannot have been replaced or removed (those CASes fail on a
-                    // frozen slot) and so it has not been retired; our guard was pinned before we
-                    // loaded it.
+                    // SAFETY: the slot is frozen, not moved: `p` is still its key's live entry
+                    // (replacing or removing it fails on a frozen slot), so not retired, and our
+                    // guard was pinned before we loaded it.
                     let hash = unsafe { (*p).hash };
                     // Readers must find the entry by its tag even if its inserter has not written
                     // it yet; the tag must be right before MOVED makes the pointer
