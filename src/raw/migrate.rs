@@ -430,9 +430,7 @@ impl<K, V> RawMap<K, V> {
     ///
     /// The slot is found by the entry's identity, not by its key: a copy is placed only after
     /// its source slot is frozen, so that slot still holds `word`'s entry, frozen, until it is
-    /// MOVED (when its word becomes `COPIED(i)`, without the pointer). It lies within the
-    /// source's read bound along the entry's own hash: every write puts an entry in a slot on
-    /// the probe sequence of the hash the entry stores, raising the bound first if it must.
+    /// MOVED (when its word becomes `COPIED(i)`, without the pointer); [`slot_holding`] finds it.
     #[cold]
     #[inline(never)]
     pub(super) fn settle_copy(
@@ -448,20 +446,8 @@ impl<K, V> RawMap<K, V> {
         // SAFETY: `word` was loaded (Acquire) from a slot of the successor while pinned: an
         // unmoved entry there is retired only after being unlinked, so not before we unpin.
         let hash = unsafe { (*p).hash };
-        let mut probe = Probe::new(hash, source.group_mask());
-        for _ in 0..source.read_bound() {
-            let group = source.group(probe.pos);
-            for i in 0..GROUP_SLOTS {
-                // Acquire: the copy we found was placed after its source slot was frozen (the
-                // placing helper's freeze, then its Release CAS, which our Acquire load of the
-                // copy read), so this load sees the frozen word or its final one.
-                let w = Word(group.slots[i].load(Ordering::Acquire));
-                if w.entry_ptr::<K, V>() == Some(p) {
-                    self.help_move_at(source, mig, probe.pos, i, guard);
-                    return;
-                }
-            }
-            probe.advance();
+        if let Some((g, i)) = slot_holding(source, p as usize, hash) {
+            self.help_move_at(source, mig, g, i, guard);
         }
     }
 
@@ -797,29 +783,36 @@ fn place<K, V>(
 
 /// Whether `next` holds `entry`, whose hash is `hash`, as a migration's copy: under exclusive
 /// access, for a source slot found frozen and unmoved (`owned_entry` in `raw/mod.rs`).
-///
-/// A copy is placed at the first slot of the key's probe sequence that was EMPTY when it was
-/// placed ([`place`]), and slots never return to EMPTY: so every group before the copy's has no
-/// EMPTY slot, and the scan can stop after the first group that has one. Slot words are compared
-/// whole, so a copy whose tag was never written is found too.
 pub(super) fn holds_copy<K, V>(next: &Table<K, V>, entry: usize, hash: u64) -> bool {
-    let mut probe = Probe::new(hash, next.group_mask());
-    for _ in 0..next.groups() {
-        let mut any_empty = false;
-        for slot in &next.group(probe.pos).slots {
-            // Relaxed: exclusive access.
-            let w = slot.load(Ordering::Relaxed);
-            if w == entry {
-                return true;
+    slot_holding(next, entry, hash).is_some()
+}
+
+/// The slot of `table` (group, slot) whose word holds the entry `entry` unmoved (live or
+/// frozen), searched by identity along `hash`'s probe sequence: `hash` is the one the entry
+/// stores, and every write puts an entry in a slot on that hash's sequence, raising the table's
+/// read bound first if it must (inserts, replacements that keep a slot, and `place` for a
+/// migration's copy), so the search stops at the read bound.
+pub(super) fn slot_holding<K, V>(
+    table: &Table<K, V>,
+    entry: usize,
+    hash: u64,
+) -> Option<(usize, usize)> {
+    let mut probe = Probe::new(hash, table.group_mask());
+    for _ in 0..table.read_bound() {
+        let group = table.group(probe.pos);
+        for (i, slot) in group.slots.iter().enumerate() {
+            // Acquire: a copy found in a successor was placed after its source slot was frozen
+            // (the placer's freeze, then its Release CAS, which the caller's Acquire load of the
+            // copy read), so this load sees the frozen word or its final one. Under exclusive
+            // access it orders nothing.
+            let w = Word(slot.load(Ordering::Acquire));
+            if w.entry_ptr::<K, V>().map(|q| q as usize) == Some(entry) {
+                return Some((probe.pos, i));
             }
-            any_empty |= w == slot::EMPTY;
-        }
-        if any_empty {
-            return false;
         }
         probe.advance();
     }
-    false
+    None
 }
 
 /// What one thread's lookups last saw of a pending migration, for [`writers_stalled`]: which
