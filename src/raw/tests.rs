@@ -177,6 +177,109 @@ fn has_parked() -> bool {
     PARKED.with(|p| p.get())
 }
 
+/// A key whose `Eq` lies must not let a stalled helper publish an entry again after a write
+/// retired it (ARCHITECTURE.md, "What the stress runs found", item 4; before stop 33 only the
+/// ThreadSanitizer stress run of `tests/adversarial.rs` caught it, in about 2 % of runs).
+///
+/// Two helpers move key 0's slot: the first parks after placing the copy (the slot is frozen,
+/// not yet MOVED), the second parks after reading the slot frozen, before its scan of the
+/// successor. A remove whose `Eq` answers "no" at key 0's frozen slot in the source and "yes"
+/// at its copy in the successor then removes the copy. An honest write would have met the frozen
+/// slot first and moved it; this one must move it by the entry's identity (`RawMap::settled`)
+/// before it acts, or the second helper, released, finds no copy and places the retired entry
+/// again, and key 0 is back.
+#[test]
+fn a_lying_remove_in_the_successor_leaves_no_copy_for_a_stalled_helper() {
+    use super::slot::Word;
+    use crate::sync::{Ordering, GROUP_SLOTS};
+
+    let map = Map::new();
+    for k in 0..4 {
+        map.insert(k, k);
+    }
+    let guard = map.raw.collector().pin();
+    let mut root = map.raw.root(&guard);
+    if let Some(mig) = root.migration() {
+        // The stress geometry's first table is four slots: the keys may have started a growth.
+        map.raw.finish_migration(root, mig, &guard);
+        root = map.raw.root(&guard);
+    }
+    assert!(root.migration().is_none(), "no resize is running");
+    map.raw.start_migration(root, root.groups() * 2, &guard);
+    let mig = root.migration().expect("the migration was installed");
+    assert!(
+        mig.next().is_some(),
+        "a growth's successor comes with its record"
+    );
+    // Every chunk claimed by claimers that never come (stalled): only the threads below move
+    // key 0's slot, and the remove's own help claims nothing.
+    // Relaxed: as every claim; only this thread writes now.
+    mig.claim().fetch_add(root.groups(), Ordering::Relaxed);
+    let index = (0..root.groups() * GROUP_SLOTS)
+        .find(|&x| {
+            let w =
+                Word(root.group(x / GROUP_SLOTS).slots[x % GROUP_SLOTS].load(Ordering::Acquire));
+            // SAFETY: an entry loaded while pinned, in a table no other thread writes yet.
+            w.entry_ptr::<u64, u64>()
+                .is_some_and(|p| unsafe { (*p).key } == 0)
+        })
+        .expect("key 0 is in the table");
+
+    std::thread::scope(|s| {
+        let mut releases = Vec::new();
+        let mut helpers = Vec::new();
+        for site in ["placed", "frozen"] {
+            let (parked_tx, parked_rx) = mpsc::channel::<()>();
+            let (release_tx, release_rx) = mpsc::channel::<()>();
+            let raw = &map.raw;
+            helpers.push(s.spawn(move || {
+                park_once_at(site, parked_tx, release_rx);
+                let guard = raw.collector().pin();
+                let root = raw.root(&guard);
+                let mig = root.migration().expect("the migration is still running");
+                raw.help_move(root, mig, index, &guard);
+                hooks::set(None);
+                has_parked()
+            }));
+            parked_rx
+                .recv()
+                .unwrap_or_else(|_| panic!("a helper parked at {site:?}"));
+            releases.push(release_tx);
+        }
+
+        let hash = map.hasher.hash_one(0u64);
+        let mut seen = false;
+        let liar = |k: &u64| *k == 0 && std::mem::replace(&mut seen, true);
+        let located = map.raw.locate(hash, liar, false, &guard);
+        let entry = located
+            .entry()
+            .expect("the lie matched the copy in the successor");
+        assert_eq!(entry.key, 0);
+        let removed = map.raw.try_remove(&located, &guard);
+        assert_eq!(removed.map(|e| e.value), Some(0));
+
+        // The reader of the frozen slot finishes first, while the placer has not yet stored
+        // the slot's final word; then the placer.
+        for (release, helper) in releases.into_iter().zip(helpers).rev() {
+            release.send(()).unwrap();
+            assert!(helper.join().unwrap(), "each helper parked once");
+        }
+    });
+    // Our guard still holds the removed entry's memory, so a copy placed again would read as
+    // key 0 here rather than as freed memory.
+    assert_eq!(
+        map.get(0),
+        None,
+        "a removed key came back through a stalled helper"
+    );
+    map.raw.finish_migration(root, mig, &guard);
+    drop(guard);
+    for k in 0..4 {
+        assert_eq!(map.get(k), (k != 0).then_some(k), "key {k}");
+    }
+    assert_eq!(map.raw.len(), 3);
+}
+
 /// A migration started with a successor far too small for the entries present (what a shrink
 /// decided on a length read while other threads wrote, or a length read by a thread preempted
 /// between two stripes, asks for) must still keep every entry: the successor is sized from a
