@@ -15,7 +15,11 @@
 //! keys and dropped), `small-maps-100` (the same with 100 keys, so every map grows), `grow` (1M
 //! inserts of distinct keys into an empty map, through every resize), `churn-full` (500,000
 //! inserts of ever-new keys, each followed by the removal of the oldest, in a table of 16Ki groups
-//! kept 98 % of its capacity full: the removals' dead slots fill the table), `empty` (1Mi keys
+//! kept 98 % of its capacity full: the removals' dead slots fill the table), `churn-latency`
+//! (700,000 `u64` keys, then 5M inserts of new keys each followed by the removal of the oldest,
+//! timing every operation, in a process that has freed a 64 MiB block as a long-running one has:
+//! the tables' rebuilds and frees show as the slowest operations), `churn-latency-string` (the
+//! same with `String` keys, whose removals leave tombstones), `empty` (1Mi keys
 //! inserted, then all removed, timing each removal), `empty-refill` (the first 830,000 removed,
 //! just past the shrink's start, then as many new keys inserted), `lookups` (700,000 inserts stopping early in a growth, then
 //! 4M lookups, for wall time), `lookups-2t` (the same lookups shared by two threads), `into-iter`
@@ -44,6 +48,8 @@ fn main() {
         "cache-ref" => cache_strings(true),
         "grow" => grow(),
         "churn-full" => churn_full(),
+        "churn-latency" => churn_latency(false),
+        "churn-latency-string" => churn_latency(true),
         "empty" => empty(None),
         "empty-refill" => empty(Some(830_000)),
         "lookups" => lookups(1),
@@ -52,7 +58,7 @@ fn main() {
         "values" => values(),
         other => {
             eprintln!(
-                "unknown mode {other:?}: mixed, exchange, exchange-1m, exchange-4t, exchange-string, hot-key, hot-key-string, cache-owned, cache-ref, small-maps, small-maps-100, grow, churn-full, empty, empty-refill, lookups, lookups-2t, into-iter or values"
+                "unknown mode {other:?}: mixed, exchange, exchange-1m, exchange-4t, exchange-string, hot-key, hot-key-string, cache-owned, cache-ref, small-maps, small-maps-100, grow, churn-full, churn-latency, churn-latency-string, empty, empty-refill, lookups, lookups-2t, into-iter or values"
             );
             std::process::exit(2);
         }
@@ -192,6 +198,72 @@ fn grow() {
 /// A sliding window of ever-new keys just under a table's maximum load: the shape of a cache
 /// that evicts its oldest entry for each new one. Every removal leaves a slot no new key can take
 /// (a vacated slot keeps its key), so the table must be rebuilt before its empty slots run out.
+fn churn_latency(strings: bool) {
+    const LIVE: u64 = 700_000;
+    const PAIRS: u64 = 5_000_000;
+    // A long-running process has freed large blocks: glibc then serves tables below its raised
+    // mmap threshold from reused heap memory, which `calloc` must zero.
+    std::hint::black_box(vec![1u8; 64 << 20]);
+    let spread = |i: u64| i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let string = |i: u64| format!("key-{:016x}", spread(i));
+    let words: HashMap<String, u64> = HashMap::new();
+    let ints: HashMap<u64, u64> = HashMap::new();
+    let keys: Vec<String> = if strings {
+        (0..LIVE + PAIRS).map(string).collect()
+    } else {
+        Vec::new()
+    };
+    {
+        let (w, n) = (words.pin(), ints.pin());
+        for i in 0..LIVE {
+            if strings {
+                w.insert(keys[i as usize].clone(), i);
+            } else {
+                n.insert(spread(i), i);
+            }
+        }
+    }
+    let mut took: Vec<u32> = Vec::with_capacity(2 * PAIRS as usize);
+    let start = std::time::Instant::now();
+    let (mut w, mut n) = (words.pin(), ints.pin());
+    for i in 0..PAIRS {
+        let t0 = std::time::Instant::now();
+        if strings {
+            w.insert(keys[(LIVE + i) as usize].clone(), i);
+        } else {
+            n.insert(spread(LIVE + i), i);
+        }
+        let t1 = std::time::Instant::now();
+        if strings {
+            w.remove(&keys[i as usize]);
+        } else {
+            n.remove(&spread(i));
+        }
+        let t2 = std::time::Instant::now();
+        took.push((t1 - t0).as_nanos().min(u32::MAX as u128) as u32);
+        took.push((t2 - t1).as_nanos().min(u32::MAX as u128) as u32);
+        if i % 64 == 63 {
+            w.repin();
+            n.repin();
+        }
+    }
+    let elapsed = start.elapsed();
+    let over = took.iter().filter(|&&t| t > 500_000).count();
+    took.sort_unstable();
+    let q = |f: f64| took[((took.len() - 1) as f64 * f) as usize];
+    println!(
+        "{} operations ({} keys live), {:.1} ns each; p50 {} p99 {} p99.9 {} p99.99 {} max {} ns; {over} over 0.5 ms",
+        took.len(),
+        LIVE,
+        elapsed.as_nanos() as f64 / took.len() as f64,
+        q(0.5),
+        q(0.99),
+        q(0.999),
+        q(0.9999),
+        took[took.len() - 1]
+    );
+}
+
 fn churn_full() {
     const PAIRS: u64 = 500_000;
     // 16Ki groups of 7 slots, 3/4 of them: the table `with_capacity` makes for this many.
