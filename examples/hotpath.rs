@@ -18,7 +18,7 @@
 //! kept 98 % of its capacity full: the removals' dead slots fill the table), `churn-latency`
 //! (700,000 `u64` keys, then 5M inserts of new keys each followed by the removal of the oldest,
 //! timing every operation, in a process that has freed a 64 MiB block as a long-running one has:
-//! the tables' rebuilds and frees show as the slowest operations), `churn-latency-string` (the
+//! the slowest operations are those that size, move or free a rebuild's tables), `churn-latency-string` (the
 //! same with `String` keys, whose removals leave tombstones), `empty` (1Mi keys
 //! inserted, then all removed, timing each removal), `empty-refill` (the first 830,000 removed,
 //! just past the shrink's start, then as many new keys inserted), `lookups` (700,000 inserts stopping early in a growth, then
@@ -195,9 +195,9 @@ fn grow() {
     );
 }
 
-/// A sliding window of ever-new keys just under a table's maximum load: the shape of a cache
-/// that evicts its oldest entry for each new one. Every removal leaves a slot no new key can take
-/// (a vacated slot keeps its key), so the table must be rebuilt before its empty slots run out.
+/// A cache's steady state: as many keys inserted as removed, so the table is rebuilt again and
+/// again (tombstones, or vacated slots no new key can take), and each operation's time shows what
+/// a rebuild's sizing, moves and the freeing of the old table cost the operation that does them.
 fn churn_latency(strings: bool) {
     const LIVE: u64 = 700_000;
     const PAIRS: u64 = 5_000_000;
@@ -264,6 +264,9 @@ fn churn_latency(strings: bool) {
     );
 }
 
+/// A sliding window of ever-new keys just under a table's maximum load: the shape of a cache
+/// that evicts its oldest entry for each new one. Every removal leaves a slot no new key can take
+/// (a vacated slot keeps its key), so the table must be rebuilt before its empty slots run out.
 fn churn_full() {
     const PAIRS: u64 = 500_000;
     // 16Ki groups of 7 slots, 3/4 of them: the table `with_capacity` makes for this many.
