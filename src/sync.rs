@@ -340,7 +340,9 @@ fn alloc_slice<T: ZeroedAtomic>(
 pub(crate) const ZERO_PAGE_BYTES: usize = 4096;
 
 /// Whether a large growth's successor is allocated without zeroing and zeroed a page per
-/// insert before its migration starts (`raw/migrate.rs`, "Preparing a growth"). Off under loom,
+/// insert before its migration starts (`raw/migrate.rs`, "Preparing a growth"), and a large
+/// lazily sized successor a page per counted chunk ("Preparing a lazily sized successor"). Off
+/// under loom,
 /// whose atomics cannot be made from zeroed memory, and whose models' tables are far below
 /// [`PREPARE_MIN_GROUPS`] anyway.
 pub(crate) const PREPARE_GROWTH: bool = !cfg!(loom);
@@ -401,6 +403,11 @@ impl<T: ZeroedAtomic> Unzeroed<T> {
                 _t: std::marker::PhantomData,
             }
         }
+    }
+
+    /// How many `T`s.
+    pub(crate) fn len(&self) -> usize {
+        self.len
     }
 
     fn bytes(&self) -> usize {

@@ -55,6 +55,18 @@
 //!    zeroed, as before. A stalled zeroer's arrays are then freed with the source table, after
 //!    it has unpinned. No lookup or write reads the arrays before the migration that holds them
 //!    is installed, which happens after every page's count.
+//!    **Preparing a lazily sized successor.** The sizer of a large lazily sized successor (a
+//!    tombstone rebuild's, a large shrink's) allocated it zeroed too, with the same pause (1.4-1.5
+//!    ms for one operation at 262,144 groups under churn; `BENCHMARKS.md`, table of changes).
+//!    Its size is known only once the count ends, but the migration says what it wanted, and the
+//!    count asks for that size unless the entries outgrew it meanwhile. So every thread that
+//!    counts a chunk (`help_chunk`) also zeroes `PREPARE_PAGES` pages of a `Prep` for the
+//!    wanted size on the source table, the same record a growth uses (or the growth's own, if
+//!    one was prepared on this table before the rebuild got in: it serves only if its size is
+//!    the one counted). A chunk is four groups and a page 64, so the pages are done an eighth of
+//!    the way into the count. The sizer takes the arrays if they have the counted size and every
+//!    page is zeroed, and otherwise allocates a zeroed table as before: it waits for no zeroer.
+//!    Arrays nobody took are freed with the source table.
 //! 2. **Helping.** Every write that finds the root migrating first claims a chunk of groups
 //!    (`claim.fetch_add`) and moves each of its slots. Writers that meet a frozen slot of their own
 //!    key move that one slot before going on. While a lazily sized successor is still to be
@@ -175,6 +187,7 @@ impl<K, V> RawMap<K, V> {
                         .store(usize::MAX - chunk, Ordering::Relaxed);
                 }
                 self.count_chunk(table, mig, chunk);
+                prepare_during_count(table, mig);
             } else {
                 self.sized_next(table, mig, guard);
             }
@@ -610,7 +623,13 @@ impl<K, V> RawMap<K, V> {
         // none, and the share was kept).
         let groups = mig.wanted_groups().max(groups_for_live(live));
         let budget = (groups * GROUP_SLOTS - live) / 4;
-        mig.install_next(Box::new(Table::successor(groups)), budget)
+        // A large successor was zeroed a page at a time while the source was counted, if the
+        // count asks for the size the migration wanted ("Preparing a lazily sized successor").
+        let (next, written) = match take_prepared(table, groups) {
+            Some(prepared) => (Table::from_prepared(prepared), true),
+            None => (Table::successor(groups), false),
+        };
+        mig.install_next(Box::new(next), budget, written)
     }
 
     /// Counts one chunk of source groups: marks each free slot (EMPTY or VACATED) as counted,
@@ -779,6 +798,28 @@ fn place<K, V>(
     // "Sizing"), and part of the remaining room is kept from new keys (the insert budget). So
     // the caller is stale, and `next`, promoted long ago, has filled up; the caller decides.
     Placed::Stale
+}
+
+/// A counter's share of preparing a large lazily sized successor: it zeroes up to
+/// [`PREPARE_PAGES`](crate::sync::PREPARE_PAGES) pages of a table of the groups the migration
+/// asked for (see "Preparing a lazily sized successor" above), which the sizer takes if the
+/// count asks for that size.
+fn prepare_during_count<K, V>(table: &Table<K, V>, mig: &Migration<K, V>) {
+    if PREPARE_GROWTH && mig.wanted_groups() >= PREPARE_MIN_GROUPS {
+        table.prep(mig.wanted_groups()).help();
+    }
+}
+
+/// The arrays prepared on `table` for a successor of `groups` groups, once every page is zeroed
+/// (this thread zeroing a page more if one is unclaimed), to the one sizer that takes them;
+/// `None` if there are none of that size, their zeroing is unfinished (a zeroer may be stalled:
+/// the sizer does not wait, it allocates a zeroed table), or another thread took them.
+fn take_prepared<K, V>(table: &Table<K, V>, groups: usize) -> Option<super::table::Prepared> {
+    let prep = table.prepared()?;
+    if prep.groups() != groups || !prep.help() {
+        return None;
+    }
+    prep.take()
 }
 
 /// Whether `next` holds `entry`, whose hash is `hash`, as a migration's copy: under exclusive

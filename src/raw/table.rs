@@ -147,8 +147,7 @@ impl<K, V> Table<K, V> {
         }
     }
 
-    /// This table's prepared successor, if a growth has made one (for tests).
-    #[cfg(test)]
+    /// This table's prepared successor, if a growth or a lazily sized migration has made one.
     pub(crate) fn prepared(&self) -> Option<&Prep> {
         // SAFETY: as in `prep`.
         unsafe { self.prep.load(Ordering::Acquire).as_ref() }
@@ -170,6 +169,12 @@ impl<K, V> Table<K, V> {
                 prep
             }
         }
+    }
+
+    /// A table over a prepared successor's arrays ([`Prep::take`]).
+    pub(crate) fn from_prepared(prepared: Prepared) -> Self {
+        let (groups, key_lines) = prepared;
+        Self::with_arrays(groups, key_lines)
     }
 
     /// A table to migrate into: [`Table::new`], whose pages the migration's helpers write a few
@@ -387,6 +392,11 @@ impl Prep {
         self.groups.pages() + self.key_lines.pages()
     }
 
+    /// The groups of the table this prepares.
+    pub(crate) fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
     /// Pages zeroed so far, and whether a thread has taken the arrays (for tests).
     #[cfg(test)]
     pub(crate) fn progress(&self) -> (usize, bool) {
@@ -600,11 +610,27 @@ impl<K, V> Migration<K, V> {
     }
 
     /// Sets the successor of a lazily sized migration, unless another thread did; returns the
-    /// one in place. The winner also grants new keys `budget` slots of it.
-    pub(crate) fn install_next(&self, table: Box<Table<K, V>>, budget: usize) -> &Table<K, V> {
+    /// one in place. The winner also grants new keys `budget` slots of it. `written`: every page
+    /// of `table` was written already (a prepared successor's, by its zeroing), so the helpers
+    /// need not write them again ([`Table::write_pages`]).
+    pub(crate) fn install_next(
+        &self,
+        table: Box<Table<K, V>>,
+        budget: usize,
+        written: bool,
+    ) -> &Table<K, V> {
         // SAFETY: the successor, once installed, lives as long as described in `next`.
         match unsafe { install_once(&self.next, table) } {
             Ok(next) => {
+                #[cfg(not(loom))]
+                if written {
+                    // Relaxed: a hint, as every use of the page claim. A helper that read the
+                    // claim before this store may still write a page (or, adding to this value,
+                    // wrap it and let a few more do so): harmless, a write changes nothing.
+                    self.page_claim().store(usize::MAX, Ordering::Relaxed);
+                }
+                #[cfg(loom)]
+                let _ = written;
                 // Relaxed: the budget only hands out permissions; an inserter that reads 0
                 // before this store finishes the migration instead, which is always allowed.
                 self.insert_budget.store(budget, Ordering::Relaxed);
