@@ -12,10 +12,11 @@
 //! Prints, per workload, key type and thread count, every map's throughput (Mops/s) and
 //! lockfree-map's ratio to the best peer; then bytes per entry at 1M `u64` entries (a counting
 //! global allocator), insert latency percentiles while each map grows from empty through
-//! many resizes, and the latency of lookups made meanwhile by another thread. Writes the throughput as `compare.csv` and `compare.svg` in `--out`
+//! many resizes, the latency of lookups made meanwhile by another thread, and the latency of
+//! inserts and removals in a steady churn (a sliding window of live keys). Writes the throughput as `compare.csv` and `compare.svg` in `--out`
 //! (default `target/compare`). `--only` runs a part: workloads (`read-heavy`, `exchange`,
 //! `rapid-grow`, `hot-key`, `read-only`, `iteration`), key types (`u64`, `String`; with workloads,
-//! both filters apply), `memory`, `latency`; for example `--only hot-key,u64` or `--only memory`.
+//! both filters apply), `memory`, `latency`, `churn`; for example `--only hot-key,u64` or `--only memory`.
 
 #[path = "../benches/workloads/mod.rs"]
 mod workloads;
@@ -119,7 +120,7 @@ struct Config {
     repeats: usize,
     out: std::path::PathBuf,
     /// `--only`: the parts to run (workload names, `u64`, `String`, `iteration`, `memory`,
-    /// `latency`); empty runs everything.
+    /// `latency`, `churn`); empty runs everything.
     only: Vec<String>,
 }
 
@@ -133,7 +134,7 @@ const WORKLOAD_PARTS: [&str; 6] = [
     "iteration",
 ];
 const KEY_PARTS: [&str; 2] = ["u64", "String"];
-const SECTION_PARTS: [&str; 2] = ["memory", "latency"];
+const SECTION_PARTS: [&str; 3] = ["memory", "latency", "churn"];
 
 impl Config {
     /// Whether `--only` selects `part` (a workload, key type or section name).
@@ -499,6 +500,66 @@ fn lookup_latency<M: BenchMap<u64>>(keys: usize) -> ([f64; 4], usize) {
     )
 }
 
+/// Per-operation latency in a cache's steady state: `live` keys stay in the map while `threads`
+/// threads each insert a new key and then remove their oldest, `pairs` times, so removals leave
+/// tombstones or vacated slots and the maps that keep them must clean up or rebuild, again and
+/// again. Every insert and removal is timed, with the handle (the pin, for maps that pin) taken
+/// inside the clock, so freeing retired memory at a pin counts too: p50, p99, p99.9, p99.99, max
+/// in nanoseconds, and how many operations took over 0.5 ms.
+///
+/// Every removal asks for a key its thread inserted and has not removed: a miss fails the run.
+fn churn_latency<M: BenchMap<u64>>(threads: usize, live: usize, pairs: usize) -> ([f64; 5], usize) {
+    let map = M::with_capacity(0);
+    // Thread `t` owns the key indexes `i` with `i % threads == t`; the window of each thread
+    // holds `live / threads` of them.
+    let live = live - live % threads;
+    for i in 0..live as u64 {
+        map.handle().insert(u64::make(i), i);
+    }
+    let start = std::sync::Barrier::new(threads);
+    let mut all: Vec<u32> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads as u64)
+            .map(|t| {
+                let (map, start) = (&map, &start);
+                s.spawn(move || {
+                    let n = threads as u64;
+                    let mut lat = Vec::with_capacity(2 * pairs);
+                    let ns = |t0: Instant| t0.elapsed().as_nanos().min(u32::MAX as u128) as u32;
+                    start.wait();
+                    for j in 0..pairs as u64 {
+                        let new = live as u64 + j * n + t;
+                        let t0 = Instant::now();
+                        map.handle().insert(u64::make(new), j);
+                        lat.push(ns(t0));
+                        let t0 = Instant::now();
+                        let found = map.handle().remove(&u64::make(j * n + t));
+                        lat.push(ns(t0));
+                        assert!(found, "{}: the oldest live key was not found", M::NAME);
+                    }
+                    lat
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let slow = all.iter().filter(|&&t| t > 500_000).count();
+    all.sort_unstable();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)] as f64;
+    (
+        [
+            pct(0.50),
+            pct(0.99),
+            pct(0.999),
+            pct(0.9999),
+            *all.last().unwrap() as f64,
+        ],
+        slow,
+    )
+}
+
 fn write_csv(cfg: &Config, rows: &[Row]) -> std::io::Result<()> {
     let mut csv =
         String::from("workload,key,threads,map,mops,ratio_to_best_peer,mops_min,mops_max\n");
@@ -664,7 +725,7 @@ const USAGE: &str =
   --threads    thread counts (default 1,2,4, and 8, 16, 32 up to the core count)
   --out        where compare.csv and compare.svg go (default target/compare)
   --only       workloads (read-heavy, exchange, rapid-grow, hot-key, read-only, iteration),
-               key types (u64, String), memory, latency";
+               key types (u64, String), memory, latency, churn";
 
 /// Exits with `msg` and the usage text: a mistyped flag must not silently run another mode.
 fn usage_error(msg: &str) -> ! {
@@ -806,6 +867,27 @@ fn main() -> std::io::Result<()> {
         let lat = u64_maps!(lookup_latency(keys));
         for (name, ([p50, p99, p999, max], n)) in lat {
             println!("  {name:<16} {p50:>8.0} {p99:>8.0} {p999:>8.0} {max:>10.0} {n:>10}");
+        }
+    }
+
+    if cfg.runs("churn") {
+        // About two thirds of the key space live: the load a cache holds between two of its
+        // table's growths.
+        let live = cfg.key_space / 3 * 2;
+        let pairs = if full { 2_500_000 } else { 250_000 };
+        println!(
+            "\nLatency under churn ({live} keys live; {lt} threads x {pairs} inserts of a new key, \
+             each followed by the removal of its thread's oldest), ns"
+        );
+        println!(
+            "  {:<16} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}",
+            "map", "p50", "p99", "p99.9", "p99.99", "max", ">0.5 ms"
+        );
+        let lat = u64_maps!(churn_latency(lt, live, pairs));
+        for (name, ([p50, p99, p999, p9999, max], slow)) in lat {
+            println!(
+                "  {name:<16} {p50:>8.0} {p99:>8.0} {p999:>8.0} {p9999:>8.0} {max:>10.0} {slow:>9}"
+            );
         }
     }
 
