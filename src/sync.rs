@@ -97,6 +97,10 @@ impl<T> Spaced<T> {
             _after: [0; 7],
         }
     }
+
+    pub(crate) fn get_mut(&mut self) -> &mut T {
+        &mut self.value
+    }
 }
 
 impl<T> std::ops::Deref for Spaced<T> {
@@ -266,6 +270,18 @@ impl<T> Drop for ZeroedSlice<T> {
             unsafe { std::alloc::dealloc(base.as_ptr(), layout) };
         }
     }
+}
+
+/// Makes `slice` free nothing when it drops, its memory left to the [`Unzeroed`] that lent it
+/// ([`Unzeroed::own`]). Nothing under loom, where every slice owns memory of its own. Misused,
+/// it leaks the memory, nothing worse.
+pub(crate) fn disown<T>(slice: &mut ZeroedSlice<T>) {
+    #[cfg(not(loom))]
+    {
+        slice.alloc = None;
+    }
+    #[cfg(loom)]
+    let _ = slice;
 }
 
 /// `len` atomics, all zero (see [`ZeroedSlice`]).
@@ -449,7 +465,8 @@ impl<T: ZeroedAtomic> Unzeroed<T> {
     ///
     /// # Safety
     /// Every page was zeroed by [`Unzeroed::zero_page`] in calls that happen before this one;
-    /// this is called at most once, and [`Unzeroed::free`] never.
+    /// this is called at most once, [`Unzeroed::free`] never, and [`Unzeroed::own`] never for a
+    /// lent slice.
     pub(crate) unsafe fn to_zeroed_slice(&self) -> ZeroedSlice<T> {
         #[cfg(not(loom))]
         {
@@ -466,6 +483,48 @@ impl<T: ZeroedAtomic> Unzeroed<T> {
         {
             zeroed_slice(self.len)
         }
+    }
+
+    /// The `T`s as a [`ZeroedSlice`] that frees nothing when it drops: any number of them may
+    /// be lent, and the memory stays the `Unzeroed`'s (to free, or to hand to one of them with
+    /// [`Unzeroed::own`]). Under loom each is memory of its own, which it frees.
+    ///
+    /// # Safety
+    /// As for [`Unzeroed::to_zeroed_slice`], but for "at most once"; the slices live no longer
+    /// than the memory (it is not freed while one of them is in use).
+    pub(crate) unsafe fn lend(&self) -> ZeroedSlice<T> {
+        #[cfg(not(loom))]
+        {
+            // SAFETY: as in `to_zeroed_slice` (the caller's promise); without `alloc` the slice
+            // frees nothing, and it lives no longer than the memory (the contract).
+            ZeroedSlice {
+                start: self.start,
+                len: self.len,
+                alloc: None,
+                _owns: std::marker::PhantomData,
+            }
+        }
+        #[cfg(loom)]
+        {
+            zeroed_slice(self.len)
+        }
+    }
+
+    /// Makes `slice`, lent by this `Unzeroed` ([`Unzeroed::lend`]), free the memory when it
+    /// drops, as if [`Unzeroed::to_zeroed_slice`] had made it; [`disown`] undoes it. Nothing
+    /// under loom.
+    ///
+    /// # Safety
+    /// `slice` was lent by this `Unzeroed`; from now on it is the memory's one owner (until
+    /// `disown`): the memory is not freed otherwise, and no other slice is given it.
+    pub(crate) unsafe fn own(&self, slice: &mut ZeroedSlice<T>) {
+        #[cfg(not(loom))]
+        {
+            debug_assert!(slice.start == self.start && slice.len == self.len);
+            slice.alloc = self.alloc;
+        }
+        #[cfg(loom)]
+        let _ = slice;
     }
 
     /// Frees the memory.

@@ -64,9 +64,16 @@
 //!    wanted size on the source table, the same record a growth uses (or the growth's own, if
 //!    one was prepared on this table before the rebuild got in: it serves only if its size is
 //!    the one counted). A chunk is four groups and a page 64, so the pages are done an eighth of
-//!    the way into the count. The sizer takes the arrays if they have the counted size and every
+//!    the way into the count. A sizer uses the arrays if they have the counted size and every
 //!    page is zeroed, and otherwise allocates a zeroed table as before: it waits for no zeroer.
-//!    Arrays nobody took are freed with the source table.
+//!    The arrays are lent, not handed to one sizer (`Prep::share`): two threads often end a
+//!    count together and both size, and until stop 35 the one that lost the hand-over
+//!    allocated a zeroed table of its own, only to lose the installation as well (7-13 ms for
+//!    one operation, every other rebuild, with two threads churning 700,000 keys). Each sizer
+//!    builds a table over the lent arrays, which owns them only for its installation's CAS
+//!    (`Table::adopt`); the one installed keeps them and says so (`Prep::kept`), the others
+//!    give them back (`Table::disown_arrays`). Arrays no installed table kept are freed with
+//!    the source table.
 //! 2. **Helping.** Every write that finds the root migrating first claims a chunk of groups
 //!    (`claim.fetch_add`) and moves each of its slots. Writers that meet a frozen slot of their own
 //!    key move that one slot before going on. While a lazily sized successor is still to be
@@ -625,11 +632,37 @@ impl<K, V> RawMap<K, V> {
         let budget = (groups * GROUP_SLOTS - live) / 4;
         // A large successor was zeroed a page at a time while the source was counted, if the
         // count asks for the size the migration wanted ("Preparing a lazily sized successor").
-        let (next, written) = match take_prepared(table, groups) {
-            Some(prepared) => (Table::from_prepared(prepared), true),
-            None => (Table::successor(groups), false),
+        // Every sizer that finds them zeroed builds on the same arrays, and the one whose table
+        // is installed keeps them.
+        let (next, shared) = match share_prepared(table, groups) {
+            Some((prep, arrays)) => (Table::from_prepared(arrays), Some(prep)),
+            None => (Table::successor(groups), None),
         };
-        mig.install_next(Box::new(next), budget, written)
+        let mut next = Box::new(next);
+        pause_point("sized");
+        if let Some(prep) = shared {
+            // SAFETY: `next` is made over arrays `prep` lent. It adopts them only for its
+            // installation: installed, it keeps them; lost, it gives them back below before it
+            // drops. Nothing between here and there (a CAS and two stores) can unwind.
+            unsafe { next.adopt(prep) };
+        }
+        match mig.install_next(next, budget, shared.is_some()) {
+            Ok(next) => {
+                if let Some(prep) = shared {
+                    prep.kept();
+                }
+                next
+            }
+            Err((next, lost)) => {
+                match shared {
+                    // `lost` was never published: taken apart, it leaves the arrays to the
+                    // prep (or to the installed table, which adopted them too).
+                    Some(_) => lost.disown_arrays(),
+                    None => drop(lost),
+                }
+                next
+            }
+        }
     }
 
     /// Counts one chunk of source groups: marks each free slot (EMPTY or VACATED) as counted,
@@ -802,7 +835,7 @@ fn place<K, V>(
 
 /// A counter's share of preparing a large lazily sized successor: it zeroes up to
 /// [`PREPARE_PAGES`](crate::sync::PREPARE_PAGES) pages of a table of the groups the migration
-/// asked for (see "Preparing a lazily sized successor" above), which the sizer takes if the
+/// asked for (see "Preparing a lazily sized successor" above), which the sizers build on if the
 /// count asks for that size.
 fn prepare_during_count<K, V>(table: &Table<K, V>, mig: &Migration<K, V>) {
     if PREPARE_GROWTH && mig.wanted_groups() >= PREPARE_MIN_GROUPS {
@@ -811,15 +844,23 @@ fn prepare_during_count<K, V>(table: &Table<K, V>, mig: &Migration<K, V>) {
 }
 
 /// The arrays prepared on `table` for a successor of `groups` groups, once every page is zeroed
-/// (this thread zeroing a page more if one is unclaimed), to the one sizer that takes them;
-/// `None` if there are none of that size, their zeroing is unfinished (a zeroer may be stalled:
-/// the sizer does not wait, it allocates a zeroed table), or another thread took them.
-fn take_prepared<K, V>(table: &Table<K, V>, groups: usize) -> Option<super::table::Prepared> {
+/// (this thread zeroing a page more if one is unclaimed), lent to this sizer with their
+/// [`Prep`] (see [`Prep::share`]); `None` if there are none of that size, their zeroing is
+/// unfinished (a zeroer may be stalled: the sizer does not wait, it allocates a zeroed table),
+/// or a growth took them.
+fn share_prepared<K, V>(
+    table: &Table<K, V>,
+    groups: usize,
+) -> Option<(&super::table::Prep, super::table::Prepared)> {
     let prep = table.prepared()?;
     if prep.groups() != groups || !prep.help() {
         return None;
     }
-    prep.take()
+    // SAFETY: `help` returned `true` just now; the one caller, `size_next`, installs the table
+    // it makes over the arrays, which then lives as the successor, or drops it at once; the
+    // prep lives as long as `table`, which its caller has pinned.
+    let arrays = unsafe { prep.share() }?;
+    Some((prep, arrays))
 }
 
 /// Whether `next` holds `entry`, whose hash is `hash`, as a migration's copy: under exclusive

@@ -171,10 +171,36 @@ impl<K, V> Table<K, V> {
         }
     }
 
-    /// A table over a prepared successor's arrays ([`Prep::take`]).
+    /// A table over a prepared successor's arrays ([`Prep::take`], [`Prep::share`]).
     pub(crate) fn from_prepared(prepared: Prepared) -> Self {
         let (groups, key_lines) = prepared;
         Self::with_arrays(groups, key_lines)
+    }
+
+    /// Gives this table, made over arrays lent by `prep` ([`Prep::share`]), their ownership:
+    /// from now on it frees them when it drops, unless [`Table::disown_arrays`] gives them back.
+    ///
+    /// # Safety
+    /// The table's arrays were lent by `prep`. Of the tables that adopt them, one at most drops
+    /// with them: the one installed as the successor. Every other gives them back before it
+    /// drops, with nothing that can unwind in between (two sizers may hold them adopted at
+    /// once, for the instant of their installations, of which one wins).
+    pub(crate) unsafe fn adopt(&mut self, prep: &Prep) {
+        let hot = self.hot.get_mut();
+        // SAFETY: forwarded from the caller: the slices are the prep's, lent, and freed by one
+        // table at most.
+        unsafe {
+            prep.groups.own(&mut hot.groups);
+            prep.key_lines.own(&mut hot.key_lines);
+        }
+    }
+
+    /// Drops a table that adopted lent arrays ([`Table::adopt`]) but was not installed,
+    /// leaving the arrays to their prep. (On any other table it would leak them.)
+    pub(crate) fn disown_arrays(mut self: Box<Self>) {
+        let hot = self.hot.get_mut();
+        crate::sync::disown(&mut hot.groups);
+        crate::sync::disown(&mut hot.key_lines);
     }
 
     /// A table to migrate into: [`Table::new`], whose pages the migration's helpers write a few
@@ -363,16 +389,28 @@ impl<K, V> Drop for Table<K, V> {
 
 /// A growth's successor (its groups and key lines), allocated without zeroing and zeroed a few
 /// pages at a time by the inserts that find the table full, before the migration into it starts
-/// (see "Preparing a growth" in `migrate.rs`).
+/// (see "Preparing a growth" in `migrate.rs`); or a lazily sized migration's, zeroed by the
+/// threads that count the source ("Preparing a lazily sized successor").
 pub(crate) struct Prep {
     groups: Unzeroed<Group>,
     key_lines: Unzeroed<KeyLine>,
     /// `[0]`: the next page to zero, numbered over the groups and then the key lines. `[1]`:
-    /// pages zeroed. `[2]`: 1 once a thread has taken the arrays to start the migration.
+    /// pages zeroed. `[2]`: who has the arrays: [`ARRAYS_HERE`], [`ARRAYS_TAKEN`],
+    /// [`ARRAYS_SHARED`] or [`ARRAYS_KEPT`].
     counters: CachePadded<[AtomicUsize; 3]>,
 }
 
-/// What [`Prep::take`] hands over: a successor's groups and key lines.
+/// The arrays are the prep's, freed with it.
+const ARRAYS_HERE: usize = 0;
+/// A growth took the arrays ([`Prep::take`]): its migration record owns them.
+const ARRAYS_TAKEN: usize = 1;
+/// Lent to the sizers of a lazily sized migration ([`Prep::share`]), none of whose successors
+/// over them is known to be installed: the prep frees them unless one is.
+const ARRAYS_SHARED: usize = 2;
+/// A sizer's successor over the arrays was installed ([`Prep::kept`]): that table owns them.
+const ARRAYS_KEPT: usize = 3;
+
+/// What [`Prep::take`] and [`Prep::share`] hand over: a successor's groups and key lines.
 pub(crate) type Prepared = (ZeroedSlice<Group>, ZeroedSlice<KeyLine>);
 
 impl Prep {
@@ -397,13 +435,23 @@ impl Prep {
         self.groups.len()
     }
 
-    /// Pages zeroed so far, and whether a thread has taken the arrays (for tests).
+    /// Pages zeroed so far, and whether a table owns the arrays now (a growth's that took them,
+    /// or a sizer's installed successor), for tests.
     #[cfg(test)]
     pub(crate) fn progress(&self) -> (usize, bool) {
+        let owner = self.counters[2].load(Ordering::Relaxed);
         (
             self.counters[1].load(Ordering::Acquire),
-            self.counters[2].load(Ordering::Relaxed) == 1,
+            owner == ARRAYS_TAKEN || owner == ARRAYS_KEPT,
         )
+    }
+
+    /// Where the group array starts, to tell a table made over it (for tests).
+    #[cfg(test)]
+    pub(crate) fn groups_start(&self) -> *const Group {
+        // SAFETY: every page is zeroed before a test asks; the lent slice frees nothing and is
+        // gone before this returns.
+        unsafe { self.groups.lend() }.as_ptr()
     }
 
     /// Zeroes page `page` of the groups and then the key lines, numbered in turn.
@@ -448,20 +496,25 @@ impl Prep {
         self.counters[1].load(Ordering::Acquire) == total
     }
 
-    /// The zeroed arrays, to the one thread that takes them; `None` to any other. Call only
-    /// after [`Prep::help`] returned `true` on this thread.
+    /// The zeroed arrays, to the one thread that takes them for a growth; `None` to any other,
+    /// and once they are shared. Call only after [`Prep::help`] returned `true` on this thread.
     pub(crate) fn take(&self) -> Option<Prepared> {
         // Relaxed: the flag only decides who takes; the zeroes were acquired through `help`'s
         // count, and `Drop` runs only after every thread that took part has unpinned.
         if self.counters[2]
-            .compare_exchange(0, 1, Ordering::Relaxed, Ordering::Relaxed)
+            .compare_exchange(
+                ARRAYS_HERE,
+                ARRAYS_TAKEN,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
             .is_err()
         {
             return None;
         }
         // SAFETY: every page is zeroed, and the zeroing happens before this (`help` returned
-        // `true` here); the flag makes this the only hand-over, and `Drop` sees it and frees
-        // nothing.
+        // `true` here); the flag makes this the only hand-over (`share` lends nothing once it is
+        // set), and `Drop` sees it and frees nothing.
         Some(unsafe {
             (
                 self.groups.to_zeroed_slice(),
@@ -469,15 +522,59 @@ impl Prep {
             )
         })
     }
+
+    /// The zeroed arrays, lent to every sizer of a lazily sized migration that asks (`None`
+    /// once a growth took them), as slices that free nothing. Each sizer builds a successor over
+    /// them and tries to install it, giving it the arrays for that instant ([`Table::adopt`]):
+    /// the one installed keeps them (its installer calls [`Prep::kept`]), every other gives
+    /// them back ([`Table::disown_arrays`]), and if none is installed (a sizer that found the
+    /// zeroing unfinished installed a table of its own) the prep frees them.
+    ///
+    /// Lent rather than handed to one taker: two sizers that finish a count together both
+    /// need a successor, and the one that lost a hand-over allocated a zeroed table of its own,
+    /// only to lose the installation too (7-13 ms of `calloc` from reused heap memory at
+    /// 262,144 groups; `BENCHMARKS.md`, table of changes).
+    ///
+    /// # Safety
+    /// [`Prep::help`] returned `true` on this thread, and the tables made over what this
+    /// returns live no longer than this prep unless one is installed as the successor.
+    pub(crate) unsafe fn share(&self) -> Option<Prepared> {
+        // Relaxed: as in `take`. A sizer that finds the arrays kept already is lent them too:
+        // its table loses the installation (one is installed) and gives them back.
+        match self.counters[2].compare_exchange(
+            ARRAYS_HERE,
+            ARRAYS_SHARED,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) | Err(ARRAYS_SHARED | ARRAYS_KEPT) => {}
+            Err(_) => return None,
+        }
+        // SAFETY: every page is zeroed, and the zeroing happens before this (`help` returned
+        // `true` here, the caller's promise); the flag keeps `take` from handing the arrays
+        // over, so they stay allocated until this prep drops (or a table adopted them and was
+        // installed), and the caller's tables live no longer than that.
+        Some(unsafe { (self.groups.lend(), self.key_lines.lend()) })
+    }
+
+    /// Records that a successor made over the arrays lent by [`Prep::share`] was installed, and
+    /// owns them now.
+    pub(crate) fn kept(&self) {
+        // Relaxed: read by `Drop` only, after every thread that took part has unpinned.
+        self.counters[2].store(ARRAYS_KEPT, Ordering::Relaxed);
+    }
 }
 
 impl Drop for Prep {
     fn drop(&mut self) {
         // Relaxed: the prep is dropped with its table, after every thread that took part has
         // unpinned (or under `&mut`), which orders their writes before this.
-        if self.counters[2].load(Ordering::Relaxed) == 0 {
-            // SAFETY: nobody took the arrays (the flag), so they are still ours, freed once here;
-            // no zeroing is in progress (see above).
+        let owner = self.counters[2].load(Ordering::Relaxed);
+        if owner == ARRAYS_HERE || owner == ARRAYS_SHARED {
+            // SAFETY: no table owns the arrays (the flag: nobody took them, and no successor
+            // made over them was installed; every other such table was taken apart without
+            // them), so they are still ours, freed once here; no zeroing is in progress (see
+            // above).
             unsafe {
                 self.groups.free();
                 self.key_lines.free();
@@ -485,6 +582,10 @@ impl Drop for Prep {
         }
     }
 }
+
+/// What [`Migration::install_next`] did: `Ok` with the successor installed, or `Err` with the
+/// one installed before and the table that lost, handed back.
+pub(crate) type Installed<'a, K, V> = Result<&'a Table<K, V>, (&'a Table<K, V>, Box<Table<K, V>>)>;
 
 /// Set in a lazily sized migration's count of late entries once the successor's size is being
 /// decided ([`Migration::close_late`]).
@@ -609,8 +710,9 @@ impl<K, V> Migration<K, V> {
         self.next.load(Ordering::Acquire)
     }
 
-    /// Sets the successor of a lazily sized migration, unless another thread did; returns the
-    /// one in place. The winner also grants new keys `budget` slots of it. `written`: every page
+    /// Sets the successor of a lazily sized migration, unless another thread did: `Ok` with it,
+    /// or `Err` with the one in place and `table`, for the caller to drop (or take apart). The
+    /// winner also grants new keys `budget` slots of it. `written`: every page
     /// of `table` was written already (a prepared successor's, by its zeroing), so the helpers
     /// need not write them again ([`Table::write_pages`]).
     pub(crate) fn install_next(
@@ -618,29 +720,24 @@ impl<K, V> Migration<K, V> {
         table: Box<Table<K, V>>,
         budget: usize,
         written: bool,
-    ) -> &Table<K, V> {
+    ) -> Installed<'_, K, V> {
         // SAFETY: the successor, once installed, lives as long as described in `next`.
-        match unsafe { install_once(&self.next, table) } {
-            Ok(next) => {
-                #[cfg(not(loom))]
-                if written {
-                    // Relaxed: a hint, as every use of the page claim. A helper that read the
-                    // claim before this store may still write a page (or, adding to this value,
-                    // wrap it and let a few more do so): harmless, a write changes nothing.
-                    self.page_claim().store(usize::MAX, Ordering::Relaxed);
-                }
-                #[cfg(loom)]
-                let _ = written;
-                // Relaxed: the budget only hands out permissions; an inserter that reads 0
-                // before this store finishes the migration instead, which is always allowed.
-                self.insert_budget.store(budget, Ordering::Relaxed);
-                next
+        let installed = unsafe { install_once(&self.next, table) };
+        if installed.is_ok() {
+            #[cfg(not(loom))]
+            if written {
+                // Relaxed: a hint, as every use of the page claim. A helper that read the
+                // claim before this store may still write a page (or, adding to this value,
+                // wrap it and let a few more do so): harmless, a write changes nothing.
+                self.page_claim().store(usize::MAX, Ordering::Relaxed);
             }
-            Err((next, lost)) => {
-                drop(lost);
-                next
-            }
+            // Relaxed: the budget only hands out permissions; an inserter that reads 0
+            // before this store finishes the migration instead, which is always allowed.
+            self.insert_budget.store(budget, Ordering::Relaxed);
         }
+        #[cfg(loom)]
+        let _ = written;
+        installed
     }
 
     #[inline]

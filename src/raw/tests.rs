@@ -858,39 +858,14 @@ fn fill_through_a_large_growth() -> bool {
 /// (`BENCHMARKS.md`, table of changes).
 #[test]
 fn a_large_rebuild_prepares_its_successor_while_the_source_is_counted() {
-    use crate::sync::PREPARE_MIN_GROUPS;
     if cfg!(miri) {
         return; // thousands of chunks and pages: too slow under Miri, and nothing races here
     }
     let map = Map::new();
     let guard = map.raw.collector().pin();
-    // A table at least the smallest prepared size, its growth finished, at most a quarter full
-    // (so that the count asks for the same size, and no removal starts a shrink).
-    let mut key = 0;
-    loop {
-        map.insert(key, key);
-        key += 1;
-        let root = map.raw.root(&guard);
-        if root.groups() >= PREPARE_MIN_GROUPS {
-            if let Some(mig) = root.migration() {
-                map.raw.finish_migration(root, mig, &guard);
-            }
-            break;
-        }
-    }
+    let key = start_a_large_rebuild(&map, &guard);
     let root = map.raw.root(&guard);
-    while (key as usize) * 4 > root.slots() {
-        key -= 1;
-        assert_eq!(map.remove(key), Some(key));
-    }
-    assert!(std::ptr::eq(root, map.raw.root(&guard)) && root.migration().is_none());
-    // A same-size rebuild: its successor is sized once the source's entries are counted.
-    map.raw.start_migration(root, root.groups(), &guard);
     let mig = root.migration().expect("the rebuild was installed");
-    assert!(
-        mig.next().is_none(),
-        "a same-size successor is sized lazily"
-    );
     let mut counted = 0;
     while mig.next().is_none() {
         map.raw.help_chunk(root, mig, true, &guard);
@@ -903,13 +878,117 @@ fn a_large_rebuild_prepares_its_successor_while_the_source_is_counted() {
         "{} pages for {counted} counted chunks",
         prep.pages()
     );
-    assert_eq!(prep.progress(), (prep.pages(), true), "zeroed, then taken");
+    assert_eq!(prep.progress(), (prep.pages(), true), "zeroed, then kept");
     assert_eq!(mig.next().map(Table::groups), Some(root.groups()));
     map.raw.finish_migration(root, mig, &guard);
     drop(guard);
     for k in 0..key {
         assert_eq!(map.get(k), Some(k), "key {k}");
     }
+}
+
+/// Two sizers that end a large rebuild's count together both build its successor on the arrays
+/// the count prepared, and the one installed keeps them. Before stop 35 the arrays went to one
+/// taker, and the other sizer allocated a zeroed table of its own, only to lose the
+/// installation too: 7-13 ms of `calloc` (heap memory written again) for one operation, every
+/// other rebuild, when two threads churned 700,000 keys (`BENCHMARKS.md`, table of changes).
+///
+/// One sizer parks between building its successor and installing it; the other sizes,
+/// installs, and must be using the prepared arrays; then the first loses, takes its table apart
+/// without freeing them, and returns the installed successor.
+#[test]
+fn sizers_that_race_share_the_prepared_successor() {
+    use super::table::Group;
+    use crate::sync::Ordering;
+    if cfg!(miri) {
+        return; // as in the test above
+    }
+    let map = Map::new();
+    let guard = map.raw.collector().pin();
+    let key = start_a_large_rebuild(&map, &guard);
+    let root = map.raw.root(&guard);
+    let mig = root.migration().expect("the rebuild was installed");
+    // Count every chunk (the count zeroes the successor's pages as it goes), without sizing.
+    // Relaxed: only this thread counts.
+    while mig.count_claim().load(Ordering::Relaxed) < mig.chunks() {
+        map.raw.help_chunk(root, mig, true, &guard);
+    }
+    assert!(mig.next().is_none(), "not sized yet");
+    let prep = root.prepared().expect("the counters prepared a successor");
+    assert!(prep.help(), "every page is zeroed");
+    std::thread::scope(|s| {
+        let (parked_tx, parked_rx) = mpsc::channel::<()>();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let raw = &map.raw;
+        let loser = s.spawn(move || {
+            park_once_at("sized", parked_tx, release_rx);
+            let guard = raw.collector().pin();
+            let root = raw.root(&guard);
+            let mig = root.migration().expect("the rebuild is still running");
+            let next = raw.sized_next(root, mig, &guard) as *const Table<u64, u64> as usize;
+            hooks::set(None);
+            (next, has_parked())
+        });
+        parked_rx
+            .recv()
+            .expect("the first sizer parked before installing");
+        let next = map.raw.sized_next(root, mig, &guard);
+        assert_eq!(
+            next.group(0) as *const Group,
+            prep.groups_start(),
+            "the installed successor is made over the prepared arrays"
+        );
+        assert_eq!(prep.progress(), (prep.pages(), true), "and keeps them");
+        release_tx.send(()).unwrap();
+        let (theirs, parked) = loser.join().unwrap();
+        assert!(parked, "the first sizer parked once");
+        assert_eq!(
+            theirs, next as *const Table<u64, u64> as usize,
+            "the sizer that lost returns the installed successor"
+        );
+    });
+    map.raw.finish_migration(root, mig, &guard);
+    drop(guard);
+    for k in 0..key {
+        assert_eq!(map.get(k), Some(k), "key {k}");
+    }
+    // The source table, its prep and the successor are freed by the epoch and by the map's
+    // drop: a double free of the shared arrays shows under the sanitizers.
+}
+
+/// Fills `map` until its table has at least the smallest prepared size, removes keys until at
+/// most a quarter of the slots are live (so that a count asks for the same size, and no removal
+/// starts a shrink), and starts a same-size rebuild, whose successor is sized once the source's
+/// entries are counted. Returns the keys, `0..` it, still in the map.
+fn start_a_large_rebuild(map: &Map, guard: &crate::reclaim::Guard) -> u64 {
+    use crate::sync::PREPARE_MIN_GROUPS;
+    // A table at least the smallest prepared size, its growth finished, at most a quarter full
+    // (so that the count asks for the same size, and no removal starts a shrink).
+    let mut key = 0;
+    loop {
+        map.insert(key, key);
+        key += 1;
+        let root = map.raw.root(guard);
+        if root.groups() >= PREPARE_MIN_GROUPS {
+            if let Some(mig) = root.migration() {
+                map.raw.finish_migration(root, mig, guard);
+            }
+            break;
+        }
+    }
+    let root = map.raw.root(guard);
+    while (key as usize) * 4 > root.slots() {
+        key -= 1;
+        assert_eq!(map.remove(key), Some(key));
+    }
+    assert!(std::ptr::eq(root, map.raw.root(guard)) && root.migration().is_none());
+    map.raw.start_migration(root, root.groups(), guard);
+    let mig = root.migration().expect("the rebuild was installed");
+    assert!(
+        mig.next().is_none(),
+        "a same-size successor is sized lazily"
+    );
+    key
 }
 
 /// A thread stalled while zeroing pages of a growth's successor keeps nobody from inserting:
