@@ -863,7 +863,7 @@ fn a_large_rebuild_prepares_its_successor_while_the_source_is_counted() {
     }
     let map = Map::new();
     let guard = map.raw.collector().pin();
-    let key = start_a_large_rebuild(&map, &guard);
+    let key = start_a_large_rebuild(&map, &guard, 0);
     let root = map.raw.root(&guard);
     let mig = root.migration().expect("the rebuild was installed");
     let mut counted = 0;
@@ -905,7 +905,7 @@ fn sizers_that_race_share_the_prepared_successor() {
     }
     let map = Map::new();
     let guard = map.raw.collector().pin();
-    let key = start_a_large_rebuild(&map, &guard);
+    let key = start_a_large_rebuild(&map, &guard, 0);
     let root = map.raw.root(&guard);
     let mig = root.migration().expect("the rebuild was installed");
     // Count every chunk (the count zeroes the successor's pages as it goes), without sizing.
@@ -956,11 +956,39 @@ fn sizers_that_race_share_the_prepared_successor() {
     // drop: a double free of the shared arrays shows under the sanitizers.
 }
 
-/// Fills `map` until its table has at least the smallest prepared size, removes keys until at
-/// most a quarter of the slots are live (so that a count asks for the same size, and no removal
-/// starts a shrink), and starts a same-size rebuild, whose successor is sized once the source's
-/// entries are counted. Returns the keys, `0..` it, still in the map.
-fn start_a_large_rebuild(map: &Map, guard: &crate::reclaim::Guard) -> u64 {
+/// An insert that counts ahead (`count_ahead`: a chunk count of 64 for an insert whose free slot
+/// lies past the probe limit) counts only: from stop 34 to stop 35 it also zeroed a page of the
+/// prepared successor for each chunk, and took 0.1-0.7 ms (`BENCHMARKS.md`, next step 50).
+#[test]
+fn counting_ahead_zeroes_no_page() {
+    use crate::sync::{Ordering, COUNT_AHEAD, MIGRATE_CHUNK_GROUPS};
+    if cfg!(miri) {
+        return; // as in the tests above
+    }
+    let map = Map::new();
+    let guard = map.raw.collector().pin();
+    // More chunks than one call counts (the stress geometry's smallest prepared table has 16).
+    let _ = start_a_large_rebuild(&map, &guard, 2 * COUNT_AHEAD * MIGRATE_CHUNK_GROUPS);
+    let root = map.raw.root(&guard);
+    let mig = root.migration().expect("the rebuild was installed");
+    map.raw.count_ahead(root, mig, &guard);
+    // Relaxed: only this thread counts.
+    assert_eq!(mig.count_claim().load(Ordering::Relaxed), COUNT_AHEAD);
+    assert!(mig.next().is_none(), "the count goes on");
+    let zeroed = root.prepared().map_or(0, |prep| prep.progress().0);
+    assert_eq!(zeroed, 0, "pages zeroed by counting ahead");
+    // One chunk counted by a write's ordinary help zeroes one.
+    map.raw.help_chunk(root, mig, true, &guard);
+    let prep = root.prepared().expect("the counter prepared a successor");
+    assert_eq!(prep.progress(), (1, false));
+    map.raw.finish_migration(root, mig, &guard);
+}
+
+/// Fills `map` until its table has at least the smallest prepared size (and `min_groups`),
+/// removes keys until at most a quarter of the slots are live (so that a count asks for the same
+/// size, and no removal starts a shrink), and starts a same-size rebuild, whose successor is
+/// sized once the source's entries are counted. Returns the keys, `0..` it, still in the map.
+fn start_a_large_rebuild(map: &Map, guard: &crate::reclaim::Guard, min_groups: usize) -> u64 {
     use crate::sync::PREPARE_MIN_GROUPS;
     // A table at least the smallest prepared size, its growth finished, at most a quarter full
     // (so that the count asks for the same size, and no removal starts a shrink).
@@ -969,7 +997,7 @@ fn start_a_large_rebuild(map: &Map, guard: &crate::reclaim::Guard) -> u64 {
         map.insert(key, key);
         key += 1;
         let root = map.raw.root(guard);
-        if root.groups() >= PREPARE_MIN_GROUPS {
+        if root.groups() >= PREPARE_MIN_GROUPS.max(min_groups) {
             if let Some(mig) = root.migration() {
                 map.raw.finish_migration(root, mig, guard);
             }
