@@ -1144,3 +1144,62 @@ fn a_prepared_successor_is_handed_over_once_and_freed_once() {
     let _ = prep.help();
     drop(table);
 }
+
+/// Arrays lent to two sizers (`Prep::share`) are freed once: by the table that kept them when
+/// one did, by the prep when none did. Small enough for Miri, which checks the raw memory
+/// handling (a double free, or a table freeing arrays the prep frees too, is undefined
+/// behaviour it reports).
+#[test]
+fn a_shared_successor_is_freed_once() {
+    // Kept: two sizers adopt the lent arrays; one is installed (it keeps them), the other
+    // gives them back; the source's drop then leaves them to the kept table.
+    let table = Table::<u64, u64>::new(64);
+    let prep = table.prep(128);
+    while !prep.help() {}
+    // SAFETY: `help` returned `true`; each table made over the arrays below is either the one
+    // kept (and dropped once, after `kept`) or gives them back before it drops.
+    let (mut kept, mut lost) = unsafe {
+        (
+            Box::new(Table::<u64, u64>::from_prepared(
+                prep.share().expect("lent"),
+            )),
+            Box::new(Table::<u64, u64>::from_prepared(
+                prep.share().expect("lent again"),
+            )),
+        )
+    };
+    // SAFETY: as above: only `kept` drops with them.
+    unsafe {
+        kept.adopt(prep);
+        lost.adopt(prep);
+    }
+    assert!(
+        prep.take().is_none(),
+        "lent arrays are not handed to a growth"
+    );
+    lost.disown_arrays();
+    prep.kept();
+    assert_eq!(prep.progress(), (prep.pages(), true));
+    kept.group(127).slots[6].store(1, crate::sync::Ordering::Relaxed);
+    drop(table);
+    assert_eq!(
+        kept.group(127).slots[6].load(crate::sync::Ordering::Relaxed),
+        1
+    );
+    drop(kept);
+
+    // None kept: the only sizer over the arrays lost to a table of its own (or another's
+    // allocation); the prep frees them with the source.
+    let table = Table::<u64, u64>::new(64);
+    let prep = table.prep(128);
+    while !prep.help() {}
+    // SAFETY: `help` returned `true`; the table gives the arrays back before it drops.
+    let mut lost = Box::new(Table::<u64, u64>::from_prepared(
+        unsafe { prep.share() }.expect("lent"),
+    ));
+    // SAFETY: as above.
+    unsafe { lost.adopt(prep) };
+    lost.disown_arrays();
+    assert_eq!(prep.progress(), (prep.pages(), false));
+    drop(table);
+}
