@@ -412,14 +412,15 @@ fn insert_latency<M: BenchMap<u64>>(threads: usize, per_thread: usize) -> [f64; 
             .flat_map(|h| h.join().unwrap())
             .collect()
     });
+    let ([p50, p99, p999], max) = quantiles(&mut all, [0.50, 0.99, 0.999]);
+    [p50, p99, p999, max]
+}
+
+/// The quantiles `ps` of `all` (sorted here, not empty) and its maximum.
+fn quantiles<const N: usize>(all: &mut [u64], ps: [f64; N]) -> ([f64; N], f64) {
     all.sort_unstable();
-    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)] as f64;
-    [
-        pct(0.50),
-        pct(0.99),
-        pct(0.999),
-        *all.last().unwrap() as f64,
-    ]
+    let at = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)] as f64;
+    (ps.map(at), all[all.len() - 1] as f64)
 }
 
 /// Per-lookup latency of one thread reading keys that another thread has inserted, while that
@@ -487,17 +488,8 @@ fn lookup_latency<M: BenchMap<u64>>(keys: usize) -> ([f64; 4], usize) {
         eprintln!("{}: no lookup was timed", M::NAME);
         return ([f64::NAN; 4], 0);
     }
-    all.sort_unstable();
-    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)] as f64;
-    (
-        [
-            pct(0.50),
-            pct(0.99),
-            pct(0.999),
-            *all.last().unwrap() as f64,
-        ],
-        all.len(),
-    )
+    let ([p50, p99, p999], max) = quantiles(&mut all, [0.50, 0.99, 0.999]);
+    ([p50, p99, p999, max], all.len())
 }
 
 /// Per-operation latency in a cache's steady state: `live` keys stay in the map while `threads`
@@ -517,14 +509,14 @@ fn churn_latency<M: BenchMap<u64>>(threads: usize, live: usize, pairs: usize) ->
         map.handle().insert(u64::make(i), i);
     }
     let start = std::sync::Barrier::new(threads);
-    let mut all: Vec<u32> = std::thread::scope(|s| {
+    let mut all: Vec<u64> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads as u64)
             .map(|t| {
                 let (map, start) = (&map, &start);
                 s.spawn(move || {
                     let n = threads as u64;
                     let mut lat = Vec::with_capacity(2 * pairs);
-                    let ns = |t0: Instant| t0.elapsed().as_nanos().min(u32::MAX as u128) as u32;
+                    let ns = |t0: Instant| t0.elapsed().as_nanos() as u64;
                     start.wait();
                     for j in 0..pairs as u64 {
                         let new = live as u64 + j * n + t;
@@ -546,18 +538,8 @@ fn churn_latency<M: BenchMap<u64>>(threads: usize, live: usize, pairs: usize) ->
             .collect()
     });
     let slow = all.iter().filter(|&&t| t > 500_000).count();
-    all.sort_unstable();
-    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)] as f64;
-    (
-        [
-            pct(0.50),
-            pct(0.99),
-            pct(0.999),
-            pct(0.9999),
-            *all.last().unwrap() as f64,
-        ],
-        slow,
-    )
+    let ([p50, p99, p999, p9999], max) = quantiles(&mut all, [0.50, 0.99, 0.999, 0.9999]);
+    ([p50, p99, p999, p9999, max], slow)
 }
 
 fn write_csv(cfg: &Config, rows: &[Row]) -> std::io::Result<()> {
