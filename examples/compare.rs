@@ -391,29 +391,30 @@ fn settle_epoch() {
 /// resizes many times): p50, p99, p99.9, max in nanoseconds.
 fn insert_latency<M: BenchMap<u64>>(threads: usize, per_thread: usize) -> [f64; 4] {
     let map = M::with_capacity(0);
-    let mut all: Vec<u64> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let map = &map;
-                s.spawn(move || {
-                    let mut lat = Vec::with_capacity(per_thread);
-                    for i in 0..per_thread as u64 {
-                        let k = u64::make(i * threads as u64 + t as u64);
-                        let start = Instant::now();
-                        map.handle().insert(k, i);
-                        lat.push(start.elapsed().as_nanos() as u64);
-                    }
-                    lat
-                })
-            })
-            .collect();
+    let mut all = on_threads(threads, |t| {
+        let mut lat = Vec::with_capacity(per_thread);
+        for i in 0..per_thread as u64 {
+            let k = u64::make(i * threads as u64 + t as u64);
+            let start = Instant::now();
+            map.handle().insert(k, i);
+            lat.push(start.elapsed().as_nanos() as u64);
+        }
+        lat
+    });
+    let ([p50, p99, p999], max) = quantiles(&mut all, [0.50, 0.99, 0.999]);
+    [p50, p99, p999, max]
+}
+
+/// Runs `work(t)` on threads `t` in `0..threads` and concatenates what they return.
+fn on_threads(threads: usize, work: impl Fn(usize) -> Vec<u64> + Sync) -> Vec<u64> {
+    std::thread::scope(|s| {
+        let work = &work;
+        let handles: Vec<_> = (0..threads).map(|t| s.spawn(move || work(t))).collect();
         handles
             .into_iter()
             .flat_map(|h| h.join().unwrap())
             .collect()
-    });
-    let ([p50, p99, p999], max) = quantiles(&mut all, [0.50, 0.99, 0.999]);
-    [p50, p99, p999, max]
+    })
 }
 
 /// The quantiles `ps` of `all` (sorted here, not empty) and its maximum.
@@ -509,33 +510,22 @@ fn churn_latency<M: BenchMap<u64>>(threads: usize, live: usize, pairs: usize) ->
         map.handle().insert(u64::make(i), i);
     }
     let start = std::sync::Barrier::new(threads);
-    let mut all: Vec<u64> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads as u64)
-            .map(|t| {
-                let (map, start) = (&map, &start);
-                s.spawn(move || {
-                    let n = threads as u64;
-                    let mut lat = Vec::with_capacity(2 * pairs);
-                    let ns = |t0: Instant| t0.elapsed().as_nanos() as u64;
-                    start.wait();
-                    for j in 0..pairs as u64 {
-                        let new = live as u64 + j * n + t;
-                        let t0 = Instant::now();
-                        map.handle().insert(u64::make(new), j);
-                        lat.push(ns(t0));
-                        let t0 = Instant::now();
-                        let found = map.handle().remove(&u64::make(j * n + t));
-                        lat.push(ns(t0));
-                        assert!(found, "{}: the oldest live key was not found", M::NAME);
-                    }
-                    lat
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
+    let mut all = on_threads(threads, |t| {
+        let (n, t) = (threads as u64, t as u64);
+        let mut lat = Vec::with_capacity(2 * pairs);
+        let ns = |t0: Instant| t0.elapsed().as_nanos() as u64;
+        start.wait();
+        for j in 0..pairs as u64 {
+            let new = live as u64 + j * n + t;
+            let t0 = Instant::now();
+            map.handle().insert(u64::make(new), j);
+            lat.push(ns(t0));
+            let t0 = Instant::now();
+            let found = map.handle().remove(&u64::make(j * n + t));
+            lat.push(ns(t0));
+            assert!(found, "{}: the oldest live key was not found", M::NAME);
+        }
+        lat
     });
     let slow = all.iter().filter(|&&t| t > 500_000).count();
     let ([p50, p99, p999, p9999], max) = quantiles(&mut all, [0.50, 0.99, 0.999, 0.9999]);
