@@ -550,10 +550,9 @@ impl Prep {
             Ok(_) | Err(ARRAYS_SHARED | ARRAYS_KEPT) => {}
             Err(_) => return None,
         }
-        // SAFETY: every page is zeroed, and the zeroing happens before this (`help` returned
-        // `true` here, the caller's promise); the flag keeps `take` from handing the arrays
-        // over, so they stay allocated until this prep drops (or a table adopted them and was
-        // installed), and the caller's tables live no longer than that.
+        // SAFETY: every page was zeroed before this (`help` returned `true`, the caller's
+        // promise); the flag stops `take`, so the arrays live as long as this prep (or the
+        // table installed over them), and the caller's tables no longer (the contract).
         Some(unsafe { (self.groups.lend(), self.key_lines.lend()) })
     }
 
@@ -571,10 +570,9 @@ impl Drop for Prep {
         // unpinned (or under `&mut`), which orders their writes before this.
         let owner = self.counters[2].load(Ordering::Relaxed);
         if owner == ARRAYS_HERE || owner == ARRAYS_SHARED {
-            // SAFETY: no table owns the arrays (the flag: nobody took them, and no successor
-            // made over them was installed; every other such table was taken apart without
-            // them), so they are still ours, freed once here; no zeroing is in progress (see
-            // above).
+            // SAFETY: no table owns the arrays (nobody took them, no table over them was
+            // installed, the others gave them back), so they are ours, freed once here; no
+            // zeroing is in progress (see above).
             unsafe {
                 self.groups.free();
                 self.key_lines.free();
