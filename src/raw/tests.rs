@@ -880,11 +880,7 @@ fn a_large_rebuild_prepares_its_successor_while_the_source_is_counted() {
     );
     assert_eq!(prep.progress(), (prep.pages(), true), "zeroed, then kept");
     assert_eq!(mig.next().map(Table::groups), Some(root.groups()));
-    map.raw.finish_migration(root, mig, &guard);
-    drop(guard);
-    for k in 0..key {
-        assert_eq!(map.get(k), Some(k), "key {k}");
-    }
+    finish_the_rebuild(&map, guard, key);
 }
 
 /// Two sizers that end a large rebuild's count together both build its successor on the arrays
@@ -947,11 +943,7 @@ fn sizers_that_race_share_the_prepared_successor() {
             "the sizer that lost returns the installed successor"
         );
     });
-    map.raw.finish_migration(root, mig, &guard);
-    drop(guard);
-    for k in 0..key {
-        assert_eq!(map.get(k), Some(k), "key {k}");
-    }
+    finish_the_rebuild(&map, guard, key);
     // The source table, its prep and the successor are freed by the epoch and by the map's
     // drop: a double free of the shared arrays shows under the sanitizers.
 }
@@ -968,7 +960,7 @@ fn counting_ahead_zeroes_no_page() {
     let map = Map::new();
     let guard = map.raw.collector().pin();
     // More chunks than one call counts (the stress geometry's smallest prepared table has 16).
-    let _ = start_a_large_rebuild(&map, &guard, 2 * COUNT_AHEAD * MIGRATE_CHUNK_GROUPS);
+    let key = start_a_large_rebuild(&map, &guard, 2 * COUNT_AHEAD * MIGRATE_CHUNK_GROUPS);
     let root = map.raw.root(&guard);
     let mig = root.migration().expect("the rebuild was installed");
     map.raw.count_ahead(root, mig, &guard);
@@ -981,7 +973,20 @@ fn counting_ahead_zeroes_no_page() {
     map.raw.help_chunk(root, mig, true, &guard);
     let prep = root.prepared().expect("the counter prepared a successor");
     assert_eq!(prep.progress(), (1, false));
-    map.raw.finish_migration(root, mig, &guard);
+    finish_the_rebuild(&map, guard, key);
+}
+
+/// Finishes the rebuild [`start_a_large_rebuild`] started, unpins, and checks that the keys
+/// `0..key` it left are all there.
+fn finish_the_rebuild(map: &Map, guard: crate::reclaim::Guard, key: u64) {
+    let root = map.raw.root(&guard);
+    if let Some(mig) = root.migration() {
+        map.raw.finish_migration(root, mig, &guard);
+    }
+    drop(guard);
+    for k in 0..key {
+        assert_eq!(map.get(k), Some(k), "key {k}");
+    }
 }
 
 /// Fills `map` until its table has at least the smallest prepared size (and `min_groups`),
