@@ -515,8 +515,9 @@ impl<T: ZeroedAtomic> Unzeroed<T> {
     /// under loom.
     ///
     /// # Safety
-    /// `slice` was lent by this `Unzeroed`; from now on it is the memory's one owner (until
-    /// `disown`): the memory is not freed otherwise, and no other slice is given it.
+    /// `slice` was lent by this `Unzeroed`. Of the slices given the memory, one at most drops
+    /// while it owns it, and then the memory is not freed otherwise; every other is
+    /// [`disown`]ed before it drops.
     pub(crate) unsafe fn own(&self, slice: &mut ZeroedSlice<T>) {
         #[cfg(not(loom))]
         {
