@@ -22,10 +22,7 @@ use workloads::*;
 const KEY_SPACE: usize = 1 << 16;
 
 fn thread_counts() -> Vec<usize> {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let mut t = vec![1, 2, 4];
-    t.extend([8, 16, 32].into_iter().filter(|&n| n <= cores));
-    t
+    workloads::thread_counts(std::thread::available_parallelism().map_or(2, |n| n.get()))
 }
 
 fn bench_map<K: BenchKey, M: BenchMap<K>>(

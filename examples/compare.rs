@@ -694,7 +694,8 @@ const USAGE: &str =
   --keys       the key space instead (at least 16), to compare at the size of your own maps
   --repeats    runs of every map per cell, interleaved, whose median is shown (default 3; more
                for a noisy machine)
-  --threads    thread counts (default 1,2,4, and 8, 16, 32 up to the core count)
+  --threads    thread counts (default 1,2,4, then the powers of two up to the core count and
+               the core count itself)
   --out        where compare.csv and compare.svg go (default target/compare)
   --only       workloads (read-heavy, exchange, rapid-grow, hot-key, read-only, iteration),
                key types (u64, String), memory, latency, churn";
@@ -736,11 +737,7 @@ fn main() -> std::io::Result<()> {
     let full = args.iter().any(|a| a == "--full");
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let threads = arg("--threads").map_or_else(
-        || {
-            let mut t = vec![1, 2, 4];
-            t.extend([8, 16, 32].into_iter().filter(|&n| n <= cores));
-            t
-        },
+        || workloads::thread_counts(cores),
         |s| {
             s.split(',')
                 .map(|t| match t.parse::<usize>() {

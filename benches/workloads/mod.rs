@@ -471,6 +471,23 @@ impl Rng {
     }
 }
 
+/// The default thread counts for `cores` cores: 1, 2 and 4 always (more threads than cores is a
+/// case users meet too), then every power of two up to the core count, and the core count itself
+/// where it is not one (12, 48 or 96 cores end on 12, 48 or 96).
+pub fn thread_counts(cores: usize) -> Vec<usize> {
+    let mut t = vec![1, 2, 4];
+    let mut n = 8;
+    while n <= cores {
+        t.push(n);
+        n *= 2;
+    }
+    if !t.contains(&cores) {
+        t.push(cores);
+        t.sort_unstable();
+    }
+    t
+}
+
 /// The keys of a key space, generated once per run.
 pub fn keys<K: BenchKey>(n: usize) -> Vec<K> {
     (0..n as u64).map(K::make).collect()
@@ -576,4 +593,19 @@ pub fn run_iteration<K: BenchKey, M: BenchMap<K>>(
         visited.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     });
     (elapsed, visited.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thread_counts_reach_the_core_count() {
+        use super::thread_counts;
+        assert_eq!(thread_counts(1), [1, 2, 4]);
+        assert_eq!(thread_counts(2), [1, 2, 4]);
+        assert_eq!(thread_counts(3), [1, 2, 3, 4]);
+        assert_eq!(thread_counts(16), [1, 2, 4, 8, 16]);
+        assert_eq!(thread_counts(12), [1, 2, 4, 8, 12]);
+        assert_eq!(thread_counts(96), [1, 2, 4, 8, 16, 32, 64, 96]);
+        assert_eq!(thread_counts(128), [1, 2, 4, 8, 16, 32, 64, 128]);
+    }
 }
