@@ -162,6 +162,10 @@ pub(crate) fn stripe_count() -> usize {
 ///
 /// Each thread takes the next number from a global counter the first time it asks, so threads
 /// land on distinct stripes until there are more threads than stripes.
+///
+/// Inlined: out of line it was an indirect call in every insert and removal (a function of
+/// another codegen unit, called through the GOT).
+#[inline]
 pub(crate) fn thread_stripe_hint() -> usize {
     #[cfg(not(loom))]
     {

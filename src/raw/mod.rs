@@ -1135,7 +1135,10 @@ impl<K, V> RawMap<K, V> {
     /// In a table with key lines the slot is left VACATED, with its tag and key cell: the key's
     /// own slot, which an insert of that key takes back (`slot.rs`). Elsewhere it becomes a
     /// tombstone.
-    #[inline]
+    ///
+    /// Always inlined: with a plain `#[inline]` the compiler left it a call in every removal
+    /// (callgrind, `hotpath exchange`: 235.2 -> 230.1 M instructions inlined).
+    #[inline(always)]
     pub(crate) fn try_remove<'g>(
         &'g self,
         located: &Located<'g, K, V>,
