@@ -69,6 +69,15 @@ pub(crate) const LOOKUP_HELP_AFTER: u32 = if cfg!(loom) { 0 } else { 64 };
 /// loom, whose model threads share one OS thread's thread-locals.
 pub(crate) const ENTRY_CACHE: bool = !cfg!(loom);
 
+/// Entries past the entry cache's share from which a map's drop frees its entries in address
+/// order rather than table order (`RawMap`'s `Drop`). Under the stress geometry and Miri every
+/// drop does, so that the tests' small maps take that path too.
+pub(crate) const ORDERED_FREE_MIN: usize = if STRESS_GEOMETRY || cfg!(miri) {
+    0
+} else {
+    1 << 16
+};
+
 /// Whether [`prefetch`] does anything. Callers that load a word only to aim a prefetch skip the
 /// load too when it does not, so loom does not explore interleavings of loads that decide nothing.
 pub(crate) const PREFETCH: bool = cfg!(all(target_arch = "x86_64", not(loom), not(miri)));

@@ -247,7 +247,9 @@ fn panicking_clone_leaves_the_original_intact_and_leaks_nothing() {
 
 /// A map whose drop meets a value whose `Drop` panics still drops every other key and value and
 /// frees its tables, then passes the panic on, as `Vec` does. A small map (each entry through the
-/// thread's entry cache) and a large one (past the first 128 entries, straight to the allocator).
+/// thread's entry cache), a large one (past the first 128 entries, straight to the allocator) and
+/// a larger one (past 65,536 more, gathered and freed in address order; under Miri and the stress
+/// geometry every map past the first 128 is).
 #[test]
 fn dropping_a_map_with_a_panicking_value_drops_the_rest() {
     /// Counts live instances; the one made with `explode` panics when dropped (after counting).
@@ -263,7 +265,11 @@ fn dropping_a_map_with_a_panicking_value_drops_the_rest() {
             }
         }
     }
-    for n in [10, common::sized(1_000, 200) as u64] {
+    for n in [
+        10,
+        common::sized(1_000, 200) as u64,
+        common::sized(70_000, 300) as u64,
+    ] {
         let live = Arc::new(AtomicUsize::new(0));
         let map = HashMap::new();
         {
