@@ -23,6 +23,11 @@ use crate::reclaim::{Collector, Guard};
 ///
 /// Keys and values must be `Send + 'static` for the map's operations: a removed entry is dropped
 /// by whichever thread reclaims it, possibly after the map itself is gone.
+///
+/// Dropping the map drops the keys and values it holds on the dropping thread. A map of more than
+/// about 65,000 entries first gathers their addresses (a temporary allocation of a word an entry,
+/// which it does without if the allocator refuses it) and frees them in address order, so that
+/// the allocator's later merging of the freed memory walks it in order rather than at random.
 pub struct HashMap<K, V, S = RandomState> {
     raw: RawMap<K, V>,
     hasher: S,
