@@ -23,7 +23,13 @@ struct Recording;
 
 thread_local! {
     static RECORDING: Cell<bool> = const { Cell::new(false) };
+    /// Whether this thread's allocations of `REFUSED_BYTES` or more fail.
+    static REFUSING: Cell<bool> = const { Cell::new(false) };
 }
+
+/// The smallest allocation refused while `REFUSING`: the drop's list of addresses is larger
+/// (a word an entry), the map's own blocks far smaller, and nothing else is allocated then.
+const REFUSED_BYTES: usize = 64 * 1024;
 
 /// Room for the drop's frees and any retired blocks a collection frees meanwhile.
 const RECORDED: usize = ENTRIES + 4_096;
@@ -31,14 +37,18 @@ const RECORDED: usize = ENTRIES + 4_096;
 static FREED: [AtomicUsize; RECORDED] = [const { AtomicUsize::new(0) }; RECORDED];
 static COUNT: AtomicUsize = AtomicUsize::new(0);
 
-// SAFETY: forwards to the system allocator unchanged; only records, without allocating.
+// SAFETY: forwards to the system allocator unchanged, or returns null (an allocation failure,
+// which `GlobalAlloc` allows); only records, without allocating.
 unsafe impl GlobalAlloc for Recording {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // `try_with`: a thread's last allocations may come after its thread-locals are gone.
+        if layout.size() >= REFUSED_BYTES && REFUSING.try_with(Cell::get).unwrap_or(false) {
+            return std::ptr::null_mut();
+        }
         // SAFETY: forwarded from the caller.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // `try_with`: a thread's last frees may come after its thread-locals are gone.
         if layout.size() == ENTRY_BYTES && RECORDING.try_with(Cell::get).unwrap_or(false) {
             let i = COUNT.fetch_add(1, Ordering::Relaxed);
             if let Some(slot) = FREED.get(i) {
@@ -53,42 +63,42 @@ unsafe impl GlobalAlloc for Recording {
 #[global_allocator]
 static ALLOC: Recording = Recording;
 
-#[test]
-fn a_large_map_frees_its_entries_in_address_order() {
-    assert_eq!(
-        std::mem::size_of::<(u64, Value, u64)>(),
-        ENTRY_BYTES,
-        "the entry's size this test recognises"
-    );
-    let map: HashMap<u64, Value> = HashMap::new();
+/// A map of `ENTRIES` entries, some removed and replaced (their blocks are retired, not the
+/// drop's to free).
+fn filled() -> HashMap<u64, Value> {
+    let map = HashMap::new();
     {
         let m = map.pin();
         for k in 0..ENTRIES as u64 {
             m.insert(k, [k; 5]);
         }
-        // Some removed and replaced too: their blocks are retired, not the drop's to free.
         for k in 0..1_000 {
             m.remove(&k);
             m.insert(k + 1_000, [0; 5]);
         }
     }
-    let live = map.len();
+    map
+}
+
+/// Drops `map`, with this thread's allocations of `REFUSED_BYTES` or more failing if `refuse`,
+/// and returns the addresses of the entry blocks this thread freed meanwhile.
+fn drop_recorded(map: HashMap<u64, Value>, refuse: bool) -> Vec<usize> {
+    COUNT.store(0, Ordering::Relaxed);
+    REFUSING.with(|r| r.set(refuse));
     RECORDING.with(|r| r.set(true));
     drop(map);
     RECORDING.with(|r| r.set(false));
+    REFUSING.with(|r| r.set(false));
     let count = COUNT.load(Ordering::Relaxed);
-    // The first 128 go to this thread's entry cache rather than the allocator. The retired
-    // blocks may be collected during the drop too (its own frees are what is in order), so
-    // only the drop's count is bounded from below.
-    assert!(
-        count >= live - 128 && count <= RECORDED,
-        "{count} entry blocks freed for {live} entries"
-    );
-    let freed: Vec<usize> = FREED[..count]
+    assert!(count <= RECORDED, "{count} entry blocks freed");
+    FREED[..count]
         .iter()
         .map(|a| a.load(Ordering::Relaxed))
-        .collect();
-    // The longest ascending run must hold all but a few: the drop's own frees.
+        .collect()
+}
+
+/// The length of the longest run of ascending addresses in `freed`.
+fn longest_ascending(freed: &[usize]) -> usize {
     let mut longest = 0;
     let mut run = 0;
     for i in 0..freed.len() {
@@ -99,8 +109,48 @@ fn a_large_map_frees_its_entries_in_address_order() {
         };
         longest = longest.max(run);
     }
+    longest
+}
+
+/// One test, so that no other test's thread resets the shared record meanwhile.
+#[test]
+fn a_large_map_frees_its_entries_in_address_order_or_without_the_list_if_refused() {
+    assert_eq!(
+        std::mem::size_of::<(u64, Value, u64)>(),
+        ENTRY_BYTES,
+        "the entry's size this test recognises"
+    );
+    // The first 128 go to this thread's entry cache rather than the allocator; every other
+    // entry is freed once by the drop. Retired blocks a collection frees meanwhile may add to
+    // the count, so it is bounded from below only.
+    let map = filled();
+    let live = map.len();
+    let freed = drop_recorded(map, false);
+    assert!(
+        freed.len() >= live - 128,
+        "{} entry blocks freed for {live} entries",
+        freed.len()
+    );
+    // The drop's own frees form one ascending run.
+    let longest = longest_ascending(&freed);
     assert!(
         longest >= live - 128,
-        "the longest ascending run of freed blocks is {longest} of {count} ({live} entries)"
+        "the longest ascending run of freed blocks is {longest} of {} ({live} entries)",
+        freed.len()
+    );
+
+    // With the list refused, the drop frees in table order instead, still every entry once
+    // (a second free would abort the process).
+    let map = filled();
+    let live = map.len();
+    let freed = drop_recorded(map, true);
+    assert!(
+        freed.len() >= live - 128,
+        "{} entry blocks freed for {live} entries with the list refused",
+        freed.len()
+    );
+    assert!(
+        longest_ascending(&freed) < live / 2,
+        "the list was refused, so the frees are in table order"
     );
 }
