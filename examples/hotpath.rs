@@ -25,7 +25,9 @@
 //! 4M lookups, for wall time), `lookups-2t` (the same lookups shared by two threads), `into-iter`
 //! (1M entries visited by `iter`, then taken out by the owning `into_iter`, then 1M dropped with
 //! their map, for wall time), `values` (41 passes of `values().fold` over 1M entries, for wall
-//! time). Use it to compare a hot-path change before and after; `BENCHMARKS.md` keeps the figures.
+//! time), `drop-large` (three rounds: 4M `u64` entries inserted, the map dropped, then one
+//! 16 KiB allocation, timing the drop and that allocation, which pays for glibc's merge of the
+//! blocks the drop freed; set `DROP_KEYS` for another size, `DROP_STRING` for `String` keys). Use it to compare a hot-path change before and after; `BENCHMARKS.md` keeps the figures.
 
 use lockfree_map::{HashMap, MapRef};
 
@@ -56,9 +58,10 @@ fn main() {
         "lookups-2t" => lookups(2),
         "into-iter" => into_iter(),
         "values" => values(),
+        "drop-large" => drop_large(),
         other => {
             eprintln!(
-                "unknown mode {other:?}: mixed, exchange, exchange-1m, exchange-4t, exchange-string, hot-key, hot-key-string, cache-owned, cache-ref, small-maps, small-maps-100, grow, churn-full, churn-latency, churn-latency-string, empty, empty-refill, lookups, lookups-2t, into-iter or values"
+                "unknown mode {other:?}: mixed, exchange, exchange-1m, exchange-4t, exchange-string, hot-key, hot-key-string, cache-owned, cache-ref, small-maps, small-maps-100, grow, churn-full, churn-latency, churn-latency-string, empty, empty-refill, lookups, lookups-2t, into-iter, values or drop-large"
             );
             std::process::exit(2);
         }
@@ -587,4 +590,48 @@ fn mixed() {
         KEYS,
         m.len()
     );
+}
+
+/// A large map's drop, and what it leaves the allocator: three rounds of `DROP_KEYS` entries
+/// (4Mi unless set; `String` keys if `DROP_STRING` is set) inserted, the map dropped, then one
+/// 16 KiB allocation, each timed. With glibc that allocation merges every small block freed
+/// since the last merge (`malloc_consolidate`), in the order they were freed (`BENCHMARKS.md`,
+/// next step 33). Wall time.
+fn drop_large() {
+    let n: u64 = std::env::var("DROP_KEYS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1 << 22);
+    let strings = std::env::var_os("DROP_STRING").is_some();
+    for round in 0..3u64 {
+        let keys = round * n..(round + 1) * n;
+        let map = if strings {
+            let map: HashMap<String, u64> = HashMap::new();
+            let m = map.pin();
+            for k in keys {
+                m.insert(format!("key-{k}"), k);
+            }
+            drop(m);
+            Err(map)
+        } else {
+            let map: HashMap<u64, u64> = HashMap::new();
+            let m = map.pin();
+            for k in keys {
+                m.insert(k, k);
+            }
+            drop(m);
+            Ok(map)
+        };
+        let start = std::time::Instant::now();
+        drop(map);
+        let dropped = start.elapsed();
+        let start = std::time::Instant::now();
+        drop(std::hint::black_box(Vec::<u8>::with_capacity(16 * 1024)));
+        let next = start.elapsed();
+        println!(
+            "round {round}: {n} entries, drop {:.1} ms, next 16 KiB allocation {:.3} ms",
+            dropped.as_secs_f64() * 1e3,
+            next.as_secs_f64() * 1e3
+        );
+    }
 }
