@@ -125,7 +125,10 @@ impl<'g, K, V> Iterator for Values<'g, K, V> {
 /// map's [`IntoIterator`] implementation.
 ///
 /// It takes the entries out of the table one at a time (no second copy of the map is built);
-/// the entries not yet taken are dropped with it.
+/// the entries not yet taken are dropped with it. From a map of more than about 65,000 entries
+/// it keeps the emptied memory of the entries taken in a list (a word an entry, reserved at the
+/// start; without it if the allocator refuses) and frees it in address order when the iteration
+/// ends or the iterator is dropped, as the map's drop does (see [`HashMap`](crate::HashMap)).
 ///
 /// ```
 /// let map: lockfree_map::HashMap<u32, u32> = (0..100).map(|i| (i, i * 2)).collect();
@@ -173,7 +176,8 @@ impl<K, V> std::fmt::Debug for IntoIter<K, V> {
 }
 
 // SAFETY: the iterator owns the entries it has not yet yielded, as the map did: moving it to
-// another thread moves them (hence `K: Send, V: Send`). Its `&self` methods read only a count.
+// another thread moves them (hence `K: Send, V: Send`); of those it has yielded it keeps only
+// the emptied blocks, memory that any thread may free. Its `&self` methods read only a count.
 unsafe impl<K: Send, V: Send> Send for IntoIter<K, V> {}
 // SAFETY: through `&IntoIter` nothing of a key or value is reachable (only the remaining count).
 unsafe impl<K, V> Sync for IntoIter<K, V> {}

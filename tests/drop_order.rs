@@ -1,8 +1,9 @@
 //! A large map's drop frees its entries in address order (`RawMap`'s `Drop`): glibc keeps freed
 //! small blocks unmerged until a large request comes, and then merges them in the order they
 //! were freed, which in table order is at random (about 600 ms after a map of 4M entries;
-//! `BENCHMARKS.md`, table of changes). This binary's allocator records the addresses of the
-//! entry blocks that the test's own thread frees while the map drops.
+//! `BENCHMARKS.md`, table of changes). `into_iter` frees the blocks of the entries it took the
+//! same way. This binary's allocator records the addresses of the entry blocks that the test's
+//! own thread frees while the map (or the iterator) drops.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -83,10 +84,15 @@ fn filled() -> HashMap<u64, Value> {
 /// Drops `map`, with this thread's allocations of `REFUSED_BYTES` or more failing if `refuse`,
 /// and returns the addresses of the entry blocks this thread freed meanwhile.
 fn drop_recorded(map: HashMap<u64, Value>, refuse: bool) -> Vec<usize> {
+    drop_recorded_with(|| drop(map), refuse)
+}
+
+/// Runs `free`, recording as [`drop_recorded`] does.
+fn drop_recorded_with(free: impl FnOnce(), refuse: bool) -> Vec<usize> {
     COUNT.store(0, Ordering::Relaxed);
     REFUSING.with(|r| r.set(refuse));
     RECORDING.with(|r| r.set(true));
-    drop(map);
+    free();
     RECORDING.with(|r| r.set(false));
     REFUSING.with(|r| r.set(false));
     let count = COUNT.load(Ordering::Relaxed);
@@ -114,7 +120,7 @@ fn longest_ascending(freed: &[usize]) -> usize {
 
 /// One test, so that no other test's thread resets the shared record meanwhile.
 #[test]
-fn a_large_map_frees_its_entries_in_address_order_or_without_the_list_if_refused() {
+fn a_large_map_and_its_into_iter_free_entries_in_address_order_or_without_the_list_if_refused() {
     assert_eq!(
         std::mem::size_of::<(u64, Value, u64)>(),
         ENTRY_BYTES,
@@ -153,5 +159,25 @@ fn a_large_map_frees_its_entries_in_address_order_or_without_the_list_if_refused
     assert!(
         longest_ascending(&freed) < live / 2,
         "the list was refused, so the frees are in table order"
+    );
+
+    // `into_iter` keeps the blocks of the entries it hands out and frees them in address order
+    // when it is dropped; the map's drop then frees the entries not taken, in order too.
+    let map = filled();
+    let live = map.len();
+    let mut it = map.into_iter();
+    let taken: Vec<(u64, Value)> = it.by_ref().take(live / 2).collect();
+    assert_eq!(taken.len(), live / 2);
+    let freed = drop_recorded_with(|| drop(it), false);
+    assert!(
+        freed.len() >= live - 128,
+        "{} entry blocks freed for {live} entries, half of them taken",
+        freed.len()
+    );
+    let longest = longest_ascending(&freed);
+    assert!(
+        longest >= live / 2 - 128,
+        "the longest ascending run of freed blocks is {longest} of {} ({live} entries)",
+        freed.len()
     );
 }

@@ -53,6 +53,15 @@ impl Counter {
         self.stripe().fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Sets the count to `n`, under exclusive access: for an owning iterator, whose map's
+    /// entries leave without a `decrement`, before the map drops what is left.
+    pub(crate) fn set_exclusive(&mut self, n: usize) {
+        for (i, word) in self.words.iter().enumerate() {
+            // Relaxed: `&mut self`, so no other thread reads or writes the counter.
+            word.store(if i == STRIDE { n } else { 0 }, Ordering::Relaxed);
+        }
+    }
+
     /// Counts one entry fewer.
     #[inline]
     pub(crate) fn decrement(&self) {

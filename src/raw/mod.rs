@@ -1341,6 +1341,14 @@ pub(crate) struct RawIntoIter<K, V> {
     slot: usize,
     /// Entries not yet taken (the length counter is exact with no operation in flight).
     remaining: usize,
+    /// The blocks of the entries taken, their contents moved out, kept to be freed together in
+    /// address order once the iteration ends or the iterator drops, as a large map's drop frees
+    /// its entries (see `RawMap`'s `Drop` for why). Freed as they were taken, one at a time and
+    /// in table order, glibc's merge of them ran at random during a consumer's next large
+    /// allocations: most of `into_iter().collect()`'s time at 4M `u64` entries (`BENCHMARKS.md`,
+    /// table of changes). No capacity (each block freed as its entry is taken) for a map of
+    /// up to [`ORDERED_FREE_MIN`] entries or where the allocator refused the list.
+    spent: Vec<*mut Entry<K, V>>,
 }
 
 impl<K, V> RawIntoIter<K, V> {
@@ -1352,6 +1360,19 @@ impl<K, V> RawIntoIter<K, V> {
             group: 0,
             slot: 0,
             remaining,
+            spent: ordered_free_list::<K, V>(remaining),
+        }
+    }
+
+    /// Frees the blocks of the entries taken so far, in address order.
+    fn free_spent(&mut self) {
+        let mut spent = std::mem::take(&mut self.spent);
+        spent.sort_unstable();
+        for p in spent {
+            // SAFETY: `p` came from `Box::into_raw` of a `Box<Entry<K, V>>` and is listed once
+            // (`next` lists each entry it takes, once); `next` moved its contents out, so it is
+            // freed as a `MaybeUninit`, which drops nothing, with the same layout.
+            drop(unsafe { Box::from_raw(p.cast::<std::mem::MaybeUninit<Entry<K, V>>>()) });
         }
     }
 
@@ -1385,10 +1406,19 @@ impl<K, V> Iterator for RawIntoIter<K, V> {
                     slot.store(slot::EMPTY, Ordering::Relaxed);
                     if let Some(p) = owned_entry::<K, V>(table, w) {
                         self.remaining = self.remaining.saturating_sub(1);
-                        // SAFETY: the map owned the entry (`owned_entry`, exclusive access), it
-                        // came from `Box::into_raw`, and its slot is now empty, so neither this
-                        // iterator nor the map's `Drop` can reach it again.
-                        let entry = unsafe { Box::from_raw(p) };
+                        let entry = if self.spent.len() < self.spent.capacity() {
+                            // SAFETY: the map owned the entry (`owned_entry`, exclusive access)
+                            // and its slot is now empty, so neither this iterator nor the map's
+                            // `Drop` can reach it again; its contents are read once, here, and
+                            // the block, listed, is freed by `free_spent` without a drop.
+                            let entry = unsafe { p.read() };
+                            // Within the capacity reserved: no reallocation, which could fail.
+                            self.spent.push(p);
+                            entry
+                        } else {
+                            // SAFETY: as above; it came from `Box::into_raw`, and is freed here.
+                            *unsafe { Box::from_raw(p) }
+                        };
                         return Some((entry.key, entry.value));
                     }
                 }
@@ -1401,6 +1431,7 @@ impl<K, V> Iterator for RawIntoIter<K, V> {
                     "the length counter disagreed with the slots"
                 );
                 self.remaining = 0;
+                self.free_spent();
                 return None;
             }
             self.in_next = true;
@@ -1411,6 +1442,15 @@ impl<K, V> Iterator for RawIntoIter<K, V> {
     #[inline]
     fn size_hint(&self) -> (usize, Option<usize>) {
         (self.remaining, Some(self.remaining))
+    }
+}
+
+impl<K, V> Drop for RawIntoIter<K, V> {
+    /// Frees the blocks of the entries taken; the map's own `Drop` then drops the entries not
+    /// taken, sized by the count set here (the entries taken left without a `decrement`).
+    fn drop(&mut self) {
+        self.free_spent();
+        self.map.len.set_exclusive(self.remaining);
     }
 }
 
