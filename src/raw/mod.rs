@@ -1406,17 +1406,18 @@ impl<K, V> Iterator for RawIntoIter<K, V> {
                     slot.store(slot::EMPTY, Ordering::Relaxed);
                     if let Some(p) = owned_entry::<K, V>(table, w) {
                         self.remaining = self.remaining.saturating_sub(1);
+                        // The map owned the entry (`owned_entry`, exclusive access), it came
+                        // from `Box::into_raw`, and its slot is now empty: neither this iterator
+                        // nor the map's `Drop` can reach it again.
                         let entry = if self.spent.len() < self.spent.capacity() {
-                            // SAFETY: the map owned the entry (`owned_entry`, exclusive access)
-                            // and its slot is now empty, so neither this iterator nor the map's
-                            // `Drop` can reach it again; its contents are read once, here, and
-                            // the block, listed, is freed by `free_spent` without a drop.
+                            // SAFETY: valid and unreachable (above); read once, here, and the
+                            // block, listed, is freed by `free_spent` without a drop.
                             let entry = unsafe { p.read() };
                             // Within the capacity reserved: no reallocation, which could fail.
                             self.spent.push(p);
                             entry
                         } else {
-                            // SAFETY: as above; it came from `Box::into_raw`, and is freed here.
+                            // SAFETY: a `Box`'s block, unreachable (above), freed once, here.
                             *unsafe { Box::from_raw(p) }
                         };
                         return Some((entry.key, entry.value));
