@@ -455,18 +455,31 @@ where
         guard: &'g Guard,
     ) -> Result<&'g V, OccupiedError<'g, V>> {
         let hash = self.hash(&key);
-        let mut entry = Entry::boxed(hash, key, value);
+        // The entry is boxed only once the key looked absent: a call that finds the key present
+        // (the common case of a deduplicating caller) allocates and frees nothing.
+        let mut pending = Pending::Key(key);
+        let mut loose = Some(value);
         loop {
-            let located = self.raw.locate(hash, |k| *k == entry.key, true, guard);
+            let located = self.raw.locate(hash, |k| k == pending.key(), true, guard);
             if let Some(current) = located.entry() {
+                let not_inserted = match pending {
+                    Pending::Key(_) => loose.take().expect("a value not yet boxed is loose"),
+                    Pending::Boxed(entry) => entry.value,
+                };
                 return Err(OccupiedError {
                     current: &current.value,
-                    not_inserted: entry.value,
+                    not_inserted,
                 });
             }
+            let entry = match pending {
+                Pending::Key(key) => {
+                    Entry::boxed(hash, key, loose.take().expect("boxed once, then kept"))
+                }
+                Pending::Boxed(entry) => entry,
+            };
             match self.raw.try_store(&located, entry, guard) {
                 Ok((_, stored)) => return Ok(&stored.value),
-                Err(back) => entry = back,
+                Err(back) => pending = Pending::Boxed(back),
             }
         }
     }
