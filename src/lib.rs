@@ -111,6 +111,7 @@ mod raw;
 mod reclaim;
 #[cfg(feature = "serde")]
 mod serde_impls;
+pub mod set;
 mod sync;
 
 pub use iter::{IntoIter, Iter, Keys, Values};
@@ -119,6 +120,7 @@ pub use map_ref::MapRef;
 #[cfg(feature = "rayon")]
 pub use par::{ParIter, ParKeys, ParValues};
 pub use reclaim::{Collector, Guard};
+pub use set::{HashSet, SetRef};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -8,6 +8,9 @@
 //! everything it protects alive for every thread, and rayon returns only when they are done.
 //!
 //! Filling a map from rayon pins once per rayon job (`for_each_init`), not once per entry.
+//!
+//! A [`HashSet`] is a map with `()` values: its parallel iterator is the map's over keys, and
+//! filling it is the map's `par_extend` with `try_insert`.
 
 use std::hash::{BuildHasher, Hash};
 
@@ -18,6 +21,7 @@ use crate::map::HashMap;
 use crate::map_ref::MapRef;
 use crate::raw::{Entry, Snapshot};
 use crate::reclaim::Guard;
+use crate::set::{HashSet, SetRef};
 
 /// A parallel iterator over `(&K, &V)`. Made by [`HashMap::par_iter`] or [`MapRef::par_iter`].
 pub struct ParIter<'g, K, V> {
@@ -292,6 +296,144 @@ where
     fn par_extend<I>(&mut self, items: I)
     where
         I: IntoParallelIterator<Item = (K, V)>,
+    {
+        (&*self).par_extend(items);
+    }
+}
+
+/// A parallel iterator over a set's values. Made by [`HashSet::par_iter`] or
+/// [`SetRef::par_iter`]; exported as `set::ParIter`.
+pub struct SetParIter<'g, T> {
+    inner: ParKeys<'g, T, ()>,
+}
+
+impl<T> std::fmt::Debug for SetParIter<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParIter").finish_non_exhaustive()
+    }
+}
+
+impl<'g, T: Sync + 'g> ParallelIterator for SetParIter<'g, T> {
+    type Item = &'g T;
+
+    fn drive_unindexed<C>(self, consumer: C) -> C::Result
+    where
+        C: UnindexedConsumer<Self::Item>,
+    {
+        self.inner.drive_unindexed(consumer)
+    }
+}
+
+impl<T, S> HashSet<T, S>
+where
+    T: Hash + Eq + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// A parallel iterator over the values, with [`iter`](Self::iter)'s guarantee under
+    /// concurrent writes. Feature `rayon`.
+    ///
+    /// ```
+    /// use rayon::prelude::*;
+    ///
+    /// let set: lockfree_map::HashSet<u64> = (0..1000).collect();
+    /// let guard = set.guard();
+    /// assert_eq!(set.par_iter(&guard).copied().sum::<u64>(), 999 * 1000 / 2);
+    /// ```
+    pub fn par_iter<'g>(&'g self, guard: &'g Guard) -> SetParIter<'g, T> {
+        SetParIter {
+            inner: self.map().par_keys(guard),
+        }
+    }
+}
+
+impl<'s, T, S> SetRef<'s, T, S>
+where
+    T: Hash + Eq + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// See [`HashSet::par_iter`]. Feature `rayon`.
+    ///
+    /// ```
+    /// use rayon::prelude::*;
+    ///
+    /// let set: lockfree_map::HashSet<u64> = (0..10).collect();
+    /// assert_eq!(set.pin().par_iter().filter(|v| **v % 2 == 0).count(), 5);
+    /// ```
+    pub fn par_iter(&self) -> SetParIter<'_, T> {
+        self.set().par_iter(self.guard())
+    }
+}
+
+impl<T, S> FromParallelIterator<T> for HashSet<T, S>
+where
+    T: Hash + Eq + Send + Sync + 'static,
+    S: BuildHasher + Default + Sync,
+{
+    /// Builds a set from a parallel iterator; of equal values, which one is kept is unspecified
+    /// (the items arrive in no particular order).
+    ///
+    /// ```
+    /// use rayon::prelude::*;
+    ///
+    /// let residues: lockfree_map::HashSet<u64> = (0..10_000u64).into_par_iter().map(|k| k % 7).collect();
+    /// assert_eq!(residues.len(), 7);
+    /// ```
+    fn from_par_iter<I>(items: I) -> Self
+    where
+        I: IntoParallelIterator<Item = T>,
+    {
+        let set = HashSet::default();
+        (&set).par_extend(items);
+        set
+    }
+}
+
+impl<T, S> ParallelExtend<T> for &HashSet<T, S>
+where
+    T: Hash + Eq + Send + Sync + 'static,
+    S: BuildHasher + Sync,
+{
+    /// Inserts every item, from rayon's workers, concurrently with any other writer.
+    ///
+    /// ```
+    /// use rayon::prelude::*;
+    ///
+    /// let set: lockfree_map::HashSet<u64> = lockfree_map::HashSet::new();
+    /// let mut shared = &set;
+    /// shared.par_extend((0..100u64).into_par_iter());
+    /// assert_eq!(set.len(), 100);
+    /// ```
+    fn par_extend<I>(&mut self, items: I)
+    where
+        I: IntoParallelIterator<Item = T>,
+    {
+        let set: &HashSet<T, S> = self;
+        items.into_par_iter().for_each_init(
+            || set.pin(),
+            |s, value| {
+                s.insert(value);
+            },
+        );
+    }
+}
+
+impl<T, S> ParallelExtend<T> for HashSet<T, S>
+where
+    T: Hash + Eq + Send + Sync + 'static,
+    S: BuildHasher + Sync,
+{
+    /// As for `&HashSet`.
+    ///
+    /// ```
+    /// use rayon::prelude::*;
+    ///
+    /// let mut set: lockfree_map::HashSet<u64> = lockfree_map::HashSet::new();
+    /// set.par_extend((0..100u64).into_par_iter());
+    /// assert_eq!(set.len(), 100);
+    /// ```
+    fn par_extend<I>(&mut self, items: I)
+    where
+        I: IntoParallelIterator<Item = T>,
     {
         (&*self).par_extend(items);
     }

@@ -4,15 +4,18 @@
 //! to the format always matches the entries written, even while other threads write (formats
 //! such as bincode rely on that). Under concurrent writes the snapshot has iteration's guarantee:
 //! every key present throughout is in it, exactly once.
+//!
+//! A [`HashSet`] serializes as a sequence and deserializes from one, as `std`'s does.
 
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
-use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 use crate::map::HashMap;
+use crate::set::HashSet;
 
 impl<K, V, S> Serialize for HashMap<K, V, S>
 where
@@ -81,5 +84,69 @@ where
             }
         }
         Ok(map)
+    }
+}
+
+impl<T, S> Serialize for HashSet<T, S>
+where
+    T: Hash + Eq + Send + 'static + Serialize,
+    S: BuildHasher,
+{
+    /// ```
+    /// let set: lockfree_map::HashSet<u32> = [7].into_iter().collect();
+    /// assert_eq!(serde_json::to_string(&set).unwrap(), "[7]");
+    /// ```
+    fn serialize<Ser: Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
+        // A snapshot first, as for the map: the announced length matches what is written.
+        let guard = self.guard();
+        let values: Vec<&T> = self.iter(&guard).collect();
+        let mut out = serializer.serialize_seq(Some(values.len()))?;
+        for v in values {
+            out.serialize_element(v)?;
+        }
+        out.end()
+    }
+}
+
+impl<'de, T, S> Deserialize<'de> for HashSet<T, S>
+where
+    T: Hash + Eq + Send + 'static + Deserialize<'de>,
+    S: BuildHasher + Default,
+{
+    /// Duplicate values keep the first, as `std::collections::HashSet` does.
+    ///
+    /// ```
+    /// let set: lockfree_map::HashSet<String> = serde_json::from_str(r#"["a","b","a"]"#).unwrap();
+    /// assert_eq!(set.len(), 2);
+    /// ```
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_seq(SetVisitor(PhantomData))
+    }
+}
+
+struct SetVisitor<T, S>(PhantomData<fn() -> HashSet<T, S>>);
+
+impl<'de, T, S> Visitor<'de> for SetVisitor<T, S>
+where
+    T: Hash + Eq + Send + 'static + Deserialize<'de>,
+    S: BuildHasher + Default,
+{
+    type Value = HashSet<T, S>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sequence")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+        // The hint comes from the input: capped, as for the map.
+        let capacity = access.size_hint().unwrap_or(0).min(1 << 16);
+        let set = HashSet::with_capacity_and_hasher(capacity, S::default());
+        {
+            let s = set.pin();
+            while let Some(value) = access.next_element()? {
+                s.insert(value);
+            }
+        }
+        Ok(set)
     }
 }

@@ -117,3 +117,23 @@ fn rayon_jobs_share_a_cache_through_get_or_insert_with() {
     // At most one call per key runs its closure without losing a race; racers may run theirs.
     assert!(calls.load(Ordering::Relaxed) >= 100);
 }
+
+#[test]
+fn sets_fill_and_iterate_from_rayon() {
+    let n = common::scaled(50_000) as u64;
+    // Every value arrives twice, from different jobs: the set keeps one of each.
+    let set: lockfree_map::HashSet<u64> = (0..2 * n).into_par_iter().map(|v| v % n).collect();
+    assert_eq!(set.len() as u64, n);
+    let guard = set.guard();
+    let seen: Vec<u64> = set.par_iter(&guard).copied().collect();
+    let distinct: HashSet<u64> = seen.iter().copied().collect();
+    assert_eq!(distinct.len(), seen.len(), "a value was yielded twice");
+    assert_eq!(seen.len() as u64, n);
+    assert_eq!(set.pin().par_iter().copied().sum::<u64>(), n * (n - 1) / 2);
+
+    let mut more = set.clone();
+    more.par_extend((n..n + 100).into_par_iter());
+    let mut shared = &more;
+    shared.par_extend((0..n + 200).into_par_iter());
+    assert_eq!(more.len() as u64, n + 200);
+}

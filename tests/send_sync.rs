@@ -3,7 +3,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use lockfree_map::HashMap;
+use lockfree_map::{HashMap, HashSet};
 
 fn assert_send<T: Send>() {}
 fn assert_sync<T: Sync>() {}
@@ -16,6 +16,11 @@ fn send_and_sync_for_thread_safe_contents() {
     assert_sync::<HashMap<String, std::sync::Arc<u8>>>();
     // A `Cell` value may move between threads but not be shared: the map is `Send`, not `Sync`.
     assert_send::<HashMap<u64, Cell<u8>>>();
+    // A set is a map of `()` values: the same rules for its values.
+    assert_send::<HashSet<String>>();
+    assert_sync::<HashSet<std::sync::Arc<str>>>();
+    assert_send::<HashSet<Cell<u8>>>();
+    assert_send::<lockfree_map::set::IntoIter<String>>();
 }
 
 /// Compile-time checks that the map is not `Send`/`Sync` with unsafe contents live in the crate

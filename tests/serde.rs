@@ -66,3 +66,22 @@ fn serializing_during_concurrent_writes_writes_a_well_formed_map() {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
     });
 }
+
+#[test]
+fn sets_round_trip_as_sequences() {
+    use lockfree_map::HashSet;
+
+    let set: HashSet<String> = (0..300).map(|i| format!("value {i}")).collect();
+    let json = serde_json::to_string(&set).unwrap();
+    // A sequence, as `std`'s sets serialize.
+    let as_std: std::collections::HashSet<String> = serde_json::from_str(&json).unwrap();
+    assert_eq!(as_std.len(), 300);
+    let back: HashSet<String> = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, set);
+    assert_eq!(serde_json::to_string(&HashSet::<u8>::new()).unwrap(), "[]");
+    // Duplicates collapse; the wrong shape is an error.
+    let dup: HashSet<u32> = serde_json::from_str("[1, 1, 2]").unwrap();
+    assert_eq!(dup.len(), 2);
+    assert!(serde_json::from_str::<HashSet<u32>>(r#"{"a": 1}"#).is_err());
+    assert!(serde_json::from_str::<HashSet<u32>>(r#"[1, "x"]"#).is_err());
+}

@@ -1,0 +1,353 @@
+//! `HashSet`: `std`'s set semantics (the stored value is kept), the interner's answers (the
+//! stored value, one per class of equal values, across threads), drop counts, panicking `Hash`
+//! and `Eq`, and a differential run against `std::collections::HashSet`.
+
+mod common;
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use common::{scaled, settle_reclamation, ConstantState, FewBitsState, TouchyKey, Tracked, PANIC};
+use lockfree_map::HashSet;
+use proptest::prelude::*;
+
+/// Equal (and hashed) by `key` alone, so two equal values can be told apart by `copy`.
+#[derive(Debug, Clone)]
+struct Labelled {
+    key: u32,
+    copy: u32,
+}
+
+impl PartialEq for Labelled {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+impl Eq for Labelled {}
+impl Hash for Labelled {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key.hash(state)
+    }
+}
+
+#[test]
+fn insert_keeps_the_stored_value_and_get_returns_it() {
+    let set = HashSet::new();
+    let s = set.pin();
+    assert!(s.insert(Labelled { key: 1, copy: 0 }));
+    assert!(
+        !s.insert(Labelled { key: 1, copy: 1 }),
+        "an equal value is present"
+    );
+    assert_eq!(s.len(), 1);
+    let probe = Labelled { key: 1, copy: 9 };
+    assert_eq!(
+        s.get(&probe).map(|v| v.copy),
+        Some(0),
+        "the first value stays"
+    );
+    assert_eq!(s.get_or_insert(Labelled { key: 1, copy: 2 }).copy, 0);
+    assert_eq!(s.get_or_insert(Labelled { key: 2, copy: 3 }).copy, 3);
+    assert_eq!(s.take(&probe).map(|v| v.copy), Some(0));
+    assert!(!s.contains(&probe));
+    assert!(!s.remove(&probe));
+    assert!(s.remove(&Labelled { key: 2, copy: 0 }));
+    assert!(s.is_empty());
+}
+
+#[test]
+fn borrowed_lookups_and_the_std_traits() {
+    let set: HashSet<String> = ["apple", "pear", "fig"].map(String::from).into();
+    let guard = set.guard();
+    assert!(set.contains("pear", &guard));
+    assert_eq!(set.get("fig", &guard).map(String::as_str), Some("fig"));
+    assert!(!set.contains("plum", &guard));
+
+    let copy = set.clone();
+    assert_eq!(copy, set);
+    assert!(copy.is_subset(&set) && set.is_superset(&copy));
+    copy.insert("plum".to_string(), &guard);
+    assert_ne!(copy, set);
+    assert!(set.is_subset(&copy) && !copy.is_subset(&set));
+    let other: HashSet<String> = ["kiwi"].map(String::from).into();
+    assert!(set.is_disjoint(&other));
+
+    let mut sorted: Vec<&String> = set.iter(&guard).collect();
+    sorted.sort();
+    assert_eq!(sorted, ["apple", "fig", "pear"]);
+    assert_eq!(format!("{:?}", HashSet::from([1])), "{1}");
+
+    let mut grown = HashSet::new();
+    grown.extend([1, 2]);
+    grown.extend(&[2, 3]);
+    let mut shared = &grown;
+    shared.extend([4]);
+    let mut all: Vec<i32> = grown.into_iter().collect();
+    all.sort();
+    assert_eq!(all, [1, 2, 3, 4]);
+}
+
+#[test]
+fn set_operations_through_the_handle() {
+    let set = HashSet::with_capacity(10);
+    let mut s = set.pin();
+    for i in 0..scaled(2_000) as u64 {
+        assert!(s.insert(i));
+        if i % 256 == 0 {
+            s.repin();
+        }
+    }
+    assert_eq!(s.len(), scaled(2_000));
+    assert!(s.capacity() >= scaled(2_000));
+    s.retain(|v| v % 3 == 0);
+    assert_eq!(s.len(), scaled(2_000).div_ceil(3));
+    assert_eq!((&s).into_iter().filter(|v| *v % 3 != 0).count(), 0);
+    s.reserve(100);
+    s.clear();
+    assert!(s.is_empty());
+    assert_eq!(s.iter().count(), 0);
+    assert_eq!(format!("{s:?}"), "{}");
+}
+
+/// Every value is added by several threads at once: exactly one `insert` of each reports it new.
+#[test]
+fn each_value_is_new_to_exactly_one_concurrent_insert() {
+    const THREADS: usize = 4;
+    let n = scaled(20_000) as u64;
+    let set: HashSet<u64> = HashSet::new();
+    let newly = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for t in 0..THREADS as u64 {
+            let (set, newly) = (&set, &newly);
+            scope.spawn(move || {
+                let s = set.pin();
+                // Different orders, so that the threads meet on values and on growths.
+                for i in 0..n {
+                    let v = if t % 2 == 0 { i } else { n - 1 - i };
+                    if s.insert(v) {
+                        newly.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(newly.load(Ordering::Relaxed), n as usize);
+    assert_eq!(set.len(), n as usize);
+    let guard = set.guard();
+    assert!((0..n).all(|v| set.contains(&v, &guard)));
+}
+
+/// Threads interning the same words all get the one stored copy of each.
+#[test]
+fn concurrent_interning_hands_out_one_copy_per_value() {
+    const THREADS: usize = 4;
+    let words: Vec<String> = (0..scaled(3_000)).map(|i| format!("word-{i}")).collect();
+    let set: HashSet<Arc<str>> = HashSet::new();
+    let made = AtomicUsize::new(0);
+    let seen: Vec<Vec<usize>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (set, words, made) = (&set, &words, &made);
+                scope.spawn(move || {
+                    let s = set.pin();
+                    let mut addresses = vec![0; words.len()];
+                    for step in 0..words.len() {
+                        // Each thread starts elsewhere, half of them going backwards.
+                        let at = (step + t * words.len() / THREADS) % words.len();
+                        let i = if t % 2 == 0 { at } else { words.len() - 1 - at };
+                        let stored = s.get_or_insert_with(words[i].as_str(), |w| {
+                            made.fetch_add(1, Ordering::Relaxed);
+                            Arc::from(w)
+                        });
+                        assert_eq!(&**stored, words[i]);
+                        addresses[i] = stored.as_ptr() as usize;
+                    }
+                    addresses
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(set.len(), words.len());
+    let guard = set.guard();
+    for (i, word) in words.iter().enumerate() {
+        let stored = set.get(word.as_str(), &guard).unwrap().as_ptr() as usize;
+        for addresses in &seen {
+            assert_eq!(addresses[i], stored, "{word} was interned twice");
+        }
+    }
+    // Each word was made once, plus once for every race lost between a miss and the insert.
+    let made = made.load(Ordering::Relaxed);
+    assert!(made >= words.len() && made <= THREADS * words.len());
+}
+
+#[test]
+fn every_value_is_dropped_exactly_once() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let n = scaled(5_000) as u64;
+    {
+        let set: HashSet<Tracked> = HashSet::new();
+        let s = set.pin();
+        for i in 0..n {
+            assert!(s.insert(Tracked::new(i, &live)));
+            // A duplicate is dropped at once: the stored value stays.
+            assert!(!s.insert(Tracked::new(i, &live)));
+            assert_eq!(s.get_or_insert(Tracked::new(i, &live)).get(), i);
+        }
+        assert_eq!(live.load(Ordering::SeqCst), n as usize);
+        for i in 0..n / 4 {
+            assert!(s.remove(&i));
+        }
+        for i in n / 4..n / 2 {
+            assert_eq!(s.take(&i).map(Tracked::get), Some(i));
+        }
+        s.retain(|v| v.get() % 2 == 0);
+        drop(s);
+        let left = set.len();
+        assert_eq!(
+            settle_reclamation(&live, left),
+            left,
+            "removed values freed"
+        );
+
+        // `into_iter` hands some out and drops the rest with the iterator.
+        let mut it = set.into_iter();
+        let taken: Vec<Tracked> = it.by_ref().take(left / 2).collect();
+        drop(it);
+        assert_eq!(live.load(Ordering::SeqCst), taken.len());
+    }
+    assert_eq!(settle_reclamation(&live, 0), 0);
+
+    let set: HashSet<Tracked> = (0..n).map(|i| Tracked::new(i, &live)).collect();
+    set.clear(&set.guard());
+    assert_eq!(settle_reclamation(&live, 0), 0, "cleared values freed");
+    drop(set);
+
+    let set: HashSet<Tracked> = (0..n).map(|i| Tracked::new(i, &live)).collect();
+    drop(set);
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        0,
+        "a dropped set drops its values"
+    );
+}
+
+#[test]
+fn panicking_hash_and_eq_leave_the_set_usable() {
+    let key = |id| TouchyKey {
+        id,
+        poisoned: false,
+    };
+    let n = scaled(200) as u64;
+    let poisoned = TouchyKey {
+        id: n,
+        poisoned: true,
+    };
+    // With a constant hasher every value shares one probe sequence, in about the order of
+    // insertion: lookups of the values inserted after the poisoned one compare with it.
+    let set: HashSet<TouchyKey, ConstantState> = HashSet::default();
+    let s = set.pin();
+    for i in 0..n / 2 {
+        s.insert(key(i));
+    }
+    s.insert(poisoned.clone());
+    for i in n / 2..n {
+        s.insert(key(i));
+    }
+    PANIC.store(true, Ordering::SeqCst);
+    // `Hash` panics on the poisoned value itself...
+    assert!(catch_unwind(AssertUnwindSafe(|| s.insert(poisoned.clone()))).is_err());
+    assert!(catch_unwind(AssertUnwindSafe(|| s.get_or_insert(poisoned.clone()))).is_err());
+    assert!(catch_unwind(AssertUnwindSafe(|| s.contains(&poisoned))).is_err());
+    // ...and `Eq` part-way through the probes of values stored after it, or absent.
+    assert!(catch_unwind(AssertUnwindSafe(|| s.contains(&key(n - 1)))).is_err());
+    assert!(catch_unwind(AssertUnwindSafe(|| s.insert(key(n + 1)))).is_err());
+    assert!(catch_unwind(AssertUnwindSafe(|| s.get_or_insert(key(n + 2)))).is_err());
+    assert!(catch_unwind(AssertUnwindSafe(|| s.remove(&key(n - 1)))).is_err());
+    assert!(catch_unwind(AssertUnwindSafe(|| s.retain(|_| panic!("keep panicked")))).is_err());
+    PANIC.store(false, Ordering::SeqCst);
+    assert_eq!(s.len(), n as usize + 1);
+    assert!((0..=n).all(|i| s.contains(&key(i))));
+    assert!(!s.contains(&key(n + 1)) && !s.contains(&key(n + 2)));
+    assert!(!s.insert(poisoned));
+}
+
+#[test]
+fn degenerate_hashers_keep_the_set_correct() {
+    // Any hasher, even a constant one, keeps the set correct.
+    let set: HashSet<u32, FewBitsState> = (0..500).collect();
+    let guard = set.guard();
+    assert!((0..500).all(|v| set.contains(&v, &guard)));
+    assert!(!set.contains(&500, &guard));
+    let set: HashSet<u32, ConstantState> = (0..100).chain(0..100).collect();
+    assert_eq!(set.len(), 100);
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Insert(u16),
+    GetOrInsert(u16),
+    Remove(u16),
+    Take(u16),
+    Contains(u16),
+    RetainEven,
+    Len,
+}
+
+fn op(values: u16) -> impl Strategy<Value = Op> {
+    let v = 0..values;
+    prop_oneof![
+        8 => v.clone().prop_map(Op::Insert),
+        2 => v.clone().prop_map(Op::GetOrInsert),
+        5 => v.clone().prop_map(Op::Remove),
+        2 => v.clone().prop_map(Op::Take),
+        6 => v.prop_map(Op::Contains),
+        1 => Just(Op::RetainEven),
+        1 => Just(Op::Len),
+    ]
+}
+
+fn run<S: BuildHasher + Default>(ops: &[Op]) {
+    let ours: HashSet<u16, S> = HashSet::default();
+    let mut model = std::collections::HashSet::new();
+    let s = ours.pin();
+    for op in ops {
+        match *op {
+            Op::Insert(v) => assert_eq!(s.insert(v), model.insert(v)),
+            Op::GetOrInsert(v) => {
+                assert_eq!(*s.get_or_insert(v), v);
+                model.insert(v);
+            }
+            Op::Remove(v) => assert_eq!(s.remove(&v), model.remove(&v)),
+            Op::Take(v) => assert_eq!(s.take(&v).copied(), model.take(&v)),
+            Op::Contains(v) => assert_eq!(s.contains(&v), model.contains(&v)),
+            Op::RetainEven => {
+                s.retain(|v| v % 2 == 0);
+                model.retain(|v| v % 2 == 0);
+            }
+            Op::Len => assert_eq!(s.len(), model.len()),
+        }
+    }
+    let mut ours_sorted: Vec<u16> = s.iter().copied().collect();
+    ours_sorted.sort_unstable();
+    let mut model_sorted: Vec<u16> = model.into_iter().collect();
+    model_sorted.sort_unstable();
+    assert_eq!(ours_sorted, model_sorted);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 4 } else { 128 }, ..ProptestConfig::default() })]
+
+    #[test]
+    fn matches_std_across_resizes(ops in prop::collection::vec(op(2048), 1..2000)) {
+        run::<RandomState>(&ops);
+    }
+
+    #[test]
+    fn matches_std_with_a_constant_hasher(ops in prop::collection::vec(op(48), 1..300)) {
+        run::<ConstantState>(&ops);
+    }
+}
