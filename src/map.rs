@@ -436,7 +436,7 @@ where
     }
 
     /// Inserts `key → value` only if `key` is absent. Otherwise returns the current value and
-    /// gives `value` back.
+    /// gives `value` back (and drops `key`); a call that finds the key present allocates nothing.
     ///
     /// ```
     /// use lockfree_map::{HashMap, OccupiedError};
