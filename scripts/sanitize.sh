@@ -32,7 +32,7 @@ fi
 host=$(rustc +nightly -vV | sed -n 's/^host: //p')
 # The tests with threads in them, plus the unit tests (the parked-helper lock-freedom test).
 tests=(--lib --test concurrent --test linearizability --test drops --test panics --test memory
-    --test collector --test adversarial)
+    --test collector --test adversarial --test set)
 
 # TSan: stop at the first report; a report is a failure.
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
