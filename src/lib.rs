@@ -71,6 +71,22 @@
 //! published and all of them return it (for a closure that must run once per key, store a
 //! `OnceLock` and initialise it after the insert). A closure, `Hash` or `Eq` that panics leaves the map unchanged and usable.
 //!
+//! # Sets
+//!
+//! [`HashSet`] is a `HashMap<T, ()>` with `std`'s set vocabulary and the same guarantees. Its
+//! lookups hand back the stored value ([`HashSet::get`], [`HashSet::get_or_insert_with`]), so
+//! a set of `Arc<str>` is an interner that threads share:
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! let symbols: lockfree_map::HashSet<Arc<str>> = lockfree_map::HashSet::new();
+//! let s = symbols.pin();
+//! let a = s.get_or_insert_with("x", |v| Arc::from(v)).clone();
+//! let b = s.get_or_insert_with("x", |v| Arc::from(v)).clone(); // a hit: nothing made
+//! assert!(Arc::ptr_eq(&a, &b));
+//! ```
+//!
 //! # Choosing a hasher
 //!
 //! The default [`RandomState`](std::collections::hash_map::RandomState) is randomly seeded, so
