@@ -25,6 +25,42 @@ fn insert_vs_insert_same_key() {
     });
 }
 
+/// Two `try_insert`s of one key (a set's `insert`): exactly one stores its value; the other is
+/// told the key is present, sees the winner's value and gets its own back. The loser may have
+/// boxed its entry already (it lost the CAS) or not (it saw the key first): both paths give the
+/// value back.
+#[test]
+fn try_insert_vs_try_insert_same_key() {
+    model(|| {
+        let m = Arc::new(map::<u64>());
+        let m2 = m.clone();
+        let t = thread::spawn(move || {
+            let m = m2.pin();
+            let outcome = m
+                .try_insert(1, 20)
+                .map(|v| *v)
+                .map_err(|e| (*e.current, e.not_inserted));
+            outcome
+        });
+        let mine = {
+            let m = m.pin();
+            let outcome = m
+                .try_insert(1, 10)
+                .map(|v| *v)
+                .map_err(|e| (*e.current, e.not_inserted));
+            outcome
+        };
+        let theirs = t.join().unwrap();
+        let last = *m.pin().get(&1).unwrap();
+        match (mine, theirs) {
+            (Ok(10), Err((10, 20))) => assert_eq!(last, 10),
+            (Err((20, 10)), Ok(20)) => assert_eq!(last, 20),
+            other => panic!("impossible outcome {other:?}"),
+        }
+        assert_eq!(m.len(), 1);
+    });
+}
+
 /// An insert and a remove of one key agree on an order.
 #[test]
 fn insert_vs_remove() {
