@@ -38,7 +38,7 @@ fn try_insert_vs_try_insert_same_key() {
             let m = m2.pin();
             let outcome = m
                 .try_insert(1, 20)
-                .map(|v| *v)
+                .copied()
                 .map_err(|e| (*e.current, e.not_inserted));
             outcome
         });
@@ -46,7 +46,7 @@ fn try_insert_vs_try_insert_same_key() {
             let m = m.pin();
             let outcome = m
                 .try_insert(1, 10)
-                .map(|v| *v)
+                .copied()
                 .map_err(|e| (*e.current, e.not_inserted));
             outcome
         };
