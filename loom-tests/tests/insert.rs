@@ -2,7 +2,7 @@
 //! default in `scripts/loom.sh`).
 #![cfg(loom)]
 
-use lockfree_map_loom_tests::{map, model};
+use lockfree_map_loom_tests::{map, model, Map};
 use loom::sync::Arc;
 use loom::thread;
 
@@ -25,6 +25,16 @@ fn insert_vs_insert_same_key() {
     });
 }
 
+/// `try_insert(1, value)` as plain values: `Ok(stored)`, or `Err((current, given back))`.
+fn try_put(m: &Map<u64>, value: u64) -> Result<u64, (u64, u64)> {
+    let m = m.pin();
+    let outcome = m
+        .try_insert(1, value)
+        .copied()
+        .map_err(|e| (*e.current, e.not_inserted));
+    outcome
+}
+
 /// Two `try_insert`s of one key (a set's `insert`): exactly one stores its value; the other is
 /// told the key is present, sees the winner's value and gets its own back. The loser may have
 /// boxed its entry already (it lost the CAS) or not (it saw the key first): both paths give the
@@ -34,22 +44,8 @@ fn try_insert_vs_try_insert_same_key() {
     model(|| {
         let m = Arc::new(map::<u64>());
         let m2 = m.clone();
-        let t = thread::spawn(move || {
-            let m = m2.pin();
-            let outcome = m
-                .try_insert(1, 20)
-                .copied()
-                .map_err(|e| (*e.current, e.not_inserted));
-            outcome
-        });
-        let mine = {
-            let m = m.pin();
-            let outcome = m
-                .try_insert(1, 10)
-                .copied()
-                .map_err(|e| (*e.current, e.not_inserted));
-            outcome
-        };
+        let t = thread::spawn(move || try_put(&m2, 20));
+        let mine = try_put(&m, 10);
         let theirs = t.join().unwrap();
         let last = *m.pin().get(&1).unwrap();
         match (mine, theirs) {
