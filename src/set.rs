@@ -23,12 +23,34 @@
 //! fn assert_send<T: Send>() {}
 //! assert_send::<lockfree_map::SetRef<'static, u8, std::collections::hash_map::RandomState>>();
 //! ```
+//!
+//! ## Set operations
+//!
+//! [`difference`](HashSet::difference), [`intersection`](HashSet::intersection),
+//! [`symmetric_difference`](HashSet::symmetric_difference) and [`union`](HashSet::union) are lazy,
+//! as `std`'s are: each walks one set's iterator and looks every value it meets up in the other
+//! set at that moment. They take one guard, which must serve both sets (any two sets on the global
+//! collector, the default, share their guards). What they promise while the sets change is what
+//! that walk gives:
+//! - `difference` and `intersection` never yield a value twice. A value that stays in the walked
+//!   set and stays out of (for `intersection`: in) the other from start to end is yielded; one that
+//!   is inserted or removed meanwhile may or may not be.
+//! - `union` and `symmetric_difference` are two such walks in a row (the larger set, then what
+//!   the smaller has that the larger lacks; `self` minus `other`, then `other` minus `self`). A
+//!   value that stays where it is from start to end is yielded once if it belongs to the answer
+//!   and not at all otherwise; a value moved from one set to the other meanwhile may be yielded
+//!   twice, or missed.
+//!
+//! The operators `&a | &b`, `&a & &b`, `&a - &b` and `&a ^ &b` build a new set of cloned values
+//! from the same walks, reading each set under a guard of its own, so they work for sets on
+//! different collectors too.
 
 use std::borrow::Borrow;
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::iter::FusedIterator;
+use std::ops;
 
 use crate::iter::Keys;
 use crate::map::{Compute, HashMap, Operation};
@@ -543,6 +565,130 @@ where
         let (ours, theirs) = (self.guard(), other.guard());
         self.iter(&ours).all(|v| !other.contains(v, &theirs))
     }
+
+    /// The values of `self` that are not in `other`, as `std`'s `HashSet::difference`. Lazy:
+    /// each value of `self` is looked up in `other` when the iterator reaches it, so the two sets
+    /// may change meanwhile (see [the module docs](self) for what the four set operations
+    /// promise then). The references point into `self`.
+    ///
+    /// ```
+    /// let a: lockfree_map::HashSet<u32> = [1, 2, 3].into_iter().collect();
+    /// let b: lockfree_map::HashSet<u32> = [2, 3, 4].into_iter().collect();
+    /// let guard = a.guard(); // both sets use the global collector, so it serves both
+    /// let mut only_a: Vec<u32> = a.difference(&b, &guard).copied().collect();
+    /// only_a.sort();
+    /// assert_eq!(only_a, [1]);
+    /// ```
+    ///
+    /// # Panics
+    /// If `guard` does not belong to both sets' collector. Sets made with different
+    /// [`Collector`]s have no guard in common: use the operators (`&a - &b`), which pin each set
+    /// on its own.
+    pub fn difference<'g>(
+        &'g self,
+        other: &'g HashSet<T, S>,
+        guard: &'g Guard,
+    ) -> Difference<'g, T, S> {
+        self.check_both(other, guard);
+        Difference {
+            iter: self.iter(guard),
+            other,
+            guard,
+        }
+    }
+
+    /// The values in `self` or in `other` but not in both, as `std`'s
+    /// `HashSet::symmetric_difference`: `self`'s values that `other` lacks, then `other`'s that
+    /// `self` lacks, each looked up when the iterator reaches it.
+    ///
+    /// ```
+    /// let a: lockfree_map::HashSet<u32> = [1, 2, 3].into_iter().collect();
+    /// let b: lockfree_map::HashSet<u32> = [2, 3, 4].into_iter().collect();
+    /// let guard = a.guard();
+    /// let mut either: Vec<u32> = a.symmetric_difference(&b, &guard).copied().collect();
+    /// either.sort();
+    /// assert_eq!(either, [1, 4]);
+    /// ```
+    ///
+    /// # Panics
+    /// As [`difference`](Self::difference).
+    pub fn symmetric_difference<'g>(
+        &'g self,
+        other: &'g HashSet<T, S>,
+        guard: &'g Guard,
+    ) -> SymmetricDifference<'g, T, S> {
+        SymmetricDifference {
+            iter: self
+                .difference(other, guard)
+                .chain(other.difference(self, guard)),
+        }
+    }
+
+    /// The values in both sets, as `std`'s `HashSet::intersection`. The smaller set (by
+    /// [`len`](Self::len) when the iterator is made) is iterated and each of its values looked
+    /// up in the other when reached, so a reference may point into either set.
+    ///
+    /// ```
+    /// let a: lockfree_map::HashSet<u32> = [1, 2, 3].into_iter().collect();
+    /// let b: lockfree_map::HashSet<u32> = [2, 3, 4].into_iter().collect();
+    /// let guard = a.guard();
+    /// let mut both: Vec<u32> = a.intersection(&b, &guard).copied().collect();
+    /// both.sort();
+    /// assert_eq!(both, [2, 3]);
+    /// ```
+    ///
+    /// # Panics
+    /// As [`difference`](Self::difference).
+    pub fn intersection<'g>(
+        &'g self,
+        other: &'g HashSet<T, S>,
+        guard: &'g Guard,
+    ) -> Intersection<'g, T, S> {
+        self.check_both(other, guard);
+        let (small, large) = if self.len() <= other.len() {
+            (self, other)
+        } else {
+            (other, self)
+        };
+        Intersection {
+            iter: small.iter(guard),
+            other: large,
+            guard,
+        }
+    }
+
+    /// The values in either set, as `std`'s `HashSet::union`: all of the larger set's (by
+    /// [`len`](Self::len) when the iterator is made), then those of the smaller that the larger
+    /// lacks, each looked up when reached. A reference may point into either set.
+    ///
+    /// ```
+    /// let a: lockfree_map::HashSet<u32> = [1, 2, 3].into_iter().collect();
+    /// let b: lockfree_map::HashSet<u32> = [2, 3, 4].into_iter().collect();
+    /// let guard = a.guard();
+    /// let mut all: Vec<u32> = a.union(&b, &guard).copied().collect();
+    /// all.sort();
+    /// assert_eq!(all, [1, 2, 3, 4]);
+    /// ```
+    ///
+    /// # Panics
+    /// As [`difference`](Self::difference).
+    pub fn union<'g>(&'g self, other: &'g HashSet<T, S>, guard: &'g Guard) -> Union<'g, T, S> {
+        let (small, large) = if self.len() <= other.len() {
+            (self, other)
+        } else {
+            (other, self)
+        };
+        Union {
+            iter: large.iter(guard).chain(small.difference(large, guard)),
+        }
+    }
+
+    /// Panics unless `guard` serves both sets, before an iterator is made that would fail
+    /// only once it reached the second set.
+    fn check_both(&self, other: &HashSet<T, S>, guard: &Guard) {
+        self.collector().check(guard);
+        other.collector().check(guard);
+    }
 }
 
 #[cfg(feature = "rayon")]
@@ -961,6 +1107,69 @@ where
     pub fn iter(&self) -> Iter<'_, T> {
         self.set.iter(&self.guard)
     }
+
+    /// [`HashSet::difference`] under this handle's guard.
+    ///
+    /// ```
+    /// let a: lockfree_map::HashSet<u32> = [1, 2, 3].into_iter().collect();
+    /// let b: lockfree_map::HashSet<u32> = [2, 3].into_iter().collect();
+    /// assert_eq!(a.pin().difference(&b).collect::<Vec<_>>(), [&1]);
+    /// ```
+    ///
+    /// # Panics
+    /// If `other` uses another collector than this handle's set.
+    pub fn difference<'a>(&'a self, other: &'a HashSet<T, S>) -> Difference<'a, T, S> {
+        self.set.difference(other, &self.guard)
+    }
+
+    /// [`HashSet::symmetric_difference`] under this handle's guard.
+    ///
+    /// ```
+    /// let a: lockfree_map::HashSet<u32> = [1, 2].into_iter().collect();
+    /// let b: lockfree_map::HashSet<u32> = [2, 3].into_iter().collect();
+    /// let mut v: Vec<u32> = a.pin().symmetric_difference(&b).copied().collect();
+    /// v.sort();
+    /// assert_eq!(v, [1, 3]);
+    /// ```
+    ///
+    /// # Panics
+    /// If `other` uses another collector than this handle's set.
+    pub fn symmetric_difference<'a>(
+        &'a self,
+        other: &'a HashSet<T, S>,
+    ) -> SymmetricDifference<'a, T, S> {
+        self.set.symmetric_difference(other, &self.guard)
+    }
+
+    /// [`HashSet::intersection`] under this handle's guard.
+    ///
+    /// ```
+    /// let a: lockfree_map::HashSet<u32> = [1, 2].into_iter().collect();
+    /// let b: lockfree_map::HashSet<u32> = [2, 3].into_iter().collect();
+    /// assert_eq!(a.pin().intersection(&b).collect::<Vec<_>>(), [&2]);
+    /// ```
+    ///
+    /// # Panics
+    /// If `other` uses another collector than this handle's set.
+    pub fn intersection<'a>(&'a self, other: &'a HashSet<T, S>) -> Intersection<'a, T, S> {
+        self.set.intersection(other, &self.guard)
+    }
+
+    /// [`HashSet::union`] under this handle's guard.
+    ///
+    /// ```
+    /// let a: lockfree_map::HashSet<u32> = [1, 2].into_iter().collect();
+    /// let b: lockfree_map::HashSet<u32> = [2, 3].into_iter().collect();
+    /// let mut v: Vec<u32> = a.pin().union(&b).copied().collect();
+    /// v.sort();
+    /// assert_eq!(v, [1, 2, 3]);
+    /// ```
+    ///
+    /// # Panics
+    /// If `other` uses another collector than this handle's set.
+    pub fn union<'a>(&'a self, other: &'a HashSet<T, S>) -> Union<'a, T, S> {
+        self.set.union(other, &self.guard)
+    }
 }
 
 impl<'a, T, S> IntoIterator for &'a SetRef<'_, T, S>
@@ -1053,3 +1262,241 @@ impl<T> Iterator for IntoIter<T> {
 impl<T> ExactSizeIterator for IntoIter<T> {}
 
 impl<T> FusedIterator for IntoIter<T> {}
+
+/// The values of one set that another lacks. Made by [`HashSet::difference`].
+pub struct Difference<'g, T, S> {
+    iter: Iter<'g, T>,
+    other: &'g HashSet<T, S>,
+    guard: &'g Guard,
+}
+
+impl<'g, T, S> Iterator for Difference<'g, T, S>
+where
+    T: Hash + Eq + Send + 'static,
+    S: BuildHasher,
+{
+    type Item = &'g T;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'g T> {
+        let (other, guard) = (self.other, self.guard);
+        self.iter.find(|v| !other.contains(*v, guard))
+    }
+
+    #[inline]
+    fn fold<B, F: FnMut(B, Self::Item) -> B>(self, init: B, mut f: F) -> B {
+        let (other, guard) = (self.other, self.guard);
+        self.iter.fold(init, |acc, v| {
+            if other.contains(v, guard) {
+                acc
+            } else {
+                f(acc, v)
+            }
+        })
+    }
+}
+
+/// The values in both of two sets. Made by [`HashSet::intersection`].
+pub struct Intersection<'g, T, S> {
+    iter: Iter<'g, T>,
+    other: &'g HashSet<T, S>,
+    guard: &'g Guard,
+}
+
+impl<'g, T, S> Iterator for Intersection<'g, T, S>
+where
+    T: Hash + Eq + Send + 'static,
+    S: BuildHasher,
+{
+    type Item = &'g T;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'g T> {
+        let (other, guard) = (self.other, self.guard);
+        self.iter.find(|v| other.contains(*v, guard))
+    }
+
+    #[inline]
+    fn fold<B, F: FnMut(B, Self::Item) -> B>(self, init: B, mut f: F) -> B {
+        let (other, guard) = (self.other, self.guard);
+        self.iter.fold(init, |acc, v| {
+            if other.contains(v, guard) {
+                f(acc, v)
+            } else {
+                acc
+            }
+        })
+    }
+}
+
+/// The values in one of two sets but not in both. Made by [`HashSet::symmetric_difference`].
+pub struct SymmetricDifference<'g, T, S> {
+    iter: std::iter::Chain<Difference<'g, T, S>, Difference<'g, T, S>>,
+}
+
+impl<'g, T, S> Iterator for SymmetricDifference<'g, T, S>
+where
+    T: Hash + Eq + Send + 'static,
+    S: BuildHasher,
+{
+    type Item = &'g T;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'g T> {
+        self.iter.next()
+    }
+
+    #[inline]
+    fn fold<B, F: FnMut(B, Self::Item) -> B>(self, init: B, f: F) -> B {
+        self.iter.fold(init, f)
+    }
+}
+
+/// The values in either of two sets. Made by [`HashSet::union`].
+pub struct Union<'g, T, S> {
+    iter: std::iter::Chain<Iter<'g, T>, Difference<'g, T, S>>,
+}
+
+impl<'g, T, S> Iterator for Union<'g, T, S>
+where
+    T: Hash + Eq + Send + 'static,
+    S: BuildHasher,
+{
+    type Item = &'g T;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'g T> {
+        self.iter.next()
+    }
+
+    #[inline]
+    fn fold<B, F: FnMut(B, Self::Item) -> B>(self, init: B, f: F) -> B {
+        self.iter.fold(init, f)
+    }
+}
+
+macro_rules! opaque_debug {
+    ($($name:ident),*) => {$(
+        impl<T, S> fmt::Debug for $name<'_, T, S> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+    )*};
+}
+
+opaque_debug!(Difference, Intersection, SymmetricDifference, Union);
+
+/// Clones the values of `a` that `keep` accepts into `out`, each set read under its own guard.
+fn clone_into<T, S, S2>(out: &HashSet<T, S2>, a: &HashSet<T, S>, mut keep: impl FnMut(&T) -> bool)
+where
+    T: Hash + Eq + Send + Clone + 'static,
+    S: BuildHasher,
+    S2: BuildHasher,
+{
+    let (ga, gout) = (a.guard(), out.guard());
+    for v in a.iter(&ga) {
+        if keep(v) {
+            out.insert(v.clone(), &gout);
+        }
+    }
+}
+
+impl<T, S> ops::BitOr<&HashSet<T, S>> for &HashSet<T, S>
+where
+    T: Hash + Eq + Send + Clone + 'static,
+    S: BuildHasher + Default,
+{
+    type Output = HashSet<T, S>;
+
+    /// A new set of the values in either set, cloned. Each set is read under its own guard, so
+    /// this works across collectors; under concurrent writes the result reflects no single
+    /// moment.
+    ///
+    /// ```
+    /// let a: lockfree_map::HashSet<u32> = [1, 2].into_iter().collect();
+    /// let b: lockfree_map::HashSet<u32> = [2, 3].into_iter().collect();
+    /// assert_eq!(&a | &b, [1, 2, 3].into_iter().collect());
+    /// ```
+    fn bitor(self, rhs: &HashSet<T, S>) -> HashSet<T, S> {
+        let out = HashSet::with_capacity_and_hasher(self.len().max(rhs.len()), S::default());
+        clone_into(&out, self, |_| true);
+        clone_into(&out, rhs, |_| true);
+        out
+    }
+}
+
+impl<T, S> ops::BitAnd<&HashSet<T, S>> for &HashSet<T, S>
+where
+    T: Hash + Eq + Send + Clone + 'static,
+    S: BuildHasher + Default,
+{
+    type Output = HashSet<T, S>;
+
+    /// A new set of the values in both sets, cloned from the smaller. Each set is read under its
+    /// own guard; under concurrent writes the result reflects no single moment.
+    ///
+    /// ```
+    /// let a: lockfree_map::HashSet<u32> = [1, 2].into_iter().collect();
+    /// let b: lockfree_map::HashSet<u32> = [2, 3].into_iter().collect();
+    /// assert_eq!(&a & &b, [2].into_iter().collect());
+    /// ```
+    fn bitand(self, rhs: &HashSet<T, S>) -> HashSet<T, S> {
+        let (small, large) = if self.len() <= rhs.len() {
+            (self, rhs)
+        } else {
+            (rhs, self)
+        };
+        let out = HashSet::with_capacity_and_hasher(small.len(), S::default());
+        let g = large.guard();
+        clone_into(&out, small, |v| large.contains(v, &g));
+        out
+    }
+}
+
+impl<T, S> ops::Sub<&HashSet<T, S>> for &HashSet<T, S>
+where
+    T: Hash + Eq + Send + Clone + 'static,
+    S: BuildHasher + Default,
+{
+    type Output = HashSet<T, S>;
+
+    /// A new set of the values of `self` that `rhs` lacks, cloned. Each set is read under its own
+    /// guard; under concurrent writes the result reflects no single moment.
+    ///
+    /// ```
+    /// let a: lockfree_map::HashSet<u32> = [1, 2].into_iter().collect();
+    /// let b: lockfree_map::HashSet<u32> = [2, 3].into_iter().collect();
+    /// assert_eq!(&a - &b, [1].into_iter().collect());
+    /// ```
+    fn sub(self, rhs: &HashSet<T, S>) -> HashSet<T, S> {
+        let out = HashSet::with_capacity_and_hasher(self.len(), S::default());
+        let g = rhs.guard();
+        clone_into(&out, self, |v| !rhs.contains(v, &g));
+        out
+    }
+}
+
+impl<T, S> ops::BitXor<&HashSet<T, S>> for &HashSet<T, S>
+where
+    T: Hash + Eq + Send + Clone + 'static,
+    S: BuildHasher + Default,
+{
+    type Output = HashSet<T, S>;
+
+    /// A new set of the values in one set but not both, cloned. Each set is read under its own
+    /// guard; under concurrent writes the result reflects no single moment.
+    ///
+    /// ```
+    /// let a: lockfree_map::HashSet<u32> = [1, 2].into_iter().collect();
+    /// let b: lockfree_map::HashSet<u32> = [2, 3].into_iter().collect();
+    /// assert_eq!(&a ^ &b, [1, 3].into_iter().collect());
+    /// ```
+    fn bitxor(self, rhs: &HashSet<T, S>) -> HashSet<T, S> {
+        let out = HashSet::with_capacity_and_hasher(self.len().max(rhs.len()), S::default());
+        let (gs, gr) = (self.guard(), rhs.guard());
+        clone_into(&out, self, |v| !rhs.contains(v, &gr));
+        clone_into(&out, rhs, |v| !self.contains(v, &gs));
+        out
+    }
+}

@@ -112,6 +112,190 @@ fn set_operations_through_the_handle() {
     assert_eq!(format!("{s:?}"), "{}");
 }
 
+/// Sorted, so that an answer compares with `std`'s whatever the order; duplicates are kept, so a
+/// value yielded twice shows.
+fn sorted<'a>(values: impl Iterator<Item = &'a u16>) -> Vec<u16> {
+    let mut v: Vec<u16> = values.copied().collect();
+    v.sort_unstable();
+    v
+}
+
+/// The lazy set operations and the operators against `std`'s on the same two sets: the same
+/// values, each once, whichever set is the larger and whatever the hasher.
+fn algebra_matches_std<S: BuildHasher + Default>(a: &[u16], b: &[u16]) {
+    let (ours_a, ours_b): (HashSet<u16, S>, HashSet<u16, S>) =
+        (a.iter().copied().collect(), b.iter().copied().collect());
+    let (std_a, std_b): (
+        std::collections::HashSet<u16>,
+        std::collections::HashSet<u16>,
+    ) = (a.iter().copied().collect(), b.iter().copied().collect());
+    let g = ours_a.guard();
+    let s = ours_a.pin();
+    for (x, y, sx, sy) in [
+        (&ours_a, &ours_b, &std_a, &std_b),
+        (&ours_b, &ours_a, &std_b, &std_a),
+    ] {
+        let want = sorted(sx.difference(sy));
+        assert_eq!(sorted(x.difference(y, &g)), want);
+        assert_eq!(sorted((x - y).iter(&g)), want);
+        let want = sorted(sx.intersection(sy));
+        assert_eq!(sorted(x.intersection(y, &g)), want);
+        assert_eq!(sorted((x & y).iter(&g)), want);
+        let want = sorted(sx.union(sy));
+        assert_eq!(sorted(x.union(y, &g)), want);
+        assert_eq!(sorted((x | y).iter(&g)), want);
+        let want = sorted(sx.symmetric_difference(sy));
+        assert_eq!(sorted(x.symmetric_difference(y, &g)), want);
+        assert_eq!(sorted((x ^ y).iter(&g)), want);
+        // `fold` is forwarded to the map's loop over groups: the same answer as `next`.
+        assert_eq!(
+            x.difference(y, &g).fold(0usize, |n, _| n + 1),
+            sx.difference(sy).count()
+        );
+        assert_eq!(
+            x.intersection(y, &g).fold(0usize, |n, _| n + 1),
+            sx.intersection(sy).count()
+        );
+        assert_eq!(x.union(y, &g).count(), sx.union(sy).count());
+        assert_eq!(
+            x.symmetric_difference(y, &g).count(),
+            sx.symmetric_difference(sy).count()
+        );
+    }
+    assert_eq!(
+        sorted(s.difference(&ours_b)),
+        sorted(std_a.difference(&std_b))
+    );
+    assert_eq!(
+        sorted(s.intersection(&ours_b)),
+        sorted(std_a.intersection(&std_b))
+    );
+    assert_eq!(sorted(s.union(&ours_b)), sorted(std_a.union(&std_b)));
+    assert_eq!(
+        sorted(s.symmetric_difference(&ours_b)),
+        sorted(std_a.symmetric_difference(&std_b))
+    );
+}
+
+#[test]
+fn set_operations_need_a_guard_of_both_sets_and_the_operators_do_not() {
+    use lockfree_map::Collector;
+    let global: HashSet<u32> = [1, 2, 3].into_iter().collect();
+    let private: HashSet<u32> = HashSet::with_collector(0, RandomState::new(), Collector::new());
+    (&private).extend([2, 3, 4]);
+    // Each set's own guard fails the other set, and it fails when the iterator is made, not
+    // later when the walk first reaches the other set.
+    for guard in [global.guard(), private.guard()] {
+        let made = catch_unwind(AssertUnwindSafe(|| {
+            global.difference(&private, &guard);
+        }));
+        let message = made.unwrap_err();
+        let message = message.downcast_ref::<&str>().copied().unwrap_or_default();
+        assert!(message.contains("another map's collector"), "{message}");
+        for result in [
+            catch_unwind(AssertUnwindSafe(|| {
+                drop(global.intersection(&private, &guard))
+            })),
+            catch_unwind(AssertUnwindSafe(|| drop(global.union(&private, &guard)))),
+            catch_unwind(AssertUnwindSafe(|| {
+                drop(global.symmetric_difference(&private, &guard))
+            })),
+        ] {
+            assert!(result.is_err());
+        }
+    }
+    // The operators pin each set on its own.
+    let both = &global & &private;
+    let g = both.guard();
+    assert_eq!(sorted_u32(both.iter(&g)), [2, 3]);
+    assert_eq!(sorted_u32((&global | &private).iter(&g)), [1, 2, 3, 4]);
+    assert_eq!(sorted_u32((&global - &private).iter(&g)), [1]);
+    assert_eq!(sorted_u32((&private ^ &global).iter(&g)), [1, 4]);
+}
+
+fn sorted_u32<'a>(values: impl Iterator<Item = &'a u32>) -> Vec<u32> {
+    let mut v: Vec<u32> = values.copied().collect();
+    v.sort_unstable();
+    v
+}
+
+/// While other threads insert and remove values of their own in both sets (and grow and shrink
+/// them), the values that stay put are answered as if the sets stood still, and no lazy
+/// operation yields a value twice where the module docs promise it does not.
+#[test]
+fn set_operations_under_concurrent_writes() {
+    let stable = scaled(4_000) as u64;
+    let churn = scaled(20_000) as u64;
+    // Stable values: 0..stable/2 in `a` only, stable/2..stable in both, stable..3*stable/2 in
+    // `b` only. Churned values are from 1_000_000 on and come and go in both sets.
+    let (a, b): (HashSet<u64>, HashSet<u64>) = (HashSet::new(), HashSet::new());
+    (&a).extend(0..stable);
+    (&b).extend(stable / 2..stable * 3 / 2);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for (t, set) in [&a, &b].into_iter().enumerate() {
+            let done = &done;
+            scope.spawn(move || {
+                let mut s = set.pin();
+                let base = 1_000_000 + t as u64 * 1_000_000;
+                let mut round = 0;
+                while !done.load(Ordering::Relaxed) || round == 0 {
+                    for i in 0..churn {
+                        s.insert(base + i);
+                    }
+                    for i in 0..churn {
+                        s.remove(&(base + i));
+                    }
+                    s.repin();
+                    round += 1;
+                }
+            });
+        }
+        let check = || {
+            let g = a.guard();
+            let kept = |v: &&u64| **v < 1_000_000;
+            let diff: Vec<u64> = a.difference(&b, &g).filter(kept).copied().collect();
+            let mut all_diff: Vec<u64> = a.difference(&b, &g).copied().collect();
+            let inter: Vec<u64> = a.intersection(&b, &g).filter(kept).copied().collect();
+            let mut all_inter: Vec<u64> = a.intersection(&b, &g).copied().collect();
+            let union: Vec<u64> = a.union(&b, &g).filter(kept).copied().collect();
+            let sym: Vec<u64> = a
+                .symmetric_difference(&b, &g)
+                .filter(kept)
+                .copied()
+                .collect();
+            for (mut got, want) in [
+                (diff, (0..stable / 2).collect::<Vec<_>>()),
+                (inter, (stable / 2..stable).collect()),
+                (union, (0..stable * 3 / 2).collect()),
+                (sym, (0..stable / 2).chain(stable..stable * 3 / 2).collect()),
+            ] {
+                got.sort_unstable();
+                assert_eq!(got, want);
+            }
+            // Churned values too are never yielded twice by the two single walks.
+            for all in [&mut all_diff, &mut all_inter] {
+                let n = all.len();
+                all.sort_unstable();
+                all.dedup();
+                assert_eq!(all.len(), n);
+            }
+        };
+        // Stops the writers however the checks end, so that a failed check fails the test
+        // instead of leaving the scope waiting on them.
+        struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let _stop = Stop(&done);
+        for _ in 0..if cfg!(miri) { 1 } else { 20 } {
+            check();
+        }
+    });
+}
+
 /// Every value is added by several threads at once: exactly one `insert` of each reports it new.
 #[test]
 fn each_value_is_new_to_exactly_one_concurrent_insert() {
@@ -349,5 +533,21 @@ proptest! {
     #[test]
     fn matches_std_with_a_constant_hasher(ops in prop::collection::vec(op(48), 1..300)) {
         run::<ConstantState>(&ops);
+    }
+
+    #[test]
+    fn set_operations_match_std(
+        a in prop::collection::vec(0..512u16, 0..400),
+        b in prop::collection::vec(0..512u16, 0..400),
+    ) {
+        algebra_matches_std::<RandomState>(&a, &b);
+    }
+
+    #[test]
+    fn set_operations_match_std_with_a_constant_hasher(
+        a in prop::collection::vec(0..64u16, 0..40),
+        b in prop::collection::vec(0..64u16, 0..40),
+    ) {
+        algebra_matches_std::<ConstantState>(&a, &b);
     }
 }
