@@ -1,6 +1,6 @@
 //! A parallel word-frequency count: rayon workers split a generated corpus, count each chunk
-//! locally, and merge their counts into one shared map with `update` (and `compute` for a word's
-//! first sighting), all workers merging into the same hot words at once. The result is checked
+//! locally, and merge their counts into one shared map with `update` (and `update_or_insert` for a
+//! word's first sighting), all workers merging into the same hot words at once. The result is checked
 //! against a sequential count.
 //!
 //! Why merge per chunk instead of calling `update` per word: an `update` publishes a new entry
@@ -13,7 +13,7 @@
 use std::collections::HashMap as StdHashMap;
 use std::time::Instant;
 
-use lockfree_map::{HashMap, Operation};
+use lockfree_map::HashMap;
 use rayon::prelude::*;
 
 /// A deterministic corpus: Zipf-like word choice from a small vocabulary, as natural text has.
@@ -102,12 +102,10 @@ fn main() {
                 *local.entry(word).or_default() += 1;
             }
             for (word, n) in local {
+                // `update` borrows the word: a hit allocates no `String`. Only a first sighting
+                // makes one, and if another worker inserted the word meanwhile it adds n to theirs.
                 if m.update(word, |count| count + n).is_none() {
-                    // First sighting (or a racing first insert): insert n, or add n to theirs.
-                    m.compute(word.to_string(), |current| match current {
-                        None => Operation::<u64, ()>::Insert(n),
-                        Some((_, count)) => Operation::Insert(count + n),
-                    });
+                    m.update_or_insert(word.to_string(), |count| count + n, n);
                 }
             }
         },

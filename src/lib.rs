@@ -63,7 +63,8 @@
 //!
 //! # Closures
 //!
-//! [`update`](HashMap::update), [`compute`](HashMap::compute) and
+//! [`update`](HashMap::update), [`compute`](HashMap::compute),
+//! [`update_or_insert_with`](HashMap::update_or_insert_with) and
 //! [`remove_if`](HashMap::remove_if) apply a closure atomically per key. Under contention the
 //! closure may run more than once, each time on the then current value; only the result of the
 //! last run is published. [`get_or_insert_with`](HashMap::get_or_insert_with) runs its closure at

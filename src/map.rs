@@ -708,6 +708,99 @@ where
         }
     }
 
+    /// Replaces the value of `key` with `update(&current)` if it is present, or inserts
+    /// `make()` if it is absent; returns the value stored. The counter's primitive:
+    /// `map.update_or_insert_with(word, |n| n + 1, || 1, &guard)`.
+    ///
+    /// Atomic per key, as [`update`](Self::update) and [`compute`](Self::compute) are: the value
+    /// stored is `update` of the value it replaced, or `make()` where there was none. Under
+    /// contention `update` may run more than once, each time on the then current value. `make`
+    /// runs at most once per call: if the key turns up present before its value lands, the call
+    /// updates instead and keeps the made value for a later attempt that finds the key absent
+    /// again, and drops it, unused, at the end. Over a present key the stored key is kept, as
+    /// [`insert`](Self::insert) keeps it.
+    ///
+    /// ```
+    /// let map: lockfree_map::HashMap<&str, u32> = lockfree_map::HashMap::new();
+    /// let guard = map.guard();
+    /// for word in ["a", "b", "a"] {
+    ///     map.update_or_insert_with(word, |n| n + 1, || 1, &guard);
+    /// }
+    /// assert_eq!(map.get("a", &guard), Some(&2));
+    /// assert_eq!(map.get("b", &guard), Some(&1));
+    /// ```
+    pub fn update_or_insert_with<'g, F, G>(
+        &'g self,
+        key: K,
+        mut update: F,
+        make: G,
+        guard: &'g Guard,
+    ) -> &'g V
+    where
+        F: FnMut(&V) -> V,
+        G: FnOnce() -> V,
+    {
+        let hash = self.hash(&key);
+        let mut pending = Pending::Key(key);
+        let mut make = Some(make);
+        // `make`'s value while an attempt carries an update's instead: `make` runs once at most,
+        // whatever the key does between attempts.
+        let mut made: Option<V> = None;
+        // Whether the boxed entry (after a failed attempt) carries `make`'s value.
+        let mut boxed_made = false;
+        loop {
+            let located = self.raw.locate(hash, |k| k == pending.key(), true, guard);
+            let entry = match (located.entry(), pending) {
+                (Some(current), pending) => {
+                    let value = update(&current.value);
+                    let entry = match pending {
+                        Pending::Key(key) => Entry::boxed(hash, key, value),
+                        Pending::Boxed(mut entry) => {
+                            let previous = std::mem::replace(&mut entry.value, value);
+                            // `make`'s value is kept for a later attempt; a stale update's goes.
+                            if boxed_made {
+                                made = Some(previous);
+                            }
+                            entry
+                        }
+                    };
+                    boxed_made = false;
+                    entry
+                }
+                // Absent again: the box still carries `make`'s value.
+                (None, Pending::Boxed(entry)) if boxed_made => entry,
+                (None, pending) => {
+                    let value = match made.take() {
+                        Some(value) => value,
+                        None => make.take().expect("`make` runs once: its value is kept")(),
+                    };
+                    boxed_made = true;
+                    pending.into_entry(hash, value)
+                }
+            };
+            match self.raw.try_store_keeping_key(&located, entry, guard) {
+                Ok((_, stored)) => return &stored.value,
+                Err(back) => pending = Pending::Boxed(back),
+            }
+        }
+    }
+
+    /// [`update_or_insert_with`](Self::update_or_insert_with) with a value made in advance:
+    /// replaces the value of `key` with `update(&current)` if it is present, or inserts `value`.
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let guard = map.guard();
+    /// assert_eq!(map.update_or_insert("hits", |n| n + 1, 1, &guard), &1); // absent: inserted
+    /// assert_eq!(map.update_or_insert("hits", |n| n + 1, 1, &guard), &2); // present: updated
+    /// ```
+    pub fn update_or_insert<'g, F>(&'g self, key: K, update: F, value: V, guard: &'g Guard) -> &'g V
+    where
+        F: FnMut(&V) -> V,
+    {
+        self.update_or_insert_with(key, update, || value, guard)
+    }
+
     /// Removes `key`; returns its value (readable while `guard` lives).
     ///
     /// ```

@@ -277,6 +277,40 @@ where
         self.map.compute(key, decide, &self.guard)
     }
 
+    /// See [`HashMap::update_or_insert_with`].
+    ///
+    /// ```
+    /// let map: lockfree_map::HashMap<char, usize> = lockfree_map::HashMap::new();
+    /// let m = map.pin();
+    /// for c in "hello".chars() {
+    ///     m.update_or_insert_with(c, |n| n + 1, || 1);
+    /// }
+    /// assert_eq!(m.get(&'l'), Some(&2));
+    /// ```
+    pub fn update_or_insert_with<F, G>(&self, key: K, update: F, make: G) -> &V
+    where
+        F: FnMut(&V) -> V,
+        G: FnOnce() -> V,
+    {
+        self.map
+            .update_or_insert_with(key, update, make, &self.guard)
+    }
+
+    /// See [`HashMap::update_or_insert`].
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let m = map.pin();
+    /// assert_eq!(m.update_or_insert("hits", |n| n + 1, 1), &1);
+    /// assert_eq!(m.update_or_insert("hits", |n| n + 1, 1), &2);
+    /// ```
+    pub fn update_or_insert<F>(&self, key: K, update: F, value: V) -> &V
+    where
+        F: FnMut(&V) -> V,
+    {
+        self.map.update_or_insert(key, update, value, &self.guard)
+    }
+
     /// See [`HashMap::remove`].
     ///
     /// ```

@@ -47,6 +47,39 @@ fn hot_key_increments_sum_exactly() {
     assert_eq!(m.len() as u64, 4 + THREADS * per_thread);
 }
 
+/// Four threads count the same keys from empty with `update_or_insert` and
+/// `update_or_insert_with`, through growths: no increment is lost, none counted twice.
+#[test]
+fn update_or_insert_counts_exactly() {
+    let (keys, rounds) = (scaled(2_000), 8);
+    let map: HashMap<u64, u64> = HashMap::new();
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let map = &map;
+            s.spawn(move || {
+                let mut m = map.pin();
+                for _ in 0..rounds {
+                    for k in 0..keys {
+                        // Opposite orders in alternate threads, so they race on absent keys.
+                        let k = if t % 2 == 0 { k } else { keys - 1 - k };
+                        if t < 2 {
+                            m.update_or_insert(k, |n| n + 1, 1);
+                        } else {
+                            m.update_or_insert_with(k, |n| n + 1, || 1);
+                        }
+                    }
+                    m.repin();
+                }
+            });
+        }
+    });
+    let m = map.pin();
+    assert_eq!(m.len() as u64, keys);
+    for k in 0..keys {
+        assert_eq!(m.get(&k), Some(&(THREADS * rounds)), "key {k}");
+    }
+}
+
 #[test]
 fn disjoint_inserters_all_find_their_keys() {
     let map: HashMap<u64, u64> = HashMap::new();

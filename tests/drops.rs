@@ -416,6 +416,60 @@ fn keys_made_by_a_lost_race_are_dropped_once() {
     assert_eq!(settle_reclamation(&values, 0), 0);
 }
 
+/// Threads count into shared keys with `update_or_insert_with` while another removes them, so
+/// that calls find a key present, then absent, then present again between attempts: `make`
+/// runs at most once a call, and every value (made, updated, replaced, removed, left at the
+/// end) is dropped exactly once.
+#[test]
+fn update_or_insert_with_makes_at_most_once_and_drops_once() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let map: HashMap<u64, Tracked> = HashMap::new();
+    let n = common::scaled(4_000) as u64;
+    let (calls, makes) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            let (map, live, calls, makes) = (&map, &live, &calls, &makes);
+            s.spawn(move || {
+                let mut m = map.pin();
+                for i in 0..n {
+                    let k = i % 16;
+                    let mut made_here = 0;
+                    let v = m.update_or_insert_with(
+                        k,
+                        |v| Tracked::new(v.get() + 1, live),
+                        || {
+                            made_here += 1;
+                            Tracked::new(1_000_000, live)
+                        },
+                    );
+                    assert!(v.get() >= 1_000_000);
+                    assert!(made_here <= 1, "`make` ran {made_here} times in one call");
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    makes.fetch_add(made_here, Ordering::Relaxed);
+                    if i % 64 == 0 {
+                        m.repin();
+                    }
+                }
+            });
+        }
+        let map = &map;
+        s.spawn(move || {
+            let mut m = map.pin();
+            for i in 0..n {
+                m.remove(&(i % 16));
+                if i % 64 == 0 {
+                    m.repin();
+                }
+            }
+        });
+    });
+    assert_eq!(calls.load(Ordering::Relaxed) as u64, 3 * n);
+    // Every key was absent at its first call, so each made at least once.
+    assert!(makes.load(Ordering::Relaxed) >= 16);
+    drop(map);
+    assert_eq!(settle_reclamation(&live, 0), 0);
+}
+
 #[test]
 fn multithreaded_churn_drops_every_value_exactly_once() {
     let live = Arc::new(AtomicUsize::new(0));

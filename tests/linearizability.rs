@@ -44,6 +44,9 @@ enum Op {
     GetOrInsert(u64),
     /// `compute`: doubles a present value, or inserts this one; returns the value before.
     Compute(u64),
+    /// `update_or_insert(_with)`: adds 3 to a present value, or inserts this one; returns the
+    /// value stored.
+    UpdateOrInsert(u64),
 }
 
 /// The sequential specification: the new state of the key and the result of `op`.
@@ -65,6 +68,10 @@ fn apply(state: Option<u64>, op: Op) -> (Option<u64>, Option<u64>) {
             (Some(now), Some(now))
         }
         Op::Compute(v) => (Some(state.map_or(v, |cur| cur.wrapping_mul(2))), state),
+        Op::UpdateOrInsert(v) => {
+            let now = state.map_or(v, |cur| cur.wrapping_add(3));
+            (Some(now), Some(now))
+        }
     }
 }
 
@@ -115,6 +122,13 @@ impl Subject for HashMap<u64, u64> {
                     lockfree_map::Compute::Updated { old, .. } => Some(*old.1),
                     other => panic!("compute returned {other:?}"),
                 }
+            }
+            // Both forms, as for `GetOrInsert`.
+            Op::UpdateOrInsert(v) if (v >> 8) & 1 == 0 => {
+                Some(*self.update_or_insert(key, |cur| cur.wrapping_add(3), v, &guard))
+            }
+            Op::UpdateOrInsert(v) => {
+                Some(*self.update_or_insert_with(key, |cur| cur.wrapping_add(3), || v, &guard))
             }
         }
     }
@@ -218,14 +232,15 @@ fn record_round(subject: &dyn Subject, round: usize) -> Vec<(u64, Event)> {
                         let key = (r >> 4) % HOT_KEYS;
                         // Values unique to the round: the thread, then the sequence number.
                         let value = ((thread as u64 + 1) << 40) | (seq << 8);
-                        let op = match (r >> 12) % 10 {
+                        let op = match (r >> 12) % 11 {
                             0 | 1 => Op::Get,
                             2 | 3 => Op::Insert(value),
                             4 => Op::TryInsert(value),
                             5 | 6 => Op::Remove,
                             7 => Op::Increment,
                             8 => Op::GetOrInsert(value),
-                            _ => Op::Compute(value),
+                            9 => Op::Compute(value),
+                            _ => Op::UpdateOrInsert(value),
                         };
                         let call = clock.fetch_add(1, Ordering::SeqCst);
                         let result = subject.run(key, op);

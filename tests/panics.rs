@@ -152,9 +152,18 @@ fn panicking_closures_change_nothing() {
         m.get_or_insert_with_ref(&4, |&k| k, || panic!("make"))
     }));
     assert!(r.is_err());
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        m.update_or_insert_with(1, |_| panic!("update"), || Tracked::new(10, &live))
+    }));
+    assert!(r.is_err());
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        m.update_or_insert_with(5, |v| Tracked::new(v.get() + 1, &live), || panic!("make"))
+    }));
+    assert!(r.is_err());
     let r = catch_unwind(AssertUnwindSafe(|| m.retain(|_, _| panic!("retain"))));
     assert!(r.is_err());
     assert_eq!(m.get(&1).map(Tracked::get), Some(1));
+    assert_eq!(m.get(&5).map(Tracked::get), None);
     assert_eq!(m.get(&2).map(Tracked::get), None);
     assert_eq!(m.get(&3).map(Tracked::get), None);
     assert_eq!(m.get(&4).map(Tracked::get), None);

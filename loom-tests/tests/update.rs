@@ -65,3 +65,40 @@ fn compute_vs_insert() {
         }
     });
 }
+
+/// `update_or_insert_with` (add 1, or make 100) against an insert of 5 and then its removal, so
+/// that the call can find the key absent, then present, then absent again between attempts:
+/// `make` runs at most once, and the value stored follows one order of the three operations.
+#[test]
+fn update_or_insert_vs_insert_then_remove() {
+    model(|| {
+        let m = Arc::new(map::<u64>());
+        let m2 = m.clone();
+        let t = thread::spawn(move || {
+            let m2 = m2.pin();
+            let inserted = m2.insert(1, 5).copied();
+            (inserted, m2.remove(&1).copied())
+        });
+        let makes = std::cell::Cell::new(0);
+        let stored = *m.pin().update_or_insert_with(
+            1,
+            |v| v + 1,
+            || {
+                makes.set(makes.get() + 1);
+                100
+            },
+        );
+        let (inserted, removed) = t.join().unwrap();
+        let last = m.pin().get(&1).copied();
+        assert!(makes.get() <= 1, "`make` ran {} times", makes.get());
+        match (stored, inserted, removed, last) {
+            // First: made 100, which the insert replaced.
+            (100, Some(100), Some(5), None)
+            // Between the insert and the remove: updated 5 to 6, which the remove took.
+            | (6, None, Some(6), None)
+            // Last: made 100 into the emptied map.
+            | (100, None, Some(5), Some(100)) => {}
+            other => panic!("impossible outcome {other:?}"),
+        }
+    });
+}
