@@ -36,6 +36,8 @@ enum Op {
     ShrinkToFit,
     /// Compares iteration, `len` and a clone with the model.
     Check,
+    /// `update_or_insert(_with)`: adds the first value to a present one, or inserts the second.
+    UpdateOrInsert(u8, u16, u16),
 }
 
 /// The hashers; `Pick(0)` is the randomly seeded default.
@@ -184,6 +186,18 @@ fn run(input: Input) {
             }
             Op::ShrinkToFit => map.shrink_to_fit(&guard),
             Op::Check => check(&map, &model),
+            Op::UpdateOrInsert(k, add, v) => {
+                let ours = if add % 2 == 0 {
+                    *map.update_or_insert(k, |c| c.wrapping_add(add), v, &guard)
+                } else {
+                    *map.update_or_insert_with(k, |c| c.wrapping_add(add), || v, &guard)
+                };
+                let theirs = *model
+                    .entry(k)
+                    .and_modify(|c| *c = c.wrapping_add(add))
+                    .or_insert(v);
+                assert_eq!(ours, theirs);
+            }
         }
         assert_eq!(map.len(), model.len());
     }
