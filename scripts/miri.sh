@@ -51,9 +51,11 @@ for seed in ${MIRI_SEEDS:-1}; do
         compute_inserts remove_if grows_through removing_everything tombstone_churn \
         a_constant_hasher iteration_never fold_after_next owned_iteration references_stay clone_eq
     miri_test --test concurrent -- \
-        churn_during disjoint_inserters hot_key_increments concurrent_removes get_or_insert_with
+        churn_during disjoint_inserters hot_key_increments concurrent_removes get_or_insert_with \
+        update_or_insert_counts
     miri_test --test panics -- panicking_closures panicking_clone dropping_a_map
     miri_test --test drops -- replaced_and_removed update_and_compute updated_keys a_key_emptied keys_handed_on keys_made maps_held \
+        update_or_insert_with_makes \
         into_iter_hands
     miri_test --test key_types -- an_insert_over
     miri_test --test linearizability
@@ -61,6 +63,6 @@ for seed in ${MIRI_SEEDS:-1}; do
     miri_test --test panicking_drop
     miri_test --test adversarial
     # The set adds no unsafe code; these check its drop counts through the map's paths.
-    miri_test --test set -- insert_keeps every_value borrowed_lookups
+    miri_test --test set -- insert_keeps every_value borrowed_lookups set_operations_under
 done
 echo "== miri: passed in $(( $(date +%s) - start )) s"
