@@ -181,3 +181,79 @@ impl<K, V> std::fmt::Debug for IntoIter<K, V> {
 unsafe impl<K: Send, V: Send> Send for IntoIter<K, V> {}
 // SAFETY: through `&IntoIter` nothing of a key or value is reachable (only the remaining count).
 unsafe impl<K, V> Sync for IntoIter<K, V> {}
+
+/// An owning iterator over a map's keys, in no particular order; each value is dropped as its key
+/// is taken. Made by [`HashMap::into_keys`](crate::HashMap::into_keys).
+pub struct IntoKeys<K, V> {
+    inner: IntoIter<K, V>,
+}
+
+impl<K, V> IntoKeys<K, V> {
+    pub(crate) fn new(inner: IntoIter<K, V>) -> Self {
+        IntoKeys { inner }
+    }
+}
+
+impl<K, V> Iterator for IntoKeys<K, V> {
+    type Item = K;
+
+    #[inline]
+    fn next(&mut self) -> Option<K> {
+        self.inner.next().map(|(k, _)| k)
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+impl<K, V> ExactSizeIterator for IntoKeys<K, V> {}
+
+impl<K, V> FusedIterator for IntoKeys<K, V> {}
+
+impl<K, V> std::fmt::Debug for IntoKeys<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntoKeys")
+            .field("remaining", &self.inner.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An owning iterator over a map's values, in no particular order; each key is dropped as its
+/// value is taken. Made by [`HashMap::into_values`](crate::HashMap::into_values).
+pub struct IntoValues<K, V> {
+    inner: IntoIter<K, V>,
+}
+
+impl<K, V> IntoValues<K, V> {
+    pub(crate) fn new(inner: IntoIter<K, V>) -> Self {
+        IntoValues { inner }
+    }
+}
+
+impl<K, V> Iterator for IntoValues<K, V> {
+    type Item = V;
+
+    #[inline]
+    fn next(&mut self) -> Option<V> {
+        self.inner.next().map(|(_, v)| v)
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+impl<K, V> ExactSizeIterator for IntoValues<K, V> {}
+
+impl<K, V> FusedIterator for IntoValues<K, V> {}
+
+impl<K, V> std::fmt::Debug for IntoValues<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntoValues")
+            .field("remaining", &self.inner.len())
+            .finish_non_exhaustive()
+    }
+}

@@ -131,7 +131,7 @@ mod serde_impls;
 pub mod set;
 mod sync;
 
-pub use iter::{IntoIter, Iter, Keys, Values};
+pub use iter::{IntoIter, IntoKeys, IntoValues, Iter, Keys, Values};
 pub use map::{Compute, HashMap, OccupiedError, Operation};
 pub use map_ref::MapRef;
 #[cfg(feature = "rayon")]

@@ -11,7 +11,7 @@ use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 
-use crate::iter::{IntoIter, Iter, Keys, Values};
+use crate::iter::{IntoIter, IntoKeys, IntoValues, Iter, Keys, Values};
 use crate::map_ref::MapRef;
 use crate::raw::{Entry, RawIntoIter, RawMap};
 use crate::reclaim::{Collector, Guard};
@@ -303,6 +303,32 @@ impl<K, V, S> HashMap<K, V, S> {
     /// ```
     pub fn capacity(&self) -> usize {
         self.raw.capacity(&self.guard())
+    }
+
+    /// Takes the keys out of the map, in no particular order, dropping each value as its key is
+    /// taken (and the entries not taken with the iterator), as `std`'s `into_keys`.
+    ///
+    /// ```
+    /// let map: lockfree_map::HashMap<u32, String> = (0..3).map(|i| (i, i.to_string())).collect();
+    /// let mut keys: Vec<u32> = map.into_keys().collect();
+    /// keys.sort();
+    /// assert_eq!(keys, [0, 1, 2]);
+    /// ```
+    pub fn into_keys(self) -> IntoKeys<K, V> {
+        IntoKeys::new(self.into_iter())
+    }
+
+    /// Takes the values out of the map, in no particular order, dropping each key as its value
+    /// is taken (and the entries not taken with the iterator), as `std`'s `into_values`.
+    ///
+    /// ```
+    /// let map: lockfree_map::HashMap<u32, String> = (0..3).map(|i| (i, i.to_string())).collect();
+    /// let mut values: Vec<String> = map.into_values().collect();
+    /// values.sort();
+    /// assert_eq!(values, ["0", "1", "2"]);
+    /// ```
+    pub fn into_values(self) -> IntoValues<K, V> {
+        IntoValues::new(self.into_iter())
     }
 }
 

@@ -186,6 +186,46 @@ fn into_iter_hands_out_entries_and_drops_the_rest_once() {
     assert_eq!(live.load(Ordering::SeqCst), 0);
 }
 
+/// `into_keys` and `into_values` drop the half of each entry they do not yield as they take it,
+/// and the entries not taken with the iterator, each exactly once.
+#[test]
+fn into_keys_and_into_values_drop_the_other_half_once() {
+    let (keys, values) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let n = common::scaled(2_000) as u64;
+    let fill = || {
+        let map = HashMap::new();
+        let m = map.pin();
+        for i in 0..n {
+            m.insert(Tracked::new(i, &keys), Tracked::new(i * 3, &values));
+        }
+        drop(m);
+        map
+    };
+    let mut it = fill().into_keys();
+    assert_eq!(it.len(), n as usize);
+    let taken: Vec<Tracked> = it.by_ref().take(n as usize / 2).collect();
+    assert_eq!(it.len(), (n - n / 2) as usize);
+    // The values of the taken keys are gone already; the rest go with the iterator.
+    assert_eq!(values.load(Ordering::SeqCst), (n - n / 2) as usize);
+    drop(it);
+    assert_eq!(values.load(Ordering::SeqCst), 0);
+    assert_eq!(keys.load(Ordering::SeqCst), taken.len());
+    drop(taken);
+    assert_eq!(keys.load(Ordering::SeqCst), 0);
+
+    let mut it = fill().into_values();
+    let taken: Vec<Tracked> = it.by_ref().take(n as usize / 2).collect();
+    for v in &taken {
+        assert_eq!(v.get() % 3, 0);
+    }
+    assert_eq!(keys.load(Ordering::SeqCst), (n - n / 2) as usize);
+    drop(it);
+    assert_eq!(keys.load(Ordering::SeqCst), 0);
+    assert_eq!(values.load(Ordering::SeqCst), taken.len());
+    drop(taken);
+    assert_eq!(values.load(Ordering::SeqCst), 0);
+}
+
 /// Keys are dropped exactly once too: racing updates (each clones the stored key), removes,
 /// re-inserts and readers of the keys, no reader meets a dropped key (`Tracked` poisons itself
 /// on drop) and every key is dropped once.

@@ -21,6 +21,10 @@ fn send_and_sync_for_thread_safe_contents() {
     assert_sync::<HashSet<std::sync::Arc<str>>>();
     assert_send::<HashSet<Cell<u8>>>();
     assert_send::<lockfree_map::set::IntoIter<String>>();
+    // The owning iterators own what the map owned.
+    assert_send::<lockfree_map::IntoKeys<String, Cell<u8>>>();
+    assert_send::<lockfree_map::IntoValues<String, Vec<u8>>>();
+    assert_sync::<lockfree_map::IntoValues<String, Vec<u8>>>();
 }
 
 /// Compile-time checks that the map is not `Send`/`Sync` with unsafe contents live in the crate
