@@ -591,9 +591,12 @@ where
     ) -> Difference<'g, T, S> {
         self.check_both(other, guard);
         Difference {
-            iter: self.iter(guard),
-            other,
-            guard,
+            walk: Walk {
+                iter: self.iter(guard),
+                other,
+                guard,
+                keep_present: false,
+            },
         }
     }
 
@@ -618,7 +621,7 @@ where
         guard: &'g Guard,
     ) -> SymmetricDifference<'g, T, S> {
         SymmetricDifference {
-            iter: self
+            walk: self
                 .difference(other, guard)
                 .chain(other.difference(self, guard)),
         }
@@ -651,9 +654,12 @@ where
             (other, self)
         };
         Intersection {
-            iter: small.iter(guard),
-            other: large,
-            guard,
+            walk: Walk {
+                iter: small.iter(guard),
+                other: large,
+                guard,
+                keep_present: true,
+            },
         }
     }
 
@@ -679,7 +685,7 @@ where
             (other, self)
         };
         Union {
-            iter: large.iter(guard).chain(small.difference(large, guard)),
+            walk: large.iter(guard).chain(small.difference(large, guard)),
         }
     }
 
@@ -1263,14 +1269,16 @@ impl<T> ExactSizeIterator for IntoIter<T> {}
 
 impl<T> FusedIterator for IntoIter<T> {}
 
-/// The values of one set that another lacks. Made by [`HashSet::difference`].
-pub struct Difference<'g, T, S> {
+/// One set's values, each kept if its presence in `other` (looked up when the walk reaches it)
+/// is `keep_present`: the walk behind [`Difference`] and [`Intersection`].
+struct Walk<'g, T, S> {
     iter: Iter<'g, T>,
     other: &'g HashSet<T, S>,
     guard: &'g Guard,
+    keep_present: bool,
 }
 
-impl<'g, T, S> Iterator for Difference<'g, T, S>
+impl<'g, T, S> Iterator for Walk<'g, T, S>
 where
     T: Hash + Eq + Send + 'static,
     S: BuildHasher,
@@ -1279,104 +1287,66 @@ where
 
     #[inline]
     fn next(&mut self) -> Option<&'g T> {
-        let (other, guard) = (self.other, self.guard);
-        self.iter.find(|v| !other.contains(*v, guard))
+        let (other, guard, keep) = (self.other, self.guard, self.keep_present);
+        self.iter.find(|v| other.contains(*v, guard) == keep)
     }
 
+    // Forwarded, so that `for_each`, `count` and the like keep the map's loop over whole groups.
     #[inline]
     fn fold<B, F: FnMut(B, Self::Item) -> B>(self, init: B, mut f: F) -> B {
-        let (other, guard) = (self.other, self.guard);
+        let (other, guard, keep) = (self.other, self.guard, self.keep_present);
         self.iter.fold(init, |acc, v| {
-            if other.contains(v, guard) {
-                acc
-            } else {
+            if other.contains(v, guard) == keep {
                 f(acc, v)
+            } else {
+                acc
             }
         })
     }
+}
+
+/// The values of one set that another lacks. Made by [`HashSet::difference`].
+pub struct Difference<'g, T, S> {
+    walk: Walk<'g, T, S>,
 }
 
 /// The values in both of two sets. Made by [`HashSet::intersection`].
 pub struct Intersection<'g, T, S> {
-    iter: Iter<'g, T>,
-    other: &'g HashSet<T, S>,
-    guard: &'g Guard,
-}
-
-impl<'g, T, S> Iterator for Intersection<'g, T, S>
-where
-    T: Hash + Eq + Send + 'static,
-    S: BuildHasher,
-{
-    type Item = &'g T;
-
-    #[inline]
-    fn next(&mut self) -> Option<&'g T> {
-        let (other, guard) = (self.other, self.guard);
-        self.iter.find(|v| other.contains(*v, guard))
-    }
-
-    #[inline]
-    fn fold<B, F: FnMut(B, Self::Item) -> B>(self, init: B, mut f: F) -> B {
-        let (other, guard) = (self.other, self.guard);
-        self.iter.fold(init, |acc, v| {
-            if other.contains(v, guard) {
-                f(acc, v)
-            } else {
-                acc
-            }
-        })
-    }
+    walk: Walk<'g, T, S>,
 }
 
 /// The values in one of two sets but not in both. Made by [`HashSet::symmetric_difference`].
 pub struct SymmetricDifference<'g, T, S> {
-    iter: std::iter::Chain<Difference<'g, T, S>, Difference<'g, T, S>>,
-}
-
-impl<'g, T, S> Iterator for SymmetricDifference<'g, T, S>
-where
-    T: Hash + Eq + Send + 'static,
-    S: BuildHasher,
-{
-    type Item = &'g T;
-
-    #[inline]
-    fn next(&mut self) -> Option<&'g T> {
-        self.iter.next()
-    }
-
-    #[inline]
-    fn fold<B, F: FnMut(B, Self::Item) -> B>(self, init: B, f: F) -> B {
-        self.iter.fold(init, f)
-    }
+    walk: std::iter::Chain<Difference<'g, T, S>, Difference<'g, T, S>>,
 }
 
 /// The values in either of two sets. Made by [`HashSet::union`].
 pub struct Union<'g, T, S> {
-    iter: std::iter::Chain<Iter<'g, T>, Difference<'g, T, S>>,
+    walk: std::iter::Chain<Iter<'g, T>, Difference<'g, T, S>>,
 }
 
-impl<'g, T, S> Iterator for Union<'g, T, S>
-where
-    T: Hash + Eq + Send + 'static,
-    S: BuildHasher,
-{
-    type Item = &'g T;
-
-    #[inline]
-    fn next(&mut self) -> Option<&'g T> {
-        self.iter.next()
-    }
-
-    #[inline]
-    fn fold<B, F: FnMut(B, Self::Item) -> B>(self, init: B, f: F) -> B {
-        self.iter.fold(init, f)
-    }
-}
-
-macro_rules! opaque_debug {
+/// The four set operations are their walks: `Iterator` forwarded (with `fold`) and an opaque
+/// `Debug`, as the set's [`Iter`] has.
+macro_rules! set_operation {
     ($($name:ident),*) => {$(
+        impl<'g, T, S> Iterator for $name<'g, T, S>
+        where
+            T: Hash + Eq + Send + 'static,
+            S: BuildHasher,
+        {
+            type Item = &'g T;
+
+            #[inline]
+            fn next(&mut self) -> Option<&'g T> {
+                self.walk.next()
+            }
+
+            #[inline]
+            fn fold<B, F: FnMut(B, Self::Item) -> B>(self, init: B, f: F) -> B {
+                self.walk.fold(init, f)
+            }
+        }
+
         impl<T, S> fmt::Debug for $name<'_, T, S> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct(stringify!($name)).finish_non_exhaustive()
@@ -1385,7 +1355,7 @@ macro_rules! opaque_debug {
     )*};
 }
 
-opaque_debug!(Difference, Intersection, SymmetricDifference, Union);
+set_operation!(Difference, Intersection, SymmetricDifference, Union);
 
 /// Clones the values of `a` that `keep` accepts into `out`, each set read under its own guard.
 fn clone_into<T, S, S2>(out: &HashSet<T, S2>, a: &HashSet<T, S>, mut keep: impl FnMut(&T) -> bool)
