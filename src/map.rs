@@ -743,8 +743,8 @@ where
     /// contention `update` may run more than once, each time on the then current value. `make`
     /// runs at most once per call: if the key turns up present before its value lands, the call
     /// updates instead and keeps the made value for a later attempt that finds the key absent
-    /// again, and drops it, unused, at the end. Over a present key the stored key is kept, as
-    /// [`insert`](Self::insert) keeps it.
+    /// again, and drops it, unused, at the end. Over a present key it keeps the key that
+    /// [`insert`](Self::insert) keeps.
     ///
     /// ```
     /// let map: lockfree_map::HashMap<&str, u32> = lockfree_map::HashMap::new();
