@@ -859,7 +859,7 @@ impl<T, S> IntoIterator for HashSet<T, S> {
     /// ```
     fn into_iter(self) -> IntoIter<T> {
         IntoIter {
-            inner: self.map.into_iter(),
+            inner: self.map.into_keys(),
         }
     }
 }
@@ -1234,7 +1234,7 @@ impl<'g, T> Iterator for Iter<'g, T> {
 /// assert_eq!(it.len(), 9);
 /// ```
 pub struct IntoIter<T> {
-    inner: crate::IntoIter<T, ()>,
+    inner: crate::IntoKeys<T, ()>,
 }
 
 impl<T> fmt::Debug for Iter<'_, T> {
@@ -1256,7 +1256,7 @@ impl<T> Iterator for IntoIter<T> {
 
     #[inline]
     fn next(&mut self) -> Option<T> {
-        self.inner.next().map(|(v, ())| v)
+        self.inner.next()
     }
 
     #[inline]
