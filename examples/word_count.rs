@@ -1,7 +1,7 @@
 //! A parallel word-frequency count: rayon workers split a generated corpus, count each chunk
-//! locally, and merge their counts into one shared map with `update` (and `update_or_insert` for a
-//! word's first sighting), all workers merging into the same hot words at once. The result is checked
-//! against a sequential count.
+//! locally, and merge their counts into one shared map with `update` (and `update_or_insert` for
+//! a word's first sighting), all workers merging into the same hot words at once. The result is
+//! checked against a sequential count.
 //!
 //! Why merge per chunk instead of calling `update` per word: an `update` publishes a new entry
 //! (an allocation, and a CAS that every other worker on that word contends for), which costs far

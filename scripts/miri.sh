@@ -62,7 +62,8 @@ for seed in ${MIRI_SEEDS:-1}; do
     miri_test --test collector
     miri_test --test panicking_drop
     miri_test --test adversarial
-    # The set adds no unsafe code; these check its drop counts through the map's paths.
+    # The set adds no unsafe code; these check its drop counts through the map's paths, and its
+    # set operations while two threads write to both sets.
     miri_test --test set -- insert_keeps every_value borrowed_lookups set_operations_under
 done
 echo "== miri: passed in $(( $(date +%s) - start )) s"
