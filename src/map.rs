@@ -131,6 +131,11 @@ impl<K, V> HashMap<K, V, RandomState> {
 
     /// An empty map that can hold at least `capacity` entries before it grows.
     ///
+    /// The capacity is also a floor: however many entries are removed, the map does not shrink
+    /// by itself below a table that holds `capacity` entries (nor does [`clear`](Self::clear)
+    /// take it there), so a map sized for its peak does not give the table back in a lull and
+    /// grow it again in the next burst. Only [`shrink_to_fit`](Self::shrink_to_fit) goes below.
+    ///
     /// ```
     /// let map: lockfree_map::HashMap<u64, u64> = lockfree_map::HashMap::with_capacity(64);
     /// assert!(map.is_empty());
@@ -166,7 +171,8 @@ impl<K, V, S> HashMap<K, V, S> {
         Self::with_capacity_and_hasher(0, hasher)
     }
 
-    /// An empty map using `hasher` that can hold at least `capacity` entries before it grows.
+    /// An empty map using `hasher` that can hold at least `capacity` entries before it grows, and
+    /// does not shrink by itself below that (see [`with_capacity`](HashMap::with_capacity)).
     ///
     /// ```
     /// use lockfree_map::HashMap;
@@ -201,8 +207,15 @@ impl<K, V, S> HashMap<K, V, S> {
     /// # Panics
     /// If the table for `capacity` entries would not fit in the address space.
     pub fn with_collector(capacity: usize, hasher: S, collector: Collector) -> Self {
+        Self::presized(capacity, capacity, hasher, collector)
+    }
+
+    /// A map with room for `capacity` entries that never shrinks by itself below room for
+    /// `floor`. The crate's own builders (`collect`, `clone`, deserializing, the set operators)
+    /// size a map for what they put in it without making that a floor the user did not ask for.
+    pub(crate) fn presized(capacity: usize, floor: usize, hasher: S, collector: Collector) -> Self {
         HashMap {
-            raw: RawMap::with_capacity(capacity, collector),
+            raw: RawMap::with_capacity(capacity, floor, collector),
             hasher,
         }
     }
@@ -931,8 +944,9 @@ where
         }
     }
 
-    /// Removes every entry, then shrinks the table back to a new map's size (or to what the
-    /// entries inserted meanwhile need).
+    /// Removes every entry, then shrinks the table back to the size the map was made with (a new
+    /// map's first table, or room for the capacity it was made with), or to what the entries
+    /// inserted meanwhile need.
     ///
     /// Not atomic: entries inserted while it runs may survive it.
     ///
@@ -969,8 +983,10 @@ where
         self.raw.reserve(additional, guard);
     }
 
-    /// Shrinks the table to the smallest one that holds the current entries (smaller than a new
-    /// map's first table if they are few: the map never shrinks that far by itself).
+    /// Shrinks the table to the smallest one that holds the current entries: smaller than a new
+    /// map's first table if they are few, and below the capacity the map was made with, where
+    /// the map never shrinks by itself. Its floor stays: a later growth or shrink of its own
+    /// takes it back to at least that size.
     ///
     /// ```
     /// let map = lockfree_map::HashMap::with_capacity(1000);
@@ -1048,9 +1064,16 @@ where
 {
     fn clone(&self) -> Self {
         let guard = self.guard();
-        // The copy shares the collector, so the source's guard serves both.
-        let copy =
-            HashMap::with_collector(self.len(), self.hasher.clone(), self.collector().clone());
+        // The copy shares the collector, so the source's guard serves both. It keeps the
+        // source's floor, and starts at least that large, as the source is (its length is not
+        // made a floor).
+        let floor = self.raw.floor();
+        let copy = HashMap::presized(
+            self.len().max(floor),
+            floor,
+            self.hasher.clone(),
+            self.collector().clone(),
+        );
         for (k, v) in self.iter(&guard) {
             copy.insert(k.clone(), v.clone(), &guard);
         }
@@ -1095,7 +1118,7 @@ where
 {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         let iter = iter.into_iter();
-        let mut map = HashMap::with_capacity_and_hasher(iter.size_hint().0, S::default());
+        let mut map = HashMap::presized(iter.size_hint().0, 0, S::default(), Collector::global());
         map.extend(iter);
         map
     }

@@ -15,6 +15,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 use crate::map::HashMap;
+use crate::reclaim::Collector;
 use crate::set::HashSet;
 
 impl<K, V, S> Serialize for HashMap<K, V, S>
@@ -76,7 +77,7 @@ where
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
         // The hint comes from the input: cap it, so a hostile length cannot allocate a huge table.
         let capacity = access.size_hint().unwrap_or(0).min(1 << 16);
-        let map = HashMap::with_capacity_and_hasher(capacity, S::default());
+        let map = HashMap::presized(capacity, 0, S::default(), Collector::global());
         {
             let m = map.pin();
             while let Some((k, v)) = access.next_entry()? {
@@ -140,7 +141,7 @@ where
     fn visit_seq<A: SeqAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
         // The hint comes from the input: capped, as for the map.
         let capacity = access.size_hint().unwrap_or(0).min(1 << 16);
-        let set = HashSet::with_capacity_and_hasher(capacity, S::default());
+        let set = HashSet::presized(capacity, S::default());
         {
             let s = set.pin();
             while let Some(value) = access.next_element()? {

@@ -104,7 +104,8 @@ impl<T> HashSet<T, RandomState> {
         Self::with_capacity_and_hasher(0, RandomState::new())
     }
 
-    /// An empty set that can hold at least `capacity` values before it grows.
+    /// An empty set that can hold at least `capacity` values before it grows, and that does not
+    /// shrink by itself below that (see [`HashMap::with_capacity`]).
     ///
     /// ```
     /// let set: lockfree_map::HashSet<u64> = lockfree_map::HashSet::with_capacity(64);
@@ -140,7 +141,8 @@ impl<T, S> HashSet<T, S> {
         Self::with_capacity_and_hasher(0, hasher)
     }
 
-    /// An empty set using `hasher` that can hold at least `capacity` values before it grows.
+    /// An empty set using `hasher` that can hold at least `capacity` values before it grows, and
+    /// that does not shrink by itself below that.
     ///
     /// ```
     /// use lockfree_map::HashSet;
@@ -176,6 +178,14 @@ impl<T, S> HashSet<T, S> {
     pub fn with_collector(capacity: usize, hasher: S, collector: Collector) -> Self {
         HashSet {
             map: HashMap::with_collector(capacity, hasher, collector),
+        }
+    }
+
+    /// A set with room for `capacity` values and no floor beyond a new set's: for the crate's own
+    /// builders, as [`HashMap::presized`].
+    pub(crate) fn presized(capacity: usize, hasher: S) -> Self {
+        HashSet {
+            map: HashMap::presized(capacity, 0, hasher, Collector::global()),
         }
     }
 
@@ -460,7 +470,7 @@ where
         self.map.retain(|k, _| keep(k), guard);
     }
 
-    /// Removes every value, then shrinks the table back to a new set's size; see
+    /// Removes every value, then shrinks the table back to the size the set was made with; see
     /// [`HashMap::clear`]. Not atomic: values inserted while it runs may survive it.
     ///
     /// ```
@@ -774,7 +784,7 @@ where
     /// ```
     fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
         let iter = iter.into_iter();
-        let mut set = HashSet::with_capacity_and_hasher(iter.size_hint().0, S::default());
+        let mut set = HashSet::presized(iter.size_hint().0, S::default());
         set.extend(iter);
         set
     }
@@ -1389,7 +1399,7 @@ where
     /// assert_eq!(&a | &b, [1, 2, 3].into_iter().collect());
     /// ```
     fn bitor(self, rhs: &HashSet<T, S>) -> HashSet<T, S> {
-        let out = HashSet::with_capacity_and_hasher(self.len().max(rhs.len()), S::default());
+        let out = HashSet::presized(self.len().max(rhs.len()), S::default());
         clone_into(&out, self, |_| true);
         clone_into(&out, rhs, |_| true);
         out
@@ -1417,7 +1427,7 @@ where
         } else {
             (rhs, self)
         };
-        let out = HashSet::with_capacity_and_hasher(small.len(), S::default());
+        let out = HashSet::presized(small.len(), S::default());
         let g = large.guard();
         clone_into(&out, small, |v| large.contains(v, &g));
         out
@@ -1440,7 +1450,7 @@ where
     /// assert_eq!(&a - &b, [1].into_iter().collect());
     /// ```
     fn sub(self, rhs: &HashSet<T, S>) -> HashSet<T, S> {
-        let out = HashSet::with_capacity_and_hasher(self.len(), S::default());
+        let out = HashSet::presized(self.len(), S::default());
         let g = rhs.guard();
         clone_into(&out, self, |v| !rhs.contains(v, &g));
         out
@@ -1463,7 +1473,7 @@ where
     /// assert_eq!(&a ^ &b, [1, 3].into_iter().collect());
     /// ```
     fn bitxor(self, rhs: &HashSet<T, S>) -> HashSet<T, S> {
-        let out = HashSet::with_capacity_and_hasher(self.len().max(rhs.len()), S::default());
+        let out = HashSet::presized(self.len().max(rhs.len()), S::default());
         let (gs, gr) = (self.guard(), rhs.guard());
         clone_into(&out, self, |v| !rhs.contains(v, &gr));
         clone_into(&out, rhs, |v| !self.contains(v, &gs));

@@ -421,6 +421,130 @@ fn a_new_map_takes_21_keys_and_shrinks_no_further_by_itself() {
     assert_eq!(map.get(&7, &g), Some(&7));
 }
 
+/// `with_capacity` is a floor for the resizes a map makes on its own, as papaya's initial capacity
+/// and scc's minimum capacity are: emptying the map, churning keys through it (integer keys, and
+/// `String` keys whose removals leave tombstones for rebuilds to clear) and `clear` leave it at
+/// least that large. `shrink_to_fit` goes below, and the next growth goes back to the floor. A
+/// clone keeps the floor; a collected map has none beyond a new map's.
+#[test]
+fn with_capacity_is_a_floor_for_the_maps_own_resizes() {
+    type Fixed = BuildHasherDefault<DefaultHasher>;
+    let floor = common::sized(10_000, 500);
+    let map: HashMap<u64, u64, Fixed> = HashMap::with_capacity_and_hasher(floor, Fixed::default());
+    let g = map.guard();
+    let made = map.capacity();
+    assert!(made >= floor);
+    let n = 8 * floor as u64;
+    for i in 0..n {
+        map.insert(i, i, &g);
+    }
+    let grown = map.capacity();
+    assert!(grown > made);
+    for i in 0..n {
+        assert_eq!(map.remove(&i, &g), Some(&i));
+    }
+    // The shrink the removals start is finished by the operations after them (lookups too):
+    // `removing_everything_shrinks_the_table`. It stops at the floor.
+    let mut lookups = 0;
+    while map.capacity() > made && lookups < 4 * grown {
+        assert_eq!(map.get(&(lookups as u64), &g), None);
+        lookups += 1;
+    }
+    assert!(
+        map.capacity() >= made,
+        "an emptied map shrank below its floor"
+    );
+    // Under the stress geometry the sampled removals leave the shrink short of the floor.
+    let stress = option_env!("LOCKFREE_MAP_STRESS_GEOMETRY").is_some();
+    if !stress {
+        assert_eq!(map.capacity(), made, "an emptied map shrinks to its floor");
+    }
+    for round in 0..20u64 {
+        let keys = 1_000_000 * (round + 1)..1_000_000 * (round + 1) + 40;
+        for i in keys.clone() {
+            map.insert(i, i, &g);
+        }
+        for i in keys {
+            assert_eq!(map.remove(&i, &g), Some(&i));
+        }
+        assert!(
+            map.capacity() >= made,
+            "round {round}: resized below the floor"
+        );
+    }
+
+    // A clone starts at the floor and keeps it.
+    map.insert(1, 1, &g);
+    let copy = map.clone();
+    assert_eq!(copy.capacity(), made);
+    copy.clear(&copy.guard());
+    assert_eq!(copy.capacity(), made, "clear takes a clone below its floor");
+
+    // `shrink_to_fit` goes below the floor; the next growth goes back to it, and the map's own
+    // shrinks stop there again.
+    map.shrink_to_fit(&g);
+    assert!(map.capacity() < made);
+    assert_eq!(map.get(&1, &g), Some(&1));
+    for i in 0..100 {
+        map.insert(i, i, &g);
+    }
+    assert!(
+        map.capacity() >= made,
+        "a growth after shrink_to_fit stayed below the floor"
+    );
+    map.clear(&g);
+    assert_eq!(map.capacity(), made, "clear goes back to the floor");
+
+    // Ever-new `String` keys, at most 8 live: their removals leave tombstones, and the inserts
+    // that probe too far through them rebuild the table, for the live keys but not below the
+    // floor.
+    let strings: HashMap<String, u64> = HashMap::with_capacity(floor);
+    let s = strings.pin();
+    let string_floor = s.capacity();
+    for i in 0..(8 * floor) as u64 {
+        s.insert(format!("key-{i}"), i);
+        if i >= 8 {
+            assert_eq!(s.remove(format!("key-{}", i - 8).as_str()), Some(&(i - 8)));
+        }
+        assert!(
+            s.capacity() >= string_floor,
+            "key {i}: rebuilt below the floor"
+        );
+    }
+    assert_eq!(s.len(), 8);
+
+    // Collected (or deserialized), the size of the input is no floor: emptied, the map shrinks
+    // as far as a new map given the same room by `reserve` (which sets no floor) and filled and
+    // emptied the same way.
+    let empty = |map: &HashMap<u64, u64, Fixed>| {
+        let m = map.pin();
+        for i in 0..n {
+            m.remove(&i);
+        }
+        for i in 0..4 * grown as u64 {
+            assert_eq!(m.get(&i), None);
+        }
+        m.capacity()
+    };
+    let collected: HashMap<u64, u64, Fixed> = (0..n).map(|i| (i, i)).collect();
+    let new: HashMap<u64, u64, Fixed> = HashMap::default();
+    new.pin().reserve(n as usize);
+    for i in 0..n {
+        new.pin().insert(i, i);
+    }
+    let (collected, new) = (empty(&collected), empty(&new));
+    assert_eq!(
+        collected, new,
+        "a collected map kept its input's size as a floor"
+    );
+    if !stress {
+        assert!(
+            collected < made,
+            "the comparison is vacuous: {collected} >= {made}"
+        );
+    }
+}
+
 #[test]
 fn a_constant_hasher_still_gives_correct_results() {
     let map: HashMap<u64, u64, ConstantState> = HashMap::with_hasher(ConstantState);

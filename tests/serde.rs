@@ -16,6 +16,17 @@ fn round_trip_through_json() {
     assert_eq!(back, map);
     assert_eq!(back.len(), 500);
     assert_eq!(back.get_cloned("key 7"), Some(vec![7, 14]));
+    // Sized for the input (a `Value` tells its length; the text above does not), which is no
+    // floor: cleared, it is a new map's size.
+    let sized: HashMap<String, Vec<u32>> =
+        serde_json::from_value(serde_json::to_value(&map).unwrap()).unwrap();
+    assert_eq!(sized, map);
+    assert!(sized.capacity() >= 500);
+    sized.clear(&sized.guard());
+    assert_eq!(
+        sized.capacity(),
+        HashMap::<String, Vec<u32>>::new().capacity()
+    );
 }
 
 #[test]
@@ -78,6 +89,11 @@ fn sets_round_trip_as_sequences() {
     assert_eq!(as_std.len(), 300);
     let back: HashSet<String> = serde_json::from_str(&json).unwrap();
     assert_eq!(back, set);
+    let sized: HashSet<String> =
+        serde_json::from_value(serde_json::to_value(&set).unwrap()).unwrap();
+    assert_eq!(sized, set);
+    sized.clear(&sized.guard());
+    assert_eq!(sized.capacity(), HashSet::<String>::new().capacity());
     assert_eq!(serde_json::to_string(&HashSet::<u8>::new()).unwrap(), "[]");
     // Duplicates collapse; the wrong shape is an error.
     let dup: HashSet<u32> = serde_json::from_str("[1, 1, 2]").unwrap();

@@ -213,6 +213,35 @@ fn set_operations_need_a_guard_of_both_sets_and_the_operators_do_not() {
     assert_eq!(sorted_u32((&private ^ &global).iter(&g)), [1, 4]);
 }
 
+/// `with_capacity` is a floor the set does not shrink below by itself (`clear` goes back to it,
+/// a clone keeps it), while the sets the crate builds (`collect`, the operators) are sized for
+/// their input without making it a floor: cleared, they are a new set's size.
+#[test]
+fn only_with_capacity_sets_a_floor() {
+    let new_size = HashSet::<u32>::new().capacity();
+    let floor = HashSet::<u32>::with_capacity(5_000);
+    let made = floor.capacity();
+    assert!(made > new_size);
+    let g = floor.guard();
+    (0..5_000).for_each(|v| {
+        floor.insert(v, &g);
+    });
+    let copy = floor.clone();
+    floor.clear(&g);
+    assert_eq!(floor.capacity(), made);
+    copy.clear(&copy.guard());
+    assert_eq!(copy.capacity(), made);
+
+    let a: HashSet<u32> = (0..5_000).collect();
+    let b: HashSet<u32> = (2_500..7_500).collect();
+    for built in [&a | &b, &a & &b, &a - &b, &a ^ &b, a.clone(), b] {
+        let g = built.guard();
+        assert!(built.len() >= 2_500);
+        built.clear(&g);
+        assert_eq!(built.capacity(), new_size);
+    }
+}
+
 fn sorted_u32<'a>(values: impl Iterator<Item = &'a u32>) -> Vec<u32> {
     let mut v: Vec<u32> = values.copied().collect();
     v.sort_unstable();

@@ -65,6 +65,12 @@ pub(crate) struct RawMap<K, V> {
     len: Counter,
     /// Where retired entries and tables go; every entry point checks its guard against it.
     collector: Collector,
+    /// The entries asked for at construction (`with_capacity`), and the groups of the table that
+    /// holds them: the resizes the map makes on its own (shrinking when sparse, tombstone
+    /// rebuilds, `clear`) never go below it, as papaya keeps its initial capacity and scc its
+    /// minimum capacity. Only `shrink_to_fit` does.
+    floor: usize,
+    floor_groups: usize,
 }
 
 /// Where a write for one key can act: slot `slot` of `group`.
@@ -241,14 +247,29 @@ enum Examined<'g, K, V> {
 }
 
 impl<K, V> RawMap<K, V> {
-    pub(crate) fn with_capacity(capacity: usize, collector: Collector) -> Self {
+    /// A map whose first table holds `capacity` entries, and that never shrinks by itself below
+    /// a table that holds `floor` (nor below a new map's first table).
+    pub(crate) fn with_capacity(capacity: usize, floor: usize, collector: Collector) -> Self {
         let groups = groups_for_capacity(capacity).max(FIRST_GROUPS);
         let table = Box::new(Table::new(groups));
         RawMap {
             root: AtomicPtr::new(Box::into_raw(table)),
             len: Counter::new(),
             collector,
+            floor,
+            floor_groups: groups_for_capacity(floor).max(FIRST_GROUPS),
         }
+    }
+
+    /// The entries the map keeps room for whatever is removed (the `floor` it was made with).
+    pub(crate) fn floor(&self) -> usize {
+        self.floor
+    }
+
+    /// The size of a resize the map makes on its own for `live` entries: what they need, and not
+    /// below the floor.
+    fn groups_to_resize_to(&self, live: usize) -> usize {
+        groups_to_resize_to(live).max(self.floor_groups)
     }
 
     pub(crate) fn collector(&self) -> &Collector {
@@ -658,7 +679,8 @@ impl<K, V> RawMap<K, V> {
                 Some(mig) => table = self.sized_next(table, mig, guard),
                 None => {
                     let live = self.len.sum();
-                    self.start_migration(table, groups_to_grow_to(table.groups(), live), guard);
+                    let groups = groups_to_grow_to(table.groups(), live).max(self.floor_groups);
+                    self.start_migration(table, groups, guard);
                 }
             }
         }
@@ -897,7 +919,7 @@ impl<K, V> RawMap<K, V> {
             // takes the inserts (see "Preparing a growth" in `migrate.rs`).
             return self.grow(
                 table,
-                groups_to_grow_to(table.groups(), live),
+                groups_to_grow_to(table.groups(), live).max(self.floor_groups),
                 live,
                 dist,
                 guard,
@@ -913,7 +935,7 @@ impl<K, V> RawMap<K, V> {
         }
         let probed = (dist + 1) * GROUP_SLOTS;
         if tombstones * REBUILD_DEAD.1 >= probed * REBUILD_DEAD.0 {
-            self.start_migration(table, groups_to_resize_to(live), guard);
+            self.start_migration(table, self.groups_to_resize_to(live), guard);
             return true;
         }
         table.raise_read_bound(dist + 1);
@@ -1204,14 +1226,14 @@ impl<K, V> RawMap<K, V> {
     #[cold]
     #[inline(never)]
     fn shrink_if_sparse(&self, table: &Table<K, V>, guard: &Guard) {
-        if table.groups() <= FIRST_GROUPS || !std::ptr::eq(table, self.root(guard)) {
+        if table.groups() <= self.floor_groups || !std::ptr::eq(table, self.root(guard)) {
             return;
         }
         let live = self.len.sum();
         if live * 8 > table.slots() {
             return;
         }
-        let groups = groups_to_resize_to(live);
+        let groups = self.groups_to_resize_to(live);
         if groups < table.groups() {
             self.start_migration(table, groups, guard);
         }
@@ -1235,12 +1257,12 @@ impl<K, V> RawMap<K, V> {
     }
 
     /// Shrinks the root to the smallest table that holds the current entries, or (`floor`) to
-    /// no smaller than a new map's first table.
+    /// no smaller than the map's floor.
     pub(crate) fn shrink_to_fit(&self, floor: bool, guard: &Guard) {
         let table = self.settle(guard);
         let mut groups = groups_for_capacity(self.len.sum());
         if floor {
-            groups = groups.max(FIRST_GROUPS);
+            groups = groups.max(self.floor_groups);
         }
         if groups < table.groups() {
             self.resize_now(table, groups, guard);

@@ -18,7 +18,7 @@ struct Map {
 impl Map {
     fn new() -> Self {
         Map {
-            raw: RawMap::with_capacity(0, Collector::global()),
+            raw: RawMap::with_capacity(0, 0, Collector::global()),
             hasher: RandomState::new(),
         }
     }
@@ -515,6 +515,7 @@ fn inserts_into_a_successor_pace_the_moves_to_the_insert_budget() {
     let map = Map {
         raw: RawMap::with_capacity(
             if cfg!(miri) { 2_000 } else { 100_000 },
+            0,
             Collector::global(),
         ),
         hasher: RandomState::new(),
@@ -704,7 +705,11 @@ fn writing_a_tables_pages_changes_no_tag() {
 fn inserts_while_a_shrink_is_counted_go_into_the_source_a_chunk_each() {
     use crate::sync::{Ordering, MIGRATE_CHUNK_GROUPS};
     let map = Map {
-        raw: RawMap::with_capacity(if cfg!(miri) { 2_000 } else { 50_000 }, Collector::global()),
+        raw: RawMap::with_capacity(
+            if cfg!(miri) { 2_000 } else { 50_000 },
+            0,
+            Collector::global(),
+        ),
         hasher: RandomState::new(),
     };
     let old = 100;
