@@ -119,6 +119,7 @@
 
 #![warn(missing_docs)]
 
+mod equivalent;
 mod iter;
 mod map;
 mod map_ref;
@@ -131,6 +132,7 @@ mod serde_impls;
 pub mod set;
 mod sync;
 
+pub use equivalent::Equivalent;
 pub use iter::{IntoIter, IntoKeys, IntoValues, Iter, Keys, Values};
 pub use map::{Compute, HashMap, OccupiedError, Operation};
 pub use map_ref::MapRef;

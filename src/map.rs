@@ -6,11 +6,11 @@
 //! between, locate again. User code (`Hash`, `Eq`, closures) never runs between two steps that
 //! must both happen.
 
-use std::borrow::Borrow;
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 
+use crate::equivalent::Equivalent;
 use crate::iter::{IntoIter, IntoKeys, IntoValues, Iter, Keys, Values};
 use crate::map_ref::MapRef;
 use crate::raw::{Entry, RawIntoIter, RawMap};
@@ -380,8 +380,7 @@ where
     #[inline]
     pub fn get<'g, Q>(&'g self, key: &Q, guard: &'g Guard) -> Option<&'g V>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         self.get_key_value(key, guard).map(|(_, v)| v)
     }
@@ -399,12 +398,11 @@ where
     #[inline]
     pub fn get_key_value<'g, Q>(&'g self, key: &Q, guard: &'g Guard) -> Option<(&'g K, &'g V)>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         let entry = self
             .raw
-            .find(self.hash(key), |k| k.borrow() == key, guard)?;
+            .find(self.hash(key), |k| key.equivalent(k), guard)?;
         Some((&entry.key, &entry.value))
     }
 
@@ -420,8 +418,7 @@ where
     #[inline]
     pub fn contains_key<Q>(&self, key: &Q, guard: &Guard) -> bool
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         self.get(key, guard).is_some()
     }
@@ -437,8 +434,7 @@ where
     /// ```
     pub fn get_cloned<Q>(&self, key: &Q) -> Option<V>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
         V: Clone,
     {
         self.get(key, &self.guard()).cloned()
@@ -577,9 +573,9 @@ where
     /// `to_owned` and `make` run at most once per call, and only if the key looked absent; if
     /// another thread inserts the key first, what they made is dropped and that thread's value
     /// is returned. `to_owned(key)` must return a key equal to `key` (and so, by the contract of
-    /// [`Borrow`], with the same hash): the entry is stored under `key`'s hash, so a key that
+    /// [`Equivalent`], with the same hash): the entry is stored under `key`'s hash, so a key that
     /// differs is stored where lookups of it do not look (no undefined behaviour, no leak; the
-    /// same as a `Borrow` that breaks its contract).
+    /// same as an `Equivalent` or `Borrow` that breaks its contract).
     ///
     /// [`get_or_insert_with`]: HashMap::get_or_insert_with
     ///
@@ -606,8 +602,7 @@ where
         guard: &'g Guard,
     ) -> &'g V
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
         O: FnOnce(&Q) -> K,
         F: FnOnce() -> V,
     {
@@ -615,7 +610,7 @@ where
         let mut made: Option<Box<Entry<K, V>>> = None;
         let mut makers = Some((to_owned, make));
         loop {
-            let located = self.raw.locate(hash, |k| k.borrow() == key, true, guard);
+            let located = self.raw.locate(hash, |k| key.equivalent(k), true, guard);
             if let Some(current) = located.entry() {
                 return &current.value;
             }
@@ -669,13 +664,13 @@ where
     /// ```
     pub fn update<'g, Q, F>(&'g self, key: &Q, mut update: F, guard: &'g Guard) -> Option<&'g V>
     where
-        K: Borrow<Q> + Clone,
-        Q: Hash + Eq + ?Sized,
+        K: Clone,
+        Q: Hash + Equivalent<K> + ?Sized,
         F: FnMut(&V) -> V,
     {
         let hash = self.hash(key);
         loop {
-            let located = self.raw.locate(hash, |k| k.borrow() == key, false, guard);
+            let located = self.raw.locate(hash, |k| key.equivalent(k), false, guard);
             let current = located.entry()?;
             let value = update(&current.value);
             if let Ok(stored) = self.raw.try_replace_value(&located, value, guard) {
@@ -851,8 +846,7 @@ where
     /// ```
     pub fn remove<'g, Q>(&'g self, key: &Q, guard: &'g Guard) -> Option<&'g V>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         self.remove_entry(key, guard).map(|(_, v)| v)
     }
@@ -869,12 +863,11 @@ where
     /// ```
     pub fn remove_entry<'g, Q>(&'g self, key: &Q, guard: &'g Guard) -> Option<(&'g K, &'g V)>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         let hash = self.hash(key);
         loop {
-            let located = self.raw.locate(hash, |k| k.borrow() == key, false, guard);
+            let located = self.raw.locate(hash, |k| key.equivalent(k), false, guard);
             located.entry()?;
             if let Some(removed) = self.raw.try_remove(&located, guard) {
                 return Some((&removed.key, &removed.value));
@@ -901,13 +894,12 @@ where
         guard: &'g Guard,
     ) -> Option<(&'g K, &'g V)>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
         F: FnMut(&K, &V) -> bool,
     {
         let hash = self.hash(key);
         loop {
-            let located = self.raw.locate(hash, |k| k.borrow() == key, false, guard);
+            let located = self.raw.locate(hash, |k| key.equivalent(k), false, guard);
             let current = located.entry()?;
             if !remove(&current.key, &current.value) {
                 return None;

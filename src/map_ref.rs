@@ -5,10 +5,10 @@
 //! long time delays the freeing of removed entries, in every map: drop it, or call
 //! [`MapRef::repin`], between batches.
 
-use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 
+use crate::equivalent::Equivalent;
 use crate::iter::{Iter, Keys, Values};
 use crate::map::{Compute, HashMap, OccupiedError, Operation};
 use crate::reclaim::Guard;
@@ -121,8 +121,7 @@ where
     #[inline]
     pub fn get<Q>(&self, key: &Q) -> Option<&V>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         self.map.get(key, &self.guard)
     }
@@ -140,8 +139,7 @@ where
     #[inline]
     pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&K, &V)>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         self.map.get_key_value(key, &self.guard)
     }
@@ -158,8 +156,7 @@ where
     #[inline]
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         self.map.contains_key(key, &self.guard)
     }
@@ -216,8 +213,7 @@ where
     /// ```
     pub fn get_or_insert_with_ref<Q, O, F>(&self, key: &Q, to_owned: O, make: F) -> &V
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
         O: FnOnce(&Q) -> K,
         F: FnOnce() -> V,
     {
@@ -248,8 +244,8 @@ where
     /// ```
     pub fn update<Q, F>(&self, key: &Q, update: F) -> Option<&V>
     where
-        K: Borrow<Q> + Clone,
-        Q: Hash + Eq + ?Sized,
+        K: Clone,
+        Q: Hash + Equivalent<K> + ?Sized,
         F: FnMut(&V) -> V,
     {
         self.map.update(key, update, &self.guard)
@@ -322,8 +318,7 @@ where
     /// ```
     pub fn remove<Q>(&self, key: &Q) -> Option<&V>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         self.map.remove(key, &self.guard)
     }
@@ -340,8 +335,7 @@ where
     /// ```
     pub fn remove_entry<Q>(&self, key: &Q) -> Option<(&K, &V)>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
     {
         self.map.remove_entry(key, &self.guard)
     }
@@ -359,8 +353,7 @@ where
     /// ```
     pub fn remove_if<Q, F>(&self, key: &Q, remove: F) -> Option<(&K, &V)>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<K> + ?Sized,
         F: FnMut(&K, &V) -> bool,
     {
         self.map.remove_if(key, remove, &self.guard)

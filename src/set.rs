@@ -45,13 +45,13 @@
 //! from the same walks, reading each set under a guard of its own, so they work for sets on
 //! different collectors too.
 
-use std::borrow::Borrow;
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::iter::FusedIterator;
 use std::ops;
 
+use crate::equivalent::Equivalent;
 use crate::iter::Keys;
 use crate::map::{Compute, HashMap, Operation};
 use crate::reclaim::{Collector, Guard};
@@ -305,8 +305,7 @@ where
     #[inline]
     pub fn contains<Q>(&self, value: &Q, guard: &Guard) -> bool
     where
-        T: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<T> + ?Sized,
     {
         self.map.contains_key(value, guard)
     }
@@ -324,8 +323,7 @@ where
     #[inline]
     pub fn get<'g, Q>(&'g self, value: &Q, guard: &'g Guard) -> Option<&'g T>
     where
-        T: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<T> + ?Sized,
     {
         self.map.get_key_value(value, guard).map(|(k, _)| k)
     }
@@ -386,7 +384,7 @@ where
     /// `make` runs at most once per call, and only if the value looked absent; if another
     /// thread inserts an equal value first, the one made here is dropped and theirs is returned.
     /// `make(value)` must return a value equal to `value` (and so, by the contract of
-    /// [`Borrow`], with the same hash); one that differs is inserted as itself, and the call
+    /// [`Equivalent`], with the same hash); one that differs is inserted as itself, and the call
     /// returns it (no undefined behaviour, no leak).
     ///
     /// ```
@@ -401,8 +399,7 @@ where
     /// ```
     pub fn get_or_insert_with<'g, Q, F>(&'g self, value: &Q, make: F, guard: &'g Guard) -> &'g T
     where
-        T: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<T> + ?Sized,
         F: FnOnce(&Q) -> T,
     {
         // A hit answers with one lookup and makes nothing. A miss makes the owned value and
@@ -425,8 +422,7 @@ where
     /// ```
     pub fn remove<Q>(&self, value: &Q, guard: &Guard) -> bool
     where
-        T: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<T> + ?Sized,
     {
         self.map.remove_entry(value, guard).is_some()
     }
@@ -445,8 +441,7 @@ where
     /// ```
     pub fn take<'g, Q>(&'g self, value: &Q, guard: &'g Guard) -> Option<&'g T>
     where
-        T: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<T> + ?Sized,
     {
         self.map.remove_entry(value, guard).map(|(k, _)| k)
     }
@@ -972,8 +967,7 @@ where
     #[inline]
     pub fn contains<Q>(&self, value: &Q) -> bool
     where
-        T: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<T> + ?Sized,
     {
         self.set.contains(value, &self.guard)
     }
@@ -989,8 +983,7 @@ where
     #[inline]
     pub fn get<Q>(&self, value: &Q) -> Option<&T>
     where
-        T: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<T> + ?Sized,
     {
         self.set.get(value, &self.guard)
     }
@@ -1030,8 +1023,7 @@ where
     /// ```
     pub fn get_or_insert_with<Q, F>(&self, value: &Q, make: F) -> &T
     where
-        T: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<T> + ?Sized,
         F: FnOnce(&Q) -> T,
     {
         self.set.get_or_insert_with(value, make, &self.guard)
@@ -1048,8 +1040,7 @@ where
     /// ```
     pub fn remove<Q>(&self, value: &Q) -> bool
     where
-        T: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<T> + ?Sized,
     {
         self.set.remove(value, &self.guard)
     }
@@ -1065,8 +1056,7 @@ where
     /// ```
     pub fn take<Q>(&self, value: &Q) -> Option<&T>
     where
-        T: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Equivalent<T> + ?Sized,
     {
         self.set.take(value, &self.guard)
     }

@@ -1,13 +1,14 @@
 //! Integer keys are compared through a copy beside the group (`raw/keys.rs`): every integer
 //! width and sign, against `std`'s map, through growth, removal, reinsertion and shrinking; and
 //! small keys that are not integers, which get the key lines' array but compare through their
-//! entries; and removed integer keys taking their slots back (`VACATED`, `raw/slot.rs`).
+//! entries; removed integer keys taking their slots back (`VACATED`, `raw/slot.rs`); and lookups
+//! by an [`Equivalent`] type that is no `Borrow` of the key, composite or integer.
 //! Multi-threaded use of the same paths is in `concurrent.rs` and the loom models.
 
 mod common;
 
 use common::{sized, FewBitsState};
-use lockfree_map::HashMap;
+use lockfree_map::{Equivalent, HashMap, HashSet};
 use std::collections::HashMap as StdMap;
 use std::fmt::Debug;
 use std::hash::{BuildHasher, Hash};
@@ -263,4 +264,150 @@ fn an_insert_over_a_present_key_keeps_the_documented_key() {
     m.insert(Tagged(7, "first"), 1);
     assert_eq!(m.insert(Tagged(7, "second"), 2), Some(&1));
     assert_eq!(m.get_key_value(&Tagged(7, "")).unwrap().0 .1, "second");
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Route {
+    host: String,
+    port: u16,
+}
+
+/// A `Route` without its `String`: hashes as `Route`'s derived `Hash` (the fields in order).
+#[derive(Hash)]
+struct RouteRef<'a> {
+    host: &'a str,
+    port: u16,
+}
+
+impl Equivalent<Route> for RouteRef<'_> {
+    fn equivalent(&self, key: &Route) -> bool {
+        self.host == key.host && self.port == key.port
+    }
+}
+
+fn route(host: &str, port: u16) -> Route {
+    Route {
+        host: host.into(),
+        port,
+    }
+}
+
+/// Every method that takes a borrowed key, on the map and on the set, given a borrowed composite
+/// key (`RouteRef`), through growth and shrinking, against `std`'s map looked up by owned keys.
+#[test]
+fn composite_keys_are_looked_up_by_a_borrowed_form() {
+    let n = sized(3_000, 200) as u16;
+    let hosts: Vec<String> = (0..n).map(|i| format!("host-{}", i % 97)).collect();
+    let map: HashMap<Route, u64> = HashMap::new();
+    let m = map.pin();
+    let mut model = StdMap::new();
+    for (i, host) in hosts.iter().enumerate() {
+        let port = i as u16;
+        m.insert(route(host, port), i as u64);
+        model.insert(route(host, port), i as u64);
+    }
+    for (i, host) in hosts.iter().enumerate() {
+        let port = i as u16;
+        let by_ref = RouteRef { host, port };
+        let owned = route(host, port);
+        assert_eq!(m.get(&by_ref), model.get(&owned));
+        assert_eq!(m.get_key_value(&by_ref).map(|(k, _)| k), Some(&owned));
+        assert!(m.contains_key(&by_ref));
+        assert!(!m.contains_key(&RouteRef {
+            host,
+            port: port.wrapping_add(n)
+        }));
+        match i % 4 {
+            0 => assert_eq!(m.update(&by_ref, |v| v + 1).copied(), Some(i as u64 + 1)),
+            1 => assert_eq!(m.remove(&by_ref), Some(&(i as u64))),
+            2 => assert_eq!(m.remove_entry(&by_ref), Some((&owned, &(i as u64)))),
+            _ => {
+                assert_eq!(m.remove_if(&by_ref, |_, v| *v == u64::MAX), None);
+                assert_eq!(
+                    m.remove_if(&by_ref, |_, v| *v == i as u64),
+                    Some((&owned, &(i as u64)))
+                );
+            }
+        }
+        match i % 4 {
+            0 => *model.get_mut(&owned).unwrap() += 1,
+            _ => drop(model.remove(&owned)),
+        }
+    }
+    assert_eq!(m.len(), model.len());
+    for (k, v) in &model {
+        let by_ref = RouteRef {
+            host: &k.host,
+            port: k.port,
+        };
+        assert_eq!(map.get_cloned(&by_ref), Some(*v));
+    }
+    // `get_or_insert_with_ref` makes the owned key from the borrowed one only on a miss.
+    let mut made = 0;
+    let by_ref = RouteRef {
+        host: "new",
+        port: 1,
+    };
+    for _ in 0..3 {
+        let v = m.get_or_insert_with_ref(
+            &by_ref,
+            |r| {
+                made += 1;
+                route(r.host, r.port)
+            },
+            || 7,
+        );
+        assert_eq!(*v, 7);
+    }
+    assert_eq!(made, 1);
+    assert_eq!(m.get(&route("new", 1)), Some(&7));
+
+    let set: HashSet<Route> = HashSet::new();
+    let s = set.pin();
+    s.insert(route("a", 1));
+    let a = RouteRef { host: "a", port: 1 };
+    assert!(s.contains(&a));
+    assert_eq!(s.get(&a), Some(&route("a", 1)));
+    assert_eq!(
+        s.get_or_insert_with(&RouteRef { host: "b", port: 2 }, |r| route(r.host, r.port)),
+        &route("b", 2)
+    );
+    assert_eq!(s.take(&a), Some(&route("a", 1)));
+    assert!(!s.remove(&a));
+    assert!(s.remove(&RouteRef { host: "b", port: 2 }));
+    assert!(s.is_empty());
+}
+
+/// An integer key looked up by a type that is not the key: the key lines compare it through a
+/// key rebuilt from the cell, so the lookup still goes through `Equivalent`.
+#[test]
+fn integer_keys_are_looked_up_by_an_equivalent_type() {
+    /// The key's value minus a million, hashed as the key is.
+    struct Offset(u64);
+    impl Hash for Offset {
+        fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+            (self.0 + 1_000_000).hash(state)
+        }
+    }
+    impl Equivalent<u64> for Offset {
+        fn equivalent(&self, key: &u64) -> bool {
+            self.0 + 1_000_000 == *key
+        }
+    }
+    let map: HashMap<u64, u64> = HashMap::new();
+    let m = map.pin();
+    let n = sized(20_000, 500) as u64;
+    for i in 0..n {
+        m.insert(i + 1_000_000, i);
+    }
+    for i in 0..n {
+        assert_eq!(m.get(&Offset(i)), Some(&i));
+    }
+    assert_eq!(m.get(&Offset(n)), None);
+    for i in (0..n).step_by(2) {
+        assert_eq!(m.remove(&Offset(i)), Some(&i));
+    }
+    for i in 0..n {
+        assert_eq!(m.contains_key(&Offset(i)), i % 2 == 1, "key {i}");
+    }
 }
