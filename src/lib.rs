@@ -64,8 +64,8 @@
 //! # Closures
 //!
 //! [`update`](HashMap::update), [`compute`](HashMap::compute),
-//! [`update_or_insert_with`](HashMap::update_or_insert_with) and
-//! [`remove_if`](HashMap::remove_if) apply a closure atomically per key. Under contention the
+//! [`update_or_insert_with`](HashMap::update_or_insert_with), [`remove_if`](HashMap::remove_if)
+//! and [`replace_if`](HashMap::replace_if) apply a closure atomically per key. Under contention the
 //! closure may run more than once, each time on the then current value; only the result of the
 //! last run is published. [`get_or_insert_with`](HashMap::get_or_insert_with) runs its closure at
 //! most once per call; calls racing on an absent key may each run theirs, but only one value is

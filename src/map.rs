@@ -875,6 +875,56 @@ where
         }
     }
 
+    /// Replaces the value of `key` with `value` if `replace(&key, &current)` says so for its
+    /// current entry, atomically per key: a compare-and-swap on a value (Java's
+    /// `replace(key, old, new)`, folly's `assign_if_equal`) when the predicate compares with a
+    /// value read before.
+    ///
+    /// Returns the replaced value, or hands `value` back if the key is absent or the predicate
+    /// refused. The predicate may run more than once under contention, each time on the then
+    /// current entry; the call replaces only an entry it approved. Over the stored key it keeps
+    /// the key that [`update`](Self::update) keeps.
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let guard = map.guard();
+    /// map.insert("version", 1, &guard);
+    /// // Move from version 1 to 2, unless another writer got there first.
+    /// assert_eq!(map.replace_if("version", |_, v| *v == 1, 2, &guard), Ok(&1));
+    /// assert_eq!(map.replace_if("version", |_, v| *v == 1, 3, &guard), Err(3)); // it is 2 now
+    /// assert_eq!(map.replace_if("absent", |_, _| true, 9, &guard), Err(9));
+    /// assert_eq!(map.get("version", &guard), Some(&2));
+    /// ```
+    pub fn replace_if<'g, Q, F>(
+        &'g self,
+        key: &Q,
+        mut replace: F,
+        value: V,
+        guard: &'g Guard,
+    ) -> Result<&'g V, V>
+    where
+        K: Clone,
+        Q: Hash + Equivalent<K> + ?Sized,
+        F: FnMut(&K, &V) -> bool,
+    {
+        let hash = self.hash(key);
+        let mut value = value;
+        loop {
+            let located = self.raw.locate(hash, |k| key.equivalent(k), false, guard);
+            let Some(current) = located.entry() else {
+                return Err(value);
+            };
+            if !replace(&current.key, &current.value) {
+                return Err(value);
+            }
+            match self.raw.try_replace_value(&located, value, guard) {
+                Ok(_) => return Ok(&current.value),
+                // The entry changed after the predicate approved it: judge the new one.
+                Err(back) => value = back,
+            }
+        }
+    }
+
     /// Removes `key` if `remove(&key, &value)` says so for its current entry. The predicate may
     /// run more than once under contention, each time on the then current entry.
     ///

@@ -340,6 +340,25 @@ where
         self.map.remove_entry(key, &self.guard)
     }
 
+    /// See [`HashMap::replace_if`].
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let m = map.pin();
+    /// m.insert("version", 1);
+    /// assert_eq!(m.replace_if("version", |_, v| *v == 1, 2), Ok(&1));
+    /// assert_eq!(m.replace_if("version", |_, v| *v == 1, 3), Err(3));
+    /// assert_eq!(m.get("version"), Some(&2));
+    /// ```
+    pub fn replace_if<Q, F>(&self, key: &Q, replace: F, value: V) -> Result<&V, V>
+    where
+        K: Clone,
+        Q: Hash + Equivalent<K> + ?Sized,
+        F: FnMut(&K, &V) -> bool,
+    {
+        self.map.replace_if(key, replace, value, &self.guard)
+    }
+
     /// See [`HashMap::remove_if`].
     ///
     /// ```

@@ -99,6 +99,11 @@ fn update_keeps_the_stored_key() {
     assert_eq!(m.update(&Labelled(1, "probe"), |v| v + 1), Some(&2));
     let (key, value) = m.get_key_value(&Labelled(1, "again")).unwrap();
     assert_eq!((key.1, *value), ("stored", 2));
+    // `replace_if` keeps it too, and its predicate sees the stored key.
+    let replaced = m.replace_if(&Labelled(1, "probe"), |k, _| k.1 == "stored", 7);
+    assert_eq!(replaced, Ok(&2));
+    let (key, value) = m.get_key_value(&Labelled(1, "again")).unwrap();
+    assert_eq!((key.1, *value), ("stored", 7));
 
     let map: HashMap<String, u64> = HashMap::new();
     let m = map.pin();
@@ -177,6 +182,36 @@ fn remove_if_checks_the_current_value() {
     assert_eq!(m.remove_if("k", |_, v| *v == 4), None);
     assert_eq!(m.remove_if("k", |_, v| *v == 3), Some((&"k", &3)));
     assert_eq!(m.len(), 0);
+}
+
+#[test]
+fn replace_if_checks_the_current_value() {
+    let map = HashMap::new();
+    let m = map.pin();
+    assert_eq!(
+        m.replace_if("k", |_, _| true, 1),
+        Err(1),
+        "absent: nothing inserted"
+    );
+    assert!(m.is_empty());
+    m.insert("k", 3);
+    let mut seen = Vec::new();
+    assert_eq!(
+        m.replace_if(
+            "k",
+            |k, v| {
+                seen.push((*k, *v));
+                *v == 4
+            },
+            5
+        ),
+        Err(5)
+    );
+    assert_eq!(seen, [("k", 3)]);
+    assert_eq!(m.get("k"), Some(&3));
+    assert_eq!(m.replace_if("k", |_, v| *v == 3, 5), Ok(&3));
+    assert_eq!(m.get("k"), Some(&5));
+    assert_eq!(m.len(), 1);
 }
 
 #[test]

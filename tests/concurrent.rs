@@ -80,6 +80,84 @@ fn update_or_insert_counts_exactly() {
     }
 }
 
+/// Four threads count with compare-and-swap loops (`replace_if` against the value they read)
+/// on a few hot keys while a fifth grows and shrinks the table under them with keys of its own:
+/// every swap that succeeds is one increment, and none is lost or doubled.
+#[test]
+fn replace_if_as_compare_and_swap_counts_exactly() {
+    let (hot, per_thread) = (4u64, scaled(100_000));
+    let map: HashMap<u64, u64> = HashMap::new();
+    for k in 0..hot {
+        map.pin().insert(k, 0);
+    }
+    let done = AtomicBool::new(false);
+    let start = Barrier::new(THREADS as usize);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (map, start) = (&map, &start);
+                s.spawn(move || {
+                    start.wait();
+                    let mut m = map.pin();
+                    let mut refused = 0u64;
+                    for i in 0..per_thread {
+                        let k = (i + t / 2) % hot;
+                        loop {
+                            let seen = *m.get(&k).unwrap();
+                            match m.replace_if(&k, |_, v| *v == seen, seen + 1) {
+                                Ok(old) => {
+                                    assert_eq!(*old, seen);
+                                    break;
+                                }
+                                Err(back) => {
+                                    assert_eq!(back, seen + 1, "the value handed back");
+                                    refused += 1;
+                                }
+                            }
+                        }
+                        if i % 64 == 0 {
+                            m.repin();
+                        }
+                    }
+                    refused
+                })
+            })
+            .collect();
+        let map = &map;
+        let done = &done;
+        s.spawn(move || {
+            let m = map.pin();
+            let mut round = 0u64;
+            while !done.load(Ordering::Relaxed) {
+                let keys = 1_000 + (round % 2) * 100_000..1_000 + (round % 2) * 100_000 + 2_000;
+                for k in keys.clone() {
+                    m.insert(k, k);
+                }
+                for k in keys {
+                    m.remove(&k);
+                }
+                round += 1;
+            }
+        });
+        // The filler is stopped from a drop guard, so that a worker's failed check fails the
+        // test instead of leaving the filler running and the test hung.
+        struct Stop<'a>(&'a AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let stop = Stop(done);
+        let refused: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+        drop(stop);
+        // Not asserted (it depends on the schedule), but the test is about contention.
+        eprintln!("{refused} swaps refused");
+    });
+    let m = map.pin();
+    let total: u64 = (0..hot).map(|k| *m.get(&k).unwrap()).sum();
+    assert_eq!(total, THREADS * per_thread);
+}
+
 #[test]
 fn disjoint_inserters_all_find_their_keys() {
     let map: HashMap<u64, u64> = HashMap::new();

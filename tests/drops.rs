@@ -117,7 +117,7 @@ fn a_map_left_mid_shrink_drops_or_hands_out_every_entry_once() {
 }
 
 #[test]
-fn update_and_compute_drop_what_they_replace() {
+fn update_compute_and_replace_if_drop_what_they_replace() {
     let live = Arc::new(AtomicUsize::new(0));
     let map = HashMap::new();
     {
@@ -133,6 +133,14 @@ fn update_and_compute_drop_what_they_replace() {
         drop(err.not_inserted);
         // A get_or_insert_with that finds the key never builds a value.
         m.get_or_insert_with(1, || unreachable!());
+        // A replace_if that replaces drops the old value; one refused hands the value back.
+        let old = m.replace_if(&1, |_, v| v.get() == 100, Tracked::new(200, &live));
+        assert_eq!(old.map(Tracked::get), Ok(100));
+        let back = m.replace_if(&1, |_, v| v.get() == 100, Tracked::new(300, &live));
+        assert_eq!(back.as_ref().map_err(Tracked::get).unwrap_err(), 300);
+        drop(back);
+        let back = m.replace_if(&2, |_, _| true, Tracked::new(400, &live));
+        assert!(back.is_err());
     }
     assert_eq!(settle_reclamation(&live, 1), 1);
     let owned: Vec<(u64, Tracked)> = map.into_iter().collect();
@@ -256,6 +264,10 @@ fn updated_keys_are_dropped_exactly_once() {
                             if let Some((key, _)) = m.get_key_value(&probe) {
                                 assert_eq!(key.get(), k);
                             }
+                        }
+                        3 => {
+                            // Copies (or clones) the stored key into the new entry, as `update`.
+                            let _ = m.replace_if(&probe, |_, v| v % 2 == 0, i);
                         }
                         _ => {
                             m.update(&probe, |v| v + 1);

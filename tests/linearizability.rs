@@ -47,6 +47,9 @@ enum Op {
     /// `update_or_insert(_with)`: adds 3 to a present value, or inserts this one; returns the
     /// value stored.
     UpdateOrInsert(u64),
+    /// `replace_if`: stores this value over a present even one; returns the value replaced, or
+    /// `None` if absent or odd.
+    ReplaceIf(u64),
 }
 
 /// The sequential specification: the new state of the key and the result of `op`.
@@ -72,6 +75,10 @@ fn apply(state: Option<u64>, op: Op) -> (Option<u64>, Option<u64>) {
             let now = state.map_or(v, |cur| cur.wrapping_add(3));
             (Some(now), Some(now))
         }
+        Op::ReplaceIf(v) => match state {
+            Some(cur) if cur % 2 == 0 => (Some(v), state),
+            _ => (state, None),
+        },
     }
 }
 
@@ -130,6 +137,10 @@ impl Subject for HashMap<u64, u64> {
             Op::UpdateOrInsert(v) => {
                 Some(*self.update_or_insert_with(key, |cur| cur.wrapping_add(3), || v, &guard))
             }
+            Op::ReplaceIf(v) => self
+                .replace_if(&key, |_, cur| cur % 2 == 0, v, &guard)
+                .ok()
+                .copied(),
         }
     }
 
@@ -232,7 +243,7 @@ fn record_round(subject: &dyn Subject, round: usize) -> Vec<(u64, Event)> {
                         let key = (r >> 4) % HOT_KEYS;
                         // Values unique to the round: the thread, then the sequence number.
                         let value = ((thread as u64 + 1) << 40) | (seq << 8);
-                        let op = match (r >> 12) % 11 {
+                        let op = match (r >> 12) % 12 {
                             0 | 1 => Op::Get,
                             2 | 3 => Op::Insert(value),
                             4 => Op::TryInsert(value),
@@ -240,7 +251,8 @@ fn record_round(subject: &dyn Subject, round: usize) -> Vec<(u64, Event)> {
                             7 => Op::Increment,
                             8 => Op::GetOrInsert(value),
                             9 => Op::Compute(value),
-                            _ => Op::UpdateOrInsert(value),
+                            10 => Op::UpdateOrInsert(value),
+                            _ => Op::ReplaceIf(value),
                         };
                         let call = clock.fetch_add(1, Ordering::SeqCst);
                         let result = subject.run(key, op);

@@ -162,6 +162,11 @@ fn panicking_closures_change_nothing() {
     assert!(r.is_err());
     let r = catch_unwind(AssertUnwindSafe(|| m.retain(|_, _| panic!("retain"))));
     assert!(r.is_err());
+    // The value offered is dropped as the panic unwinds.
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        m.replace_if(&1, |_, _| panic!("replace_if"), Tracked::new(11, &live))
+    }));
+    assert!(r.is_err());
     assert_eq!(m.get(&1).map(Tracked::get), Some(1));
     assert_eq!(m.get(&5).map(Tracked::get), None);
     assert_eq!(m.get(&2).map(Tracked::get), None);

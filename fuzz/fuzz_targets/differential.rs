@@ -38,6 +38,8 @@ enum Op {
     Check,
     /// `update_or_insert(_with)`: adds the first value to a present one, or inserts the second.
     UpdateOrInsert(u8, u16, u16),
+    /// `replace_if`: stores the second value over a present one below the first.
+    ReplaceIf(u8, u16, u16),
 }
 
 /// The hashers; `Pick(0)` is the randomly seeded default.
@@ -196,6 +198,14 @@ fn run(input: Input) {
                     .entry(k)
                     .and_modify(|c| *c = c.wrapping_add(add))
                     .or_insert(v);
+                assert_eq!(ours, theirs);
+            }
+            Op::ReplaceIf(k, below, v) => {
+                let ours = map.replace_if(&k, |_, c| *c < below, v, &guard).copied();
+                let theirs = match model.get_mut(&k) {
+                    Some(c) if *c < below => Ok(std::mem::replace(c, v)),
+                    _ => Err(v),
+                };
                 assert_eq!(ours, theirs);
             }
         }
