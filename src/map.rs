@@ -7,6 +7,7 @@
 //! must both happen.
 
 use std::collections::hash_map::RandomState;
+use std::convert::Infallible;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 
@@ -543,23 +544,60 @@ where
     where
         F: FnOnce() -> V,
     {
+        match self.get_or_try_insert_with(key, || Ok::<V, Infallible>(make()), guard) {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`get_or_insert_with`](Self::get_or_insert_with) for a value whose making can fail: a
+    /// cache of loads that may fail, as moka's `try_get_with` and dashmap's `or_try_insert_with`.
+    ///
+    /// `make` runs at most once per call, and only if the key looked absent. If it fails, nothing
+    /// is inserted, the key is dropped, and its error is returned; a later call tries again. If
+    /// another thread inserts the key first, the value made here is dropped and theirs returned.
+    ///
+    /// ```
+    /// let lengths = lockfree_map::HashMap::new();
+    /// let guard = lengths.guard();
+    /// let load = |path: &str| -> Result<usize, String> {
+    ///     if path.ends_with(".txt") { Ok(path.len()) } else { Err(format!("cannot read {path}")) }
+    /// };
+    /// assert_eq!(lengths.get_or_try_insert_with("a.txt", || load("a.txt"), &guard), Ok(&5));
+    /// assert_eq!(
+    ///     lengths.get_or_try_insert_with("b.bin", || load("b.bin"), &guard),
+    ///     Err("cannot read b.bin".to_string()),
+    /// );
+    /// assert!(!lengths.contains_key("b.bin", &guard)); // a failure inserts nothing
+    /// // Present: `make` does not run.
+    /// assert_eq!(lengths.get_or_try_insert_with("a.txt", || Err("not called".to_string()), &guard), Ok(&5));
+    /// ```
+    pub fn get_or_try_insert_with<'g, F, E>(
+        &'g self,
+        key: K,
+        make: F,
+        guard: &'g Guard,
+    ) -> Result<&'g V, E>
+    where
+        F: FnOnce() -> Result<V, E>,
+    {
         let hash = self.hash(&key);
         let mut pending = Pending::Key(key);
         let mut make = Some(make);
         loop {
             let located = self.raw.locate(hash, |k| k == pending.key(), true, guard);
             if let Some(current) = located.entry() {
-                return &current.value;
+                return Ok(&current.value);
             }
             let entry = match pending {
                 Pending::Key(key) => {
                     let make = make.take().expect("make runs once: a made entry is kept");
-                    Entry::boxed(hash, key, make())
+                    Entry::boxed(hash, key, make()?)
                 }
                 Pending::Boxed(entry) => entry,
             };
             match self.raw.try_store(&located, entry, guard) {
-                Ok((_, stored)) => return &stored.value,
+                Ok((_, stored)) => return Ok(&stored.value),
                 Err(back) => pending = Pending::Boxed(back),
             }
         }
@@ -606,25 +644,56 @@ where
         O: FnOnce(&Q) -> K,
         F: FnOnce() -> V,
     {
+        let make = || Ok::<V, Infallible>(make());
+        match self.get_or_try_insert_with_ref(key, to_owned, make, guard) {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`get_or_insert_with_ref`](Self::get_or_insert_with_ref) for a value whose making can
+    /// fail, as [`get_or_try_insert_with`](Self::get_or_try_insert_with): if `make` fails,
+    /// nothing is inserted, the key made for it is dropped, and its error is returned.
+    ///
+    /// ```
+    /// let cache: lockfree_map::HashMap<String, u32> = lockfree_map::HashMap::new();
+    /// let guard = cache.guard();
+    /// let parse = |s: &str| cache.get_or_try_insert_with_ref(s, str::to_owned, || s.parse(), &guard).copied();
+    /// assert_eq!(parse("42"), Ok(42));
+    /// assert!(parse("forty-two").is_err());
+    /// assert_eq!(cache.len(), 1); // the failure stored nothing
+    /// ```
+    pub fn get_or_try_insert_with_ref<'g, Q, O, F, E>(
+        &'g self,
+        key: &Q,
+        to_owned: O,
+        make: F,
+        guard: &'g Guard,
+    ) -> Result<&'g V, E>
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+        O: FnOnce(&Q) -> K,
+        F: FnOnce() -> Result<V, E>,
+    {
         let hash = self.hash(key);
         let mut made: Option<Box<Entry<K, V>>> = None;
         let mut makers = Some((to_owned, make));
         loop {
             let located = self.raw.locate(hash, |k| key.equivalent(k), true, guard);
             if let Some(current) = located.entry() {
-                return &current.value;
+                return Ok(&current.value);
             }
             let entry = match made.take() {
                 Some(entry) => entry,
                 None => {
                     let (to_owned, make) = makers.take().expect("the entry is made once and kept");
-                    // The key first: if `make` panics, unwinding drops it.
+                    // The key first: if `make` panics or fails, it is dropped.
                     let owned = to_owned(key);
-                    Entry::boxed(hash, owned, make())
+                    Entry::boxed(hash, owned, make()?)
                 }
             };
             match self.raw.try_store(&located, entry, guard) {
-                Ok((_, stored)) => return &stored.value,
+                Ok((_, stored)) => return Ok(&stored.value),
                 Err(back) => made = Some(back),
             }
         }

@@ -203,6 +203,22 @@ where
         self.map.get_or_insert_with(key, make, &self.guard)
     }
 
+    /// See [`HashMap::get_or_try_insert_with`].
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let m = map.pin();
+    /// assert_eq!(m.get_or_try_insert_with("n", || "7".parse::<u32>()), Ok(&7));
+    /// assert!(m.get_or_try_insert_with("bad", || "x".parse::<u32>()).is_err());
+    /// assert_eq!(m.len(), 1);
+    /// ```
+    pub fn get_or_try_insert_with<F, E>(&self, key: K, make: F) -> Result<&V, E>
+    where
+        F: FnOnce() -> Result<V, E>,
+    {
+        self.map.get_or_try_insert_with(key, make, &self.guard)
+    }
+
     /// See [`HashMap::get_or_insert_with_ref`].
     ///
     /// ```
@@ -219,6 +235,30 @@ where
     {
         self.map
             .get_or_insert_with_ref(key, to_owned, make, &self.guard)
+    }
+
+    /// See [`HashMap::get_or_try_insert_with_ref`].
+    ///
+    /// ```
+    /// let cache: lockfree_map::HashMap<String, u32> = lockfree_map::HashMap::new();
+    /// let c = cache.pin();
+    /// assert_eq!(c.get_or_try_insert_with_ref("8", str::to_owned, || "8".parse()), Ok(&8));
+    /// assert!(c.get_or_try_insert_with_ref("x", str::to_owned, || "x".parse::<u32>()).is_err());
+    /// assert_eq!(c.len(), 1);
+    /// ```
+    pub fn get_or_try_insert_with_ref<Q, O, F, E>(
+        &self,
+        key: &Q,
+        to_owned: O,
+        make: F,
+    ) -> Result<&V, E>
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+        O: FnOnce(&Q) -> K,
+        F: FnOnce() -> Result<V, E>,
+    {
+        self.map
+            .get_or_try_insert_with_ref(key, to_owned, make, &self.guard)
     }
 
     /// See [`HashMap::get_or_insert`].

@@ -121,6 +121,44 @@ fn update_keeps_the_stored_key() {
     assert_eq!(m.update("absent", |v| v + 1), None);
 }
 
+/// The fallible forms: a failure inserts nothing and returns its error, a later call tries
+/// again, and a present key answers without running `make` (or `to_owned`).
+#[test]
+fn get_or_try_insert_with_inserts_only_what_was_made() {
+    let map: HashMap<String, u32> = HashMap::new();
+    let m = map.pin();
+    let mut calls = 0;
+    let mut parse = |s: &str| {
+        calls += 1;
+        s.parse::<u32>()
+    };
+    assert!(m.get_or_try_insert_with("x".into(), || parse("x")).is_err());
+    assert!(m.is_empty());
+    assert!(m
+        .get_or_try_insert_with_ref("x", str::to_owned, || parse("x"))
+        .is_err());
+    assert!(m.is_empty());
+    assert_eq!(m.get_or_try_insert_with("x".into(), || parse("7")), Ok(&7));
+    assert_eq!(
+        m.get_or_try_insert_with_ref("y", str::to_owned, || parse("8")),
+        Ok(&8)
+    );
+    assert_eq!(calls, 4);
+    assert_eq!(
+        m.get_or_try_insert_with("x".into(), || -> Result<u32, ()> { unreachable!() }),
+        Ok(&7)
+    );
+    assert_eq!(
+        m.get_or_try_insert_with_ref(
+            "y",
+            |_| -> String { unreachable!() },
+            || -> Result<u32, ()> { unreachable!() }
+        ),
+        Ok(&8)
+    );
+    assert_eq!(m.len(), 2);
+}
+
 #[test]
 fn get_or_insert_with_runs_the_closure_only_when_absent() {
     let map = HashMap::new();

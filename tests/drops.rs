@@ -141,6 +141,12 @@ fn update_compute_and_replace_if_drop_what_they_replace() {
         drop(back);
         let back = m.replace_if(&2, |_, _| true, Tracked::new(400, &live));
         assert!(back.is_err());
+        // A failed make inserts nothing; one that succeeds inserts what it made.
+        let failed: Result<_, &str> = m.get_or_try_insert_with(2, || Err("no"));
+        assert_eq!(failed.map(Tracked::get), Err("no"));
+        let made = m.get_or_try_insert_with(2, || Ok::<_, ()>(Tracked::new(2, &live)));
+        assert_eq!(made.map(Tracked::get), Ok(2));
+        assert_eq!(m.remove(&2).map(Tracked::get), Some(2));
     }
     assert_eq!(settle_reclamation(&live, 1), 1);
     let owned: Vec<(u64, Tracked)> = map.into_iter().collect();

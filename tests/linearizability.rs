@@ -50,6 +50,9 @@ enum Op {
     /// `replace_if`: stores this value over a present even one; returns the value replaced, or
     /// `None` if absent or odd.
     ReplaceIf(u64),
+    /// `get_or_try_insert_with(_ref)`: as `GetOrInsert`, except that making the value fails for
+    /// one value in four (`(v >> 9) & 3 == 0`), which inserts nothing and returns `None`.
+    GetOrTryInsert(u64),
 }
 
 /// The sequential specification: the new state of the key and the result of `op`.
@@ -75,6 +78,11 @@ fn apply(state: Option<u64>, op: Op) -> (Option<u64>, Option<u64>) {
             let now = state.map_or(v, |cur| cur.wrapping_add(3));
             (Some(now), Some(now))
         }
+        Op::GetOrTryInsert(v) => match state {
+            Some(cur) => (state, Some(cur)),
+            None if (v >> 9) & 3 == 0 => (None, None),
+            None => (Some(v), Some(v)),
+        },
         Op::ReplaceIf(v) => match state {
             Some(cur) if cur % 2 == 0 => (Some(v), state),
             _ => (state, None),
@@ -136,6 +144,15 @@ impl Subject for HashMap<u64, u64> {
             }
             Op::UpdateOrInsert(v) => {
                 Some(*self.update_or_insert_with(key, |cur| cur.wrapping_add(3), || v, &guard))
+            }
+            Op::GetOrTryInsert(v) => {
+                let make = || if (v >> 9) & 3 == 0 { Err(()) } else { Ok(v) };
+                let got = if (v >> 8) & 1 == 0 {
+                    self.get_or_try_insert_with(key, make, &guard)
+                } else {
+                    self.get_or_try_insert_with_ref(&key, |&k| k, make, &guard)
+                };
+                got.ok().copied()
             }
             Op::ReplaceIf(v) => self
                 .replace_if(&key, |_, cur| cur % 2 == 0, v, &guard)
@@ -243,7 +260,7 @@ fn record_round(subject: &dyn Subject, round: usize) -> Vec<(u64, Event)> {
                         let key = (r >> 4) % HOT_KEYS;
                         // Values unique to the round: the thread, then the sequence number.
                         let value = ((thread as u64 + 1) << 40) | (seq << 8);
-                        let op = match (r >> 12) % 12 {
+                        let op = match (r >> 12) % 13 {
                             0 | 1 => Op::Get,
                             2 | 3 => Op::Insert(value),
                             4 => Op::TryInsert(value),
@@ -252,7 +269,8 @@ fn record_round(subject: &dyn Subject, round: usize) -> Vec<(u64, Event)> {
                             8 => Op::GetOrInsert(value),
                             9 => Op::Compute(value),
                             10 => Op::UpdateOrInsert(value),
-                            _ => Op::ReplaceIf(value),
+                            11 => Op::ReplaceIf(value),
+                            _ => Op::GetOrTryInsert(value),
                         };
                         let call = clock.fetch_add(1, Ordering::SeqCst);
                         let result = subject.run(key, op);

@@ -178,8 +178,8 @@ fn panicking_closures_change_nothing() {
     assert_eq!(settle_reclamation(&live, 0), 0);
 }
 
-/// `get_or_insert_with_ref` makes the key before the value: if `make` panics, the key it made
-/// is dropped while the panic unwinds, and nothing is inserted.
+/// `get_or_insert_with_ref` makes the key before the value: if `make` panics (or, in the
+/// fallible form, fails), the key it made is dropped, and nothing is inserted.
 #[test]
 fn a_panicking_make_drops_the_key_made_for_it() {
     let live = Arc::new(AtomicUsize::new(0));
@@ -190,6 +190,15 @@ fn a_panicking_make_drops_the_key_made_for_it() {
     }));
     assert!(r.is_err());
     assert_eq!(live.load(Ordering::SeqCst), 0, "the made key was dropped");
+    assert_eq!(m.len(), 0);
+    // A `make` that fails drops the key made for it too.
+    let failed = m.get_or_try_insert_with_ref(&7, |&k| Tracked::new(k, &live), || Err(()));
+    assert_eq!(failed, Err(()));
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        0,
+        "the key made for a failure was dropped"
+    );
     assert_eq!(m.len(), 0);
     assert_eq!(
         m.get_or_insert_with_ref(&7, |&k| Tracked::new(k, &live), || 70),
