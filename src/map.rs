@@ -344,6 +344,28 @@ impl<K, V, S> HashMap<K, V, S> {
     pub fn into_values(self) -> IntoValues<K, V> {
         IntoValues::new(self.into_iter())
     }
+
+    /// Takes every entry out of the map, leaving it empty at the size it was made with, as
+    /// `std`'s `drain`: the entries come out of the returned iterator in no particular order, and
+    /// those not taken are dropped with it.
+    ///
+    /// `&mut self` rules out readers, so no guard is needed and nothing waits: the map gets a new
+    /// first table and the iterator owns the old one. (Through `&self`, concurrent writers could
+    /// keep adding entries; use [`clear`](Self::clear) or [`retain`](Self::retain) there.)
+    ///
+    /// ```
+    /// let mut map: lockfree_map::HashMap<u32, String> = (0..3).map(|i| (i, i.to_string())).collect();
+    /// let mut taken: Vec<(u32, String)> = map.drain().collect();
+    /// taken.sort();
+    /// assert_eq!(taken, [(0, "0".into()), (1, "1".into()), (2, "2".into())]);
+    /// assert!(map.is_empty());
+    /// map.pin().insert(7, "seven".into()); // still usable
+    /// ```
+    pub fn drain(&mut self) -> IntoIter<K, V> {
+        let floor = self.raw.floor();
+        let empty = RawMap::with_capacity(floor, floor, self.raw.collector().clone());
+        IntoIter::new(RawIntoIter::new(std::mem::replace(&mut self.raw, empty)))
+    }
 }
 
 impl<K, V, S> HashMap<K, V, S>

@@ -849,6 +849,24 @@ where
     }
 }
 
+impl<T, S> HashSet<T, S> {
+    /// Takes every value out of the set, leaving it empty at the size it was made with; see
+    /// [`HashMap::drain`].
+    ///
+    /// ```
+    /// let mut set: lockfree_map::HashSet<u32> = (0..3).collect();
+    /// let mut taken: Vec<u32> = set.drain().collect();
+    /// taken.sort();
+    /// assert_eq!(taken, [0, 1, 2]);
+    /// assert!(set.is_empty());
+    /// ```
+    pub fn drain(&mut self) -> IntoIter<T> {
+        IntoIter {
+            inner: crate::IntoKeys::new(self.map.drain()),
+        }
+    }
+}
+
 impl<T, S> IntoIterator for HashSet<T, S> {
     type Item = T;
     type IntoIter = IntoIter<T>;

@@ -200,6 +200,60 @@ fn into_iter_hands_out_entries_and_drops_the_rest_once() {
     assert_eq!(live.load(Ordering::SeqCst), 0);
 }
 
+/// `drain` hands out entries as `into_iter` does, and leaves the map empty, at the size it was
+/// made with, and usable; a set's `drain` likewise.
+#[test]
+fn drain_hands_out_entries_drops_the_rest_once_and_leaves_the_map_usable() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let n = common::scaled(20_000) as u64;
+    let mut map = HashMap::with_capacity(100);
+    let made = map.capacity();
+    {
+        let m = map.pin();
+        for i in 0..n {
+            m.insert(Tracked::new(i, &live), Tracked::new(i * 3, &live));
+        }
+        for i in (1..n).step_by(4) {
+            m.remove(&Tracked::new(i, &live));
+        }
+    }
+    let kept = (n - n / 4) as usize;
+    assert_eq!(settle_reclamation(&live, 2 * kept), 2 * kept);
+    let mut it = map.drain();
+    let taken: Vec<(Tracked, Tracked)> = it.by_ref().take(kept / 2).collect();
+    assert_eq!(it.len(), kept - kept / 2);
+    drop(it);
+    assert_eq!(live.load(Ordering::SeqCst), 2 * (kept / 2));
+    for (k, v) in &taken {
+        assert_eq!(v.get(), k.get() * 3);
+    }
+    drop(taken);
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+    assert!(map.is_empty());
+    assert_eq!(
+        map.capacity(),
+        made,
+        "drain left another size than the map was made with"
+    );
+    {
+        let m = map.pin();
+        m.insert(Tracked::new(1, &live), Tracked::new(2, &live));
+        assert_eq!(m.get(&Tracked::new(1, &live)).map(Tracked::get), Some(2));
+    }
+    drop(map);
+    assert_eq!(settle_reclamation(&live, 0), 0);
+
+    let mut set: lockfree_map::HashSet<Tracked> = lockfree_map::HashSet::new();
+    for i in 0..100 {
+        set.pin().insert(Tracked::new(i, &live));
+    }
+    let mut values: Vec<u64> = set.drain().map(|v| v.get()).collect();
+    values.sort_unstable();
+    assert_eq!(values, (0..100).collect::<Vec<_>>());
+    assert!(set.is_empty());
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+}
+
 /// `into_keys` and `into_values` drop the half of each entry they do not yield as they take it,
 /// and the entries not taken with the iterator, each exactly once.
 #[test]

@@ -40,6 +40,8 @@ enum Op {
     UpdateOrInsert(u8, u16, u16),
     /// `replace_if`: stores the second value over a present one below the first.
     ReplaceIf(u8, u16, u16),
+    /// `drain`, taking this many entries before dropping the iterator.
+    Drain(u8),
 }
 
 /// The hashers; `Pick(0)` is the randomly seeded default.
@@ -90,7 +92,7 @@ fn run(input: Input) {
     let hasher = Pick(hasher, RandomState::new());
     let capacity = usize::from(capacity % 65);
 
-    let map: HashMap<u8, u16, Pick> = HashMap::with_capacity_and_hasher(capacity, hasher);
+    let mut map: HashMap<u8, u16, Pick> = HashMap::with_capacity_and_hasher(capacity, hasher);
     let mut model: StdMap<u8, u16> = StdMap::new();
     let guard = map.guard();
     for op in ops {
@@ -199,6 +201,16 @@ fn run(input: Input) {
                     .and_modify(|c| *c = c.wrapping_add(add))
                     .or_insert(v);
                 assert_eq!(ours, theirs);
+            }
+            Op::Drain(take) => {
+                let mut it = map.drain();
+                assert_eq!(it.len(), model.len());
+                for (k, v) in it.by_ref().take(usize::from(take)) {
+                    assert_eq!(model.remove(&k), Some(v), "drained a pair the model lacks");
+                }
+                drop(it);
+                model.clear();
+                assert!(map.is_empty());
             }
             Op::ReplaceIf(k, below, v) => {
                 let ours = map.replace_if(&k, |_, c| *c < below, v, &guard).copied();
