@@ -100,6 +100,10 @@
 //! but cause no undefined behaviour, hang or leak: lookups of such keys may miss, or find any
 //! entry their `Eq` accepts, and every value is still dropped exactly once.
 //!
+//! Lookups take any `&Q` where `Q: Hash + Equivalent<K>`: every type the key `Borrow`s (`&str`
+//! for `String` keys), and borrowed forms of composite keys that implement [`Equivalent`] (a
+//! `(&str, u16)`-like view of a `(String, u16)` key), which must hash as the key does.
+//!
 //! # Thread safety of the contents
 //!
 //! The map is `Send` and `Sync` exactly when its keys and values are both `Send` and `Sync`
