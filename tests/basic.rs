@@ -463,22 +463,7 @@ fn a_new_map_takes_21_keys_and_shrinks_no_further_by_itself() {
         assert_eq!(map.remove(&i, &g), Some(&i));
     }
     assert!(map.capacity() >= first, "shrank below a new map's table");
-    // Rounds of a few fresh keys in and out: the sampled removals that find the table sparse come
-    // when only a handful of keys are left, where shrinking to fit would go below the first
-    // table.
-    for round in 0..20u64 {
-        let keys = 1_000_000 * (round + 1)..1_000_000 * (round + 1) + 40;
-        for i in keys.clone() {
-            map.insert(i, i, &g);
-        }
-        for i in keys {
-            assert_eq!(map.remove(&i, &g), Some(&i));
-        }
-        assert!(
-            map.capacity() >= first,
-            "round {round}: shrank below a new map's table"
-        );
-    }
+    churn_stays_at_least(&map, first, "a new map's table");
     map.insert(1, 1, &g);
     map.clear(&g);
     assert_eq!(map.capacity(), first, "clear leaves a new map's table");
@@ -492,6 +477,29 @@ fn a_new_map_takes_21_keys_and_shrinks_no_further_by_itself() {
         );
     }
     assert_eq!(map.get(&7, &g), Some(&7));
+}
+
+/// Rounds of 40 fresh keys in and out of `map`: the sampled removals that find the table sparse
+/// come when only a handful of keys are left, where shrinking to fit would go below `least`.
+fn churn_stays_at_least<S: std::hash::BuildHasher>(
+    map: &HashMap<u64, u64, S>,
+    least: usize,
+    what: &str,
+) {
+    let g = map.guard();
+    for round in 0..20u64 {
+        let keys = 1_000_000 * (round + 1)..1_000_000 * (round + 1) + 40;
+        for i in keys.clone() {
+            map.insert(i, i, &g);
+        }
+        for i in keys {
+            assert_eq!(map.remove(&i, &g), Some(&i));
+        }
+        assert!(
+            map.capacity() >= least,
+            "round {round}: shrank below {what}"
+        );
+    }
 }
 
 /// `with_capacity` is a floor for the resizes a map makes on its own, as papaya's initial capacity
@@ -532,19 +540,7 @@ fn with_capacity_is_a_floor_for_the_maps_own_resizes() {
     if !stress {
         assert_eq!(map.capacity(), made, "an emptied map shrinks to its floor");
     }
-    for round in 0..20u64 {
-        let keys = 1_000_000 * (round + 1)..1_000_000 * (round + 1) + 40;
-        for i in keys.clone() {
-            map.insert(i, i, &g);
-        }
-        for i in keys {
-            assert_eq!(map.remove(&i, &g), Some(&i));
-        }
-        assert!(
-            map.capacity() >= made,
-            "round {round}: resized below the floor"
-        );
-    }
+    churn_stays_at_least(&map, made, "the floor");
 
     // A clone starts at the floor and keeps it.
     map.insert(1, 1, &g);
