@@ -354,7 +354,8 @@ impl<K, V, S> HashMap<K, V, S> {
     /// keep adding entries; use [`clear`](Self::clear) or [`retain`](Self::retain) there.)
     ///
     /// ```
-    /// let mut map: lockfree_map::HashMap<u32, String> = (0..3).map(|i| (i, i.to_string())).collect();
+    /// let mut map: lockfree_map::HashMap<u32, String> =
+    ///     (0..3).map(|i| (i, i.to_string())).collect();
     /// let mut taken: Vec<(u32, String)> = map.drain().collect();
     /// taken.sort();
     /// assert_eq!(taken, [(0, "0".into()), (1, "1".into()), (2, "2".into())]);
@@ -592,7 +593,8 @@ where
     /// );
     /// assert!(!lengths.contains_key("b.bin", &guard)); // a failure inserts nothing
     /// // Present: `make` does not run.
-    /// assert_eq!(lengths.get_or_try_insert_with("a.txt", || Err("not called".to_string()), &guard), Ok(&5));
+    /// let again = lengths.get_or_try_insert_with("a.txt", || Err("not run".to_string()), &guard);
+    /// assert_eq!(again, Ok(&5));
     /// ```
     pub fn get_or_try_insert_with<'g, F, E>(
         &'g self,
@@ -680,7 +682,9 @@ where
     /// ```
     /// let cache: lockfree_map::HashMap<String, u32> = lockfree_map::HashMap::new();
     /// let guard = cache.guard();
-    /// let parse = |s: &str| cache.get_or_try_insert_with_ref(s, str::to_owned, || s.parse(), &guard).copied();
+    /// let parse = |s: &str| {
+    ///     cache.get_or_try_insert_with_ref(s, str::to_owned, || s.parse(), &guard).copied()
+    /// };
     /// assert_eq!(parse("42"), Ok(42));
     /// assert!(parse("forty-two").is_err());
     /// assert_eq!(cache.len(), 1); // the failure stored nothing
