@@ -70,7 +70,10 @@
 //! last run is published. [`get_or_insert_with`](HashMap::get_or_insert_with) runs its closure at
 //! most once per call; calls racing on an absent key may each run theirs, but only one value is
 //! published and all of them return it (for a closure that must run once per key, store a
-//! `OnceLock` and initialise it after the insert). A closure, `Hash` or `Eq` that panics leaves the map unchanged and usable.
+//! `OnceLock` and initialise it after the insert);
+//! [`get_or_try_insert_with`](HashMap::get_or_try_insert_with) is its form for a closure that
+//! can fail, whose failure inserts nothing. A closure, `Hash` or `Eq` that panics leaves the map
+//! unchanged and usable.
 //!
 //! # Sets
 //!
