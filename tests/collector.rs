@@ -40,6 +40,35 @@ fn dropping_the_map_frees_everything_it_retired() {
     assert_eq!(live.load(Ordering::SeqCst), 0);
 }
 
+/// `drain` hands the old table to its iterator and gives the map a new one on the same private
+/// collector: once the iterator, the map and their guards are gone, everything either held or
+/// retired is freed, with no epoch to wait on.
+#[test]
+fn a_drained_map_and_its_iterator_free_everything_they_held() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let mut map: HashMap<u64, Tracked> = private_map();
+    let n = common::scaled(20_000) as u64;
+    for round in 0..3 {
+        {
+            let m = map.pin();
+            for i in 0..n {
+                m.insert(i % 1_000, Tracked::new(i, &live));
+                if i % 5 == 0 {
+                    m.remove(&(i % 1_000));
+                }
+            }
+        }
+        let mut drained = map.drain();
+        // Take some; the rest go with the iterator.
+        let taken: Vec<(u64, Tracked)> = drained.by_ref().take(round * 100).collect();
+        drop(drained);
+        drop(taken);
+        assert!(map.is_empty());
+    }
+    drop(map);
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+}
+
 #[test]
 fn threads_churning_on_a_private_collector_leave_nothing() {
     let live = Arc::new(AtomicUsize::new(0));
