@@ -193,7 +193,8 @@ impl<K, V, S> HashMap<K, V, S> {
     /// An empty map that retires removed entries to `collector` (see [`Collector`]: a private
     /// collector frees all of a map's garbage once the map and its guards are gone, at the cost
     /// of a registration per [`guard`](Self::guard)). The other constructors use
-    /// [`Collector::global`].
+    /// [`Collector::global`]. `capacity` is a floor, as for
+    /// [`with_capacity`](HashMap::with_capacity).
     ///
     /// ```
     /// use lockfree_map::{Collector, HashMap};
