@@ -45,7 +45,8 @@ for seed in ${MIRI_SEEDS:-1}; do
     export MIRIFLAGS="-Zmiri-tree-borrows -Zmiri-permissive-provenance -Zmiri-ignore-leaks -Zmiri-seed=$seed"
     echo "== miri, seed $seed"
     miri_test --lib -- raw::tag raw::slot raw::pool raw::keys raw::counter reclaim sync:: \
-        raw::tests::a_prepared_successor raw::tests::a_shared_successor raw::tests::a_lying_remove
+        raw::tests::a_prepared_successor raw::tests::a_shared_successor raw::tests::a_lying_remove \
+        raw::tests::mutable_access
     miri_test --test basic -- update_keeps \
         insert_get_remove string_keys zero_sized try_insert update_changes get_or_insert_with \
         compute_inserts remove_if grows_through removing_everything tombstone_churn \
@@ -56,7 +57,7 @@ for seed in ${MIRI_SEEDS:-1}; do
     miri_test --test panics -- panicking_closures panicking_clone dropping_a_map
     miri_test --test drops -- replaced_and_removed update_compute_and_replace_if updated_keys a_key_emptied keys_handed_on keys_made maps_held \
         update_or_insert_with_makes \
-        into_iter_hands drain_hands
+        into_iter_hands drain_hands values_assigned
     miri_test --test key_types -- an_insert_over
     miri_test --test linearizability
     miri_test --test collector

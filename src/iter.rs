@@ -17,7 +17,7 @@
 
 use std::iter::FusedIterator;
 
-use crate::raw::{RawIntoIter, RawIter};
+use crate::raw::{RawIntoIter, RawIter, RawIterMut};
 
 /// An iterator over a map's entries, as `(&K, &V)`. Made by [`HashMap::iter`](crate::HashMap::iter).
 ///
@@ -120,6 +120,103 @@ impl<'g, K, V> Iterator for Values<'g, K, V> {
         self.inner.fold(init, |acc, (_, v)| f(acc, v))
     }
 }
+
+/// An iterator over a map's entries through `&mut`, as `(&K, &mut V)`, in no particular order.
+/// Made by [`HashMap::iter_mut`](crate::HashMap::iter_mut).
+///
+/// The map is borrowed mutably, so no other thread can reach it while the iterator lives: it
+/// yields every entry exactly once, and knows how many remain.
+///
+/// ```
+/// let mut map: lockfree_map::HashMap<u32, u32> = (0..4).map(|i| (i, i)).collect();
+/// let mut it = map.iter_mut();
+/// assert_eq!(it.len(), 4);
+/// for (_, v) in &mut it {
+///     *v *= 10;
+/// }
+/// assert_eq!(it.len(), 0);
+/// assert_eq!(map.pin().get(&3), Some(&30));
+/// ```
+pub struct IterMut<'a, K, V> {
+    raw: RawIterMut<'a, K, V>,
+}
+
+impl<'a, K, V> IterMut<'a, K, V> {
+    pub(crate) fn new(raw: RawIterMut<'a, K, V>) -> Self {
+        IterMut { raw }
+    }
+}
+
+impl<'a, K, V> Iterator for IterMut<'a, K, V> {
+    type Item = (&'a K, &'a mut V);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        self.raw.next().map(|e| (&e.key, &mut e.value))
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.raw.size_hint()
+    }
+}
+
+impl<K, V> ExactSizeIterator for IterMut<'_, K, V> {}
+
+impl<K, V> FusedIterator for IterMut<'_, K, V> {}
+
+impl<K, V> std::fmt::Debug for IterMut<'_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IterMut")
+            .field("remaining", &self.raw.remaining())
+            .finish_non_exhaustive()
+    }
+}
+
+// SAFETY: as `std`'s `IterMut`: the iterator hands out `&K` (hence `K: Sync` to move it) and
+// `&mut V` (hence `V: Send`), and of the map itself it reads only slot words, atomics that any
+// thread may load, while the map's `&mut` borrow keeps every other thread out.
+unsafe impl<K: Sync, V: Send> Send for IterMut<'_, K, V> {}
+// SAFETY: through `&IterMut` only the remaining count is reachable.
+unsafe impl<K, V> Sync for IterMut<'_, K, V> {}
+
+/// An iterator over a map's values through `&mut`, in no particular order. Made by
+/// [`HashMap::values_mut`](crate::HashMap::values_mut).
+///
+/// ```
+/// let mut map: lockfree_map::HashMap<&str, String> =
+///     [("a", "x".to_string()), ("b", "y".to_string())].into_iter().collect();
+/// map.values_mut().for_each(|v| v.push('!'));
+/// assert_eq!(map.pin().get("b").map(String::as_str), Some("y!"));
+/// ```
+#[derive(Debug)]
+pub struct ValuesMut<'a, K, V> {
+    inner: IterMut<'a, K, V>,
+}
+
+impl<'a, K, V> ValuesMut<'a, K, V> {
+    pub(crate) fn new(inner: IterMut<'a, K, V>) -> Self {
+        ValuesMut { inner }
+    }
+}
+
+impl<'a, K, V> Iterator for ValuesMut<'a, K, V> {
+    type Item = &'a mut V;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a mut V> {
+        self.inner.next().map(|(_, v)| v)
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+impl<K, V> ExactSizeIterator for ValuesMut<'_, K, V> {}
+
+impl<K, V> FusedIterator for ValuesMut<'_, K, V> {}
 
 /// An owning iterator over a map's entries, as `(K, V)`, in no particular order. Made by the
 /// map's [`IntoIterator`] implementation.

@@ -45,6 +45,11 @@
 //! memory grows until the guard is dropped. Guards are `!Send`: pin inside the thread (or task
 //! poll) that uses the map.
 //!
+//! Through `&mut HashMap` no guard is needed: no other thread, and no reference the map handed
+//! out, can exist while it lives, so [`get_mut`](HashMap::get_mut),
+//! [`iter_mut`](HashMap::iter_mut) and [`values_mut`](HashMap::values_mut) lend values out as
+//! `&mut V` and change them in place, as `std`'s do (between the phases of a parallel job, say).
+//!
 //! # Collectors
 //!
 //! By default all maps retire to crossbeam's global collector, so one guard serves every map.
@@ -140,11 +145,11 @@ pub mod set;
 mod sync;
 
 pub use equivalent::Equivalent;
-pub use iter::{IntoIter, IntoKeys, IntoValues, Iter, Keys, Values};
+pub use iter::{IntoIter, IntoKeys, IntoValues, Iter, IterMut, Keys, Values, ValuesMut};
 pub use map::{Compute, HashMap, OccupiedError, Operation};
 pub use map_ref::MapRef;
 #[cfg(feature = "rayon")]
-pub use par::{ParIter, ParKeys, ParValues};
+pub use par::{ParIter, ParIterMut, ParKeys, ParValues, ParValuesMut};
 pub use reclaim::{Collector, Guard};
 pub use set::{HashSet, SetRef};
 

@@ -12,7 +12,7 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash};
 
 use crate::equivalent::Equivalent;
-use crate::iter::{IntoIter, IntoKeys, IntoValues, Iter, Keys, Values};
+use crate::iter::{IntoIter, IntoKeys, IntoValues, Iter, IterMut, Keys, Values, ValuesMut};
 use crate::map_ref::MapRef;
 use crate::raw::{Entry, RawIntoIter, RawMap};
 use crate::reclaim::{Collector, Guard};
@@ -227,6 +227,11 @@ impl<K, V, S> HashMap<K, V, S> {
         &self.raw
     }
 
+    #[cfg(feature = "rayon")]
+    pub(crate) fn raw_mut(&mut self) -> &mut RawMap<K, V> {
+        &mut self.raw
+    }
+
     /// The collector this map retires to.
     ///
     /// ```
@@ -368,6 +373,54 @@ impl<K, V, S> HashMap<K, V, S> {
         let empty = RawMap::with_capacity(floor, floor, self.raw.collector().clone());
         IntoIter::new(RawIntoIter::new(std::mem::replace(&mut self.raw, empty)))
     }
+
+    /// An iterator over the entries with mutable references to the values, in no particular
+    /// order, as `std`'s `iter_mut`.
+    ///
+    /// `&mut self` rules out every other thread and every reference the map handed out, so the
+    /// values can be changed in place, with no guard and no new entry. (Through `&self`, a value
+    /// another thread may be reading is replaced instead: [`update`](Self::update),
+    /// [`compute`](Self::compute).) A resize still pending is finished first, so that each
+    /// entry is visited exactly once.
+    ///
+    /// ```
+    /// let mut map: lockfree_map::HashMap<&str, u32> = [("a", 1), ("b", 2)].into_iter().collect();
+    /// for (key, value) in map.iter_mut() {
+    ///     if *key == "b" {
+    ///         *value += 10;
+    ///     }
+    /// }
+    /// let m = map.pin();
+    /// assert_eq!((m.get("a"), m.get("b")), (Some(&1), Some(&12)));
+    /// ```
+    ///
+    /// A reference from the map, and so its guard's borrow of it, must end first:
+    ///
+    /// ```compile_fail
+    /// let mut map = lockfree_map::HashMap::new();
+    /// let guard = map.guard();
+    /// map.insert(1, 1, &guard);
+    /// let one = map.get(&1, &guard).unwrap();
+    /// map.iter_mut().for_each(|(_, v)| *v += 1); // error: `map` is borrowed by `one`
+    /// assert_eq!(*one, 1);
+    /// ```
+    pub fn iter_mut(&mut self) -> IterMut<'_, K, V> {
+        IterMut::new(self.raw.iter_mut())
+    }
+
+    /// An iterator over mutable references to the values, in no particular order, as `std`'s
+    /// `values_mut`; see [`iter_mut`](Self::iter_mut).
+    ///
+    /// ```
+    /// let mut map: lockfree_map::HashMap<u32, u32> = (0..3).map(|i| (i, i)).collect();
+    /// map.values_mut().for_each(|v| *v *= 2);
+    /// let mut values: Vec<u32> = map.pin().values().copied().collect();
+    /// values.sort();
+    /// assert_eq!(values, [0, 2, 4]);
+    /// ```
+    pub fn values_mut(&mut self) -> ValuesMut<'_, K, V> {
+        ValuesMut::new(self.iter_mut())
+    }
 }
 
 impl<K, V, S> HashMap<K, V, S>
@@ -429,6 +482,30 @@ where
             .raw
             .find(self.hash(key), |k| key.equivalent(k), guard)?;
         Some((&entry.key, &entry.value))
+    }
+
+    /// A mutable reference to the value for `key`, as `std`'s `get_mut`.
+    ///
+    /// `&mut self` rules out every other thread and every reference the map handed out, so the
+    /// value can be changed in place, with no guard and no new entry (see
+    /// [`iter_mut`](Self::iter_mut)). A resize still pending is finished first.
+    ///
+    /// ```
+    /// let mut map = lockfree_map::HashMap::new();
+    /// map.pin().insert(String::from("apple"), vec![3]);
+    /// if let Some(v) = map.get_mut("apple") {
+    ///     v.push(4);
+    /// }
+    /// assert_eq!(map.get_mut("pear"), None);
+    /// assert_eq!(map.pin().get("apple"), Some(&vec![3, 4]));
+    /// ```
+    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        let hash = self.hash(key);
+        let entry = self.raw.find_mut(hash, |k| key.equivalent(k))?;
+        Some(&mut entry.value)
     }
 
     /// Whether `key` is present.
@@ -1303,6 +1380,24 @@ where
 {
     fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
         (&*self).extend(iter);
+    }
+}
+
+impl<'a, K, V, S> IntoIterator for &'a mut HashMap<K, V, S> {
+    type Item = (&'a K, &'a mut V);
+    type IntoIter = IterMut<'a, K, V>;
+
+    /// [`HashMap::iter_mut`]: `for (k, v) in &mut map`.
+    ///
+    /// ```
+    /// let mut map: lockfree_map::HashMap<u32, u32> = (0..3).map(|i| (i, 0)).collect();
+    /// for (k, v) in &mut map {
+    ///     *v = k + 1;
+    /// }
+    /// assert_eq!(map.pin().values().sum::<u32>(), 6);
+    /// ```
+    fn into_iter(self) -> IterMut<'a, K, V> {
+        self.iter_mut()
     }
 }
 

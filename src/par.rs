@@ -7,6 +7,10 @@
 //! exactly once, none twice. Workers read under the caller's guard: an epoch guard keeps
 //! everything it protects alive for every thread, and rayon returns only when they are done.
 //!
+//! Through `&mut` ([`HashMap::par_iter_mut`]) the map first finishes any pending resize, and
+//! rayon splits the root's groups among its workers, each lending out the values of its own
+//! groups as `&mut`: no two workers reach one entry, and no other thread reaches the map.
+//!
 //! Filling a map from rayon pins once per rayon job (`for_each_init`), not once per entry.
 //!
 //! A [`HashSet`] is a map with `()` values: its parallel iterator is the map's over keys, and
@@ -19,7 +23,7 @@ use rayon::iter::{FromParallelIterator, IntoParallelIterator, ParallelExtend, Pa
 
 use crate::map::HashMap;
 use crate::map_ref::MapRef;
-use crate::raw::{Entry, Snapshot};
+use crate::raw::{Entry, GroupsMut, Snapshot};
 use crate::reclaim::Guard;
 use crate::set::{HashSet, SetRef};
 
@@ -120,6 +124,121 @@ impl<'g, K: Sync + 'g, V: Sync + 'g> ParallelIterator for ParValues<'g, K, V> {
         C: UnindexedConsumer<Self::Item>,
     {
         self.inner.map(|(_, v)| v).drive_unindexed(consumer)
+    }
+}
+
+/// A parallel iterator over `(&K, &mut V)`. Made by [`HashMap::par_iter_mut`].
+pub struct ParIterMut<'a, K, V> {
+    groups: GroupsMut<'a, K, V>,
+}
+
+/// A parallel iterator over mutable references to the values. Made by
+/// [`HashMap::par_values_mut`].
+pub struct ParValuesMut<'a, K, V> {
+    inner: ParIterMut<'a, K, V>,
+}
+
+impl<K, V> std::fmt::Debug for ParIterMut<'_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParIterMut").finish_non_exhaustive()
+    }
+}
+
+impl<K, V> std::fmt::Debug for ParValuesMut<'_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParValuesMut").finish_non_exhaustive()
+    }
+}
+
+impl<'a, K: Sync + 'a, V: Send + 'a> UnindexedProducer for GroupsMut<'a, K, V> {
+    type Item = (&'a K, &'a mut V);
+
+    fn split(mut self) -> (Self, Option<Self>) {
+        let upper = self.split_off_upper();
+        (self, upper)
+    }
+
+    fn fold_with<F: Folder<Self::Item>>(self, folder: F) -> F {
+        folder.consume_iter(self.walk().map(|e| (&e.key, &mut e.value)))
+    }
+}
+
+impl<'a, K: Sync + 'a, V: Send + 'a> ParallelIterator for ParIterMut<'a, K, V> {
+    type Item = (&'a K, &'a mut V);
+
+    fn drive_unindexed<C>(self, consumer: C) -> C::Result
+    where
+        C: UnindexedConsumer<Self::Item>,
+    {
+        bridge_unindexed(self.groups, consumer)
+    }
+}
+
+impl<'a, K: Sync + 'a, V: Send + 'a> ParallelIterator for ParValuesMut<'a, K, V> {
+    type Item = &'a mut V;
+
+    fn drive_unindexed<C>(self, consumer: C) -> C::Result
+    where
+        C: UnindexedConsumer<Self::Item>,
+    {
+        self.inner.map(|(_, v)| v).drive_unindexed(consumer)
+    }
+}
+
+impl<K, V, S> HashMap<K, V, S>
+where
+    K: Sync,
+    V: Send,
+{
+    /// A parallel iterator over `(&K, &mut V)`, the parallel [`iter_mut`](Self::iter_mut):
+    /// `&mut self` keeps every other thread out, and each of rayon's workers lends out the
+    /// values of its own share of the table. Feature `rayon`.
+    ///
+    /// ```
+    /// use rayon::prelude::*;
+    ///
+    /// let mut map: lockfree_map::HashMap<u64, u64> = (0..1000).map(|k| (k, k)).collect();
+    /// map.par_iter_mut().for_each(|(k, v)| *v += k);
+    /// assert_eq!(map.pin().get(&999), Some(&1998));
+    /// ```
+    pub fn par_iter_mut(&mut self) -> ParIterMut<'_, K, V> {
+        ParIterMut {
+            groups: self.raw_mut().groups_mut(),
+        }
+    }
+
+    /// A parallel iterator over mutable references to the values. Feature `rayon`.
+    ///
+    /// ```
+    /// use rayon::prelude::*;
+    ///
+    /// let mut map: lockfree_map::HashMap<u64, String> =
+    ///     (0..100).map(|k| (k, k.to_string())).collect();
+    /// map.par_values_mut().for_each(|v| v.push('!'));
+    /// assert_eq!(map.pin().get(&42).map(String::as_str), Some("42!"));
+    /// ```
+    pub fn par_values_mut(&mut self) -> ParValuesMut<'_, K, V> {
+        ParValuesMut {
+            inner: self.par_iter_mut(),
+        }
+    }
+}
+
+impl<'a, K: Sync + 'a, V: Send + 'a, S> IntoParallelIterator for &'a mut HashMap<K, V, S> {
+    type Iter = ParIterMut<'a, K, V>;
+    type Item = (&'a K, &'a mut V);
+
+    /// [`HashMap::par_iter_mut`].
+    ///
+    /// ```
+    /// use rayon::prelude::*;
+    ///
+    /// let mut map: lockfree_map::HashMap<u64, u64> = (0..10).map(|k| (k, 0)).collect();
+    /// (&mut map).into_par_iter().for_each(|(k, v)| *v = k * 2);
+    /// assert_eq!(map.pin().values().sum::<u64>(), 90);
+    /// ```
+    fn into_par_iter(self) -> ParIterMut<'a, K, V> {
+        self.par_iter_mut()
     }
 }
 

@@ -227,6 +227,72 @@ fn churn_during_resizes_loses_nothing_and_resurrects_nothing() {
     assert_eq!(map.pin().iter().count(), 0);
 }
 
+/// Rounds of concurrent writers, each round followed by `&mut` access on the main thread: the
+/// writers stop wherever their last insert left a growth or a shrink (pending, partly moved),
+/// and `iter_mut`, `values_mut` and `get_mut` must still reach each entry exactly once, with the
+/// value the last round left, and their changes must be what the next round reads.
+#[test]
+fn mutable_access_between_rounds_of_writers_reaches_each_entry_once() {
+    let mut map: HashMap<u64, u64> = HashMap::new();
+    let rounds = common::sized(12, 3) as u64;
+    let per = scaled(3_000);
+    let key = |round: u64, t: u64, i: u64| (round * THREADS + t) * per + i;
+    for round in 0..rounds {
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                let map = &map;
+                s.spawn(move || {
+                    let m = map.pin();
+                    for i in 0..per {
+                        assert_eq!(m.insert(key(round, t, i), 0), None);
+                    }
+                    // Removing the last round's odd keys shrinks what the inserts grew.
+                    if round > 0 {
+                        for i in (1..per).step_by(2) {
+                            assert!(m.remove(&key(round - 1, t, i)).is_some());
+                        }
+                    }
+                });
+            }
+        });
+        // Live now: this round's keys, and the even keys of every round before.
+        let expected = |k: u64| {
+            let (r, i) = (k / (THREADS * per), k % per);
+            (r == round || i % 2 == 0).then_some(round - r)
+        };
+        let live = (THREADS * per + round * THREADS * per.div_ceil(2)) as usize;
+        let mut seen = HashSet::new();
+        let it = map.iter_mut();
+        assert_eq!(it.len(), live);
+        for (&k, v) in it {
+            assert!(seen.insert(k), "key {k} yielded twice");
+            assert_eq!(Some(*v), expected(k), "key {k}");
+            *v += 1;
+        }
+        assert_eq!(seen.len(), live);
+        map.values_mut().for_each(|v| *v += 1);
+        for t in 0..THREADS {
+            let v = map.get_mut(&key(round, t, 0)).expect("this round's key");
+            assert_eq!(*v, 2);
+            *v += 1;
+        }
+        let m = map.pin();
+        for &k in &seen {
+            let bump = if k % per == 0 && k / (THREADS * per) == round {
+                3
+            } else {
+                2
+            };
+            assert_eq!(m.get(&k).copied(), expected(k).map(|v| v + bump), "key {k}");
+        }
+        drop(m);
+        // Back to the values the next round's `expected` counts from.
+        for (k, v) in &mut map {
+            *v = round + 1 - k / (THREADS * per);
+        }
+    }
+}
+
 /// Readers and an iterator run against writers that insert and remove other keys; a stable set
 /// of keys, present throughout, must be seen exactly once by every iteration.
 #[test]

@@ -22,10 +22,15 @@ enum Op {
     ComputeToggle(u16),
     RetainEven,
     Len,
+    /// Through `&mut`: triple one value, add each key to its value, or double every value.
+    GetMut(u16),
+    IterMutAddKey,
+    ValuesMutDouble,
 }
 
 fn op(keys: u16) -> impl Strategy<Value = Op> {
     let k = 0..keys;
+    let k2 = k.clone();
     prop_oneof![
         8 => (k.clone(), any::<u32>()).prop_map(|(k, v)| Op::Insert(k, v)),
         2 => (k.clone(), any::<u32>()).prop_map(|(k, v)| Op::TryInsert(k, v)),
@@ -36,14 +41,48 @@ fn op(keys: u16) -> impl Strategy<Value = Op> {
         2 => k.prop_map(Op::ComputeToggle),
         1 => Just(Op::RetainEven),
         1 => Just(Op::Len),
+        2 => k2.prop_map(Op::GetMut),
+        1 => Just(Op::IterMutAddKey),
+        1 => Just(Op::ValuesMutDouble),
     ]
 }
 
 fn run<S: BuildHasher + Default>(ops: &[Op]) {
-    let ours: HashMap<u16, u32, S> = HashMap::default();
-    let m = ours.pin();
+    let mut ours: HashMap<u16, u32, S> = HashMap::default();
     let mut model = StdMap::new();
     for op in ops {
+        match *op {
+            Op::GetMut(k) => {
+                let triple = |v: &mut u32| {
+                    *v = v.wrapping_mul(3);
+                    *v
+                };
+                assert_eq!(
+                    ours.get_mut(&k).map(triple),
+                    model.get_mut(&k).map(triple),
+                    "{op:?}"
+                );
+                continue;
+            }
+            Op::IterMutAddKey => {
+                let it = ours.iter_mut();
+                assert_eq!(it.len(), model.len());
+                for (k, v) in it {
+                    *v = v.wrapping_add(u32::from(*k));
+                }
+                for (k, v) in model.iter_mut() {
+                    *v = v.wrapping_add(u32::from(*k));
+                }
+                continue;
+            }
+            Op::ValuesMutDouble => {
+                ours.values_mut().for_each(|v| *v = v.wrapping_mul(2));
+                model.values_mut().for_each(|v| *v = v.wrapping_mul(2));
+                continue;
+            }
+            _ => {}
+        }
+        let m = ours.pin();
         match *op {
             Op::Insert(k, v) => assert_eq!(m.insert(k, v).copied(), model.insert(k, v), "{op:?}"),
             Op::TryInsert(k, v) => {
@@ -92,8 +131,10 @@ fn run<S: BuildHasher + Default>(ops: &[Op]) {
                 model.retain(|_, v| *v % 2 == 0);
             }
             Op::Len => assert_eq!(m.len(), model.len()),
+            Op::GetMut(_) | Op::IterMutAddKey | Op::ValuesMutDouble => unreachable!(),
         }
     }
+    let m = ours.pin();
     assert_eq!(m.len(), model.len());
     let mut ours: Vec<(u16, u32)> = m.iter().map(|(k, v)| (*k, *v)).collect();
     let mut theirs: Vec<(u16, u32)> = model.into_iter().collect();

@@ -254,6 +254,54 @@ fn drain_hands_out_entries_drops_the_rest_once_and_leaves_the_map_usable() {
     assert_eq!(live.load(Ordering::SeqCst), 0);
 }
 
+/// A value replaced through `&mut` (`get_mut`, `iter_mut`, `values_mut`) is an assignment: the
+/// old value drops there and then, on this thread, with no entry retired; the map's drop drops
+/// the values put in, once.
+#[test]
+fn values_assigned_through_mut_access_drop_at_once_and_once() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let n = common::scaled(5_000) as u64;
+    let mut map = HashMap::new();
+    {
+        let m = map.pin();
+        for i in 0..n {
+            m.insert(Tracked::new(i, &live), Tracked::new(i, &live));
+        }
+        for i in (0..n).step_by(3) {
+            m.remove(&Tracked::new(i, &live));
+        }
+    }
+    let kept = (n - n.div_ceil(3)) as usize;
+    assert_eq!(settle_reclamation(&live, 2 * kept), 2 * kept);
+    for i in 0..n {
+        let probe = Tracked::new(i, &live);
+        match map.get_mut(&probe) {
+            Some(v) => {
+                assert_eq!(v.get(), i);
+                *v = Tracked::new(i + n, &live);
+            }
+            None => assert_eq!(i % 3, 0, "key {i} lost"),
+        }
+    }
+    // The probes and the replaced values are gone already: no guard was involved.
+    assert_eq!(live.load(Ordering::SeqCst), 2 * kept);
+    for (k, v) in map.iter_mut() {
+        assert_eq!(v.get(), k.get() + n);
+        *v = Tracked::new(k.get() + 2 * n, &live);
+    }
+    assert_eq!(live.load(Ordering::SeqCst), 2 * kept);
+    for v in map.values_mut() {
+        let id = v.get();
+        *v = Tracked::new(id + n, &live);
+    }
+    assert_eq!(live.load(Ordering::SeqCst), 2 * kept);
+    for (k, v) in map.pin().iter() {
+        assert_eq!(v.get(), k.get() + 3 * n);
+    }
+    drop(map);
+    assert_eq!(settle_reclamation(&live, 0), 0);
+}
+
 /// `into_keys` and `into_values` drop the half of each entry they do not yield as they take it,
 /// and the entries not taken with the iterator, each exactly once.
 #[test]

@@ -116,6 +116,23 @@ fn panicking_eq_mid_probe_leaves_the_map_usable() {
     m.insert(key(5_000), Tracked::new(5_000, &live));
     assert_eq!(m.iter().count(), m.len());
     drop(m);
+    // `get_mut` probes the same chain: a lookup that reaches the poisoned key panics, having
+    // changed nothing, and the map stays usable through `&mut` and through guards.
+    let mut map = map;
+    PANIC.store(true, Ordering::SeqCst);
+    let mut reached = 0;
+    for i in 0..600 {
+        match catch_unwind(AssertUnwindSafe(|| map.get_mut(&key(i)).map(|v| v.get()))) {
+            Ok(found) => assert_eq!(found.is_some(), i < 300 || added[i as usize - 300]),
+            Err(_) => reached += 1,
+        }
+    }
+    PANIC.store(false, Ordering::SeqCst);
+    assert!(reached > 0, "no get_mut reached the poisoned key");
+    let len = map.len();
+    assert_eq!(map.iter_mut().count(), len);
+    *map.get_mut(&key(5_000)).unwrap() = Tracked::new(5_001, &live);
+    assert_eq!(map.pin().get(&key(5_000)).map(Tracked::get), Some(5_001));
     drop(map);
     assert_eq!(
         settle_reclamation(&live, 0),

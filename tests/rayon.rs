@@ -31,6 +31,47 @@ fn par_iter_yields_each_entry_once() {
     assert_eq!(m.par_keys().max(), Some(&(n - 1)));
 }
 
+/// `par_iter_mut` after rounds of rayon writers (which may leave a resize pending): each entry
+/// is lent to exactly one worker, once, and the workers' writes are what the map holds after.
+#[test]
+fn par_iter_mut_lends_each_entry_to_one_worker_once() {
+    let n = common::scaled(50_000) as u64;
+    let mut map: HashMap<u64, u64> = HashMap::new();
+    for round in 0..4u64 {
+        let shared = &map;
+        (0..n).into_par_iter().for_each_init(
+            || shared.pin(),
+            |m, k| {
+                // Each round adds the next `n` keys and removes the odd ones of the round before.
+                m.insert(round * n + k, 0);
+                if round > 0 && k % 2 == 1 {
+                    m.remove(&((round - 1) * n + k));
+                }
+            },
+        );
+        let mut keys: Vec<u64> = map
+            .par_iter_mut()
+            .map(|(k, v)| {
+                *v += k + 1;
+                *k
+            })
+            .collect();
+        let live = map.len();
+        assert_eq!(keys.len(), live);
+        keys.par_sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), live, "a key was lent out twice");
+        map.par_values_mut().for_each(|v| *v *= 2);
+        let m = map.pin();
+        for k in keys {
+            assert_eq!(m.get(&k), Some(&(2 * (k + 1))), "key {k}");
+        }
+        drop(m);
+        // Back to zero, for the next round's arithmetic.
+        (&mut map).into_par_iter().for_each(|(_, v)| *v = 0);
+    }
+}
+
 #[test]
 fn par_iter_during_resizes_sees_every_stable_key_exactly_once() {
     let stable = common::scaled(20_000) as u64;

@@ -25,6 +25,11 @@ fn send_and_sync_for_thread_safe_contents() {
     assert_send::<lockfree_map::IntoKeys<String, Cell<u8>>>();
     assert_send::<lockfree_map::IntoValues<String, Vec<u8>>>();
     assert_sync::<lockfree_map::IntoValues<String, Vec<u8>>>();
+    // The `&mut` iterators, as `std`'s: moving one moves `&K` and `&mut V` (a `Cell` value may
+    // be sent, not shared).
+    assert_send::<lockfree_map::IterMut<'static, String, Cell<u8>>>();
+    assert_sync::<lockfree_map::IterMut<'static, String, Vec<u8>>>();
+    assert_send::<lockfree_map::ValuesMut<'static, u64, Cell<u8>>>();
 }
 
 /// Compile-time checks that the map is not `Send`/`Sync` with unsafe contents live in the crate

@@ -37,6 +37,7 @@
 //! with Acquire. Each site names its pair.
 
 mod counter;
+mod exclusive;
 mod keys;
 mod migrate;
 mod pool;
@@ -51,6 +52,9 @@ use crate::sync::{
 };
 
 use counter::Counter;
+#[cfg(feature = "rayon")]
+pub(crate) use exclusive::GroupsMut;
+pub(crate) use exclusive::RawIterMut;
 use keys::KeyLine;
 use migrate::{repair_tag, set_group_tag, set_tag};
 pub(crate) use slot::Entry;
@@ -397,7 +401,6 @@ impl<K, V> RawMap<K, V> {
         mut eq: impl FnMut(&K) -> bool,
         guard: &'g Guard,
     ) -> Option<&'g Entry<K, V>> {
-        let tag = tag::full_tag(hash);
         let mut table = self.root(guard);
         if let Some(mig) = table.migration() {
             // A migration left pending makes every lookup probe two tables until it finishes,
@@ -405,30 +408,11 @@ impl<K, V> RawMap<K, V> {
             self.help_pending_migration(table, mig, guard);
         }
         loop {
-            let mut probe = Probe::new(hash, table.group_mask());
-            for _ in 0..table.read_bound() {
-                let group = table.group(probe.pos);
-                // Acquire: pairs with the Release `fetch_or` that wrote a tag after its entry.
-                let tags = group.tags.load(Ordering::Acquire);
-                for i in tag::match_tag(tags, tag) {
-                    // Acquire: pairs with the Release CAS that published the entry.
-                    let w = Word(group.slots[i].load(Ordering::Acquire));
-                    if w.is_moved() {
-                        continue;
-                    }
-                    if let Some(p) = w.entry_ptr::<K, V>() {
-                        // SAFETY: an unmoved entry pointer loaded while pinned: it is retired only
-                        // after being unlinked, so not before our guard unpins.
-                        let entry = unsafe { &*p };
-                        if entry.matches(hash, &mut eq) {
-                            return Some(entry);
-                        }
-                    }
-                }
-                if tag::any_not_full(tags) {
-                    break;
-                }
-                probe.advance();
+            // SAFETY: pinned: an entry is retired only after being unlinked, so none that the
+            // table's slots hold now is freed before our guard unpins.
+            if let Some(p) = unsafe { probe_table(table, hash, &mut eq) } {
+                // SAFETY: as above; the guard is borrowed for `'g`.
+                return Some(unsafe { &*p });
             }
             // A migration whose successor is not sized yet has copied nothing: absent.
             table = table.migration()?.next()?;
@@ -1296,7 +1280,7 @@ impl<K, V> RawMap<K, V> {
                 // Without the hints, dropping a map of 1M `u64` entries in table order took about
                 // 200 ns an entry.
                 if hint {
-                    prefetch_ahead_to_free(table, group);
+                    prefetch_ahead_exclusive(table, group, true);
                 }
                 let group_slots = &table.group(group).slots;
                 for slot in group_slots {
@@ -1414,7 +1398,7 @@ impl<K, V> Iterator for RawIntoIter<K, V> {
             while self.group < table.groups() {
                 let group = table.group(self.group);
                 if self.slot == 0 {
-                    prefetch_ahead_to_free(table, self.group);
+                    prefetch_ahead_exclusive(table, self.group, true);
                 }
                 while self.slot < GROUP_SLOTS {
                     let i = self.slot;
@@ -1869,14 +1853,55 @@ fn prefetch_entries<K, V>(table: &Table<K, V>, started_full: &[u8], g: usize) {
     }
 }
 
-/// Starts loading the entries of group `g + PREFETCH_GROUPS`, if there is one, for a walk that
-/// frees the entries it passes (the map's `Drop`, `into_iter`): each is at a random address, and
-/// freeing it reads and writes its block.
+/// The live entry for a key in one table, probing its groups up to the table's read bound: the
+/// address of the first unmoved entry that holds the key, or `None` where the probe ends without
+/// one (the key may still be in a successor: a moved slot is passed over, its copy is there).
+///
+/// # Safety
+/// Every entry `table`'s slots hold must stay allocated while this runs: the caller is pinned,
+/// or has exclusive access to the map.
+#[inline(always)]
+unsafe fn probe_table<K, V>(
+    table: &Table<K, V>,
+    hash: u64,
+    eq: &mut impl FnMut(&K) -> bool,
+) -> Option<*mut Entry<K, V>> {
+    let tag = tag::full_tag(hash);
+    let mut probe = Probe::new(hash, table.group_mask());
+    for _ in 0..table.read_bound() {
+        let group = table.group(probe.pos);
+        // Acquire: pairs with the Release `fetch_or` that wrote a tag after its entry.
+        let tags = group.tags.load(Ordering::Acquire);
+        for i in tag::match_tag(tags, tag) {
+            // Acquire: pairs with the Release CAS that published the entry.
+            let w = Word(group.slots[i].load(Ordering::Acquire));
+            if w.is_moved() {
+                continue;
+            }
+            if let Some(p) = w.entry_ptr::<K, V>() {
+                // SAFETY: the caller keeps the entries of `table` allocated (see the contract).
+                if unsafe { &*p }.matches(hash, &mut *eq) {
+                    return Some(p);
+                }
+            }
+        }
+        if tag::any_not_full(tags) {
+            break;
+        }
+        probe.advance();
+    }
+    None
+}
+
+/// Starts loading the entries of group `g + PREFETCH_GROUPS`, if there is one, for a walk under
+/// exclusive access that reads every entry it passes (`iter_mut`) or, with `freeing`, frees them
+/// (the map's `Drop`, `into_iter`): each is at a random address, and freeing it reads and writes
+/// its block.
 #[inline]
-fn prefetch_ahead_to_free<K, V>(table: &Table<K, V>, g: usize) {
+fn prefetch_ahead_exclusive<K, V>(table: &Table<K, V>, g: usize, freeing: bool) {
     if crate::sync::PREFETCH && g + PREFETCH_GROUPS < table.groups() {
         for slot in &table.group(g + PREFETCH_GROUPS).slots {
-            prefetch_entry_lines::<K, V>(slot, true);
+            prefetch_entry_lines::<K, V>(slot, freeing);
         }
     }
 }

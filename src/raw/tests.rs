@@ -567,39 +567,7 @@ fn inserts_into_a_successor_pace_the_moves_to_the_insert_budget() {
 /// valgrind run this too).
 #[test]
 fn into_iter_takes_each_entry_once_from_both_tables() {
-    use crate::sync::{Ordering, MIGRATE_CHUNK_GROUPS};
-    let pending_half_moved = || {
-        let map = Map::new();
-        let mut key = 0;
-        loop {
-            {
-                let guard = map.raw.collector().pin();
-                let root = map.raw.root(&guard);
-                if let Some(m) = root.migration() {
-                    let claimed = m.claim().load(Ordering::Relaxed);
-                    // Claimed chunks are moved by the claiming insert before it returns.
-                    if root.groups() >= 64
-                        && claimed >= root.groups() / 2
-                        && claimed + MIGRATE_CHUNK_GROUPS < root.groups()
-                    {
-                        break;
-                    }
-                }
-            }
-            map.insert(key, key + 1);
-            key += 1;
-            assert!(key < 1_000_000, "the map never left a growth half moved");
-        }
-        (map, key)
-    };
     let (map, inserted) = pending_half_moved();
-    {
-        let guard = map.raw.collector().pin();
-        assert!(
-            map.raw.root(&guard).migration().is_some(),
-            "no migration pending"
-        );
-    }
     let mut seen: Vec<u64> = RawIntoIter::new(map.raw)
         .map(|(k, v)| {
             assert_eq!(v, k + 1);
@@ -619,6 +587,86 @@ fn into_iter_takes_each_entry_once_from_both_tables() {
         (inserted as usize - some, Some(inserted as usize - some))
     );
     drop(it);
+}
+
+/// A map whose growth is pending, about half moved, holding `key -> key + 1` for the keys below
+/// the count returned.
+fn pending_half_moved() -> (Map, u64) {
+    use crate::sync::{Ordering, MIGRATE_CHUNK_GROUPS};
+    let map = Map::new();
+    let mut key = 0;
+    loop {
+        {
+            let guard = map.raw.collector().pin();
+            let root = map.raw.root(&guard);
+            if let Some(m) = root.migration() {
+                let claimed = m.claim().load(Ordering::Relaxed);
+                // Claimed chunks are moved by the claiming insert before it returns.
+                if root.groups() >= 64
+                    && claimed >= root.groups() / 2
+                    && claimed + MIGRATE_CHUNK_GROUPS < root.groups()
+                {
+                    break;
+                }
+            }
+        }
+        map.insert(key, key + 1);
+        key += 1;
+        assert!(key < 1_000_000, "the map never left a growth half moved");
+    }
+    assert!(migration_pending(&map), "no migration pending");
+    (map, key)
+}
+
+fn migration_pending(map: &Map) -> bool {
+    let guard = map.raw.collector().pin();
+    let pending = map.raw.root(&guard).migration().is_some();
+    pending
+}
+
+/// `&mut` access to a map whose growth is pending, half moved (an entry shows in both tables
+/// while its root slot is frozen): `iter_mut` and `find_mut` finish the growth first, so each
+/// entry is reached once, through the one table left (Miri runs this too: two `&mut` to one
+/// entry would be undefined behaviour it reports).
+#[test]
+fn mutable_access_reaches_each_entry_once_past_a_pending_growth() {
+    let (mut map, inserted) = pending_half_moved();
+    let mut it = map.raw.iter_mut();
+    assert_eq!(it.size_hint(), (inserted as usize, Some(inserted as usize)));
+    let mut seen: Vec<u64> = it
+        .by_ref()
+        .map(|e| {
+            assert_eq!(e.value, e.key + 1);
+            e.value = e.key * 3;
+            e.key
+        })
+        .collect();
+    assert_eq!(it.size_hint(), (0, Some(0)));
+    seen.sort_unstable();
+    assert_eq!(seen, (0..inserted).collect::<Vec<_>>());
+    assert!(!migration_pending(&map), "iter_mut left the growth pending");
+    for k in 0..inserted {
+        assert_eq!(map.get(k), Some(k * 3));
+    }
+
+    let (mut map, inserted) = pending_half_moved();
+    let hash = |k: u64| map.hasher.hash_one(k);
+    let hashes: Vec<u64> = (0..inserted + 10).map(hash).collect();
+    for (k, &h) in hashes.iter().enumerate() {
+        let k = k as u64;
+        match map.raw.find_mut(h, |key| *key == k) {
+            Some(e) if k < inserted => {
+                assert_eq!(e.value, k + 1);
+                e.value += 100;
+            }
+            None if k >= inserted => {}
+            other => panic!("key {k}: {:?}", other.map(|e| e.value)),
+        }
+        assert!(!migration_pending(&map), "find_mut left the growth pending");
+    }
+    for k in 0..inserted {
+        assert_eq!(map.get(k), Some(k + 101));
+    }
 }
 
 /// Ever-new keys churning through a table just under its maximum load (each insert of a new key
