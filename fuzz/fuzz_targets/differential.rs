@@ -42,6 +42,10 @@ enum Op {
     ReplaceIf(u8, u16, u16),
     /// `drain`, taking this many entries before dropping the iterator.
     Drain(u8),
+    /// `get_mut`, adding to a present value.
+    GetMut(u8, u16),
+    /// `iter_mut`, adding each key to its value, for this many entries (the rest unchanged).
+    IterMut(u8),
 }
 
 /// The hashers; `Pick(0)` is the randomly seeded default.
@@ -211,6 +215,29 @@ fn run(input: Input) {
                 drop(it);
                 model.clear();
                 assert!(map.is_empty());
+            }
+            Op::GetMut(k, add) => {
+                let ours = map.get_mut(&k).map(|c| {
+                    *c = c.wrapping_add(add);
+                    *c
+                });
+                let theirs = model.get_mut(&k).map(|c| {
+                    *c = c.wrapping_add(add);
+                    *c
+                });
+                assert_eq!(ours, theirs);
+            }
+            Op::IterMut(take) => {
+                let mut it = map.iter_mut();
+                assert_eq!(it.len(), model.len());
+                for (k, v) in it.by_ref().take(usize::from(take)) {
+                    *v = v.wrapping_add(u16::from(*k));
+                    let c = model
+                        .get_mut(k)
+                        .expect("iter_mut lent a key the model lacks");
+                    *c = c.wrapping_add(u16::from(*k));
+                }
+                assert_eq!(it.len(), model.len().saturating_sub(usize::from(take)));
             }
             Op::ReplaceIf(k, below, v) => {
                 let ours = map.replace_if(&k, |_, c| *c < below, v, &guard).copied();
