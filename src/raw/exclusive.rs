@@ -23,7 +23,10 @@ impl<K, V> RawMap<K, V> {
     /// Finishes any pending migration, leaving every entry in the root; nothing can start
     /// another while `&mut self` lives.
     fn settle_exclusive(&mut self) -> &Table<K, V> {
-        {
+        // With none pending (the common case) no guard is needed: under `&mut` the root stays
+        // put. A pin on a private collector costs a registration, which a loop of `get_mut`
+        // calls would otherwise pay each time.
+        if owning_tables(self).0.migration().is_some() {
             let guard = self.collector.pin();
             self.settle(&guard);
         }
