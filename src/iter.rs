@@ -19,7 +19,8 @@ use std::iter::FusedIterator;
 
 use crate::raw::{RawIntoIter, RawIter, RawIterMut};
 
-/// An iterator over a map's entries, as `(&K, &V)`. Made by [`HashMap::iter`](crate::HashMap::iter).
+/// An iterator over a map's entries, as `(&K, &V)`. Made by
+/// [`HashMap::iter`](crate::HashMap::iter).
 ///
 /// It never blocks writers. Under concurrent writes, exactly:
 /// - a key present for the whole iteration is yielded exactly once, with the value it had when

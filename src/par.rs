@@ -494,7 +494,8 @@ where
     /// ```
     /// use rayon::prelude::*;
     ///
-    /// let residues: lockfree_map::HashSet<u64> = (0..10_000u64).into_par_iter().map(|k| k % 7).collect();
+    /// let residues: lockfree_map::HashSet<u64> =
+    ///     (0..10_000u64).into_par_iter().map(|k| k % 7).collect();
     /// assert_eq!(residues.len(), 7);
     /// ```
     fn from_par_iter<I>(items: I) -> Self

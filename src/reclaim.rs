@@ -28,8 +28,8 @@ use crossbeam_epoch as epoch;
 /// keeps a map's garbage apart from every other map's: when the map and the last guard pinned on
 /// it are gone, all of its retired memory is freed, which leak checkers such as valgrind can then
 /// confirm. The price: each [`HashMap::guard`](crate::HashMap::guard) on such a map registers
-/// with the collector (an allocation), so pin once per batch ([`HashMap::pin`](crate::HashMap::pin))
-/// rather than once per operation.
+/// with the collector (an allocation), so pin once per batch
+/// ([`HashMap::pin`](crate::HashMap::pin)) rather than once per operation.
 ///
 /// ```
 /// use lockfree_map::{Collector, HashMap};
@@ -124,7 +124,10 @@ fn identity(private: &Option<Arc<epoch::Collector>>) -> *const epoch::Collector 
 #[inline(never)]
 #[track_caller]
 fn wrong_guard() -> ! {
-    panic!("lockfree-map: a guard from another map's collector was passed to this map; use this map's `guard()`")
+    panic!(
+        "lockfree-map: a guard from another map's collector was passed to this map; \
+         use this map's `guard()`"
+    )
 }
 
 impl std::fmt::Debug for Collector {
@@ -342,9 +345,9 @@ const RETIRES_PER_FLUSH: u32 = 64;
 // A batch holds its retirements back until it fills, the thread's guard is flushed
 // (`Guard::flush`, which also empties the batch) or the thread exits (its thread-local's
 // destructor defers what is left): at most `BATCH_LEN - 1` entries a thread (crossbeam's own
-// bag held back up to 63 before). Private collectors do not batch (a thread-local per collector would
-// need a registry, and their point is prompt, complete freeing). Tables do not batch either
-// (`retire_box_and_flush`): they are large and should go promptly.
+// bag held back up to 63 before). Private collectors do not batch (a thread-local per collector
+// would need a registry, and their point is prompt, complete freeing). Tables do not batch
+// either (`retire_box_and_flush`): they are large and should go promptly.
 
 /// Retirements a thread gathers before handing them to crossbeam at once: as many as the entry
 /// cache keeps a class (`raw/pool.rs`), so a collected batch refills the collector's cache and

@@ -48,7 +48,8 @@ where
     /// Duplicate keys keep the last value, as `std::collections::HashMap` does.
     ///
     /// ```
-    /// let map: lockfree_map::HashMap<String, u32> = serde_json::from_str(r#"{"a":1,"b":2}"#).unwrap();
+    /// let map: lockfree_map::HashMap<String, u32> =
+    ///     serde_json::from_str(r#"{"a":1,"b":2}"#).unwrap();
     /// assert_eq!(map.get_cloned("b"), Some(2));
     /// ```
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -392,7 +392,11 @@ where
     /// let guard = interned.guard();
     /// let mut allocations = 0;
     /// for word in ["apple", "pear", "apple"] {
-    ///     let stored = interned.get_or_insert_with(word, |w| { allocations += 1; w.to_owned() }, &guard);
+    ///     let make = |w: &str| {
+    ///         allocations += 1;
+    ///         w.to_owned()
+    ///     };
+    ///     let stored = interned.get_or_insert_with(word, make, &guard);
     ///     assert_eq!(stored, word);
     /// }
     /// assert_eq!(allocations, 2); // the second "apple" was a hit: no `String` made

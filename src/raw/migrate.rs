@@ -79,11 +79,12 @@
 //!    (`claim.fetch_add`) and moves each of its slots. Writers that meet a frozen slot of their own
 //!    key move that one slot before going on. While a lazily sized successor is still to be
 //!    sized, the same writers count a chunk each instead (a shrink is started by a removal and
-//!    left to them, as a growth is, and so is a tombstone rebuild, started by an insert). A lookup that finds the root migrating counts or moves one
-//!    chunk too, but only while a chunk is unclaimed and no writer has claimed a chunk during
-//!    the thread's last 64 lookups (`help_pending_migration`): otherwise a migration started by
-//!    the last writes of a phase would make every lookup of a read-only phase after it probe
-//!    two tables, while lookups made as writers move the table leave it to them. Nobody waits.
+//!    left to them, as a growth is, and so is a tombstone rebuild, started by an insert). A
+//!    lookup that finds the root migrating counts or moves one chunk too, but only while a
+//!    chunk is unclaimed and no writer has claimed a chunk during the thread's last 64 lookups
+//!    (`help_pending_migration`): otherwise a migration started by the last writes of a phase
+//!    would make every lookup of a read-only phase after it probe two tables, while lookups
+//!    made as writers move the table leave it to them. Nobody waits.
 //! 3. **Moving one slot** (`help_move`), idempotent, any number of threads at once:
 //!    - EMPTY: CAS to REDIRECT (frozen and moved in one step).
 //!    - otherwise `fetch_or(FROZEN)`: from here on every writer's CAS on the slot fails.
@@ -459,7 +460,8 @@ impl<K, V> RawMap<K, V> {
                 // Acquire: pairs with the Release store of MOVED.
                 if !Word(source.load(Ordering::Acquire)).is_moved() {
                     panic!(
-                        "lockfree-map: no room left in a migration target of {} slots; this is a bug in lockfree-map",
+                        "lockfree-map: no room left in a migration target of {} slots; \
+                         this is a bug in lockfree-map",
                         next.slots()
                     );
                 }
@@ -508,7 +510,8 @@ impl<K, V> RawMap<K, V> {
         // needed the successor: make it now.
         self.sized_next(table, mig, guard);
         // Compared by address only: the pointer retired below is the one the CAS returns, which
-        // carries the allocation's own provenance (a pointer derived from `&Table` may not free it).
+        // carries the allocation's own provenance (a pointer derived from `&Table` may not free
+        // it).
         let expected = table as *const Table<K, V> as *mut Table<K, V>;
         // AcqRel: Release publishes the completed `next` to new readers of the root; Acquire
         // orders our retirement after the counts we read.

@@ -17,8 +17,8 @@
 //! 2. **Early stop.** A lookup stops at the first group with a tag that is not full (EMPTY or
 //!    REDIRECT): its key would have been stored there or earlier.
 //! 3. **Tags never lag behind a finished operation.** A slot's word is written before its tag;
-//!    an operation that relies on a slot whose tag is still EMPTY (it probes past it, or acts on the
-//!    key in it) first writes the tag, from the word alone (the entry stores its hash).
+//!    an operation that relies on a slot whose tag is still EMPTY (it probes past it, or acts on
+//!    the key in it) first writes the tag, from the word alone (the entry stores its hash).
 //! 4. **No inserts into a migrating table once its successor exists.** A writer that finds its
 //!    key absent in a table with a successor turns the first empty slot of its probe sequence
 //!    into REDIRECT before going on, so no other writer can insert that key into the old table

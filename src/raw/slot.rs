@@ -4,8 +4,8 @@
 //! word holds its address plus three low state bits. An update publishes a new entry with one CAS
 //! and retires the old one; readers get `&V` tied to their guard. A value update keeps the stored
 //! key: cloned into the new entry, or for a few `std` key types handed on by a bitwise copy, the
-//! old entry then retired without it (`RawMap::try_replace_value`). Storing the hash means migration
-//! and tag repair never call the user's `Hash`.
+//! old entry then retired without it (`RawMap::try_replace_value`). Storing the hash means
+//! migration and tag repair never call the user's `Hash`.
 //!
 //! ## Slot word
 //!
