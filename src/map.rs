@@ -1383,6 +1383,30 @@ where
     }
 }
 
+impl<'a, K, V, S> Extend<(&'a K, &'a V)> for HashMap<K, V, S>
+where
+    K: Hash + Eq + Send + Copy + 'static,
+    V: Send + Copy + 'static,
+    S: BuildHasher,
+{
+    /// Copies every pair in, as `std`'s `HashMap` does for `Copy` keys and values: a map
+    /// extends from another's iterator, or from a `std` map by reference.
+    ///
+    /// ```
+    /// let from: std::collections::HashMap<u32, char> = [(1, 'a'), (2, 'b')].into();
+    /// let mut map: lockfree_map::HashMap<u32, char> = lockfree_map::HashMap::new();
+    /// map.extend(&from);
+    /// let copy: lockfree_map::HashMap<u32, char> = lockfree_map::HashMap::new();
+    /// copy.pin().insert(3, 'c');
+    /// map.extend(copy.pin().iter());
+    /// assert_eq!(map.len(), 3);
+    /// assert_eq!(map.pin().get(&2), Some(&'b'));
+    /// ```
+    fn extend<I: IntoIterator<Item = (&'a K, &'a V)>>(&mut self, iter: I) {
+        (&*self).extend(iter.into_iter().map(|(&k, &v)| (k, v)));
+    }
+}
+
 impl<'a, K, V, S> IntoIterator for &'a mut HashMap<K, V, S> {
     type Item = (&'a K, &'a mut V);
     type IntoIter = IterMut<'a, K, V>;
