@@ -46,6 +46,7 @@
 //! different collectors too.
 
 use std::collections::hash_map::RandomState;
+use std::convert::Infallible;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::iter::FusedIterator;
@@ -406,13 +407,44 @@ where
         Q: Hash + Equivalent<T> + ?Sized,
         F: FnOnce(&Q) -> T,
     {
+        match self.get_or_try_insert_with(value, |v| Ok::<T, Infallible>(make(v)), guard) {
+            Ok(stored) => stored,
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`get_or_insert_with`](Self::get_or_insert_with) for a `make` that can fail, as
+    /// [`HashMap::get_or_try_insert_with`]: a failure inserts nothing and returns its error.
+    ///
+    /// `make` runs at most once per call, and only if the value looked absent.
+    ///
+    /// ```
+    /// let names: lockfree_map::HashSet<String> = lockfree_map::HashSet::new();
+    /// let guard = names.guard();
+    /// let valid = |w: &str| -> Result<String, String> {
+    ///     if w.is_ascii() { Ok(w.to_owned()) } else { Err(format!("not ASCII: {w}")) }
+    /// };
+    /// assert_eq!(names.get_or_try_insert_with("pear", valid, &guard).map(String::as_str), Ok("pear"));
+    /// assert!(names.get_or_try_insert_with("pêche", valid, &guard).is_err());
+    /// assert_eq!(names.len(), 1); // the failure inserted nothing
+    /// ```
+    pub fn get_or_try_insert_with<'g, Q, E, F>(
+        &'g self,
+        value: &Q,
+        make: F,
+        guard: &'g Guard,
+    ) -> Result<&'g T, E>
+    where
+        Q: Hash + Equivalent<T> + ?Sized,
+        F: FnOnce(&Q) -> Result<T, E>,
+    {
         // A hit answers with one lookup and makes nothing. A miss makes the owned value and
         // inserts it unless an equal one got in meanwhile: each step is linearizable, and a
         // value inserted between the two is found by the second.
         if let Some(stored) = self.get(value, guard) {
-            return stored;
+            return Ok(stored);
         }
-        self.get_or_insert(make(value), guard)
+        Ok(self.get_or_insert(make(value)?, guard))
     }
 
     /// Removes `value`; returns whether it was present.
@@ -1049,6 +1081,24 @@ where
         F: FnOnce(&Q) -> T,
     {
         self.set.get_or_insert_with(value, make, &self.guard)
+    }
+
+    /// See [`HashSet::get_or_try_insert_with`].
+    ///
+    /// ```
+    /// let set: lockfree_map::HashSet<String> = lockfree_map::HashSet::new();
+    /// let s = set.pin();
+    /// let short = |t: &str| if t.len() <= 4 { Ok(t.to_owned()) } else { Err(t.len()) };
+    /// assert_eq!(s.get_or_try_insert_with("pear", short).map(String::as_str), Ok("pear"));
+    /// assert_eq!(s.get_or_try_insert_with("banana", short), Err(6));
+    /// assert_eq!(s.len(), 1);
+    /// ```
+    pub fn get_or_try_insert_with<Q, E, F>(&self, value: &Q, make: F) -> Result<&T, E>
+    where
+        Q: Hash + Equivalent<T> + ?Sized,
+        F: FnOnce(&Q) -> Result<T, E>,
+    {
+        self.set.get_or_try_insert_with(value, make, &self.guard)
     }
 
     /// See [`HashSet::remove`].

@@ -411,6 +411,26 @@ fn every_value_is_dropped_exactly_once() {
             assert_eq!(s.get_or_insert(Tracked::new(i, &live)).get(), i);
         }
         assert_eq!(live.load(Ordering::SeqCst), n as usize);
+        // A fallible `make` runs only on a miss; a failure inserts nothing (`n` is even: five
+        // of the ten new values are made, five refused).
+        let mut made = 0;
+        for i in 0..n + 10 {
+            let got = s.get_or_try_insert_with(&i, |&k| {
+                made += 1;
+                if k % 2 == 0 {
+                    Ok(Tracked::new(k, &live))
+                } else {
+                    Err(k)
+                }
+            });
+            match got {
+                Ok(v) => assert_eq!(v.get(), i),
+                Err(k) => assert!(k == i && i >= n && i % 2 == 1, "{i} refused"),
+            }
+        }
+        assert_eq!(made, 10, "make ran on a hit");
+        assert_eq!(live.load(Ordering::SeqCst), n as usize + 5);
+        assert_eq!(s.len(), n as usize + 5);
         for i in 0..n / 4 {
             assert!(s.remove(&i));
         }
