@@ -508,6 +508,47 @@ where
         Some(&mut entry.value)
     }
 
+    /// Removes `key` and returns its value, owned, as `std`'s `remove` does; see
+    /// [`remove_entry_owned`](Self::remove_entry_owned).
+    ///
+    /// ```
+    /// type Job = Box<dyn FnOnce() -> u32 + Send>;
+    /// let mut jobs: lockfree_map::HashMap<u32, Job> = lockfree_map::HashMap::new();
+    /// jobs.pin().insert(7, Box::new(|| 40 + 2));
+    /// let job = jobs.remove_owned(&7).expect("present"); // a `FnOnce` runs only once owned
+    /// assert_eq!(job(), 42);
+    /// assert!(jobs.is_empty());
+    /// ```
+    pub fn remove_owned<Q>(&mut self, key: &Q) -> Option<V>
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        self.remove_entry_owned(key).map(|(_, v)| v)
+    }
+
+    /// Removes `key` and returns the stored key and its value, owned, as `std`'s `remove_entry`
+    /// does.
+    ///
+    /// Through `&self` a removed entry may still be read by another thread, so
+    /// [`remove`](Self::remove) lends it out until the guard drops, and frees it later. `&mut self`
+    /// rules out every such reader (see [`iter_mut`](Self::iter_mut)), so the entry leaves the
+    /// map at once, with nothing left to reclaim. A resize still pending is finished first.
+    ///
+    /// ```
+    /// let mut map: lockfree_map::HashMap<String, Vec<u8>> = lockfree_map::HashMap::new();
+    /// map.pin().insert("a".to_string(), vec![1, 2]);
+    /// assert_eq!(map.remove_entry_owned("a"), Some(("a".to_string(), vec![1, 2])));
+    /// assert_eq!(map.remove_entry_owned("a"), None);
+    /// ```
+    pub fn remove_entry_owned<Q>(&mut self, key: &Q) -> Option<(K, V)>
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
+        let hash = self.hash(key);
+        let entry = self.raw.take(hash, |k| key.equivalent(k))?;
+        Some((entry.key, entry.value))
+    }
+
     /// Whether `key` is present.
     ///
     /// ```

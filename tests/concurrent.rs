@@ -286,6 +286,14 @@ fn mutable_access_between_rounds_of_writers_reaches_each_entry_once() {
             assert_eq!(m.get(&k).copied(), expected(k).map(|v| v + bump), "key {k}");
         }
         drop(m);
+        // Owned removals of this round's first keys, then the same keys back (into the slots
+        // the removals left), so that the rounds after count on them as before.
+        for t in 0..THREADS {
+            assert_eq!(map.remove_owned(&key(round, t, 0)), Some(3));
+            assert_eq!(map.remove_owned(&key(round, t, 0)), None);
+            assert_eq!(map.len(), live - 1);
+            assert_eq!(map.pin().insert(key(round, t, 0), 3), None);
+        }
         // Back to the values the next round's `expected` counts from.
         for (k, v) in &mut map {
             *v = round + 1 - k / (THREADS * per);

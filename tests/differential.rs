@@ -22,8 +22,10 @@ enum Op {
     ComputeToggle(u16),
     RetainEven,
     Len,
-    /// Through `&mut`: triple one value, add each key to its value, or double every value.
+    /// Through `&mut`: triple one value, remove one owned, add each key to its value, or double
+    /// every value.
     GetMut(u16),
+    RemoveOwned(u16),
     IterMutAddKey,
     ValuesMutDouble,
 }
@@ -41,7 +43,8 @@ fn op(keys: u16) -> impl Strategy<Value = Op> {
         2 => k.prop_map(Op::ComputeToggle),
         1 => Just(Op::RetainEven),
         1 => Just(Op::Len),
-        2 => k2.prop_map(Op::GetMut),
+        2 => k2.clone().prop_map(Op::GetMut),
+        2 => k2.prop_map(Op::RemoveOwned),
         1 => Just(Op::IterMutAddKey),
         1 => Just(Op::ValuesMutDouble),
     ]
@@ -62,6 +65,10 @@ fn run<S: BuildHasher + Default>(ops: &[Op]) {
                     model.get_mut(&k).map(triple),
                     "{op:?}"
                 );
+                continue;
+            }
+            Op::RemoveOwned(k) => {
+                assert_eq!(ours.remove_owned(&k), model.remove(&k), "{op:?}");
                 continue;
             }
             Op::IterMutAddKey => {
@@ -131,7 +138,9 @@ fn run<S: BuildHasher + Default>(ops: &[Op]) {
                 model.retain(|_, v| *v % 2 == 0);
             }
             Op::Len => assert_eq!(m.len(), model.len()),
-            Op::GetMut(_) | Op::IterMutAddKey | Op::ValuesMutDouble => unreachable!(),
+            Op::GetMut(_) | Op::RemoveOwned(_) | Op::IterMutAddKey | Op::ValuesMutDouble => {
+                unreachable!()
+            }
         }
     }
     let m = ours.pin();

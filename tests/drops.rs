@@ -255,8 +255,9 @@ fn drain_hands_out_entries_drops_the_rest_once_and_leaves_the_map_usable() {
 }
 
 /// A value replaced through `&mut` (`get_mut`, `iter_mut`, `values_mut`) is an assignment: the
-/// old value drops there and then, on this thread, with no entry retired; the map's drop drops
-/// the values put in, once.
+/// old value drops there and then, on this thread, with no entry retired; an entry removed
+/// through `&mut` (`remove_entry_owned`, `remove_owned`) is the caller's, and drops with it; the
+/// map's drop drops the values put in, once.
 #[test]
 fn values_assigned_through_mut_access_drop_at_once_and_once() {
     let live = Arc::new(AtomicUsize::new(0));
@@ -298,6 +299,22 @@ fn values_assigned_through_mut_access_drop_at_once_and_once() {
     for (k, v) in map.pin().iter() {
         assert_eq!(v.get(), k.get() + 3 * n);
     }
+    // An owned removal hands the key and value over: nothing is retired, so they drop when the
+    // caller drops them, and the count is exact at once.
+    let mut taken = 0;
+    for i in (1..n).step_by(3) {
+        let probe = Tracked::new(i, &live);
+        let (k, v) = map.remove_entry_owned(&probe).expect("present");
+        assert_eq!((k.get(), v.get()), (i, i + 3 * n));
+        assert!(map.remove_owned(&probe).is_none());
+        drop(probe);
+        taken += 1;
+        // The pair lives on in our hands, the probe is gone.
+        assert_eq!(live.load(Ordering::SeqCst), 2 * (kept - taken + 1));
+        drop((k, v));
+        assert_eq!(live.load(Ordering::SeqCst), 2 * (kept - taken));
+    }
+    assert_eq!(map.len(), kept - taken);
     drop(map);
     assert_eq!(settle_reclamation(&live, 0), 0);
 }

@@ -127,8 +127,27 @@ fn panicking_eq_mid_probe_leaves_the_map_usable() {
             Err(_) => reached += 1,
         }
     }
+    // An owned removal probes the same way (the keys added after the poisoned one, and the
+    // absent ones, pass it): one that panics has removed nothing.
+    let mut settled = 0;
+    for i in 0..600 {
+        if let Ok(v) = catch_unwind(AssertUnwindSafe(|| map.remove_owned(&key(i)))) {
+            let present = i < 300 || added[i as usize - 300];
+            let id = v.map(|v| v.get() % 10_000);
+            assert_eq!(id, present.then_some(i % 300), "key {i}");
+            settled += 1;
+        }
+    }
     PANIC.store(false, Ordering::SeqCst);
     assert!(reached > 0, "no get_mut reached the poisoned key");
+    assert!(settled < 600, "no remove_owned reached the poisoned key");
+    for i in 0..600 {
+        // Each key went with a call that returned, or is still there.
+        if let Some(v) = map.remove_owned(&key(i)) {
+            assert_eq!(v.get() % 10_000, i % 300, "key {i}");
+        }
+    }
+    assert_eq!(map.len(), 2, "left: the poisoned key and key 5,000");
     let len = map.len();
     assert_eq!(map.iter_mut().count(), len);
     *map.get_mut(&key(5_000)).unwrap() = Tracked::new(5_001, &live);

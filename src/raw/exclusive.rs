@@ -51,6 +51,29 @@ impl<K, V> RawMap<K, V> {
         Some(unsafe { &mut *p })
     }
 
+    /// Removes the entry for a key and hands it over, owned: with no reader that could have
+    /// seen it, nothing is retired, and the key and value move out at once.
+    pub(crate) fn take(&mut self, hash: u64, mut eq: impl FnMut(&K) -> bool) -> Option<Entry<K, V>>
+    where
+        K: 'static,
+    {
+        self.settle_exclusive();
+        // The removal is `remove`'s own path (the slot's state machine, the key cell of a
+        // vacated slot, the count, the sampled shrink), which takes a guard.
+        let guard = self.collector.pin();
+        loop {
+            let located = self.locate(hash, &mut eq, false, &guard);
+            located.entry()?;
+            // SAFETY: exclusive access (`&mut self`): no reference to the entry exists, and no
+            // operation is in flight that could read it.
+            if let Some(p) = unsafe { self.unlink(&located, false, &guard) } {
+                // SAFETY: unlinked by our CAS and not retired, so ours alone (above); it came
+                // from `Box::into_raw` (the entry cache hands out blocks of the entry's layout).
+                return Some(*unsafe { Box::from_raw(p) });
+            }
+        }
+    }
+
     /// Visits every entry once, for mutable borrows of the values; see [`RawIterMut`].
     pub(crate) fn iter_mut(&mut self) -> RawIterMut<'_, K, V> {
         let remaining = self.len.sum();

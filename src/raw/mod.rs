@@ -1154,6 +1154,28 @@ impl<K, V> RawMap<K, V> {
     where
         K: 'static,
     {
+        // SAFETY: with `retire` the contract asks nothing more of the caller.
+        let p = unsafe { self.unlink(located, true, guard) }?;
+        // SAFETY: retired under `guard`, the entry stays allocated while the guard (`'g`) lives.
+        Some(unsafe { &*p })
+    }
+
+    /// [`RawMap::try_remove`]'s CAS and its bookkeeping: unlinks the located entry and returns
+    /// it; `retire` retires it too.
+    ///
+    /// # Safety
+    /// Without `retire`, the caller takes the entry over, and must have exclusive access to the
+    /// map: with no reader that could have seen the entry, nothing else frees or reads it.
+    #[inline(always)]
+    unsafe fn unlink<'g>(
+        &'g self,
+        located: &Located<'g, K, V>,
+        retire: bool,
+        guard: &'g Guard,
+    ) -> Option<*mut Entry<K, V>>
+    where
+        K: 'static,
+    {
         let Located::Occupied {
             table,
             group,
@@ -1186,9 +1208,12 @@ impl<K, V> RawMap<K, V> {
             set_group_tag(group, slot, tag::TOMBSTONE);
         }
         self.len.decrement();
-        // SAFETY: our CAS unlinked the entry, it came from `Box::into_raw`, and only the CAS
-        // winner retires it.
-        unsafe { retire_entry(guard, entry_ptr::<K, V>(word)) };
+        let p = entry_ptr::<K, V>(word);
+        if retire {
+            // SAFETY: our CAS unlinked the entry, it came from `Box::into_raw`, and only the CAS
+            // winner retires it.
+            unsafe { retire_entry(guard, p) };
+        }
         // One removal in 64, by the index of the group it removed from (not by the entry's hash,
         // which is on the entry's second line half the time: `Entry`; nor by the group's address,
         // which would differ from run to run, and loom needs each run of a model to take the
@@ -1196,7 +1221,7 @@ impl<K, V> RawMap<K, V> {
         if table.group_index(group) & 63 == 0 {
             self.shrink_if_sparse(table, guard);
         }
-        Some(entry)
+        Some(p)
     }
 
     /// Gives memory back when removals left the root table mostly empty (checked on a sample of

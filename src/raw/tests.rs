@@ -667,6 +667,27 @@ fn mutable_access_reaches_each_entry_once_past_a_pending_growth() {
     for k in 0..inserted {
         assert_eq!(map.get(k), Some(k + 101));
     }
+
+    // `take` (`remove_entry_owned`) hands the entry over, unretired, through the same removal:
+    // the slot is vacated (integer keys), the count goes down, and the key stays absent.
+    let (mut map, inserted) = pending_half_moved();
+    for k in (0..inserted).step_by(2) {
+        let h = map.hasher.hash_one(k);
+        let e = map.raw.take(h, |key| *key == k).expect("present");
+        assert_eq!((e.key, e.value), (k, k + 1));
+        assert!(
+            map.raw.take(h, |key| *key == k).is_none(),
+            "{k} taken twice"
+        );
+        assert!(!migration_pending(&map), "take left the growth pending");
+    }
+    assert_eq!(map.raw.len() as u64, inserted / 2);
+    for k in 0..inserted {
+        assert_eq!(map.get(k), (k % 2 == 1).then_some(k + 1), "key {k}");
+    }
+    // A vacated slot takes its key back.
+    assert_eq!(map.insert(0, 5), None);
+    assert_eq!(map.get(0), Some(5));
 }
 
 /// Ever-new keys churning through a table just under its maximum load (each insert of a new key
