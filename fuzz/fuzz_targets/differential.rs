@@ -46,6 +46,8 @@ enum Op {
     GetMut(u8, u16),
     /// `iter_mut`, adding each key to its value, for this many entries (the rest unchanged).
     IterMut(u8),
+    /// `remove_entry_owned`.
+    RemoveOwned(u8),
 }
 
 /// The hashers; `Pick(0)` is the randomly seeded default.
@@ -226,6 +228,10 @@ fn run(input: Input) {
                     *c
                 });
                 assert_eq!(ours, theirs);
+            }
+            Op::RemoveOwned(k) => {
+                let ours = map.remove_entry_owned(&k);
+                assert_eq!(ours, model.remove_entry(&k));
             }
             Op::IterMut(take) => {
                 let mut it = map.iter_mut();
