@@ -482,6 +482,24 @@ where
         self.map.remove_entry(value, guard).map(|(k, _)| k)
     }
 
+    /// Removes `value` and returns the stored value, owned, as `std`'s `HashSet::take` does;
+    /// see [`HashMap::remove_entry_owned`]. Through `&mut self` no other thread can be reading
+    /// it, so nothing is left to reclaim.
+    ///
+    /// ```
+    /// let mut set = lockfree_map::HashSet::new();
+    /// set.pin().insert(String::from("apple"));
+    /// let owned: String = set.take_owned("apple").unwrap();
+    /// assert_eq!(owned, "apple");
+    /// assert_eq!(set.take_owned("apple"), None);
+    /// ```
+    pub fn take_owned<Q>(&mut self, value: &Q) -> Option<T>
+    where
+        Q: Hash + Equivalent<T> + ?Sized,
+    {
+        self.map.remove_entry_owned(value).map(|(k, ())| k)
+    }
+
     /// Keeps only the values for which `keep` returns `true`; see [`HashMap::retain`].
     ///
     /// ```

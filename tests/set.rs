@@ -459,6 +459,18 @@ fn every_value_is_dropped_exactly_once() {
     assert_eq!(settle_reclamation(&live, 0), 0, "cleared values freed");
     drop(set);
 
+    // `take_owned` hands the stored value over: it drops with the caller, at once.
+    let mut set: HashSet<Tracked> = (0..n).map(|i| Tracked::new(i, &live)).collect();
+    for i in 0..n / 2 {
+        let owned = set.take_owned(&i).expect("present");
+        assert_eq!(owned.get(), i);
+        assert_eq!(set.take_owned(&i).map(|v| v.get()), None);
+        drop(owned);
+        assert_eq!(live.load(Ordering::SeqCst), (n - i - 1) as usize);
+    }
+    drop(set);
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+
     let set: HashSet<Tracked> = (0..n).map(|i| Tracked::new(i, &live)).collect();
     drop(set);
     assert_eq!(
