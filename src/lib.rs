@@ -48,7 +48,8 @@
 //! Through `&mut HashMap` no guard is needed: no other thread, and no reference the map handed
 //! out, can exist while it lives, so [`get_mut`](HashMap::get_mut),
 //! [`iter_mut`](HashMap::iter_mut) and [`values_mut`](HashMap::values_mut) lend values out as
-//! `&mut V` and change them in place, as `std`'s do (between the phases of a parallel job, say).
+//! `&mut V` and change them in place, as `std`'s do (between the phases of a parallel job, say),
+//! and [`remove_owned`](HashMap::remove_owned) hands a removed value back by value.
 //!
 //! # Collectors
 //!
