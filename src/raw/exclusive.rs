@@ -1,4 +1,5 @@
-//! Access to the values through `&mut` (`get_mut`, `iter_mut`): no atomics needed, no guard kept.
+//! Access through `&mut` (`get_mut`, `iter_mut`, `par_iter_mut`, owned removal): values lent
+//! out as `&mut V`, or entries handed over whole, with no retirement.
 //!
 //! Everywhere else a value is shared: a thread that read it may hold `&V` until its guard
 //! unpins, so a write must publish a new entry. Under `&mut RawMap` no such reader exists:
@@ -13,6 +14,9 @@
 //!
 //! Keys stay shared (`&K`): a key's bytes also serve the key lines and the hand-on of `String`
 //! keys (`ARCHITECTURE.md`, "Reclamation"), and `std` hands out no `&mut K` either.
+//!
+//! An owned removal (`take`) goes through `remove`'s own path, under a guard, and skips only the
+//! retirement: the entry is the caller's the moment its slot lets go of it.
 
 use std::marker::PhantomData;
 
