@@ -53,7 +53,7 @@ for seed in ${MIRI_SEEDS:-1}; do
         a_constant_hasher iteration_never fold_after_next owned_iteration references_stay clone_eq
     miri_test --test concurrent -- \
         churn_during disjoint_inserters hot_key_increments concurrent_removes get_or_insert_with \
-        update_or_insert_counts
+        update_or_insert_counts mutable_access
     miri_test --test panics -- panicking_closures panicking_clone dropping_a_map
     miri_test --test drops -- replaced_and_removed update_compute_and_replace_if updated_keys a_key_emptied keys_handed_on keys_made maps_held \
         update_or_insert_with_makes \
