@@ -100,12 +100,36 @@ fn integer_keys_with_colliding_hashes() {
     against_std(HashMap::with_hasher(FewBitsState), &keys);
 }
 
-/// Small keys that are not integers: the table has key lines for them (their type is known to
-/// fit one where the table is built), but they compare through their entries.
+/// Pairs of 4-byte integers compare through key lines too (`raw/keys.rs`, `cached`): a grid's
+/// coordinates, negative ones included, alone and with colliding hashes, so lookups go past
+/// cells that hold other keys.
+#[test]
+fn pairs_of_four_byte_integers() {
+    let side = (sized(3_000, 200) as f64).sqrt() as i32 + 1;
+    let grid: Vec<(i32, i32)> = (-side..side)
+        .flat_map(|x| (-side..side).map(move |y| (x, y)))
+        .collect();
+    against_std(HashMap::new(), &grid);
+    against_std(
+        HashMap::with_hasher(FewBitsState),
+        &grid[..grid.len().min(2_000)],
+    );
+    let pairs: Vec<(u32, u32)> = grid
+        .iter()
+        .map(|&(x, y)| (x as u32, (y as u32).rotate_left(16)))
+        .collect();
+    against_std(HashMap::new(), &pairs);
+}
+
+/// Small keys that are not integers or their pairs: the table has key lines for them (their
+/// type is known to fit one where the table is built), but they compare through their entries.
 #[test]
 fn small_keys_that_are_not_integers() {
+    use std::num::NonZeroU64;
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
     struct Id(u32, u16);
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+    struct Wrapped(u64);
     let n = sized(3_000, 200) as u32;
     against_std(
         HashMap::new(),
@@ -113,7 +137,23 @@ fn small_keys_that_are_not_integers() {
     );
     against_std(
         HashMap::new(),
+        &(0..n as u64).map(Wrapped).collect::<Vec<_>>(),
+    );
+    against_std(
+        HashMap::new(),
         &(0..n).filter_map(char::from_u32).collect::<Vec<_>>(),
+    );
+    against_std(
+        HashMap::new(),
+        &(1..=n as u64)
+            .filter_map(NonZeroU64::new)
+            .collect::<Vec<_>>(),
+    );
+    against_std(
+        HashMap::new(),
+        &(0..n)
+            .map(|k| (k as u16, (k >> 3) as u16))
+            .collect::<Vec<_>>(),
     );
     against_std(
         HashMap::new(),
