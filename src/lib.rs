@@ -150,7 +150,7 @@ pub use iter::{IntoIter, IntoKeys, IntoValues, Iter, IterMut, Keys, Values, Valu
 pub use map::{Compute, HashMap, OccupiedError, Operation};
 pub use map_ref::MapRef;
 #[cfg(feature = "rayon")]
-pub use par::{ParIter, ParIterMut, ParKeys, ParValues, ParValuesMut};
+pub use par::{IntoParIter, ParIter, ParIterMut, ParKeys, ParValues, ParValuesMut};
 pub use reclaim::{Collector, Guard};
 pub use set::{HashSet, SetRef};
 

@@ -232,6 +232,12 @@ impl<K, V, S> HashMap<K, V, S> {
         &mut self.raw
     }
 
+    /// The map's table and entries, owned, the hasher dropped.
+    #[cfg(feature = "rayon")]
+    pub(crate) fn into_raw(self) -> RawMap<K, V> {
+        self.raw
+    }
+
     /// The collector this map retires to.
     ///
     /// ```

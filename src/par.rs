@@ -9,7 +9,9 @@
 //!
 //! Through `&mut` ([`HashMap::par_iter_mut`]) the map first finishes any pending resize, and
 //! rayon splits the root's groups among its workers, each lending out the values of its own
-//! groups as `&mut`: no two workers reach one entry, and no other thread reaches the map.
+//! groups as `&mut`: no two workers reach one entry, and no other thread reaches the map. The
+//! owned `into_par_iter` splits them the same way, each worker moving its entries out, and the
+//! entries no worker took are dropped with the map when rayon returns.
 //!
 //! Filling a map from rayon pins once per rayon job (`for_each_init`), not once per entry.
 //!
@@ -23,7 +25,7 @@ use rayon::iter::{FromParallelIterator, IntoParallelIterator, ParallelExtend, Pa
 
 use crate::map::HashMap;
 use crate::map_ref::MapRef;
-use crate::raw::{Entry, GroupsMut, Snapshot};
+use crate::raw::{Draining, Entry, GroupsMut, GroupsOwned, RawMap, Snapshot};
 use crate::reclaim::Guard;
 use crate::set::{HashSet, SetRef};
 
@@ -242,6 +244,76 @@ impl<'a, K: Sync + 'a, V: Send + 'a, S> IntoParallelIterator for &'a mut HashMap
     }
 }
 
+/// A parallel iterator that takes the entries out of a map it owns, as `(K, V)`. Made by
+/// `into_par_iter` on a [`HashMap`] (`IntoParallelIterator`).
+///
+/// Any pending resize is finished first; then rayon splits the table's groups among its
+/// workers, and each moves the keys and values out of its own groups. Entries the consumer
+/// does not take (it stops early, or panics) are dropped with the map when the iteration ends.
+pub struct IntoParIter<K, V> {
+    raw: RawMap<K, V>,
+}
+
+// SAFETY: the iterator owns the map's entries and moves them to rayon's workers: moving it to
+// another thread moves keys and values (hence `Send` for both), and nothing is shared.
+unsafe impl<K: Send, V: Send> Send for IntoParIter<K, V> {}
+
+impl<K, V> std::fmt::Debug for IntoParIter<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntoParIter").finish_non_exhaustive()
+    }
+}
+
+impl<'a, K: Send + 'a, V: Send + 'a> UnindexedProducer for GroupsOwned<'a, K, V> {
+    type Item = (K, V);
+
+    fn split(mut self) -> (Self, Option<Self>) {
+        let upper = self.split_off_upper();
+        (self, upper)
+    }
+
+    fn fold_with<F: Folder<Self::Item>>(self, folder: F) -> F {
+        folder.consume_iter(self.take_all())
+    }
+}
+
+impl<K: Send, V: Send> ParallelIterator for IntoParIter<K, V> {
+    type Item = (K, V);
+
+    fn drive_unindexed<C>(self, consumer: C) -> C::Result
+    where
+        C: UnindexedConsumer<Self::Item>,
+    {
+        // Dropped after the workers return (or as a panic unwinds through here): the entries not
+        // taken are dropped with the map.
+        let mut draining = Draining::new(self.raw);
+        bridge_unindexed(draining.groups(), consumer)
+    }
+}
+
+impl<K: Send, V: Send, S> IntoParallelIterator for HashMap<K, V, S> {
+    type Iter = IntoParIter<K, V>;
+    type Item = (K, V);
+
+    /// Takes the entries out of the map from rayon's workers, in no particular order, as
+    /// `into_iter` does on one thread (and as dashmap's and `std`'s maps do with rayon).
+    ///
+    /// ```
+    /// use rayon::prelude::*;
+    ///
+    /// let map: lockfree_map::HashMap<u64, String> = (0..1000).map(|k| (k, k.to_string())).collect();
+    /// let mut owned: Vec<(u64, String)> = map.into_par_iter().collect();
+    /// owned.par_sort_unstable();
+    /// assert_eq!(owned.len(), 1000);
+    /// assert_eq!(owned[42], (42, "42".to_string()));
+    /// ```
+    fn into_par_iter(self) -> IntoParIter<K, V> {
+        IntoParIter {
+            raw: self.into_raw(),
+        }
+    }
+}
+
 impl<K, V, S> HashMap<K, V, S>
 where
     K: Hash + Eq + Send + Sync + 'static,
@@ -417,6 +489,52 @@ where
         I: IntoParallelIterator<Item = (K, V)>,
     {
         (&*self).par_extend(items);
+    }
+}
+
+/// A parallel iterator that takes the values out of a set it owns. Made by `into_par_iter` on
+/// a [`HashSet`] (`IntoParallelIterator`); exported as `set::IntoParIter`. See
+/// [`IntoParIter`] for how the work is split, and what becomes of the values not taken.
+pub struct SetIntoParIter<T> {
+    inner: IntoParIter<T, ()>,
+}
+
+impl<T> std::fmt::Debug for SetIntoParIter<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetIntoParIter").finish_non_exhaustive()
+    }
+}
+
+impl<T: Send> ParallelIterator for SetIntoParIter<T> {
+    type Item = T;
+
+    fn drive_unindexed<C>(self, consumer: C) -> C::Result
+    where
+        C: UnindexedConsumer<Self::Item>,
+    {
+        self.inner
+            .map(|(value, ())| value)
+            .drive_unindexed(consumer)
+    }
+}
+
+impl<T: Send, S> IntoParallelIterator for HashSet<T, S> {
+    type Iter = SetIntoParIter<T>;
+    type Item = T;
+
+    /// Takes the values out of the set from rayon's workers, in no particular order.
+    ///
+    /// ```
+    /// use rayon::prelude::*;
+    ///
+    /// let set: lockfree_map::HashSet<u64> = (0..1000).collect();
+    /// let total: u64 = set.into_par_iter().sum();
+    /// assert_eq!(total, 999 * 1000 / 2);
+    /// ```
+    fn into_par_iter(self) -> SetIntoParIter<T> {
+        SetIntoParIter {
+            inner: self.into_map().into_par_iter(),
+        }
     }
 }
 

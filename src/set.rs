@@ -58,6 +58,8 @@ use crate::map::{Compute, HashMap, Operation};
 use crate::reclaim::{Collector, Guard};
 
 #[cfg(feature = "rayon")]
+pub use crate::par::SetIntoParIter as IntoParIter;
+#[cfg(feature = "rayon")]
 pub use crate::par::SetParIter as ParIter;
 
 /// A concurrent hash set, lock-free in every operation, including resizing.
@@ -760,6 +762,11 @@ where
 impl<T, S> HashSet<T, S> {
     pub(crate) fn map(&self) -> &HashMap<T, (), S> {
         &self.map
+    }
+
+    #[cfg(feature = "rayon")]
+    pub(crate) fn into_map(self) -> HashMap<T, (), S> {
+        self.map
     }
 }
 

@@ -178,3 +178,81 @@ fn sets_fill_and_iterate_from_rayon() {
     shared.par_extend((0..n + 200).into_par_iter());
     assert_eq!(more.len() as u64, n + 200);
 }
+
+/// Fills a map of `Tracked` values from rayon writers that insert, replace and remove (leaving,
+/// as it may, a resize pending), and returns it with the keys it holds.
+fn churned_map(
+    n: u64,
+    live: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> (HashMap<u64, common::Tracked>, Vec<u64>) {
+    let map: HashMap<u64, common::Tracked> = HashMap::new();
+    (0..n).into_par_iter().for_each_init(
+        || map.pin(),
+        |m, k| {
+            m.insert(k, common::Tracked::new(k, live));
+            if k % 3 == 0 {
+                m.insert(k, common::Tracked::new(k, live));
+            }
+            if k % 5 == 0 {
+                m.remove(&k);
+            }
+        },
+    );
+    let keys = (0..n).filter(|k| k % 5 != 0).collect();
+    (map, keys)
+}
+
+/// `into_par_iter` moves every entry out exactly once, each key with its own value, and every
+/// value the map held is dropped once: those taken by the consumer, and (after the removals'
+/// and replacements' retirements are collected) none left behind.
+#[test]
+fn into_par_iter_takes_each_entry_once() {
+    let live = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let n = common::scaled(60_000) as u64;
+    let (map, keys) = churned_map(n, &live);
+    let mut taken: Vec<(u64, u64)> = map.into_par_iter().map(|(k, v)| (k, v.get())).collect();
+    assert!(
+        taken.iter().all(|&(k, v)| k == v),
+        "a key came with another's value"
+    );
+    taken.par_sort_unstable();
+    let taken_keys: Vec<u64> = taken.iter().map(|p| p.0).collect();
+    assert_eq!(taken_keys, keys, "an entry was taken twice, or missed");
+    assert_eq!(common::settle_reclamation(&live, 0), 0, "a value leaked");
+
+    // A set's values, the same way.
+    let set: lockfree_map::HashSet<String> = (0..n).map(|k| k.to_string()).collect();
+    let mut values: Vec<String> = set.into_par_iter().collect();
+    values.par_sort_unstable_by_key(|v| v.parse::<u64>().unwrap());
+    assert_eq!(values.len() as u64, n);
+    assert!(values.iter().enumerate().all(|(i, v)| *v == i.to_string()));
+}
+
+/// A consumer that stops early (`find_any`) or panics leaves the entries it did not take to the
+/// map, which drops each of them once; those it took it dropped itself, once.
+#[test]
+fn into_par_iter_cut_short_drops_the_rest_once() {
+    let live = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let n = common::scaled(60_000) as u64;
+
+    let (map, keys) = churned_map(n, &live);
+    let target = keys[keys.len() / 2];
+    let found = map.into_par_iter().find_any(|(k, _)| *k == target);
+    let (k, v) = found.expect("the key was in the map");
+    assert_eq!((k, v.get()), (target, target));
+    drop(v);
+    assert_eq!(common::settle_reclamation(&live, 0), 0, "a value leaked");
+
+    let (map, _) = churned_map(n, &live);
+    let seen = std::sync::atomic::AtomicUsize::new(0);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        map.into_par_iter().for_each(|(_, v)| {
+            if seen.fetch_add(1, Ordering::Relaxed) == 1_000 {
+                panic!("consumer panics");
+            }
+            drop(v);
+        })
+    }));
+    assert!(outcome.is_err(), "the consumer's panic reaches the caller");
+    assert_eq!(common::settle_reclamation(&live, 0), 0, "a value leaked");
+}

@@ -30,6 +30,12 @@ fn send_and_sync_for_thread_safe_contents() {
     assert_send::<lockfree_map::IterMut<'static, String, Cell<u8>>>();
     assert_sync::<lockfree_map::IterMut<'static, String, Vec<u8>>>();
     assert_send::<lockfree_map::ValuesMut<'static, u64, Cell<u8>>>();
+    // The owning parallel iterators own what the map owned, as `IntoIter` does.
+    #[cfg(feature = "rayon")]
+    {
+        assert_send::<lockfree_map::IntoParIter<String, Cell<u8>>>();
+        assert_send::<lockfree_map::set::IntoParIter<String>>();
+    }
 }
 
 /// Compile-time checks that the map is not `Send`/`Sync` with unsafe contents live in the crate

@@ -1,5 +1,6 @@
-//! Access through `&mut` (`get_mut`, `iter_mut`, `par_iter_mut`, owned removal): values lent
-//! out as `&mut V`, or entries handed over whole, with no retirement.
+//! Access through `&mut` (`get_mut`, `iter_mut`, `par_iter_mut`, owned removal, the owned
+//! `into_par_iter`): values lent out as `&mut V`, or entries handed over whole, with no
+//! retirement.
 //!
 //! Everywhere else a value is shared: a thread that read it may hold `&V` until its guard
 //! unpins, so a write must publish a new entry. Under `&mut RawMap` no such reader exists:
@@ -17,6 +18,10 @@
 //!
 //! An owned removal (`take`) goes through `remove`'s own path, under a guard, and skips only the
 //! retirement: the entry is the caller's the moment its slot lets go of it.
+//!
+//! The owned `into_par_iter` ([`Draining`]) owns the map outright: its ranges of the settled
+//! root move each entry out and empty its slot, and the map's `Drop` then frees whatever no
+//! range took.
 
 use std::marker::PhantomData;
 
@@ -116,7 +121,7 @@ unsafe impl<K: Sync, V: Send> Send for GroupsMut<'_, K, V> {}
 
 impl<'a, K, V> GroupsMut<'a, K, V> {
     /// Splits off the upper half, if the range has two groups or more.
-    #[cfg(feature = "rayon")]
+    #[cfg(any(feature = "rayon", test))]
     pub(crate) fn split_off_upper(&mut self) -> Option<Self> {
         if self.end - self.start < 2 {
             return None;
@@ -219,5 +224,191 @@ impl<'a, K, V> Iterator for RawIterMut<'a, K, V> {
     #[inline]
     fn size_hint(&self) -> (usize, Option<usize>) {
         (self.remaining, Some(self.remaining))
+    }
+}
+
+/// A map being taken apart by rayon's workers (`into_par_iter`): the map, owned, and how many
+/// entries the workers took out of it. Dropped after the workers are done (or one of them
+/// panicked), it sets the count to the entries left, and the map's own `Drop` frees those.
+#[cfg(any(feature = "rayon", test))]
+pub(crate) struct Draining<K, V> {
+    raw: RawMap<K, V>,
+    taken: crate::sync::AtomicUsize,
+}
+
+#[cfg(any(feature = "rayon", test))]
+impl<K, V> Draining<K, V> {
+    pub(crate) fn new(raw: RawMap<K, V>) -> Self {
+        Draining {
+            raw,
+            taken: crate::sync::AtomicUsize::new(0),
+        }
+    }
+
+    /// The settled root's groups, whose entries are taken out as the ranges are walked.
+    pub(crate) fn groups(&mut self) -> GroupsOwned<'_, K, V> {
+        let live = self.raw.len.sum();
+        let groups = self.raw.groups_mut();
+        let total = groups.end;
+        GroupsOwned {
+            groups,
+            taken: &self.taken,
+            live,
+            total,
+        }
+    }
+}
+
+#[cfg(any(feature = "rayon", test))]
+impl<K, V> Drop for Draining<K, V> {
+    fn drop(&mut self) {
+        let taken = *self.taken.get_mut();
+        let left = self.raw.len.sum().saturating_sub(taken);
+        self.raw.len.set_exclusive(left);
+    }
+}
+
+/// A range of a [`Draining`] map's groups: its entries are moved out, each by the one range
+/// that holds its slot, and its slots emptied, so that the map's `Drop` frees only the entries
+/// no range took (a consumer that stops early, or panics).
+#[cfg(any(feature = "rayon", test))]
+pub(crate) struct GroupsOwned<'a, K, V> {
+    groups: GroupsMut<'a, K, V>,
+    taken: &'a crate::sync::AtomicUsize,
+    /// The map's entries and the root's groups when the walk began, to size a range's list of
+    /// blocks to free in address order.
+    live: usize,
+    total: usize,
+}
+
+// SAFETY: a range moves out the keys and values of entries no other range reaches (hence `K:
+// Send` and `V: Send`); of the table it reads and writes only slot words, atomics, while the
+// map is owned by the `Draining` that lent the range out, so no other thread reaches it.
+#[cfg(any(feature = "rayon", test))]
+unsafe impl<K: Send, V: Send> Send for GroupsOwned<'_, K, V> {}
+
+#[cfg(any(feature = "rayon", test))]
+impl<'a, K, V> GroupsOwned<'a, K, V> {
+    /// Splits off the upper half, if the range has two groups or more.
+    pub(crate) fn split_off_upper(&mut self) -> Option<Self> {
+        let upper = self.groups.split_off_upper()?;
+        Some(GroupsOwned {
+            groups: upper,
+            taken: self.taken,
+            live: self.live,
+            total: self.total,
+        })
+    }
+
+    /// The range's entries, moved out in slot order.
+    pub(crate) fn take_all(self) -> TakeWalk<'a, K, V> {
+        let groups = self.groups.end - self.groups.start;
+        // About the range's share of the entries, and a quarter more; a range that holds more
+        // frees the rest as it takes them.
+        let wanted = (self.live as u128 * groups as u128 * 5 / (4 * self.total.max(1) as u128))
+            .min(usize::MAX as u128) as usize;
+        let mut spent = Vec::new();
+        if wanted > super::ORDERED_FREE_MIN {
+            let _ = spent.try_reserve_exact(wanted);
+        }
+        let table = self.groups.table;
+        let freeing = spent.capacity() == 0;
+        for g in self.groups.start
+            ..self
+                .groups
+                .end
+                .min(self.groups.start + super::PREFETCH_GROUPS)
+        {
+            for slot in &table.group(g).slots {
+                super::prefetch_entry_lines::<K, V>(slot, freeing);
+            }
+        }
+        TakeWalk {
+            groups: self.groups,
+            slot: 0,
+            taken: self.taken,
+            count: 0,
+            spent,
+        }
+    }
+}
+
+/// Walks a [`GroupsOwned`] range and moves each live entry's key and value out, emptying its
+/// slot. The blocks of the entries taken are kept (within the capacity reserved) and freed in
+/// address order when the walk is dropped, for the reason `RawIntoIter` gives; the count of
+/// entries taken goes to the [`Draining`] map then too, whether the consumer finished, stopped
+/// early or panicked.
+#[cfg(any(feature = "rayon", test))]
+pub(crate) struct TakeWalk<'a, K, V> {
+    /// The groups not yet finished: `start` is the group being walked.
+    groups: GroupsMut<'a, K, V>,
+    /// The next slot of group `groups.start`.
+    slot: usize,
+    taken: &'a crate::sync::AtomicUsize,
+    count: usize,
+    spent: Vec<*mut Entry<K, V>>,
+}
+
+#[cfg(any(feature = "rayon", test))]
+impl<K, V> Iterator for TakeWalk<'_, K, V> {
+    type Item = (K, V);
+
+    #[inline]
+    fn next(&mut self) -> Option<(K, V)> {
+        let table = self.groups.table;
+        let freeing = self.spent.capacity() == 0;
+        while self.groups.start < self.groups.end {
+            let g = self.groups.start;
+            let group = table.group(g);
+            if self.slot == 0 && g + super::PREFETCH_GROUPS < self.groups.end {
+                prefetch_ahead_exclusive(table, g, freeing);
+            }
+            while self.slot < GROUP_SLOTS {
+                let slot = &group.slots[self.slot];
+                self.slot += 1;
+                // Relaxed (both): exclusive access.
+                let w = Word(slot.load(Ordering::Relaxed));
+                debug_assert!(!w.is_frozen(), "a frozen slot in a settled root");
+                let Some(p) = w.entry_ptr::<K, V>() else {
+                    continue;
+                };
+                slot.store(super::slot::EMPTY, Ordering::Relaxed);
+                self.count += 1;
+                let entry = if self.spent.len() < self.spent.capacity() {
+                    // SAFETY: a live entry of the settled root, reached by this range alone
+                    // (`GroupsMut`) and owned by the map that `Draining` owns; its slot is now
+                    // empty, so neither a walk nor the map's `Drop` reaches it again. Read once,
+                    // here; the block, listed, is freed without a drop when the walk drops.
+                    let entry = unsafe { p.read() };
+                    // Within the capacity reserved: no reallocation, which could fail.
+                    self.spent.push(p);
+                    entry
+                } else {
+                    // SAFETY: as above, and the block came from `Box::into_raw` of a
+                    // `Box<Entry<K, V>>`: freed once, here.
+                    *unsafe { Box::from_raw(p) }
+                };
+                return Some((entry.key, entry.value));
+            }
+            self.groups.start += 1;
+            self.slot = 0;
+        }
+        None
+    }
+}
+
+#[cfg(any(feature = "rayon", test))]
+impl<K, V> Drop for TakeWalk<'_, K, V> {
+    fn drop(&mut self) {
+        // Relaxed: read by `Draining`'s drop, after rayon has joined the workers (a join orders
+        // their work before its return).
+        self.taken.fetch_add(self.count, Ordering::Relaxed);
+        self.spent.sort_unstable();
+        for p in self.spent.drain(..) {
+            // SAFETY: `p` came from `Box::into_raw` of a `Box<Entry<K, V>>` and is listed once
+            // (`next` lists each entry it takes, once); `next` moved its contents out, so it is
+            // freed as a `MaybeUninit`, which drops nothing, with the same layout.
+            drop(unsafe { Box::from_raw(p.cast::<std::mem::MaybeUninit<Entry<K, V>>>()) });
+        }
     }
 }

@@ -52,8 +52,12 @@ use crate::sync::{
 };
 
 use counter::Counter;
+#[cfg(any(feature = "rayon", test))]
+pub(crate) use exclusive::Draining;
 #[cfg(feature = "rayon")]
 pub(crate) use exclusive::GroupsMut;
+#[cfg(feature = "rayon")]
+pub(crate) use exclusive::GroupsOwned;
 pub(crate) use exclusive::RawIterMut;
 use keys::KeyLine;
 use migrate::{repair_tag, set_group_tag, set_tag};

@@ -690,6 +690,43 @@ fn mutable_access_reaches_each_entry_once_past_a_pending_growth() {
     assert_eq!(map.get(0), Some(5));
 }
 
+/// The parallel `into_par_iter`'s parts on one thread (so Miri runs them, and under Miri the
+/// blocks taken are listed and freed in address order, `ORDERED_FREE_MIN` being 0 there): a
+/// map whose growth is pending, half moved, split into ranges; one range taken whole, one left
+/// part way (as a consumer that stops early leaves it), one not walked at all. Each entry comes
+/// out once, through the one table left, and the map's own `Drop` frees the entries not taken
+/// (Miri reports a double free or a use after free; `tests/rayon.rs` counts the drops).
+#[test]
+fn draining_takes_each_entry_once_and_leaves_the_rest_to_the_map() {
+    let (map, inserted) = pending_half_moved();
+    let Map { raw, .. } = map;
+    let mut draining = super::Draining::new(raw);
+    let mut lower = draining.groups();
+    let mut upper = lower.split_off_upper().expect("at least two groups");
+    // The top quarter: a range no worker walks.
+    assert!(upper.split_off_upper().is_some(), "at least two groups");
+    let mut seen: Vec<u64> = Vec::new();
+    for (k, v) in lower.take_all() {
+        assert_eq!(v, k + 1);
+        seen.push(k);
+    }
+    let mut walk = upper.take_all();
+    for (k, v) in walk.by_ref().take(5) {
+        assert_eq!(v, k + 1);
+        seen.push(k);
+    }
+    drop(walk);
+    let taken = seen.len();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), taken, "an entry was taken twice");
+    assert!(
+        taken > 5 && taken < inserted as usize,
+        "took {taken} of {inserted}"
+    );
+    drop(draining);
+}
+
 /// Ever-new keys churning through a table just under its maximum load (each insert of a new key
 /// followed by the removal of the oldest, about 73 % of the slots live): the removals leave dead
 /// slots that no new key can take (tombstones; vacated slots keep their key), so the empty slots
