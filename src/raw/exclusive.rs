@@ -227,34 +227,67 @@ impl<'a, K, V> Iterator for RawIterMut<'a, K, V> {
     }
 }
 
-/// A map being taken apart by rayon's workers (`into_par_iter`): the map, owned, and how many
-/// entries the workers took out of it. Dropped after the workers are done (or one of them
-/// panicked), it sets the count to the entries left, and the map's own `Drop` frees those.
+/// A map being taken apart by rayon's workers (`into_par_iter`): the map, owned; how many
+/// entries the workers took out of it; and one list, shared by the workers, of the blocks they
+/// emptied, to be freed in address order when the workers are done.
+///
+/// Dropped after the workers return (or as a panic unwinds), it frees the listed blocks in
+/// address order, as `RawIntoIter` does and for its reason; sets the count to the entries left;
+/// and the map's own `Drop` frees those. The list is one allocation, sized as the sequential
+/// iterator's, zeroed, and handed out in blocks of [`CLAIM`] cells by a counter. A list per
+/// range instead (stop 42's first version) cost more than the sequential walk: freeing each
+/// range's list, a large chunk of glibc's heap, made glibc merge the blocks the range had just
+/// freed, once a range (`BENCHMARKS.md`, next step 62).
 #[cfg(any(feature = "rayon", test))]
 pub(crate) struct Draining<K, V> {
     raw: RawMap<K, V>,
     taken: crate::sync::AtomicUsize,
+    /// Zeroed up to its capacity; a cell holds a block's address once a walk has listed it.
+    spent: Vec<*mut Entry<K, V>>,
+    /// The cells handed out so far (may pass the capacity: those past it were never had).
+    claimed: crate::sync::AtomicUsize,
 }
+
+/// Cells of [`Draining`]'s list a walk claims at a time: one counter update per this many
+/// entries taken.
+#[cfg(any(feature = "rayon", test))]
+const CLAIM: usize = 1024;
 
 #[cfg(any(feature = "rayon", test))]
 impl<K, V> Draining<K, V> {
     pub(crate) fn new(raw: RawMap<K, V>) -> Self {
+        // Sized as `RawIntoIter`'s list (the count is exact under `&mut`), for every entry: the
+        // blocks go to the allocator, not to the entry cache as a map's drop sends its first.
+        let live = raw.len.sum();
+        let mut spent = Vec::new();
+        if live > super::ORDERED_FREE_MIN {
+            let _ = spent.try_reserve_exact(live);
+        }
+        // SAFETY: the capacity is reserved; all-zero bytes are a null pointer, so every cell is
+        // initialised whether or not a walk writes it (a walk a consumer leaks never does).
+        unsafe { std::ptr::write_bytes(spent.as_mut_ptr(), 0, spent.capacity()) };
         Draining {
             raw,
             taken: crate::sync::AtomicUsize::new(0),
+            spent,
+            claimed: crate::sync::AtomicUsize::new(0),
         }
     }
 
     /// The settled root's groups, whose entries are taken out as the ranges are walked.
     pub(crate) fn groups(&mut self) -> GroupsOwned<'_, K, V> {
-        let live = self.raw.len.sum();
-        let groups = self.raw.groups_mut();
-        let total = groups.end;
+        let Draining {
+            raw,
+            taken,
+            spent,
+            claimed,
+        } = self;
         GroupsOwned {
-            groups,
-            taken: &self.taken,
-            live,
-            total,
+            groups: raw.groups_mut(),
+            taken,
+            list: spent.as_mut_ptr(),
+            cells: spent.capacity(),
+            claimed,
         }
     }
 }
@@ -262,6 +295,18 @@ impl<K, V> Draining<K, V> {
 #[cfg(any(feature = "rayon", test))]
 impl<K, V> Drop for Draining<K, V> {
     fn drop(&mut self) {
+        let listed = (*self.claimed.get_mut()).min(self.spent.capacity());
+        // SAFETY: every cell up to the capacity is initialised (zeroed in `new`, then written
+        // only by walks, with block addresses), and the walks are done (rayon joined them).
+        unsafe { self.spent.set_len(listed) };
+        self.spent.retain(|p| !p.is_null());
+        self.spent.sort_unstable();
+        for p in self.spent.drain(..) {
+            // SAFETY: `p` came from `Box::into_raw` of a `Box<Entry<K, V>>` and is listed once (a
+            // walk lists each entry it takes, once, in a cell it alone claimed); the walk moved
+            // its contents out, so it is freed as a `MaybeUninit`, which drops nothing.
+            drop(unsafe { Box::from_raw(p.cast::<std::mem::MaybeUninit<Entry<K, V>>>()) });
+        }
         let taken = *self.taken.get_mut();
         let left = self.raw.len.sum().saturating_sub(taken);
         self.raw.len.set_exclusive(left);
@@ -275,15 +320,16 @@ impl<K, V> Drop for Draining<K, V> {
 pub(crate) struct GroupsOwned<'a, K, V> {
     groups: GroupsMut<'a, K, V>,
     taken: &'a crate::sync::AtomicUsize,
-    /// The map's entries and the root's groups when the walk began, to size a range's list of
-    /// blocks to free in address order.
-    live: usize,
-    total: usize,
+    /// `Draining`'s list: `cells` cells from `list`, handed out by `claimed`.
+    list: *mut *mut Entry<K, V>,
+    cells: usize,
+    claimed: &'a crate::sync::AtomicUsize,
 }
 
 // SAFETY: a range moves out the keys and values of entries no other range reaches (hence `K:
 // Send` and `V: Send`); of the table it reads and writes only slot words, atomics, while the
-// map is owned by the `Draining` that lent the range out, so no other thread reaches it.
+// map is owned by the `Draining` that lent the range out, so no other thread reaches it; of the
+// list it writes only cells it claimed from the shared counter, which no other range writes.
 #[cfg(any(feature = "rayon", test))]
 unsafe impl<K: Send, V: Send> Send for GroupsOwned<'_, K, V> {}
 
@@ -295,24 +341,16 @@ impl<'a, K, V> GroupsOwned<'a, K, V> {
         Some(GroupsOwned {
             groups: upper,
             taken: self.taken,
-            live: self.live,
-            total: self.total,
+            list: self.list,
+            cells: self.cells,
+            claimed: self.claimed,
         })
     }
 
     /// The range's entries, moved out in slot order.
     pub(crate) fn take_all(self) -> TakeWalk<'a, K, V> {
-        let groups = self.groups.end - self.groups.start;
-        // About the range's share of the entries, and a quarter more; a range that holds more
-        // frees the rest as it takes them.
-        let wanted = (self.live as u128 * groups as u128 * 5 / (4 * self.total.max(1) as u128))
-            .min(usize::MAX as u128) as usize;
-        let mut spent = Vec::new();
-        if wanted > super::ORDERED_FREE_MIN {
-            let _ = spent.try_reserve_exact(wanted);
-        }
         let table = self.groups.table;
-        let freeing = spent.capacity() == 0;
+        let freeing = self.cells == 0;
         for g in self.groups.start
             ..self
                 .groups
@@ -324,29 +362,58 @@ impl<'a, K, V> GroupsOwned<'a, K, V> {
             }
         }
         TakeWalk {
-            groups: self.groups,
+            range: self,
             slot: 0,
-            taken: self.taken,
             count: 0,
-            spent,
+            next: 0,
+            end: 0,
         }
     }
 }
 
 /// Walks a [`GroupsOwned`] range and moves each live entry's key and value out, emptying its
-/// slot. The blocks of the entries taken are kept (within the capacity reserved) and freed in
-/// address order when the walk is dropped, for the reason `RawIntoIter` gives; the count of
-/// entries taken goes to the [`Draining`] map then too, whether the consumer finished, stopped
-/// early or panicked.
+/// slot. Each block emptied is listed in [`Draining`]'s list, in cells claimed [`CLAIM`] at a
+/// time, to be freed when the map's walks are done (or freed at once when the list is full or
+/// there is none). The count of entries taken goes to the `Draining` when the walk drops,
+/// whether the consumer finished, stopped early or panicked.
 #[cfg(any(feature = "rayon", test))]
 pub(crate) struct TakeWalk<'a, K, V> {
-    /// The groups not yet finished: `start` is the group being walked.
-    groups: GroupsMut<'a, K, V>,
-    /// The next slot of group `groups.start`.
+    /// The groups not yet finished: `range.groups.start` is the group being walked.
+    range: GroupsOwned<'a, K, V>,
+    /// The next slot of group `range.groups.start`.
     slot: usize,
-    taken: &'a crate::sync::AtomicUsize,
     count: usize,
-    spent: Vec<*mut Entry<K, V>>,
+    /// The cells claimed and not yet written: `next..end` of the list.
+    next: usize,
+    end: usize,
+}
+
+#[cfg(any(feature = "rayon", test))]
+impl<K, V> TakeWalk<'_, K, V> {
+    /// Lists the emptied block `p`, or frees it if the list has no cell left for it.
+    ///
+    /// # Safety
+    /// `p` came from `Box::into_raw` of a `Box<Entry<K, V>>`, its contents were moved out, and
+    /// nothing else can reach it.
+    #[inline]
+    unsafe fn spend(&mut self, p: *mut Entry<K, V>) {
+        if self.next == self.end && self.end < self.range.cells {
+            // Relaxed: the counter only divides the cells; the writes to them are read by
+            // `Draining`'s drop after rayon has joined the workers.
+            let start = self.range.claimed.fetch_add(CLAIM, Ordering::Relaxed);
+            self.next = start.min(self.range.cells);
+            self.end = start.saturating_add(CLAIM).min(self.range.cells);
+        }
+        if self.next < self.end {
+            // SAFETY: a cell of the list's capacity that this walk claimed, so no other walk
+            // writes it, and `Draining` reads it only after the walks are done.
+            unsafe { self.range.list.add(self.next).write(p) };
+            self.next += 1;
+        } else {
+            // SAFETY: the caller's promise; the block is freed once, here, without a drop.
+            drop(unsafe { Box::from_raw(p.cast::<std::mem::MaybeUninit<Entry<K, V>>>()) });
+        }
+    }
 }
 
 #[cfg(any(feature = "rayon", test))]
@@ -355,12 +422,12 @@ impl<K, V> Iterator for TakeWalk<'_, K, V> {
 
     #[inline]
     fn next(&mut self) -> Option<(K, V)> {
-        let table = self.groups.table;
-        let freeing = self.spent.capacity() == 0;
-        while self.groups.start < self.groups.end {
-            let g = self.groups.start;
+        let table = self.range.groups.table;
+        let freeing = self.range.cells == 0;
+        while self.range.groups.start < self.range.groups.end {
+            let g = self.range.groups.start;
             let group = table.group(g);
-            if self.slot == 0 && g + super::PREFETCH_GROUPS < self.groups.end {
+            if self.slot == 0 && g + super::PREFETCH_GROUPS < self.range.groups.end {
                 prefetch_ahead_exclusive(table, g, freeing);
             }
             while self.slot < GROUP_SLOTS {
@@ -374,23 +441,17 @@ impl<K, V> Iterator for TakeWalk<'_, K, V> {
                 };
                 slot.store(super::slot::EMPTY, Ordering::Relaxed);
                 self.count += 1;
-                let entry = if self.spent.len() < self.spent.capacity() {
-                    // SAFETY: a live entry of the settled root, reached by this range alone
-                    // (`GroupsMut`) and owned by the map that `Draining` owns; its slot is now
-                    // empty, so neither a walk nor the map's `Drop` reaches it again. Read once,
-                    // here; the block, listed, is freed without a drop when the walk drops.
-                    let entry = unsafe { p.read() };
-                    // Within the capacity reserved: no reallocation, which could fail.
-                    self.spent.push(p);
-                    entry
-                } else {
-                    // SAFETY: as above, and the block came from `Box::into_raw` of a
-                    // `Box<Entry<K, V>>`: freed once, here.
-                    *unsafe { Box::from_raw(p) }
-                };
+                // SAFETY: a live entry of the settled root, reached by this range alone
+                // (`GroupsMut`) and owned by the map that `Draining` owns; its slot is now empty,
+                // so neither a walk nor the map's `Drop` reaches it again. Read once, here.
+                let entry = unsafe { p.read() };
+                // SAFETY: the block came from `Box::into_raw` of a `Box<Entry<K, V>>` (the entry
+                // cache hands out blocks of its layout), its contents are moved out (above), and
+                // it is unreachable (above).
+                unsafe { self.spend(p) };
                 return Some((entry.key, entry.value));
             }
-            self.groups.start += 1;
+            self.range.groups.start += 1;
             self.slot = 0;
         }
         None
@@ -401,14 +462,7 @@ impl<K, V> Iterator for TakeWalk<'_, K, V> {
 impl<K, V> Drop for TakeWalk<'_, K, V> {
     fn drop(&mut self) {
         // Relaxed: read by `Draining`'s drop, after rayon has joined the workers (a join orders
-        // their work before its return).
-        self.taken.fetch_add(self.count, Ordering::Relaxed);
-        self.spent.sort_unstable();
-        for p in self.spent.drain(..) {
-            // SAFETY: `p` came from `Box::into_raw` of a `Box<Entry<K, V>>` and is listed once
-            // (`next` lists each entry it takes, once); `next` moved its contents out, so it is
-            // freed as a `MaybeUninit`, which drops nothing, with the same layout.
-            drop(unsafe { Box::from_raw(p.cast::<std::mem::MaybeUninit<Entry<K, V>>>()) });
-        }
+        // their work before its return). The cells claimed and not written stay null.
+        self.range.taken.fetch_add(self.count, Ordering::Relaxed);
     }
 }
