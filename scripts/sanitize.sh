@@ -30,9 +30,10 @@ if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q
 fi
 
 host=$(rustc +nightly -vV | sed -n 's/^host: //p')
-# The tests with threads in them, plus the unit tests (the parked-helper lock-freedom test).
+# The tests with threads in them, plus the unit tests (the parked-helper lock-freedom test), and
+# rayon's (its workers write to the map, and take it apart in `into_par_iter`).
 tests=(--lib --test concurrent --test linearizability --test drops --test panics --test memory
-    --test collector --test adversarial --test set)
+    --test collector --test adversarial --test set --features rayon --test rayon)
 
 # TSan: stop at the first report; a report is a failure.
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
