@@ -224,6 +224,10 @@ fn into_par_iter_takes_each_entry_once() {
     assert_eq!(taken_keys, keys, "an entry was taken twice, or missed");
     assert_eq!(common::settle_reclamation(&live, 0), 0, "a value leaked");
 
+    // An empty map, and one made by `with_capacity`, have nothing to take.
+    let empty: HashMap<u64, common::Tracked> = HashMap::with_capacity(10_000);
+    assert_eq!(empty.into_par_iter().count(), 0);
+
     // A set's values, the same way.
     let set: lockfree_map::HashSet<String> = (0..n).map(|k| k.to_string()).collect();
     let mut values: Vec<String> = set.into_par_iter().collect();
