@@ -137,14 +137,20 @@ impl<'a, K, V> GroupsMut<'a, K, V> {
         Some(upper)
     }
 
-    /// The range's entries, in slot order.
-    pub(crate) fn walk(self) -> WalkMut<'a, K, V> {
-        let table = self.table;
+    /// Starts loading the entries of the range's first groups, which the walks' own hints (a
+    /// few groups ahead of the one they visit) do not cover; `freeing` as for
+    /// `prefetch_entry_lines`.
+    fn prefetch_first(&self, freeing: bool) {
         for g in self.start..self.end.min(self.start + super::PREFETCH_GROUPS) {
-            for slot in &table.group(g).slots {
-                super::prefetch_entry_lines::<K, V>(slot, false);
+            for slot in &self.table.group(g).slots {
+                super::prefetch_entry_lines::<K, V>(slot, freeing);
             }
         }
+    }
+
+    /// The range's entries, in slot order.
+    pub(crate) fn walk(self) -> WalkMut<'a, K, V> {
+        self.prefetch_first(false);
         WalkMut {
             groups: self,
             slot: 0,
@@ -349,18 +355,7 @@ impl<'a, K, V> GroupsOwned<'a, K, V> {
 
     /// The range's entries, moved out in slot order.
     pub(crate) fn take_all(self) -> TakeWalk<'a, K, V> {
-        let table = self.groups.table;
-        let freeing = self.cells == 0;
-        for g in self.groups.start
-            ..self
-                .groups
-                .end
-                .min(self.groups.start + super::PREFETCH_GROUPS)
-        {
-            for slot in &table.group(g).slots {
-                super::prefetch_entry_lines::<K, V>(slot, freeing);
-            }
-        }
+        self.groups.prefetch_first(self.cells == 0);
         TakeWalk {
             range: self,
             slot: 0,
