@@ -62,6 +62,7 @@ fn try_insert_keeps_the_current_value() {
     let err = m.try_insert(1, 20).unwrap_err();
     assert_eq!(err.current, &10);
     assert_eq!(err.not_inserted, 20);
+    assert_eq!(err.to_string(), "key already present with value 10");
     assert_eq!(m.get(&1), Some(&10));
 }
 
@@ -686,6 +687,29 @@ fn clone_eq_debug_extend_and_defaults() {
     assert_eq!(format!("{:?}", one.pin()), "{1: 9}");
     assert_eq!(one.get_cloned(&1), Some(9));
     assert_eq!(one.get_cloned(&2), None);
+}
+
+/// The iterators print their type, and the owned ones the count left; no entry (their types
+/// need not be `Debug`, and a borrowed walk's count is not known).
+#[test]
+fn iterators_print_their_type_and_what_is_left() {
+    struct Opaque;
+    let fresh = || -> HashMap<u8, Opaque> { (0..3).map(|k| (k, Opaque)).collect() };
+    let mut map = fresh();
+    assert!(format!("{:?}", map.pin().iter()).starts_with("Iter"));
+    assert_eq!(map.pin().values().by_ref().take(5).count(), 3);
+    assert_eq!(map.values_mut().size_hint(), (3, Some(3)));
+    assert_eq!(
+        format!("{:?}", map.iter_mut()),
+        "IterMut { remaining: 3, .. }"
+    );
+    let mut owned = fresh().into_iter();
+    owned.next();
+    assert_eq!(format!("{owned:?}"), "IntoIter { remaining: 2, .. }");
+    let keys = fresh().into_keys();
+    assert_eq!(format!("{keys:?}"), "IntoKeys { remaining: 3, .. }");
+    let values = map.into_values();
+    assert_eq!(format!("{values:?}"), "IntoValues { remaining: 3, .. }");
 }
 
 #[test]

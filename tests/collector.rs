@@ -152,3 +152,12 @@ fn maps_sharing_a_collector_share_guards() {
     y.insert(2, 2, &g);
     assert!(x != y);
 }
+
+/// A collector prints which kind it is, and a guard only its type.
+#[test]
+fn collectors_and_guards_print_their_kind() {
+    assert_eq!(format!("{:?}", Collector::global()), "Collector::global()");
+    assert_eq!(format!("{:?}", Collector::new()), "Collector::new()");
+    let map: HashMap<u8, u8> = private_map();
+    assert_eq!(format!("{:?}", map.guard()), "Guard { .. }");
+}

@@ -560,6 +560,50 @@ fn keys_handed_on_by_updates_and_inserts_are_dropped_exactly_once() {
     assert_eq!(copies(), 0, "key copies still alive");
 }
 
+/// An entry whose key was handed on (a `String` key, by an insert over it or an update) is
+/// freed by a path of its own, which drops the old value and not the key. With values that have
+/// drop glue, from several threads (so that retirements cross threads and batches): each
+/// replaced value is dropped once, each stored key stays readable, and nothing is left after
+/// the map's drop. (The `u64` values of the test above have nothing to drop and take the entry
+/// cache's bulk path instead.)
+#[test]
+fn values_replaced_under_handed_on_keys_are_dropped_once() {
+    let values = Arc::new(AtomicUsize::new(0));
+    let keys: Vec<String> = (0..64).map(|k| format!("key-{k}")).collect();
+    let map: HashMap<String, Tracked> = HashMap::new();
+    for (i, k) in keys.iter().enumerate() {
+        map.pin().insert(k.clone(), Tracked::new(i as u64, &values));
+    }
+    let rounds = common::scaled(4_000);
+    std::thread::scope(|s| {
+        for t in 0..3 {
+            let (map, keys, values) = (&map, &keys, &values);
+            s.spawn(move || {
+                for i in 0..rounds {
+                    let m = map.pin();
+                    let k = &keys[(i * 7 + t * 13) % keys.len()];
+                    if (i + t) % 3 == 0 {
+                        m.update(k.as_str(), |v| Tracked::new(v.get() + 1, values));
+                    } else {
+                        m.insert(k.clone(), Tracked::new(i as u64, values));
+                    }
+                    let (key, value) = m.get_key_value(k.as_str()).expect("never removed");
+                    assert_eq!(key, k);
+                    let _ = value.get();
+                }
+            });
+        }
+    });
+    assert_eq!(map.len(), keys.len());
+    for k in &keys {
+        assert_eq!(map.pin().get_key_value(k.as_str()).map(|(k, _)| k), Some(k));
+    }
+    // One value a key is live; every replaced one is dropped once the epoch lets go.
+    assert_eq!(settle_reclamation(&values, keys.len()), keys.len());
+    drop(map);
+    assert_eq!(settle_reclamation(&values, 0), 0);
+}
+
 /// Threads race `get_or_insert_with_ref` on the same absent keys: each loser made a key and a
 /// value that were never published, and drops them at once; every key ends with one entry.
 #[test]
@@ -728,4 +772,68 @@ fn maps_held_as_values_are_dropped_with_their_entries_once() {
     // The other half with the outer map: dropped through its drop.
     drop(outer);
     assert_eq!(live.load(Ordering::SeqCst), 0);
+}
+
+/// A thread-local's destructor that writes to a map, run after the map's own thread-locals on
+/// that thread are gone (its retirement batch and entry cache; Rust runs a thread's
+/// thread-local destructors in the reverse order of their first use, so this one, used first,
+/// runs last): the writes land, and what they replace and remove is dropped once, the same as
+/// from a live thread.
+#[test]
+fn writes_from_a_thread_locals_destructor_drop_what_they_replace_once() {
+    struct WritesOnExit {
+        map: Arc<HashMap<u64, Tracked>>,
+        live: Arc<AtomicUsize>,
+    }
+    impl Drop for WritesOnExit {
+        fn drop(&mut self) {
+            let m = self.map.pin();
+            for k in 0..EXIT_WRITES {
+                if k % 2 == 0 {
+                    m.insert(k, Tracked::new(k + 1_000, &self.live));
+                } else {
+                    m.remove(&k);
+                }
+            }
+        }
+    }
+    thread_local! {
+        static ON_EXIT: std::cell::RefCell<Option<WritesOnExit>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    const EXIT_WRITES: u64 = 1_000;
+
+    let live = Arc::new(AtomicUsize::new(0));
+    let map = Arc::new(HashMap::new());
+    {
+        let (map, live) = (map.clone(), live.clone());
+        std::thread::spawn(move || {
+            // First, so that its destructor runs after those of the map's thread-locals, which
+            // the writes below bring into use.
+            ON_EXIT.with(|on_exit| {
+                *on_exit.borrow_mut() = Some(WritesOnExit {
+                    map: map.clone(),
+                    live: live.clone(),
+                });
+            });
+            let m = map.pin();
+            for k in 0..EXIT_WRITES {
+                m.insert(k, Tracked::new(k, &live));
+                // A replacement, so that this thread's batch holds retirements when it exits.
+                m.insert(k, Tracked::new(k, &live));
+            }
+        })
+        .join()
+        .expect("the writer thread");
+    }
+    let m = map.pin();
+    assert_eq!(m.len() as u64, EXIT_WRITES / 2);
+    for k in 0..EXIT_WRITES {
+        let expected = (k % 2 == 0).then_some(k + 1_000);
+        assert_eq!(m.get(&k).map(Tracked::get), expected, "key {k}");
+    }
+    drop(m);
+    assert_eq!(settle_reclamation(&live, map.len()), map.len());
+    drop(map);
+    assert_eq!(settle_reclamation(&live, 0), 0);
 }

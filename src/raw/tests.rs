@@ -1319,3 +1319,67 @@ fn a_shared_successor_is_freed_once() {
     assert_eq!(prep.progress(), (prep.pages(), false));
     drop(table);
 }
+
+/// An insert over a present `String` key stores an entry that holds a copy of the stored key
+/// (`try_store_keeping_key`). If the slot changed after it was located, the CAS fails and the
+/// entry comes back holding the caller's own key again, not the copy, which the stored entry
+/// still owns: otherwise the caller's retry (or its drop of the entry) would free the stored
+/// key while the map still holds it, and leak its own. Run under Miri too (`scripts/miri.sh`),
+/// which reports a use or a free of the stored key's buffer after it was freed.
+#[test]
+fn a_key_keeping_store_that_loses_its_cas_gets_its_own_key_back() {
+    let raw: RawMap<String, u64> = RawMap::with_capacity(0, 0, Collector::global());
+    let hasher = RandomState::new();
+    let key = || "stored".to_string();
+    let hash = hasher.hash_one(key());
+    let guard = raw.collector().pin();
+    let store = |entry: Box<Entry<String, u64>>| {
+        let located = raw.locate(hash, |k| k == "stored", true, &guard);
+        raw.try_store_keeping_key(&located, entry, &guard)
+            .map(|(old, new)| (old.map(|e| e.value), new.key.as_ptr()))
+            .unwrap_or_else(|_| panic!("no other writer"))
+    };
+    let (old, first) = store(Box::new(Entry {
+        hash,
+        key: key(),
+        value: 1,
+    }));
+    assert_eq!(old, None);
+
+    // Located while the first entry is stored; a second insert replaces it before the store.
+    let stale = raw.locate(hash, |k| k == "stored", true, &guard);
+    let (old, kept) = store(Box::new(Entry {
+        hash,
+        key: key(),
+        value: 2,
+    }));
+    assert_eq!((old, kept), (Some(1), first), "the stored key is kept");
+
+    let mine = key();
+    let mine_at = mine.as_ptr();
+    let back = match raw.try_store_keeping_key(
+        &stale,
+        Box::new(Entry {
+            hash,
+            key: mine,
+            value: 3,
+        }),
+        &guard,
+    ) {
+        Ok(_) => panic!("a store over a changed slot succeeded"),
+        Err(back) => back,
+    };
+    assert_eq!(
+        back.key.as_ptr(),
+        mine_at,
+        "the caller's own key comes back"
+    );
+    assert_eq!((back.key.as_str(), back.value), ("stored", 3));
+
+    // The retry stores it, keeping the map's key still, and frees the caller's.
+    let (old, kept) = store(back);
+    assert_eq!((old, kept), (Some(2), first));
+    let found = raw.find(hash, |k| k == "stored", &guard).expect("present");
+    assert_eq!((found.key.as_ptr(), found.value), (first, 3));
+    drop(guard);
+}
