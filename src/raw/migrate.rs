@@ -981,11 +981,25 @@ fn write_next_pages<K, V>(mig: &Migration<K, V>) {
         // page tables); the load spares a read-modify-write once every page is handed out.
         if mig.page_claim().load(Ordering::Relaxed) < pages {
             let first = mig.page_claim().fetch_add(WRITE_PAGES, Ordering::Relaxed);
-            next.write_pages(first.min(pages)..(first + WRITE_PAGES).min(pages));
+            next.write_pages(claimed_pages(first, pages));
         }
     }
     #[cfg(loom)]
     let _ = mig;
+}
+
+/// The pages of a successor of `pages` pages that a page claim returning `first` hands out:
+/// none once the claim has passed the last page. `first` may be anything up to `usize::MAX`:
+/// `install_next` stores `usize::MAX` over the claim of a successor written already, and a
+/// helper that loaded the claim before that store still adds to it (stop 43's coverage run
+/// found `first + WRITE_PAGES` overflowing there, a panic in a build with overflow checks, as a
+/// debug build has; the add of the atomic itself wraps, and a wrapped claim writes a few pages
+/// again, which changes nothing).
+#[cfg(not(loom))]
+#[inline]
+pub(super) fn claimed_pages(first: usize, pages: usize) -> std::ops::Range<usize> {
+    use super::table::WRITE_PAGES;
+    first.min(pages)..first.saturating_add(WRITE_PAGES).min(pages)
 }
 
 /// Starts loading what moving the slots of `table`'s `groups` will read: each entry (for its hash),

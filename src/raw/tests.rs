@@ -1383,3 +1383,19 @@ fn a_key_keeping_store_that_loses_its_cas_gets_its_own_key_back() {
     assert_eq!((found.key.as_ptr(), found.value), (first, 3));
     drop(guard);
 }
+
+/// The pages a page claim hands out (`migrate::claimed_pages`), for every value the claim can
+/// return: within the successor, past its end, and at `usize::MAX` or just below (a claim
+/// stored as "written already" by `install_next`, then added to by a helper that loaded it
+/// before): none there, where `first + WRITE_PAGES` used to overflow (a panic with overflow
+/// checks).
+#[test]
+fn page_claims_past_the_end_hand_out_no_page() {
+    use super::migrate::claimed_pages;
+    use super::table::WRITE_PAGES;
+    assert_eq!(claimed_pages(0, 10), 0..WRITE_PAGES);
+    assert_eq!(claimed_pages(9, 10), 9..10);
+    for first in [10, 11, usize::MAX - WRITE_PAGES, usize::MAX - 1, usize::MAX] {
+        assert!(claimed_pages(first, 10).is_empty(), "{first}");
+    }
+}
