@@ -269,3 +269,27 @@ fn into_par_iter_cut_short_drops_the_rest_once() {
     assert!(outcome.is_err(), "the consumer's panic reaches the caller");
     assert_eq!(common::settle_reclamation(&live, 0), 0, "a value leaked");
 }
+
+/// The parallel iterators print their type, not their entries, whose types need not be `Debug`.
+#[test]
+fn parallel_iterators_print_their_type() {
+    struct Opaque;
+    let mut map: HashMap<u8, Opaque> = (0..3).map(|k| (k, Opaque)).collect();
+    {
+        let m = map.pin();
+        assert_eq!(format!("{:?}", m.par_iter()), "ParIter { .. }");
+        assert_eq!(format!("{:?}", m.par_keys()), "ParKeys { .. }");
+        assert_eq!(format!("{:?}", m.par_values()), "ParValues { .. }");
+        assert_eq!(m.par_values().count(), 3);
+    }
+    assert_eq!(format!("{:?}", map.par_iter_mut()), "ParIterMut { .. }");
+    assert_eq!(format!("{:?}", map.par_values_mut()), "ParValuesMut { .. }");
+    assert_eq!(format!("{:?}", map.into_par_iter()), "IntoParIter { .. }");
+
+    let set: lockfree_map::HashSet<u8> = (0..3).collect();
+    assert_eq!(format!("{:?}", set.pin().par_iter()), "ParIter { .. }");
+    assert_eq!(
+        format!("{:?}", set.into_par_iter()),
+        "SetIntoParIter { .. }"
+    );
+}

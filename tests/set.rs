@@ -612,3 +612,26 @@ proptest! {
         algebra_matches_std::<ConstantState>(&a, &b);
     }
 }
+
+/// The set's iterators print their type (and the owned one the count left), not their values,
+/// whose type need not be `Debug`.
+#[test]
+fn set_iterators_print_their_type() {
+    #[derive(PartialEq, Eq, Hash)]
+    struct Opaque(u8);
+    let a: lockfree_map::HashSet<Opaque> = (0..3).map(Opaque).collect();
+    let b: lockfree_map::HashSet<Opaque> = (2..4).map(Opaque).collect();
+    let (ra, rb) = (a.pin(), b.pin());
+    assert_eq!(format!("{:?}", ra.iter()), "Iter { .. }");
+    assert_eq!(format!("{:?}", ra.difference(&b)), "Difference { .. }");
+    assert_eq!(format!("{:?}", ra.intersection(&b)), "Intersection { .. }");
+    assert_eq!(
+        format!("{:?}", ra.symmetric_difference(&b)),
+        "SymmetricDifference { .. }"
+    );
+    assert_eq!(format!("{:?}", ra.union(&b)), "Union { .. }");
+    drop((ra, rb));
+    let mut owned = a.into_iter();
+    owned.next();
+    assert_eq!(format!("{owned:?}"), "IntoIter { remaining: 2, .. }");
+}
