@@ -57,7 +57,7 @@ for seed in ${MIRI_SEEDS:-1}; do
     miri_test --test panics -- panicking_closures panicking_clone dropping_a_map
     miri_test --test drops -- replaced_and_removed update_compute_and_replace_if updated_keys a_key_emptied keys_handed_on keys_made maps_held \
         update_or_insert_with_makes \
-        into_iter_hands drain_hands values_assigned
+        into_iter_hands drain_hands values_assigned values_replaced writes_from
     miri_test --test key_types -- an_insert_over
     miri_test --test linearizability
     miri_test --test collector

@@ -784,11 +784,12 @@ fn writes_from_a_thread_locals_destructor_drop_what_they_replace_once() {
     struct WritesOnExit {
         map: Arc<HashMap<u64, Tracked>>,
         live: Arc<AtomicUsize>,
+        writes: u64,
     }
     impl Drop for WritesOnExit {
         fn drop(&mut self) {
             let m = self.map.pin();
-            for k in 0..EXIT_WRITES {
+            for k in 0..self.writes {
                 if k % 2 == 0 {
                     m.insert(k, Tracked::new(k + 1_000, &self.live));
                 } else {
@@ -801,7 +802,7 @@ fn writes_from_a_thread_locals_destructor_drop_what_they_replace_once() {
         static ON_EXIT: std::cell::RefCell<Option<WritesOnExit>> =
             const { std::cell::RefCell::new(None) };
     }
-    const EXIT_WRITES: u64 = 1_000;
+    let writes = common::scaled(1_000) as u64;
 
     let live = Arc::new(AtomicUsize::new(0));
     let map = Arc::new(HashMap::new());
@@ -814,10 +815,11 @@ fn writes_from_a_thread_locals_destructor_drop_what_they_replace_once() {
                 *on_exit.borrow_mut() = Some(WritesOnExit {
                     map: map.clone(),
                     live: live.clone(),
+                    writes,
                 });
             });
             let m = map.pin();
-            for k in 0..EXIT_WRITES {
+            for k in 0..writes {
                 m.insert(k, Tracked::new(k, &live));
                 // A replacement, so that this thread's batch holds retirements when it exits.
                 m.insert(k, Tracked::new(k, &live));
@@ -827,8 +829,8 @@ fn writes_from_a_thread_locals_destructor_drop_what_they_replace_once() {
         .expect("the writer thread");
     }
     let m = map.pin();
-    assert_eq!(m.len() as u64, EXIT_WRITES / 2);
-    for k in 0..EXIT_WRITES {
+    assert_eq!(m.len() as u64, writes / 2);
+    for k in 0..writes {
         let expected = (k % 2 == 0).then_some(k + 1_000);
         assert_eq!(m.get(&k).map(Tracked::get), expected, "key {k}");
     }
