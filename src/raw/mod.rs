@@ -1004,6 +1004,8 @@ impl<K, V> RawMap<K, V> {
                         Ok((Some(old), stored))
                     }
                     None => {
+                        // Tests park a writer here, its entry published and not yet tagged.
+                        migrate::pause_point("untagged");
                         let tag = tag::full_tag(hash);
                         match (key_bits, located) {
                             // The key's own slot taken back: its tag, key bit and cell are in

@@ -1399,3 +1399,114 @@ fn page_claims_past_the_end_hand_out_no_page() {
         assert!(claimed_pages(first, 10).is_empty(), "{first}");
     }
 }
+
+/// A write that meets, in a group's untagged slots, its key's entry frozen by a migration: the
+/// inserter is parked after publishing the entry and before tagging it, and a helper is parked
+/// after freezing the slot and before copying it. A remove of the key then finds the slot only
+/// through the untagged scan (`locate_probe`), repairs its tag, finishes the move itself, and
+/// removes the copy in the successor; released, the helper places no second copy and the
+/// inserter's late tag changes nothing. No timing-based test or loom model reached this path
+/// (ARCHITECTURE.md, "Test coverage").
+#[test]
+fn a_write_finds_an_untagged_frozen_entry_in_the_successor() {
+    use super::slot::Word;
+    use super::tag;
+    use crate::sync::{Ordering, GROUP_SLOTS};
+    const KEY: u64 = 100;
+
+    let map = Map::new();
+    for k in 0..4 {
+        map.insert(k, k);
+    }
+    let guard = map.raw.collector().pin();
+    let mut root = map.raw.root(&guard);
+    if let Some(mig) = root.migration() {
+        // The stress geometry's first table is four slots: the keys may have started a growth.
+        map.raw.finish_migration(root, mig, &guard);
+        root = map.raw.root(&guard);
+    }
+    assert!(root.migration().is_none(), "no resize is running");
+    let word = |index: usize| {
+        Word(root.group(index / GROUP_SLOTS).slots[index % GROUP_SLOTS].load(Ordering::Acquire))
+    };
+
+    // Sends on drop, so that a failed assertion below still lets the parked threads go.
+    struct Release(mpsc::Sender<()>);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            let _ = self.0.send(());
+        }
+    }
+    std::thread::scope(|s| {
+        let (parked_tx, parked_rx) = mpsc::channel::<()>();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let inserter = s.spawn(|| {
+            park_once_at("untagged", parked_tx, release_rx);
+            assert_eq!(map.insert(KEY, 1), None);
+            hooks::set(None);
+            has_parked()
+        });
+        parked_rx.recv().expect("the inserter parked");
+        let release_inserter = Release(release_tx);
+
+        // The key's slot: published, its tag not yet written.
+        let index = (0..root.groups() * GROUP_SLOTS)
+            .find(|&x| {
+                // SAFETY: an entry loaded while pinned.
+                word(x)
+                    .entry_ptr::<u64, u64>()
+                    .is_some_and(|p| unsafe { (*p).key } == KEY)
+            })
+            .expect("the parked insert published its entry");
+        let tags = root.group(index / GROUP_SLOTS).tags.load(Ordering::Acquire);
+        assert!(
+            tag::match_not_full(tags).any(|i| i == index % GROUP_SLOTS),
+            "the key's slot is still untagged"
+        );
+
+        map.raw.start_migration(root, root.groups() * 2, &guard);
+        let mig = root.migration().expect("the migration was installed");
+        // Every chunk claimed by claimers that never come: only the threads here move the slot.
+        // Relaxed: as every claim.
+        mig.claim().fetch_add(root.groups(), Ordering::Relaxed);
+
+        let (parked_tx, parked_rx) = mpsc::channel::<()>();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let raw = &map.raw;
+        let helper = s.spawn(move || {
+            park_once_at("frozen", parked_tx, release_rx);
+            let guard = raw.collector().pin();
+            let root = raw.root(&guard);
+            let mig = root.migration().expect("the migration is still running");
+            raw.help_move(root, mig, index, &guard);
+            hooks::set(None);
+            has_parked()
+        });
+        parked_rx.recv().expect("the helper parked");
+        let release_helper = Release(release_tx);
+        let w = word(index);
+        assert!(w.is_frozen() && !w.is_moved(), "the helper froze the slot");
+
+        assert_eq!(
+            map.remove(KEY),
+            Some(1),
+            "the remove found the frozen entry"
+        );
+        assert!(word(index).is_moved(), "the remove finished the move");
+        assert_eq!(map.get(KEY), None);
+
+        drop(release_helper);
+        assert!(helper.join().unwrap(), "the helper parked");
+        drop(release_inserter);
+        assert!(inserter.join().unwrap(), "the inserter parked");
+    });
+    let root = map.raw.root(&guard);
+    if let Some(mig) = root.migration() {
+        map.raw.finish_migration(root, mig, &guard);
+    }
+    assert_eq!(map.get(KEY), None, "the removed key stays removed");
+    for k in 0..4 {
+        assert_eq!(map.get(k), Some(k));
+    }
+    assert_eq!(map.raw.len.sum(), 4);
+}
