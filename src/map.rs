@@ -144,7 +144,9 @@ impl<K, V> HashMap<K, V, RandomState> {
     /// ```
     ///
     /// # Panics
-    /// If the table for `capacity` entries would not fit in the address space.
+    /// If the table for `capacity` entries would not fit in the address space (`lockfree-map:
+    /// capacity overflow`). If the allocator cannot provide it, the process aborts, as with
+    /// `std`'s collections.
     pub fn with_capacity(capacity: usize) -> Self {
         Self::with_capacity_and_hasher(capacity, RandomState::new())
     }
@@ -185,7 +187,9 @@ impl<K, V, S> HashMap<K, V, S> {
     /// ```
     ///
     /// # Panics
-    /// If the table for `capacity` entries would not fit in the address space.
+    /// If the table for `capacity` entries would not fit in the address space (`lockfree-map:
+    /// capacity overflow`). If the allocator cannot provide it, the process aborts, as with
+    /// `std`'s collections.
     pub fn with_capacity_and_hasher(capacity: usize, hasher: S) -> Self {
         Self::with_collector(capacity, hasher, Collector::global())
     }
@@ -207,7 +211,9 @@ impl<K, V, S> HashMap<K, V, S> {
     /// ```
     ///
     /// # Panics
-    /// If the table for `capacity` entries would not fit in the address space.
+    /// If the table for `capacity` entries would not fit in the address space (`lockfree-map:
+    /// capacity overflow`). If the allocator cannot provide it, the process aborts, as with
+    /// `std`'s collections.
     pub fn with_collector(capacity: usize, hasher: S, collector: Collector) -> Self {
         Self::presized(capacity, capacity, hasher, collector)
     }
@@ -1240,7 +1246,9 @@ where
     /// ```
     ///
     /// # Panics
-    /// If the table would not fit in the address space.
+    /// If the table would not fit in the address space (`lockfree-map: capacity overflow`); the
+    /// map is left as it was. If the allocator cannot provide it, the process aborts, as with
+    /// `std`'s collections.
     pub fn reserve(&self, additional: usize, guard: &Guard) {
         self.raw.reserve(additional, guard);
     }

@@ -116,7 +116,9 @@ impl<T> HashSet<T, RandomState> {
     /// ```
     ///
     /// # Panics
-    /// If the table for `capacity` values would not fit in the address space.
+    /// If the table for `capacity` values would not fit in the address space (`lockfree-map:
+    /// capacity overflow`). If the allocator cannot provide it, the process aborts, as with
+    /// `std`'s collections.
     pub fn with_capacity(capacity: usize) -> Self {
         Self::with_capacity_and_hasher(capacity, RandomState::new())
     }
@@ -156,7 +158,9 @@ impl<T, S> HashSet<T, S> {
     /// ```
     ///
     /// # Panics
-    /// If the table for `capacity` values would not fit in the address space.
+    /// If the table for `capacity` values would not fit in the address space (`lockfree-map:
+    /// capacity overflow`). If the allocator cannot provide it, the process aborts, as with
+    /// `std`'s collections.
     pub fn with_capacity_and_hasher(capacity: usize, hasher: S) -> Self {
         HashSet {
             map: HashMap::with_capacity_and_hasher(capacity, hasher),
@@ -177,7 +181,9 @@ impl<T, S> HashSet<T, S> {
     /// ```
     ///
     /// # Panics
-    /// If the table for `capacity` values would not fit in the address space.
+    /// If the table for `capacity` values would not fit in the address space (`lockfree-map:
+    /// capacity overflow`). If the allocator cannot provide it, the process aborts, as with
+    /// `std`'s collections.
     pub fn with_collector(capacity: usize, hasher: S, collector: Collector) -> Self {
         HashSet {
             map: HashMap::with_collector(capacity, hasher, collector),
@@ -548,7 +554,9 @@ where
     /// ```
     ///
     /// # Panics
-    /// If the table would not fit in the address space.
+    /// If the table would not fit in the address space (`lockfree-map: capacity overflow`); the
+    /// map is left as it was. If the allocator cannot provide it, the process aborts, as with
+    /// `std`'s collections.
     pub fn reserve(&self, additional: usize, guard: &Guard) {
         self.map.reserve(additional, guard);
     }

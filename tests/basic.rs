@@ -406,6 +406,43 @@ fn retain_keeps_matching_entries() {
     assert!(m.iter().all(|(k, v)| k % 3 == 0 && k == v));
 }
 
+/// A capacity whose table would not fit in the address space panics with a clear message, before
+/// anything changes: a map that was asked to reserve it keeps every entry and takes writes, as
+/// does a set. (A table that fits the address space but not the allocator aborts the process, as
+/// `std`'s collections do; not tested here.)
+#[test]
+fn capacities_past_the_address_space_panic_and_lose_nothing() {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    fn message(outcome: Box<dyn std::any::Any + Send>) -> String {
+        outcome
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| outcome.downcast_ref::<String>().cloned())
+            .unwrap_or_default()
+    }
+    let overflow = "lockfree-map: capacity overflow";
+    let made = catch_unwind(|| HashMap::<u64, u64>::with_capacity(usize::MAX));
+    assert_eq!(message(made.expect_err("a panic")), overflow);
+    let made = catch_unwind(|| lockfree_map::HashSet::<u64>::with_capacity(usize::MAX / 2));
+    assert_eq!(message(made.expect_err("a panic")), overflow);
+
+    let map: HashMap<u64, u64> = (0..1_000).map(|k| (k, k)).collect();
+    let set: lockfree_map::HashSet<u64> = (0..1_000).collect();
+    for additional in [usize::MAX, usize::MAX / 2, usize::MAX / 4] {
+        let reserved = catch_unwind(AssertUnwindSafe(|| map.pin().reserve(additional)));
+        assert_eq!(message(reserved.expect_err("a panic")), overflow);
+        let reserved = catch_unwind(AssertUnwindSafe(|| set.pin().reserve(additional)));
+        assert_eq!(message(reserved.expect_err("a panic")), overflow);
+        let (m, s) = (map.pin(), set.pin());
+        assert!((0..1_000).all(|k| m.get(&k) == Some(&k) && s.contains(&k)));
+        assert_eq!(m.insert(5_000, 5), None);
+        assert_eq!(m.remove(&5_000), Some(&5));
+        assert!(s.insert(5_000));
+        assert!(s.remove(&5_000));
+        assert_eq!((m.len(), s.len()), (1_000, 1_000));
+    }
+}
+
 #[test]
 fn reserve_and_shrink_to_fit_change_capacity() {
     let map: HashMap<u64, u64> = HashMap::new();
