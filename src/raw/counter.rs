@@ -115,4 +115,22 @@ mod tests {
         assert_eq!(counter.sum(), 3_000);
         assert_eq!(Counter::new().stripes, first);
     }
+
+    /// A sum read below zero (a remove counted before the insert it follows, on another
+    /// stripe) reads as zero, not as a length near `usize::MAX`; and `set_exclusive` leaves
+    /// exactly the count it is given, whatever the stripes held.
+    #[test]
+    fn a_negative_sum_reads_as_zero_and_set_exclusive_sets_the_sum() {
+        let mut counter = Counter::new();
+        counter.decrement();
+        assert_eq!(counter.sum(), 0);
+        counter.increment();
+        assert_eq!(counter.sum(), 0);
+        counter.increment();
+        assert_eq!(counter.sum(), 1);
+        for n in [0, 1, 7, usize::MAX >> 1] {
+            counter.set_exclusive(n);
+            assert_eq!(counter.sum(), n);
+        }
+    }
 }

@@ -1501,16 +1501,19 @@ impl<K, V> Drop for RawMap<K, V> {
     fn drop(&mut self) {
         let mut cached = reclaim::Unshared::new(pool::recycle_run::<K, V>);
         let mut freed = reclaim::Unshared::new(drop_boxes::<K, V>);
-        let mut ordered = ordered_free_list::<K, V>(self.len.sum());
+        let live = self.len.sum();
+        let mut ordered = ordered_free_list::<K, V>(live);
         // The walk's hints fetch each entry ahead of its free; entries put in order are not
         // touched until they are freed, after the sort.
         let hint = ordered.capacity() == 0;
         let mut seen = 0;
+        let mut owned = 0usize;
         // SAFETY: `&mut self`: every entry the map owns is reached once (`for_each_owned`), came
         // from `Box::into_raw` of a `Box<Entry<K, V>>` (what both free functions free), and
         // nothing else can reach it; `push` catches a drop's panic, so the walk is not cut short.
         unsafe {
             self.for_each_owned(hint, |p| {
+                owned += 1;
                 // Only the first entries go to the cache: as many as a class keeps to begin
                 // with. A large map's others would overflow it (its cap grows by what the thread
                 // allocated, up to 1 MiB of blocks), to be freed on the thread's exit rather than
@@ -1539,6 +1542,14 @@ impl<K, V> Drop for RawMap<K, V> {
         // Both finish, whichever panicked: the first panic is the one resumed.
         let (first, second) = (cached.finish(), freed.finish());
         let panic = first.or(second);
+        // Under `&mut` the count is exact: every write counts its entry right after its CAS,
+        // and the owning iterators set it to what they left (`Counter::set_exclusive`). A
+        // difference is a lost count (a wrong `len()`, and a wrongly sized drop list here).
+        // Not when a drop panicked: a second panic in `drop` would abort.
+        debug_assert!(
+            panic.is_some() || owned == live,
+            "lockfree-map: the map owned {owned} entries and counted {live}"
+        );
         // Relaxed: exclusive access.
         let root = self.root.load(Ordering::Relaxed);
         // SAFETY: the map is being dropped; nobody else can reach its tables.
