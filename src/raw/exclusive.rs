@@ -461,3 +461,42 @@ impl<K, V> Drop for TakeWalk<'_, K, V> {
         self.range.taken.fetch_add(self.count, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reclaim::Collector;
+
+    /// A range splits into two non-empty halves that cover it, down to single groups, which do
+    /// not split: what rayon's producers over the groups (`par_iter_mut`, `into_par_iter`)
+    /// rely on to end their splitting with every group in exactly one piece.
+    #[test]
+    fn ranges_split_into_non_empty_halves_down_to_one_group() {
+        let mut map: RawMap<u64, u64> = RawMap::with_capacity(1_000, 1_000, Collector::global());
+        let whole = map.groups_mut();
+        let groups = whole.end;
+        assert!(groups >= 4, "{groups}");
+        let mut pending = vec![whole];
+        let mut singles = Vec::new();
+        while let Some(mut range) = pending.pop() {
+            let before = (range.start, range.end);
+            match range.split_off_upper() {
+                Some(upper) => {
+                    assert!(range.start < range.end && upper.start < upper.end);
+                    assert_eq!(
+                        (range.start, range.end, upper.end),
+                        (before.0, upper.start, before.1)
+                    );
+                    pending.push(range);
+                    pending.push(upper);
+                }
+                None => {
+                    assert_eq!(range.end - range.start, 1, "only single groups stay whole");
+                    singles.push(range.start);
+                }
+            }
+        }
+        singles.sort_unstable();
+        assert_eq!(singles, (0..groups).collect::<Vec<_>>());
+    }
+}
