@@ -76,13 +76,11 @@ fn thread_parked_after_placing_a_copy_blocks_nobody() {
 
 fn parked_mid_move_blocks_nobody(site: &'static str) {
     let map = Map::new();
-    let (parked_tx, parked_rx) = mpsc::channel::<()>();
-    let (release_tx, release_rx) = mpsc::channel::<()>();
     const PREFILL: u64 = 2_000;
 
     std::thread::scope(|s| {
-        let stalled = s.spawn(|| {
-            park_once_at(site, parked_tx, release_rx);
+        // A stalled thread, parked at `site` inside a migration.
+        let (stalled, release) = spawn_parked(s, site, || {
             // Inserting grows the table; the next write after a migration starts helps it and
             // parks in the middle of moving a slot.
             let mut key = 0;
@@ -93,20 +91,8 @@ fn parked_mid_move_blocks_nobody(site: &'static str) {
                     break;
                 }
             }
-            hooks::set(None);
             key
         });
-        parked_rx
-            .recv()
-            .expect("the stalled thread reached a pause point inside a migration");
-        // Release the stalled thread even if an assertion below fails, so the scope can end.
-        struct Release(mpsc::Sender<()>);
-        impl Drop for Release {
-            fn drop(&mut self) {
-                let _ = self.0.send(());
-            }
-        }
-        let release = Release(release_tx);
 
         // The stalled thread holds a frozen, unmoved slot (its copy perhaps placed). Everyone
         // else carries on.
@@ -144,7 +130,7 @@ fn parked_mid_move_blocks_nobody(site: &'static str) {
             }
         }
         drop(release);
-        let last = stalled.join().unwrap();
+        let (last, _) = stalled.join().unwrap();
         // The stalled thread finished its insert too; every key it inserted is present once.
         for k in 0..last {
             assert_eq!(map.get(k), Some(k), "key {k} of the stalled thread");
@@ -176,6 +162,38 @@ fn park_once_at(site: &'static str, parked: mpsc::Sender<()>, release: mpsc::Rec
 /// Whether this thread has parked (and been released) already.
 fn has_parked() -> bool {
     PARKED.with(|p| p.get())
+}
+
+/// Releases a parked thread when dropped: so that a failed assertion still lets it go, and the
+/// scope it runs in can end.
+struct Release(mpsc::Sender<()>);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
+}
+
+/// Spawns `work` on a thread of `s` that parks the first time it reaches `site`
+/// ([`park_once_at`]), and returns once it has parked: its handle, which yields `work`'s result
+/// and whether the thread parked, and the [`Release`] that lets it go on.
+fn spawn_parked<'scope, T: Send + 'scope>(
+    s: &'scope std::thread::Scope<'scope, '_>,
+    site: &'static str,
+    work: impl FnOnce() -> T + Send + 'scope,
+) -> (std::thread::ScopedJoinHandle<'scope, (T, bool)>, Release) {
+    let (parked_tx, parked_rx) = mpsc::channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let thread = s.spawn(move || {
+        park_once_at(site, parked_tx, release_rx);
+        let out = work();
+        hooks::set(None);
+        (out, has_parked())
+    });
+    parked_rx
+        .recv()
+        .unwrap_or_else(|_| panic!("a thread parked at {site:?}"));
+    (thread, Release(release_tx))
 }
 
 /// A key whose `Eq` lies must not let a stalled helper publish an entry again after a write
@@ -230,22 +248,15 @@ fn a_lying_remove_in_the_successor_leaves_no_copy_for_a_stalled_helper() {
         let mut releases = Vec::new();
         let mut helpers = Vec::new();
         for site in ["placed", "frozen"] {
-            let (parked_tx, parked_rx) = mpsc::channel::<()>();
-            let (release_tx, release_rx) = mpsc::channel::<()>();
             let raw = &map.raw;
-            helpers.push(s.spawn(move || {
-                park_once_at(site, parked_tx, release_rx);
+            let (helper, release) = spawn_parked(s, site, move || {
                 let guard = raw.collector().pin();
                 let root = raw.root(&guard);
                 let mig = root.migration().expect("the migration is still running");
                 raw.help_move(root, mig, index, &guard);
-                hooks::set(None);
-                has_parked()
-            }));
-            parked_rx
-                .recv()
-                .unwrap_or_else(|_| panic!("a helper parked at {site:?}"));
-            releases.push(release_tx);
+            });
+            helpers.push(helper);
+            releases.push(release);
         }
 
         let hash = map.hasher.hash_one(0u64);
@@ -262,8 +273,8 @@ fn a_lying_remove_in_the_successor_leaves_no_copy_for_a_stalled_helper() {
         // The reader of the frozen slot finishes first, while the placer has not yet stored
         // the slot's final word; then the placer.
         for (release, helper) in releases.into_iter().zip(helpers).rev() {
-            release.send(()).unwrap();
-            assert!(helper.join().unwrap(), "each helper parked once");
+            drop(release);
+            assert!(helper.join().unwrap().1, "each helper parked once");
         }
     });
     // Our guard still holds the removed entry's memory, so a copy placed again would read as
@@ -1024,21 +1035,14 @@ fn sizers_that_race_share_the_prepared_successor() {
     let prep = root.prepared().expect("the counters prepared a successor");
     assert!(prep.help(), "every page is zeroed");
     std::thread::scope(|s| {
-        let (parked_tx, parked_rx) = mpsc::channel::<()>();
-        let (release_tx, release_rx) = mpsc::channel::<()>();
         let raw = &map.raw;
-        let loser = s.spawn(move || {
-            park_once_at("sized", parked_tx, release_rx);
+        // The first sizer, parked before installing.
+        let (loser, release) = spawn_parked(s, "sized", move || {
             let guard = raw.collector().pin();
             let root = raw.root(&guard);
             let mig = root.migration().expect("the rebuild is still running");
-            let next = raw.sized_next(root, mig, &guard) as *const Table<u64, u64> as usize;
-            hooks::set(None);
-            (next, has_parked())
+            raw.sized_next(root, mig, &guard) as *const Table<u64, u64> as usize
         });
-        parked_rx
-            .recv()
-            .expect("the first sizer parked before installing");
         let next = map.raw.sized_next(root, mig, &guard);
         assert_eq!(
             next.group(0) as *const Group,
@@ -1046,7 +1050,7 @@ fn sizers_that_race_share_the_prepared_successor() {
             "the installed successor is made over the prepared arrays"
         );
         assert_eq!(prep.progress(), (prep.pages(), true), "and keeps them");
-        release_tx.send(()).unwrap();
+        drop(release);
         let (theirs, parked) = loser.join().unwrap();
         assert!(parked, "the first sizer parked once");
         assert_eq!(
@@ -1160,14 +1164,11 @@ fn a_stalled_zeroer_blocks_no_growth() {
         map.insert(key, key);
         key += 1;
     }
-    let (parked_tx, parked_rx) = mpsc::channel::<()>();
-    let (release_tx, release_rx) = mpsc::channel::<()>();
     std::thread::scope(|s| {
         let map = &map;
-        let stalled = s.spawn(move || {
-            park_once_at("zeroed", parked_tx, release_rx);
+        let (stalled, release) = spawn_parked(s, "zeroed", move || {
             // Keys of its own, until one spill zeroes pages and parks (bounded: if none ever
-            // did, dropping the hook drops the sender, and the main thread's `recv` fails).
+            // did, dropping the hook drops the sender, and `spawn_parked`'s `recv` fails).
             let mut k = 1 << 40;
             while k < (1 << 40) + 5_000_000 {
                 map.insert(k, k);
@@ -1176,12 +1177,8 @@ fn a_stalled_zeroer_blocks_no_growth() {
                     break;
                 }
             }
-            hooks::set(None);
             (1u64 << 40)..k
         });
-        parked_rx
-            .recv()
-            .expect("the stalled thread parked while zeroing");
         // Everyone else goes on: the table grows past the stalled zeroer's prep.
         let start = {
             let guard = map.raw.collector().pin();
@@ -1203,8 +1200,8 @@ fn a_stalled_zeroer_blocks_no_growth() {
         for k in first..key {
             assert_eq!(map.get(k), Some(k), "key {k}");
         }
-        release_tx.send(()).unwrap();
-        let theirs = stalled.join().unwrap();
+        drop(release);
+        let (theirs, _) = stalled.join().unwrap();
         for k in theirs {
             assert_eq!(map.get(k), Some(k), "the stalled thread's key {k}");
         }
@@ -1430,24 +1427,9 @@ fn a_write_finds_an_untagged_frozen_entry_in_the_successor() {
         Word(root.group(index / GROUP_SLOTS).slots[index % GROUP_SLOTS].load(Ordering::Acquire))
     };
 
-    // Sends on drop, so that a failed assertion below still lets the parked threads go.
-    struct Release(mpsc::Sender<()>);
-    impl Drop for Release {
-        fn drop(&mut self) {
-            let _ = self.0.send(());
-        }
-    }
     std::thread::scope(|s| {
-        let (parked_tx, parked_rx) = mpsc::channel::<()>();
-        let (release_tx, release_rx) = mpsc::channel::<()>();
-        let inserter = s.spawn(|| {
-            park_once_at("untagged", parked_tx, release_rx);
-            assert_eq!(map.insert(KEY, 1), None);
-            hooks::set(None);
-            has_parked()
-        });
-        parked_rx.recv().expect("the inserter parked");
-        let release_inserter = Release(release_tx);
+        let (inserter, release_inserter) =
+            spawn_parked(s, "untagged", || assert_eq!(map.insert(KEY, 1), None));
 
         // The key's slot: published, its tag not yet written.
         let index = (0..root.groups() * GROUP_SLOTS)
@@ -1470,20 +1452,13 @@ fn a_write_finds_an_untagged_frozen_entry_in_the_successor() {
         // Relaxed: as every claim.
         mig.claim().fetch_add(root.groups(), Ordering::Relaxed);
 
-        let (parked_tx, parked_rx) = mpsc::channel::<()>();
-        let (release_tx, release_rx) = mpsc::channel::<()>();
         let raw = &map.raw;
-        let helper = s.spawn(move || {
-            park_once_at("frozen", parked_tx, release_rx);
+        let (helper, release_helper) = spawn_parked(s, "frozen", move || {
             let guard = raw.collector().pin();
             let root = raw.root(&guard);
             let mig = root.migration().expect("the migration is still running");
             raw.help_move(root, mig, index, &guard);
-            hooks::set(None);
-            has_parked()
         });
-        parked_rx.recv().expect("the helper parked");
-        let release_helper = Release(release_tx);
         let w = word(index);
         assert!(w.is_frozen() && !w.is_moved(), "the helper froze the slot");
 
@@ -1496,9 +1471,9 @@ fn a_write_finds_an_untagged_frozen_entry_in_the_successor() {
         assert_eq!(map.get(KEY), None);
 
         drop(release_helper);
-        assert!(helper.join().unwrap(), "the helper parked");
+        assert!(helper.join().unwrap().1, "the helper parked");
         drop(release_inserter);
-        assert!(inserter.join().unwrap(), "the inserter parked");
+        assert!(inserter.join().unwrap().1, "the inserter parked");
     });
     let root = map.raw.root(&guard);
     if let Some(mig) = root.migration() {
