@@ -211,6 +211,9 @@ impl<K, V> RawMap<K, V> {
             }
             // Every slot of the chunk is MOVED now: each `help_move` saw to it.
             if mig.count_moved_chunk() {
+                // Tests park the last chunk's mover here: the next write must promote in its
+                // stead (`try_promote`, below).
+                pause_point("counted");
                 self.promote(table, mig, guard);
             }
         } else {
