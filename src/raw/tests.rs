@@ -1667,3 +1667,68 @@ fn integer_keys_keep_their_cells_through_growths() {
     }
     assert_eq!(entries, n);
 }
+
+/// Under a degenerate hasher a key's copy can land further along its probe than the
+/// successor's probe limit; the helper that places it must raise the successor's read bound
+/// first, or lookups stop short of it. The copies here are placed with no insert after them
+/// (inserts of new keys past the limit raise the bound too, and hid a missing raise from the
+/// constant-hasher tests: the mutation run of stop 44).
+#[test]
+fn copies_past_the_probe_limit_raise_the_successors_read_bound() {
+    // Every count of keys up to 200, so that the furthest copy lands at every distance,
+    // the probe limit itself included.
+    let counts: Vec<u64> = if cfg!(miri) {
+        vec![20, 40, 60]
+    } else {
+        (1..=200).collect()
+    };
+    let past_the_limit = counts
+        .into_iter()
+        .filter(|&n| copy_with_one_hash(n))
+        .count();
+    assert!(past_the_limit > 0, "no copy went past the probe limit");
+}
+
+/// Inserts keys `0..n` under one hash, grows the table once with no write after the copies,
+/// and checks that every key is found. Returns whether the copies reached past the successor's
+/// probe limit.
+fn copy_with_one_hash(n: u64) -> bool {
+    use crate::sync::GROUP_SLOTS;
+    // One hash for every key: one probe sequence, filled group after group.
+    const HASH: u64 = 0x9E37_79B9_7F4A_7C15;
+    let raw: RawMap<u64, u64> = RawMap::with_capacity(0, 0, Collector::global());
+    let guard = raw.collector().pin();
+    let insert = |key: u64| {
+        let mut entry = Box::new(Entry {
+            hash: HASH,
+            key,
+            value: key,
+        });
+        loop {
+            let located = raw.locate(HASH, |k| *k == key, true, &guard);
+            match raw.try_store(&located, entry, &guard) {
+                Ok(_) => return,
+                Err(back) => entry = back,
+            }
+        }
+    };
+    for k in 0..n {
+        insert(k);
+    }
+    let mut root = raw.root(&guard);
+    if let Some(mig) = root.migration() {
+        raw.finish_migration(root, mig, &guard);
+        root = raw.root(&guard);
+    }
+    raw.start_migration(root, root.groups() * 2, &guard);
+    let mig = root.migration().expect("the migration was installed");
+    let next = mig.next().expect("a growth's successor is made at once");
+    let past = (n as usize).div_ceil(GROUP_SLOTS) > next.probe_limit();
+    raw.finish_migration(root, mig, &guard);
+    assert!(std::ptr::eq(raw.root(&guard), next));
+    for k in 0..n {
+        let found = raw.find(HASH, |x| *x == k, &guard).map(|e| e.value);
+        assert_eq!(found, Some(k), "key {k} of {n}");
+    }
+    past
+}
