@@ -143,6 +143,8 @@ mod tests {
         assert!(!cached::<u128>() && !cached::<std::cell::Cell<u64>>() && !cached::<char>());
         assert!(!cached::<(u64, u64)>() && !cached::<[u8; 4]>() && !cached::<()>());
         assert!(has_lines::<(u32, u32)>() && !has_lines::<String>() && !has_lines::<u128>());
+        // Larger than a cell, though 8-aligned and without drop glue: no lines.
+        assert!(!has_lines::<(u64, u64)>() && !has_lines::<[u8; 9]>());
     }
 
     #[test]
