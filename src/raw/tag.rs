@@ -210,6 +210,18 @@ mod tests {
         }
     }
 
+    /// A tag is the hash's top seven bits: the bits the group index (the low bits) does not
+    /// use, so that keys of one group rarely share a tag. A tag from other bits, or a constant
+    /// one, filters nothing (every probe would compare every key) and no other test sees it.
+    #[test]
+    fn full_tags_are_the_top_seven_bits() {
+        assert_eq!(full_tag(0), 0x80);
+        assert_eq!(full_tag(0x15 << 57), 0x95);
+        assert_eq!(full_tag((0x2A << 57) | ((1 << 57) - 1)), 0xAA);
+        let tags: std::collections::HashSet<u8> = (0..0x7Fu64).map(|h| full_tag(h << 57)).collect();
+        assert_eq!(tags.len(), 0x7F, "127 distinct tags");
+    }
+
     #[test]
     fn match_full_skips_empty_redirect_and_tombstones() {
         let mut tags = vec![
