@@ -23,6 +23,34 @@ impl Map {
         }
     }
 
+    /// A new map holding the keys `0..n`, each `k -> k`.
+    fn with_keys(n: u64) -> Self {
+        let map = Map::new();
+        for k in 0..n {
+            map.insert(k, k);
+        }
+        map
+    }
+
+    /// A map with room for `capacity` entries, holding the keys `0..keys` (each `k -> k`) in
+    /// its first table: no resize has started.
+    fn filled(capacity: usize, keys: u64) -> Self {
+        let map = Map {
+            raw: RawMap::with_capacity(capacity, capacity, Collector::global()),
+            hasher: RandomState::new(),
+        };
+        for k in 0..keys {
+            map.insert(k, k);
+        }
+        let guard = map.raw.collector().pin();
+        assert!(
+            map.raw.root(&guard).migration().is_none(),
+            "no resize is running"
+        );
+        drop(guard);
+        map
+    }
+
     fn insert(&self, key: u64, value: u64) -> Option<u64> {
         let guard = self.raw.collector().pin();
         let hash = self.hasher.hash_one(key);
@@ -299,15 +327,7 @@ fn a_lying_remove_in_the_successor_leaves_no_copy_for_a_stalled_helper() {
 /// filled its successor and panicked "no room left" before sizing became lazy.
 #[test]
 fn a_migration_asked_for_too_small_a_successor_keeps_every_entry() {
-    let map = Map::new();
-    let n = if cfg!(miri) { 200 } else { 5_000 };
-    for k in 0..n {
-        map.insert(k, k);
-    }
-    // Remove some, so that the source holds tombstones, entries and empty slots.
-    for k in (0..n).step_by(3) {
-        map.remove(k);
-    }
+    let (map, n) = with_every_third_removed();
     let guard = map.raw.collector().pin();
     let root = map.raw.root(&guard);
     // The smallest table there is, whatever the entries: a stale count of zero.
@@ -327,6 +347,23 @@ fn a_migration_asked_for_too_small_a_successor_keeps_every_entry() {
     }
 }
 
+/// A map of the keys `0..n` (each `k -> k`) with every third key removed, so that its table
+/// holds entries, removed keys' slots and empty slots, and no migration pending; and `n`.
+fn with_every_third_removed() -> (Map, u64) {
+    let n = if cfg!(miri) { 200 } else { 5_000 };
+    let map = Map::with_keys(n);
+    for k in (0..n).step_by(3) {
+        map.remove(k);
+    }
+    let guard = map.raw.collector().pin();
+    let root = map.raw.root(&guard);
+    if let Some(mig) = root.migration() {
+        map.raw.finish_migration(root, mig, &guard);
+    }
+    drop(guard);
+    (map, n)
+}
+
 /// A lazily sized successor holds twice the entries its count found (`groups_for_live`), and
 /// gives new keys a quarter of its spare room: the count must find every live entry of the
 /// source once, in every chunk, and nothing else (not the removed keys' slots). A miscount only
@@ -334,22 +371,11 @@ fn a_migration_asked_for_too_small_a_successor_keeps_every_entry() {
 #[test]
 fn a_lazily_sized_successor_is_sized_by_the_count() {
     use crate::sync::{GROUP_SLOTS, MIN_GROUPS};
-    let map = Map::new();
-    let n = if cfg!(miri) { 200 } else { 5_000 };
-    for k in 0..n {
-        map.insert(k, k);
-    }
-    for k in (0..n).step_by(3) {
-        map.remove(k);
-    }
+    let (map, n) = with_every_third_removed();
     let live = map.raw.len.sum();
     assert_eq!(live as u64, n - n.div_ceil(3));
     let guard = map.raw.collector().pin();
-    let mut root = map.raw.root(&guard);
-    if let Some(mig) = root.migration() {
-        map.raw.finish_migration(root, mig, &guard);
-        root = map.raw.root(&guard);
-    }
+    let root = map.raw.root(&guard);
     map.raw.start_migration(root, MIN_GROUPS, &guard);
     let mig = root.migration().expect("the migration was installed");
     assert!(mig.next().is_none(), "a smaller successor is sized lazily");
@@ -468,11 +494,8 @@ fn lookups_help_only_once_the_writers_stop_claiming() {
 #[test]
 fn a_shrink_is_left_to_later_operations_and_lookups_finish_it() {
     use crate::sync::{Ordering, LOOKUP_HELP_AFTER};
-    let map = Map::new();
     let n = if cfg!(miri) { 2_000 } else { 20_000 };
-    for k in 0..n {
-        map.insert(k, k);
-    }
+    let map = Map::with_keys(n);
     // The root's address and groups, and its migration's count claim and whether its successor
     // is sized, if a migration is pending.
     let state = |map: &Map| {
@@ -1450,16 +1473,9 @@ fn a_write_finds_an_untagged_frozen_entry_in_the_successor() {
 
     // Room for every key, so that no insert below starts a growth (in the stress geometry a
     // four-slot first table would, and the parked insert would land in its successor).
-    let map = Map {
-        raw: RawMap::with_capacity(64, 64, Collector::global()),
-        hasher: RandomState::new(),
-    };
-    for k in 0..4 {
-        map.insert(k, k);
-    }
+    let map = Map::filled(64, 4);
     let guard = map.raw.collector().pin();
     let root = map.raw.root(&guard);
-    assert!(root.migration().is_none(), "no resize is running");
     let word = |index: usize| {
         Word(root.group(index / GROUP_SLOTS).slots[index % GROUP_SLOTS].load(Ordering::Acquire))
     };
@@ -1577,16 +1593,9 @@ fn a_stalled_last_mover_leaves_the_promotion_to_the_next_write() {
 fn a_moved_vacated_slot_sends_its_keys_writes_to_the_successor() {
     use super::slot::Word;
     use crate::sync::{Ordering, GROUP_SLOTS, MIGRATE_CHUNK_GROUPS};
-    let map = Map {
-        raw: RawMap::with_capacity(200, 200, Collector::global()),
-        hasher: RandomState::new(),
-    };
-    for k in 0..100 {
-        map.insert(k, k);
-    }
+    let map = Map::filled(200, 100);
     let guard = map.raw.collector().pin();
     let root = map.raw.root(&guard);
-    assert!(root.migration().is_none(), "no resize is running");
     let chunks = root.groups().div_ceil(MIGRATE_CHUNK_GROUPS);
     let chunk_of = |key: u64| {
         let index = (0..root.groups() * GROUP_SLOTS)
@@ -1642,11 +1651,8 @@ fn a_moved_vacated_slot_sends_its_keys_writes_to_the_successor() {
 fn integer_keys_keep_their_cells_through_growths() {
     use super::slot::Word;
     use crate::sync::{Ordering, GROUP_SLOTS};
-    let map = Map::new();
     let n = if cfg!(miri) { 300 } else { 5_000 };
-    for k in 0..n {
-        map.insert(k, k);
-    }
+    let map = Map::with_keys(n);
     let guard = map.raw.collector().pin();
     let mut root = map.raw.root(&guard);
     if let Some(mig) = root.migration() {
