@@ -111,11 +111,11 @@ fn churn_keeps_memory_bounded() {
     let total: u64 = map.pin().values().sum();
     assert_eq!(total, 2 * (1_000_000 / 64) * 32);
 
-    // A thread's cache of entry blocks goes back to the allocator when the thread exits. The
-    // thread fills its cache (every removal's entry comes back to it once collected) on a map
-    // with a private collector, which frees all its garbage when the map drops it; what the
-    // thread leaves behind once joined is what it kept. (The mutation run of stop 44 found that
-    // no native test saw the cache's `Drop`: only valgrind's and LeakSanitizer's leak checks.)
+    // A thread's entry cache (its blocks and their buffers) goes back to the allocator when the
+    // thread exits. The thread uses its cache on a map with a private collector, which frees all
+    // its garbage when the map drops it, so whatever is left once the thread is joined is what
+    // the thread kept. (The mutation run of stop 44 found that no native test saw the cache's
+    // `Drop`.)
     let before = LIVE.load(Ordering::SeqCst);
     std::thread::spawn(|| {
         let map: HashMap<u64, u64> = HashMap::with_collector(
