@@ -255,6 +255,28 @@ mod tests {
         assert_eq!(Word(0x1000 | FROZEN).copied_to(), None);
     }
 
+    /// The prefetch address is the entry's exactly where `entry_ptr` has one. (Only a hint:
+    /// a wrong one costs time and changes no outcome, so no other test notices; the mutation
+    /// run of stop 45.)
+    #[test]
+    fn prefetch_addresses_are_entries_only() {
+        for w in [0x1000, 0x1000 | FROZEN, 0xfff8] {
+            assert_eq!(Word(w).entry_addr_or(5), w & !STATE_BITS, "{w:#x}");
+        }
+        for w in [
+            EMPTY,
+            TOMB,
+            VACATED,
+            COUNTED_EMPTY,
+            COUNTED_VACATED,
+            REDIRECT,
+        ] {
+            assert_eq!(Word(w).entry_addr_or(5), 5, "{w:#x}");
+            assert_eq!(Word(w | FROZEN).entry_addr_or(5), 5, "{w:#x}");
+        }
+        assert_eq!(Word(copied(0)).entry_addr_or(5), 5);
+    }
+
     #[test]
     fn entry_words_keep_their_address() {
         let w = Box::new(Entry {
