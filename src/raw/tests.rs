@@ -1810,3 +1810,58 @@ fn copy_with_one_hash(n: u64) -> bool {
     }
     past
 }
+
+/// While a lazily sized migration counts its source, new keys still go into the source; an
+/// insert whose free slot lies past the probe limit must raise the source's read bound (as
+/// `resize_for_spill` does outside a migration), or lookups stop short of its key, and with no
+/// successor yet they conclude "absent". Only a degenerate hasher gets there, and only while a
+/// count runs; the constant-hasher tests' counts end before it (the mutation run of stop 45
+/// missed the raise left out, made one group short, or made only below the limit).
+#[test]
+fn inserts_past_the_probe_limit_during_a_count_raise_the_read_bound() {
+    use crate::sync::GROUP_SLOTS;
+    const HASH: u64 = 0x9E37_79B9_7F4A_7C15;
+    // Many chunks, so that the count outlasts the inserts below: each insert past the limit
+    // counts `COUNT_AHEAD` chunks first (a 1,024-group table's count ended on the fourth).
+    let raw: RawMap<u64, u64> = RawMap::with_capacity(50_000, 0, Collector::global());
+    let guard = raw.collector().pin();
+    let insert = |key: u64| {
+        let mut entry = Box::new(Entry {
+            hash: HASH,
+            key,
+            value: key,
+        });
+        loop {
+            let located = raw.locate(HASH, |k| *k == key, true, &guard);
+            match raw.try_store(&located, entry, &guard) {
+                Ok(_) => return,
+                Err(back) => entry = back,
+            }
+        }
+    };
+    let find = |key: u64| raw.find(HASH, |k| *k == key, &guard).map(|e| e.value);
+    let root = raw.root(&guard);
+    let limit = root.probe_limit();
+    assert!(root.groups() >= 8192 && limit >= 14);
+    // The key's probe filled up to the limit: the read bound is still the limit.
+    let before = (limit * GROUP_SLOTS) as u64;
+    for k in 0..before {
+        insert(k);
+    }
+    assert!(std::ptr::eq(raw.root(&guard), root) && root.migration().is_none());
+    assert_eq!(root.read_bound(), limit);
+    // A lazily sized migration (a shrink), whose count the inserts below help.
+    raw.start_migration(root, crate::sync::MIN_GROUPS, &guard);
+    let mig = root.migration().expect("the migration was installed");
+    let after = before + 3 * GROUP_SLOTS as u64;
+    for k in before..after {
+        insert(k);
+        assert_eq!(find(k), Some(k), "key {k}, inserted past the probe limit");
+    }
+    assert!(mig.next().is_none(), "the count was still running");
+    assert!(root.read_bound() > limit);
+    raw.finish_migration(root, mig, &guard);
+    for k in 0..after {
+        assert_eq!(find(k), Some(k), "key {k} after the migration");
+    }
+}
