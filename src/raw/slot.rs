@@ -210,6 +210,16 @@ impl Word {
 mod tests {
     use super::*;
 
+    /// The words that hold no entry and are no copy's.
+    const ENTRYLESS: [usize; 6] = [
+        EMPTY,
+        TOMB,
+        VACATED,
+        COUNTED_EMPTY,
+        COUNTED_VACATED,
+        REDIRECT,
+    ];
+
     #[test]
     fn sentinels_decode() {
         assert_eq!(Word(TOMB).entry_ptr::<u8, u8>(), None);
@@ -239,14 +249,7 @@ mod tests {
             assert_eq!(w.entry_ptr::<u8, u8>(), None);
             assert_eq!(w.entry_addr_or(5), 5);
         }
-        for w in [
-            EMPTY,
-            TOMB,
-            VACATED,
-            COUNTED_EMPTY,
-            COUNTED_VACATED,
-            REDIRECT,
-        ] {
+        for w in ENTRYLESS {
             assert_eq!(Word(w).copied_to(), None, "{w:#x}");
             assert_eq!(Word(w | FROZEN | MOVED).copied_to(), None, "{w:#x}");
         }
@@ -263,14 +266,7 @@ mod tests {
         for w in [0x1000, 0x1000 | FROZEN, 0xfff8] {
             assert_eq!(Word(w).entry_addr_or(5), w & !STATE_BITS, "{w:#x}");
         }
-        for w in [
-            EMPTY,
-            TOMB,
-            VACATED,
-            COUNTED_EMPTY,
-            COUNTED_VACATED,
-            REDIRECT,
-        ] {
+        for w in ENTRYLESS {
             assert_eq!(Word(w).entry_addr_or(5), 5, "{w:#x}");
             assert_eq!(Word(w | FROZEN).entry_addr_or(5), 5, "{w:#x}");
         }

@@ -1776,20 +1776,7 @@ fn copy_with_one_hash(n: u64) -> bool {
     const HASH: u64 = 0x9E37_79B9_7F4A_7C15;
     let raw: RawMap<u64, u64> = RawMap::with_capacity(0, 0, Collector::global());
     let guard = raw.collector().pin();
-    let insert = |key: u64| {
-        let mut entry = Box::new(Entry {
-            hash: HASH,
-            key,
-            value: key,
-        });
-        loop {
-            let located = raw.locate(HASH, |k| *k == key, true, &guard);
-            match raw.try_store(&located, entry, &guard) {
-                Ok(_) => return,
-                Err(back) => entry = back,
-            }
-        }
-    };
+    let insert = |key: u64| insert_with_hash(&raw, HASH, key, &guard);
     for k in 0..n {
         insert(k);
     }
@@ -1825,20 +1812,7 @@ fn inserts_past_the_probe_limit_during_a_count_raise_the_read_bound() {
     // counts `COUNT_AHEAD` chunks first (a 1,024-group table's count ended on the fourth).
     let raw: RawMap<u64, u64> = RawMap::with_capacity(50_000, 0, Collector::global());
     let guard = raw.collector().pin();
-    let insert = |key: u64| {
-        let mut entry = Box::new(Entry {
-            hash: HASH,
-            key,
-            value: key,
-        });
-        loop {
-            let located = raw.locate(HASH, |k| *k == key, true, &guard);
-            match raw.try_store(&located, entry, &guard) {
-                Ok(_) => return,
-                Err(back) => entry = back,
-            }
-        }
-    };
+    let insert = |key: u64| insert_with_hash(&raw, HASH, key, &guard);
     let find = |key: u64| raw.find(HASH, |k| *k == key, &guard).map(|e| e.value);
     let root = raw.root(&guard);
     let limit = root.probe_limit();
@@ -1863,5 +1837,22 @@ fn inserts_past_the_probe_limit_during_a_count_raise_the_read_bound() {
     raw.finish_migration(root, mig, &guard);
     for k in 0..after {
         assert_eq!(find(k), Some(k), "key {k} after the migration");
+    }
+}
+
+/// Inserts `key -> key` into `raw` under the given `hash`, whatever the key (a degenerate
+/// hasher, as the caller wants it).
+fn insert_with_hash(raw: &RawMap<u64, u64>, hash: u64, key: u64, guard: &crate::reclaim::Guard) {
+    let mut entry = Box::new(Entry {
+        hash,
+        key,
+        value: key,
+    });
+    loop {
+        let located = raw.locate(hash, |k| *k == key, true, guard);
+        match raw.try_store(&located, entry, guard) {
+            Ok(_) => return,
+            Err(back) => entry = back,
+        }
     }
 }
