@@ -33,10 +33,7 @@ impl Map {
     /// A map with room for `capacity` entries, holding the keys `0..keys` (each `k -> k`) in
     /// its first table: no resize has started.
     fn filled(capacity: usize, keys: u64) -> Self {
-        let map = Map {
-            raw: RawMap::with_capacity(capacity, capacity, Collector::global()),
-            hasher: RandomState::new(),
-        };
+        let map = Map::with_room(capacity, capacity);
         for k in 0..keys {
             map.insert(k, k);
         }
@@ -53,23 +50,20 @@ impl Map {
 impl<K: Hash + Eq + Copy + 'static> Map<K> {
     /// An empty map of `K` keys.
     fn keyed() -> Self {
+        Map::with_room(0, 0)
+    }
+
+    /// An empty map made with `RawMap::with_capacity(capacity, floor)`.
+    fn with_room(capacity: usize, floor: usize) -> Self {
         Map {
-            raw: RawMap::with_capacity(0, 0, Collector::global()),
+            raw: RawMap::with_capacity(capacity, floor, Collector::global()),
             hasher: RandomState::new(),
         }
     }
 
     fn insert(&self, key: K, value: u64) -> Option<u64> {
         let guard = self.raw.collector().pin();
-        let hash = self.hasher.hash_one(key);
-        let mut entry = Box::new(Entry { hash, key, value });
-        loop {
-            let located = self.raw.locate(hash, |k| *k == key, true, &guard);
-            match self.raw.try_store(&located, entry, &guard) {
-                Ok((old, _)) => return old.map(|e| e.value),
-                Err(back) => entry = back,
-            }
-        }
+        store(&self.raw, self.hasher.hash_one(key), key, value, &guard)
     }
 
     fn get(&self, key: K) -> Option<u64> {
@@ -612,14 +606,7 @@ fn a_shrink_is_left_to_later_operations_and_lookups_finish_it() {
 fn inserts_into_a_successor_pace_the_moves_to_the_insert_budget() {
     use crate::sync::{Ordering, MIGRATE_CHUNK_GROUPS};
     // A large table holding few keys, shrunk: a successor with little room for new keys.
-    let map = Map {
-        raw: RawMap::with_capacity(
-            if cfg!(miri) { 2_000 } else { 100_000 },
-            0,
-            Collector::global(),
-        ),
-        hasher: RandomState::new(),
-    };
+    let map = Map::with_room(if cfg!(miri) { 2_000 } else { 100_000 }, 0);
     for k in 0..100 {
         map.insert(k, k);
     }
@@ -910,14 +897,7 @@ fn writing_a_tables_pages_changes_no_tag() {
 #[test]
 fn inserts_while_a_shrink_is_counted_go_into_the_source_a_chunk_each() {
     use crate::sync::{Ordering, MIGRATE_CHUNK_GROUPS};
-    let map = Map {
-        raw: RawMap::with_capacity(
-            if cfg!(miri) { 2_000 } else { 50_000 },
-            0,
-            Collector::global(),
-        ),
-        hasher: RandomState::new(),
-    };
+    let map = Map::with_room(if cfg!(miri) { 2_000 } else { 50_000 }, 0);
     let old = 100;
     for k in 0..old {
         map.insert(k, k);
@@ -1776,7 +1756,7 @@ fn copy_with_one_hash(n: u64) -> bool {
     const HASH: u64 = 0x9E37_79B9_7F4A_7C15;
     let raw: RawMap<u64, u64> = RawMap::with_capacity(0, 0, Collector::global());
     let guard = raw.collector().pin();
-    let insert = |key: u64| insert_with_hash(&raw, HASH, key, &guard);
+    let insert = |key: u64| store(&raw, HASH, key, key, &guard);
     for k in 0..n {
         insert(k);
     }
@@ -1812,7 +1792,7 @@ fn inserts_past_the_probe_limit_during_a_count_raise_the_read_bound() {
     // counts `COUNT_AHEAD` chunks first (a 1,024-group table's count ended on the fourth).
     let raw: RawMap<u64, u64> = RawMap::with_capacity(50_000, 0, Collector::global());
     let guard = raw.collector().pin();
-    let insert = |key: u64| insert_with_hash(&raw, HASH, key, &guard);
+    let insert = |key: u64| store(&raw, HASH, key, key, &guard);
     let find = |key: u64| raw.find(HASH, |k| *k == key, &guard).map(|e| e.value);
     let root = raw.root(&guard);
     let limit = root.probe_limit();
@@ -1840,18 +1820,20 @@ fn inserts_past_the_probe_limit_during_a_count_raise_the_read_bound() {
     }
 }
 
-/// Inserts `key -> key` into `raw` under the given `hash`, whatever the key (a degenerate
-/// hasher, as the caller wants it).
-fn insert_with_hash(raw: &RawMap<u64, u64>, hash: u64, key: u64, guard: &crate::reclaim::Guard) {
-    let mut entry = Box::new(Entry {
-        hash,
-        key,
-        value: key,
-    });
+/// Stores `key -> value` in `raw` under `hash` (the caller's: a degenerate hasher's, if it
+/// wants one), retrying until the store lands; returns the value it replaced.
+fn store<K: Eq + Copy + 'static>(
+    raw: &RawMap<K, u64>,
+    hash: u64,
+    key: K,
+    value: u64,
+    guard: &crate::reclaim::Guard,
+) -> Option<u64> {
+    let mut entry = Box::new(Entry { hash, key, value });
     loop {
         let located = raw.locate(hash, |k| *k == key, true, guard);
         match raw.try_store(&located, entry, guard) {
-            Ok(_) => return,
+            Ok((old, _)) => return old.map(|e| e.value),
             Err(back) => entry = back,
         }
     }
