@@ -455,6 +455,9 @@ impl<K, V> RawMap<K, V> {
     {
         let table = self.root(guard);
         if table.migration().is_none() {
+            // Tests park a writer here: a migration may start, and freeze the key's slot, before
+            // the slot's word is loaded below (only a test build has the pause).
+            migrate::pause_point("unmigrated");
             let pos = Probe::new(hash, table.group_mask()).pos;
             let group = table.group(pos);
             if keys::cached::<K>() {

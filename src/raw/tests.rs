@@ -238,8 +238,7 @@ fn spawn_parked<'scope, T: Send + 'scope>(
 /// again, and key 0 is back.
 #[test]
 fn a_lying_remove_in_the_successor_leaves_no_copy_for_a_stalled_helper() {
-    use super::slot::Word;
-    use crate::sync::{Ordering, GROUP_SLOTS};
+    use crate::sync::Ordering;
 
     let map = Map::new();
     for k in 0..4 {
@@ -263,15 +262,7 @@ fn a_lying_remove_in_the_successor_leaves_no_copy_for_a_stalled_helper() {
     // key 0's slot, and the remove's own help claims nothing.
     // Relaxed: as every claim; only this thread writes now.
     mig.claim().fetch_add(root.groups(), Ordering::Relaxed);
-    let index = (0..root.groups() * GROUP_SLOTS)
-        .find(|&x| {
-            let w =
-                Word(root.group(x / GROUP_SLOTS).slots[x % GROUP_SLOTS].load(Ordering::Acquire));
-            // SAFETY: an entry loaded while pinned, in a table no other thread writes yet.
-            w.entry_ptr::<u64, u64>()
-                .is_some_and(|p| unsafe { (*p).key } == 0)
-        })
-        .expect("key 0 is in the table");
+    let index = slot_of(root, 0, &guard).expect("key 0 is in the table");
 
     std::thread::scope(|s| {
         let mut releases = Vec::new();
@@ -1537,14 +1528,7 @@ fn a_write_finds_an_untagged_frozen_entry_in_the_successor() {
             spawn_parked(s, "untagged", || assert_eq!(map.insert(KEY, 1), None));
 
         // The key's slot: published, its tag not yet written.
-        let index = (0..root.groups() * GROUP_SLOTS)
-            .find(|&x| {
-                // SAFETY: an entry loaded while pinned.
-                word(x)
-                    .entry_ptr::<u64, u64>()
-                    .is_some_and(|p| unsafe { (*p).key } == KEY)
-            })
-            .expect("the parked insert published its entry");
+        let index = slot_of(root, KEY, &guard).expect("the parked insert published its entry");
         let tags = root.group(index / GROUP_SLOTS).tags.load(Ordering::Acquire);
         assert!(
             tag::match_not_full(tags).any(|i| i == index % GROUP_SLOTS),
@@ -1650,14 +1634,7 @@ fn a_moved_vacated_slot_sends_its_keys_writes_to_the_successor() {
     let root = map.raw.root(&guard);
     let chunks = root.groups().div_ceil(MIGRATE_CHUNK_GROUPS);
     let chunk_of = |key: u64| {
-        let index = (0..root.groups() * GROUP_SLOTS)
-            .find(|&x| {
-                let w = Word(root.slot(x).load(Ordering::Acquire));
-                // SAFETY: an entry loaded while pinned.
-                w.entry_ptr::<u64, u64>()
-                    .is_some_and(|p| unsafe { (*p).key } == key)
-            })
-            .expect("every key is in the root");
+        let index = slot_of(root, key, &guard).expect("every key is in the root");
         (index, index / GROUP_SLOTS / MIGRATE_CHUNK_GROUPS)
     };
     // A key in the first half of the chunks: its chunk moves before the last one.
@@ -1690,6 +1667,229 @@ fn a_moved_vacated_slot_sends_its_keys_writes_to_the_successor() {
     );
     for k in (0..100).filter(|&k| k != key) {
         assert_eq!(map.get(k), Some(k));
+    }
+    assert_eq!(map.raw.len.sum(), 100);
+}
+
+/// A write whose fast path found no migration and then stalled, before it loaded its key's
+/// slot, may meet the slot frozen by a migration that started meanwhile, its mover stalled
+/// before the slot's final word. The write must move the slot itself and act in the successor:
+/// its CAS on the frozen word would succeed, and the mover's plain store of the final word would
+/// then erase it (the update lost, the old entry copied after its retirement). loom at two
+/// preemptions misses the window; the mutation run of stop 45 found that a fast path that took
+/// a frozen word for a live one passed every test.
+#[test]
+fn a_write_stalled_before_its_slot_meets_a_freeze_and_moves_the_slot_first() {
+    a_write_meets_a_freeze_after_its_migration_check(|k| k);
+}
+
+/// [`a_write_stalled_before_its_slot_meets_a_freeze_and_moves_the_slot_first`] for keys with no
+/// key lines, whose fast path compares the home group's first tag match through its entry.
+#[test]
+fn a_write_of_a_wide_key_stalled_before_its_slot_meets_a_freeze() {
+    assert!(!super::keys::cached::<(u64, u64)>());
+    a_write_meets_a_freeze_after_its_migration_check(|k| (k, !k));
+}
+
+fn a_write_meets_a_freeze_after_its_migration_check<K>(key: impl Fn(u64) -> K + Sync)
+where
+    K: Hash + Eq + Copy + Send + Sync + 'static,
+{
+    use super::slot::Word;
+    use crate::sync::Ordering;
+    const KEY: u64 = 2;
+    // Room for every key, so that no insert below starts a growth.
+    let map = Map::with_room(64, 64);
+    for k in 0..4 {
+        map.insert(key(k), k);
+    }
+    let guard = map.raw.collector().pin();
+    let root = map.raw.root(&guard);
+    assert!(root.migration().is_none(), "no resize is running");
+    let index = slot_of(root, key(KEY), &guard).expect("the key is in the root");
+    let word = || Word(root.slot(index).load(Ordering::Acquire));
+
+    std::thread::scope(|s| {
+        let (map, key) = (&map, &key);
+        // Parks after its fast path found no migration, before it loads the key's slot.
+        let (writer, release_writer) =
+            spawn_parked(s, "unmigrated", move || map.insert(key(KEY), 100));
+
+        map.raw.start_migration(root, root.groups() * 2, &guard);
+        let mig = root.migration().expect("the migration was installed");
+        assert!(mig.next().is_some(), "a growth's successor is made at once");
+        // Every chunk claimed by claimers that never come: only the threads here move the slot.
+        // Relaxed: as every claim.
+        mig.claim().fetch_add(root.groups(), Ordering::Relaxed);
+        let raw = &map.raw;
+        let (mover, release_mover) = spawn_parked(s, "frozen", move || {
+            let guard = raw.collector().pin();
+            let root = raw.root(&guard);
+            let mig = root.migration().expect("the migration is still running");
+            raw.help_move(root, mig, index, &guard);
+        });
+        assert!(
+            word().is_frozen() && !word().is_moved(),
+            "the mover froze the slot"
+        );
+
+        drop(release_writer);
+        let (old, parked) = writer.join().unwrap();
+        assert!(parked, "the writer parked");
+        assert_eq!(old, Some(KEY), "the write replaced the key's entry");
+        assert!(
+            word().is_moved(),
+            "the write finished the slot's move before it acted: {:#x}",
+            word().0
+        );
+        drop(release_mover);
+        assert!(mover.join().unwrap().1, "the mover parked");
+    });
+    let mig = root.migration().expect("the migration is still running");
+    map.raw.finish_migration(root, mig, &guard);
+    drop(guard);
+    assert_eq!(map.get(key(KEY)), Some(100), "the update was kept");
+    for k in (0..4).filter(|&k| k != KEY) {
+        assert_eq!(map.get(key(k)), Some(k), "key {k}");
+    }
+    assert_eq!(map.raw.len.sum(), 4);
+}
+
+/// An insert of a removed key takes its vacated slot back, but not once a migration has frozen
+/// the slot: the mover, stalled between the freeze and the final word, would then overwrite the
+/// insert's entry with that word (the key lost, its entry leaked). The insert must move the
+/// slot itself and go on in the successor. The migration here is a same-size rebuild, whose
+/// successor is sized lazily and not yet made when the insert comes (with a successor in
+/// place, every frozen slot sends the insert there anyway). The mutation run of stop 45 found
+/// that an insert that took a frozen vacated slot back passed every test.
+#[test]
+fn an_insert_leaves_a_frozen_vacated_slot_to_its_mover() {
+    use super::slot::{Word, FROZEN, VACATED};
+    use crate::sync::Ordering;
+    const KEY: u64 = 2;
+    let map = Map::filled(64, 4);
+    let guard = map.raw.collector().pin();
+    let root = map.raw.root(&guard);
+    let index = slot_of(root, KEY, &guard).expect("the key is in the root");
+    let word = || Word(root.slot(index).load(Ordering::Acquire));
+    assert_eq!(map.remove(KEY), Some(KEY));
+    assert_eq!(word().0, VACATED, "the remove vacated the key's slot");
+
+    map.raw.start_migration(root, root.groups(), &guard);
+    let mig = root.migration().expect("the migration was installed");
+    assert!(
+        mig.next().is_none(),
+        "a rebuild's successor is sized lazily"
+    );
+    std::thread::scope(|s| {
+        let raw = &map.raw;
+        let (mover, release_mover) = spawn_parked(s, "frozen", move || {
+            let guard = raw.collector().pin();
+            let root = raw.root(&guard);
+            let mig = root.migration().expect("the migration is still running");
+            raw.help_move(root, mig, index, &guard);
+        });
+        assert_eq!(word().0, VACATED | FROZEN, "the mover froze the slot");
+
+        assert_eq!(map.insert(KEY, 100), None);
+        assert!(
+            word().is_moved(),
+            "the insert finished the slot's move rather than take it back: {:#x}",
+            word().0
+        );
+        drop(release_mover);
+        assert!(mover.join().unwrap().1, "the mover parked");
+    });
+    assert!(mig.next().is_some(), "the insert sized the successor");
+    map.raw.finish_migration(root, mig, &guard);
+    drop(guard);
+    assert_eq!(map.get(KEY), Some(100), "the insert was kept");
+    for k in (0..4).filter(|&k| k != KEY) {
+        assert_eq!(map.get(k), Some(k), "key {k}");
+    }
+    assert_eq!(map.raw.len.sum(), 4);
+}
+
+/// While a lazily sized migration counts its source, an insert of a removed key takes its
+/// vacated slot back in the source. Once the count has passed the slot (`COUNTED_VACATED`), the
+/// insert must register with the count first, so that the successor's size allows for the entry
+/// the count did not see; a plain VACATED slot needs no registration (the counter's CAS fails
+/// on the entry, or the counter sees it). The mutation run of stop 45 found that an insert that
+/// took a counted slot back unregistered, or refused it, passed every test: a successor has
+/// room to spare for a few such entries.
+#[test]
+fn an_insert_into_a_counted_vacated_slot_registers_with_the_count() {
+    counted_vacated_slot_taken_back(false);
+}
+
+/// [`an_insert_into_a_counted_vacated_slot_registers_with_the_count`], for an insert whose fast
+/// path found no migration and then stalled, before it loaded its key's slot, while the
+/// migration started and its count passed the slot: the fast path takes back a plain VACATED
+/// slot only, and leaves a counted one to the full probe, which registers.
+#[test]
+fn an_insert_stalled_before_its_counted_vacated_slot_registers_with_the_count() {
+    counted_vacated_slot_taken_back(true);
+}
+
+fn counted_vacated_slot_taken_back(stalled: bool) {
+    use super::slot::COUNTED_VACATED;
+    use crate::sync::{Ordering, GROUP_SLOTS, MIGRATE_CHUNK_GROUPS};
+    let map = Map::filled(200, 100);
+    let guard = map.raw.collector().pin();
+    let root = map.raw.root(&guard);
+    let chunk_of = |index: usize| index / GROUP_SLOTS / MIGRATE_CHUNK_GROUPS;
+    let chunks = root.groups().div_ceil(MIGRATE_CHUNK_GROUPS);
+    // A key whose chunk is not the last: the insert below counts one more chunk on its way in,
+    // and one must be left for it (counting past the last would size the successor).
+    let (key, index) = (0..100)
+        .map(|k| {
+            (
+                k,
+                slot_of(root, k, &guard).expect("every key is in the root"),
+            )
+        })
+        .find(|&(_, index)| chunk_of(index) + 1 < chunks)
+        .expect("a key before the last chunk");
+    assert_eq!(map.remove(key), Some(key));
+    let word = || root.slot(index).load(Ordering::Acquire);
+
+    std::thread::scope(|s| {
+        let map = &map;
+        // Parked after its fast path found no migration, if `stalled`.
+        let parked = stalled.then(|| spawn_parked(s, "unmigrated", move || map.insert(key, 1_000)));
+
+        map.raw.start_migration(root, root.groups(), &guard);
+        let mig = root.migration().expect("the migration was installed");
+        assert!(
+            mig.next().is_none(),
+            "a rebuild's successor is sized lazily"
+        );
+        for _ in 0..=chunk_of(index) {
+            map.raw.help_chunk(root, mig, true, &guard);
+        }
+        assert_eq!(word(), COUNTED_VACATED, "the count passed the key's slot");
+
+        match parked {
+            Some((writer, release)) => {
+                drop(release);
+                assert_eq!(writer.join().unwrap(), (None, true));
+            }
+            None => assert_eq!(map.insert(key, 1_000), None),
+        }
+    });
+    assert_eq!(
+        slot_of(root, key, &guard),
+        Some(index),
+        "the insert took its key's slot back in the source"
+    );
+    let mig = root.migration().expect("the migration is still running");
+    assert!(mig.next().is_none(), "the count is still running");
+    assert_eq!(mig.close_late(), 1, "the insert registered with the count");
+    map.raw.finish_migration(root, mig, &guard);
+    drop(guard);
+    assert_eq!(map.get(key), Some(1_000));
+    for k in (0..100).filter(|&k| k != key) {
+        assert_eq!(map.get(k), Some(k), "key {k}");
     }
     assert_eq!(map.raw.len.sum(), 100);
 }
@@ -1837,4 +2037,18 @@ fn store<K: Eq + Copy + 'static>(
             Err(back) => entry = back,
         }
     }
+}
+
+/// The index of the slot of `table` that holds `key`'s entry, if one does. The guard is the
+/// caller's proof that it is pinned: the entries it compares are not freed while it looks.
+fn slot_of<K: Eq>(table: &Table<K, u64>, key: K, _guard: &crate::reclaim::Guard) -> Option<usize> {
+    use super::slot::Word;
+    use crate::sync::{Ordering, GROUP_SLOTS};
+    (0..table.groups() * GROUP_SLOTS).find(|&x| {
+        // Acquire: pairs with the Release CAS that published the entry.
+        let w = Word(table.slot(x).load(Ordering::Acquire));
+        // SAFETY: an entry loaded while pinned (the guard): it is freed only after we unpin.
+        w.entry_ptr::<K, u64>()
+            .is_some_and(|p| unsafe { (*p).key == key })
+    })
 }
