@@ -225,6 +225,23 @@ fn spawn_parked<'scope, T: Send + 'scope>(
     (thread, Release(release_tx))
 }
 
+/// Spawns a helper that moves slot `index` of the root table's running migration, parked the
+/// first time it reaches `site` ([`spawn_parked`]): `"frozen"` once it has frozen the slot,
+/// `"placed"` once it has placed the slot's copy in the successor.
+fn spawn_parked_mover<'scope, K: Send + Sync + 'static>(
+    s: &'scope std::thread::Scope<'scope, '_>,
+    site: &'static str,
+    raw: &'scope RawMap<K, u64>,
+    index: usize,
+) -> (std::thread::ScopedJoinHandle<'scope, ((), bool)>, Release) {
+    spawn_parked(s, site, move || {
+        let guard = raw.collector().pin();
+        let root = raw.root(&guard);
+        let mig = root.migration().expect("the migration is still running");
+        raw.help_move(root, mig, index, &guard);
+    })
+}
+
 /// A key whose `Eq` lies must not let a stalled helper publish an entry again after a write
 /// retired it (ARCHITECTURE.md, "What the stress runs found", item 4; before stop 33 only the
 /// ThreadSanitizer stress run of `tests/adversarial.rs` caught it, in about 2 % of runs).
@@ -268,13 +285,7 @@ fn a_lying_remove_in_the_successor_leaves_no_copy_for_a_stalled_helper() {
         let mut releases = Vec::new();
         let mut helpers = Vec::new();
         for site in ["placed", "frozen"] {
-            let raw = &map.raw;
-            let (helper, release) = spawn_parked(s, site, move || {
-                let guard = raw.collector().pin();
-                let root = raw.root(&guard);
-                let mig = root.migration().expect("the migration is still running");
-                raw.help_move(root, mig, index, &guard);
-            });
+            let (helper, release) = spawn_parked_mover(s, site, &map.raw, index);
             helpers.push(helper);
             releases.push(release);
         }
@@ -1541,13 +1552,7 @@ fn a_write_finds_an_untagged_frozen_entry_in_the_successor() {
         // Relaxed: as every claim.
         mig.claim().fetch_add(root.groups(), Ordering::Relaxed);
 
-        let raw = &map.raw;
-        let (helper, release_helper) = spawn_parked(s, "frozen", move || {
-            let guard = raw.collector().pin();
-            let root = raw.root(&guard);
-            let mig = root.migration().expect("the migration is still running");
-            raw.help_move(root, mig, index, &guard);
-        });
+        let (helper, release_helper) = spawn_parked_mover(s, "frozen", &map.raw, index);
         let w = word(index);
         assert!(w.is_frozen() && !w.is_moved(), "the helper froze the slot");
 
@@ -1721,13 +1726,7 @@ where
         // Every chunk claimed by claimers that never come: only the threads here move the slot.
         // Relaxed: as every claim.
         mig.claim().fetch_add(root.groups(), Ordering::Relaxed);
-        let raw = &map.raw;
-        let (mover, release_mover) = spawn_parked(s, "frozen", move || {
-            let guard = raw.collector().pin();
-            let root = raw.root(&guard);
-            let mig = root.migration().expect("the migration is still running");
-            raw.help_move(root, mig, index, &guard);
-        });
+        let (mover, release_mover) = spawn_parked_mover(s, "frozen", &map.raw, index);
         assert!(
             word().is_frozen() && !word().is_moved(),
             "the mover froze the slot"
@@ -1782,13 +1781,7 @@ fn an_insert_leaves_a_frozen_vacated_slot_to_its_mover() {
         "a rebuild's successor is sized lazily"
     );
     std::thread::scope(|s| {
-        let raw = &map.raw;
-        let (mover, release_mover) = spawn_parked(s, "frozen", move || {
-            let guard = raw.collector().pin();
-            let root = raw.root(&guard);
-            let mig = root.migration().expect("the migration is still running");
-            raw.help_move(root, mig, index, &guard);
-        });
+        let (mover, release_mover) = spawn_parked_mover(s, "frozen", &map.raw, index);
         assert_eq!(word().0, VACATED | FROZEN, "the mover froze the slot");
 
         assert_eq!(map.insert(KEY, 100), None);
