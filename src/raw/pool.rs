@@ -467,12 +467,19 @@ unsafe fn recycle_each<K, V>(entries: impl Retirements, drop_fields: impl Fn(*mu
     }
 }
 
+/// Blocks this thread's cache holds for entries of type `Entry<K, V>` (none for a type it does
+/// not serve).
+#[cfg(test)]
+pub(super) fn cached_blocks<K, V>() -> usize {
+    class_of::<K, V>().map_or(0, tests::cached)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// Blocks this thread holds in `class`.
-    fn cached(class: usize) -> usize {
+    pub(super) fn cached(class: usize) -> usize {
         CACHE.with(|cache| cache.classes[class].len.get())
     }
 
