@@ -188,6 +188,30 @@ fn a_repinned_guard_lets_earlier_garbage_go() {
     assert_eq!(map.get(&2, &guard).map(Tracked::get), Some(2));
 }
 
+/// `MapRef::repin` repins the guard the `MapRef` holds, as `Guard::repin` does: what was removed
+/// before can be freed while the `MapRef` lives on. (With it doing nothing, every other test
+/// passed, its doc test included: the mutation run of stop 46.)
+#[test]
+fn a_repinned_map_ref_lets_earlier_garbage_go() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let map: HashMap<u64, Tracked> = private_map();
+    let mut m = map.pin();
+    m.insert(1, Tracked::new(1, &live));
+    assert!(m.remove(&1).is_some());
+    let mut repins = 0;
+    while live.load(Ordering::SeqCst) > 0 {
+        m.repin();
+        m.guard().flush();
+        repins += 1;
+        assert!(
+            repins < 1_000,
+            "a value removed before 1,000 repins is still alive"
+        );
+    }
+    m.insert(2, Tracked::new(2, &live));
+    assert_eq!(m.get(&2).map(Tracked::get), Some(2));
+}
+
 /// Flushing a private collector's guard hands on that collector's garbage only. The thread's
 /// batch of retirements from maps on the global collector stays the global collector's, whose
 /// guards may still read them: handed to the private collector, they would be freed as soon as
