@@ -676,3 +676,58 @@ where
         (&*self).par_extend(items);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rayon::iter::plumbing::UnindexedProducer;
+
+    use super::Groups;
+
+    /// A worker's share splits into halves of its range of groups, down to single groups: the
+    /// halves are disjoint and cover the range, so each group is visited once, and the splits
+    /// are balanced (`ceil(log2(groups))` deep), so rayon's workers get even shares. (A split
+    /// that never split, or split off one group at a time, still visited every entry, and every
+    /// other test passed: the mutation run of stop 46.)
+    #[test]
+    fn a_share_splits_into_balanced_halves_down_to_single_groups() {
+        let map: crate::HashMap<u64, u64> = (0..2_000).map(|k| (k, k)).collect();
+        let guard = map.guard();
+        let snapshot = map.raw().snapshot(&guard);
+        let groups = snapshot.groups();
+        assert!(groups >= 64);
+        let most_depth = usize::BITS - (groups - 1).leading_zeros();
+        let whole = Groups {
+            snapshot: &snapshot,
+            start: 0,
+            end: groups,
+        };
+        let mut shares = vec![(whole, 0)];
+        let mut leaves = Vec::new();
+        while let Some((share, depth)) = shares.pop() {
+            assert!(
+                depth <= most_depth,
+                "split {depth} deep, of {groups} groups"
+            );
+            let range = share.start..share.end;
+            match share.split() {
+                (left, Some(right)) => {
+                    assert_eq!(left.start, range.start);
+                    assert_eq!(right.end, range.end);
+                    assert_eq!(left.end, right.start, "the halves meet");
+                    assert!(left.start < left.end && right.start < right.end);
+                    shares.push((left, depth + 1));
+                    shares.push((right, depth + 1));
+                }
+                (unsplit, None) => {
+                    assert_eq!(unsplit.start..unsplit.end, range);
+                    leaves.push(range);
+                }
+            }
+        }
+        assert!(
+            leaves.iter().all(|r| r.len() == 1),
+            "split down to one group"
+        );
+        assert_eq!(leaves.len(), groups);
+    }
+}

@@ -615,6 +615,7 @@ where
     /// let small: lockfree_map::HashSet<u32> = [1, 2].into_iter().collect();
     /// let large: lockfree_map::HashSet<u32> = [1, 2, 3].into_iter().collect();
     /// assert!(large.is_superset(&small));
+    /// assert!(!small.is_superset(&large));
     /// ```
     pub fn is_superset<S2: BuildHasher>(&self, other: &HashSet<T, S2>) -> bool {
         other.is_subset(self)
@@ -1027,7 +1028,10 @@ where
     ///
     /// ```
     /// let set = lockfree_map::HashSet::<u8>::new();
-    /// assert!(set.pin().is_empty());
+    /// let s = set.pin();
+    /// assert!(s.is_empty());
+    /// s.insert(1);
+    /// assert!(!s.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
         self.set.is_empty()
