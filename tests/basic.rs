@@ -754,24 +754,14 @@ fn iterators_print_their_type_and_what_is_left() {
 /// never checked: the mutation run of stop 46.)
 #[test]
 fn exact_size_iterators_count_down_to_zero() {
-    fn counts_down<I: ExactSizeIterator>(mut iter: I, n: usize) {
-        for left in (1..=n).rev() {
-            assert_eq!(iter.size_hint(), (left, Some(left)));
-            assert_eq!(iter.len(), left);
-            assert!(iter.next().is_some());
-        }
-        assert_eq!(iter.size_hint(), (0, Some(0)));
-        assert!(iter.next().is_none());
-        assert_eq!(iter.len(), 0);
-    }
     const N: usize = 50;
     let fresh = || -> HashMap<u32, String> { (0..N as u32).map(|k| (k, k.to_string())).collect() };
     let mut map = fresh();
-    counts_down(map.iter_mut(), N);
-    counts_down(map.values_mut(), N);
-    counts_down(map.into_iter(), N);
-    counts_down(fresh().into_keys(), N);
-    counts_down(fresh().into_values(), N);
+    common::counts_down(map.iter_mut(), N);
+    common::counts_down(map.values_mut(), N);
+    common::counts_down(map.into_iter(), N);
+    common::counts_down(fresh().into_keys(), N);
+    common::counts_down(fresh().into_values(), N);
 }
 
 #[test]

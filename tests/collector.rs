@@ -173,16 +173,10 @@ fn a_repinned_guard_lets_earlier_garbage_go() {
     let mut guard = map.guard();
     map.insert(1, Tracked::new(1, &live), &guard);
     assert!(map.remove(&1, &guard).is_some());
-    let mut repins = 0;
-    while live.load(Ordering::SeqCst) > 0 {
+    common::repin_until_freed(&live, || {
         guard.repin();
         guard.flush();
-        repins += 1;
-        assert!(
-            repins < 1_000,
-            "a value removed before 1,000 repins is still alive"
-        );
-    }
+    });
     // The guard still serves.
     map.insert(2, Tracked::new(2, &live), &guard);
     assert_eq!(map.get(&2, &guard).map(Tracked::get), Some(2));
@@ -198,16 +192,10 @@ fn a_repinned_map_ref_lets_earlier_garbage_go() {
     let mut m = map.pin();
     m.insert(1, Tracked::new(1, &live));
     assert!(m.remove(&1).is_some());
-    let mut repins = 0;
-    while live.load(Ordering::SeqCst) > 0 {
+    common::repin_until_freed(&live, || {
         m.repin();
         m.guard().flush();
-        repins += 1;
-        assert!(
-            repins < 1_000,
-            "a value removed before 1,000 repins is still alive"
-        );
-    }
+    });
     m.insert(2, Tracked::new(2, &live));
     assert_eq!(m.get(&2).map(Tracked::get), Some(2));
 }

@@ -642,14 +642,7 @@ fn set_iterators_print_their_type() {
 fn the_owning_iterator_counts_down_to_zero() {
     const N: usize = 50;
     let set: HashSet<u32> = (0..N as u32).collect();
-    let mut iter = set.into_iter();
-    for left in (1..=N).rev() {
-        assert_eq!(iter.size_hint(), (left, Some(left)));
-        assert_eq!(iter.len(), left);
-        assert!(iter.next().is_some());
-    }
-    assert_eq!(iter.size_hint(), (0, Some(0)));
-    assert!(iter.next().is_none());
+    common::counts_down(set.into_iter(), N);
 }
 
 /// `SetRef::repin` repins the guard the `SetRef` holds: what was removed before can be freed
@@ -663,16 +656,10 @@ fn a_repinned_set_ref_lets_earlier_garbage_go() {
     let mut s = set.pin();
     assert!(s.insert(Tracked::new(1, &live)));
     assert!(s.remove(&1));
-    let mut repins = 0;
-    while live.load(Ordering::SeqCst) > 0 {
+    common::repin_until_freed(&live, || {
         s.repin();
         s.guard().flush();
-        repins += 1;
-        assert!(
-            repins < 1_000,
-            "a value removed before 1,000 repins is still alive"
-        );
-    }
+    });
     assert!(s.insert(Tracked::new(2, &live)));
     assert!(s.contains(&2));
 }

@@ -90,6 +90,34 @@ pub fn settle_reclamation(live: &AtomicUsize, expected: usize) -> usize {
     live.load(Ordering::SeqCst)
 }
 
+/// Repins (`repin`, which repins one guard and flushes its thread's retirements) until every
+/// `Tracked` value is dropped, and fails after 1,000 rounds: a value retired before the first
+/// round must be freed once the guard has moved on.
+pub fn repin_until_freed(live: &AtomicUsize, mut repin: impl FnMut()) {
+    let mut repins = 0;
+    while live.load(Ordering::SeqCst) > 0 {
+        repin();
+        repins += 1;
+        assert!(
+            repins < 1_000,
+            "a value removed before 1,000 repins is still alive"
+        );
+    }
+}
+
+/// Checks that an `ExactSizeIterator` of `n` items says its count exactly at every step, down
+/// to `(0, Some(0))` at the end.
+pub fn counts_down<I: ExactSizeIterator>(mut iter: I, n: usize) {
+    for left in (1..=n).rev() {
+        assert_eq!(iter.size_hint(), (left, Some(left)));
+        assert_eq!(iter.len(), left);
+        assert!(iter.next().is_some());
+    }
+    assert_eq!(iter.size_hint(), (0, Some(0)));
+    assert!(iter.next().is_none());
+    assert_eq!(iter.len(), 0);
+}
+
 /// A hasher that returns the same hash for every key.
 #[derive(Clone, Default)]
 pub struct ConstantState;
