@@ -47,9 +47,20 @@ fn duplicate_keys_keep_the_last_value() {
     assert_eq!(map.get_cloned("a"), Some(2));
 }
 
+/// Malformed input is an error, and one of the wrong shape says what was expected (the
+/// visitors' `expecting`, which no test read before the mutation run of stop 46).
 #[test]
 fn bad_input_is_an_error() {
-    assert!(serde_json::from_str::<HashMap<String, u32>>("[1, 2]").is_err());
+    let wrong_shape = serde_json::from_str::<HashMap<String, u32>>("[1, 2]").unwrap_err();
+    assert!(
+        wrong_shape.to_string().contains("expected a map"),
+        "{wrong_shape}"
+    );
+    let wrong_shape = serde_json::from_str::<lockfree_map::HashSet<u32>>("7").unwrap_err();
+    assert!(
+        wrong_shape.to_string().contains("expected a sequence"),
+        "{wrong_shape}"
+    );
     assert!(serde_json::from_str::<HashMap<String, u32>>(r#"{"a": "x"}"#).is_err());
     assert!(serde_json::from_str::<HashMap<String, u32>>(r#"{"a": 1"#).is_err());
 }
