@@ -386,6 +386,8 @@ impl<K, V> RawMap<K, V> {
                         }
                     }
                 }
+                // Another helper may freeze the slot, or finish it, between our load and here.
+                pause_point("unfrozen");
                 // AcqRel: Acquire to read the final entry; Release so writers that fail their CAS
                 // on the frozen slot see everything the freezer saw (the installed migration).
                 w = Word(slot.fetch_or(FROZEN, Ordering::AcqRel) | FROZEN);

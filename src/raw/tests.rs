@@ -1803,6 +1803,63 @@ fn an_insert_leaves_a_frozen_vacated_slot_to_its_mover() {
     assert_eq!(map.raw.len.sum(), 4);
 }
 
+/// A mover that loaded a slot unfrozen and then finds, at its own freeze, that another mover
+/// froze it in between, must still write a final word that is frozen. Every final word is
+/// (`MOVED` only ever joins `FROZEN`), and the fast paths lean on it: a fast path that sees
+/// `FROZEN` declines the slot, and so never takes a moved word for a live one (ARCHITECTURE.md,
+/// "Mutation testing", on `locate`'s hazards). The slot here is vacated, whose final word is the
+/// frozen word with `MOVED` added (an entry's final word names its copy, whatever the mover
+/// loaded). The mutation run of stop 44 left the freeze's `| FROZEN` as `^ FROZEN` alive, since
+/// only this race tells them apart.
+#[test]
+fn a_mover_that_meets_a_slot_frozen_under_it_leaves_the_final_word_frozen() {
+    use super::slot::{Word, FROZEN, MOVED, VACATED};
+    use crate::sync::Ordering;
+    const KEY: u64 = 2;
+    let map = Map::filled(64, 4);
+    let guard = map.raw.collector().pin();
+    let root = map.raw.root(&guard);
+    let index = slot_of(root, KEY, &guard).expect("the key is in the root");
+    let word = || Word(root.slot(index).load(Ordering::Acquire));
+    assert_eq!(map.remove(KEY), Some(KEY));
+    assert_eq!(word().0, VACATED, "the remove vacated the key's slot");
+
+    map.raw.start_migration(root, root.groups(), &guard);
+    let mig = root.migration().expect("the migration was installed");
+    std::thread::scope(|s| {
+        let (late, release_late) = spawn_parked_mover(s, "unfrozen", &map.raw, index);
+        assert_eq!(
+            word().0,
+            VACATED,
+            "the first mover parked before its freeze"
+        );
+        let (early, release_early) = spawn_parked_mover(s, "frozen", &map.raw, index);
+        assert_eq!(
+            word().0,
+            VACATED | FROZEN,
+            "the second mover froze the slot"
+        );
+
+        drop(release_late);
+        assert!(late.join().unwrap().1, "the first mover parked");
+        assert_eq!(
+            word().0,
+            VACATED | FROZEN | MOVED,
+            "the first mover's final word keeps the freeze it met"
+        );
+        drop(release_early);
+        assert!(early.join().unwrap().1, "the second mover parked");
+    });
+    assert_eq!(word().0, VACATED | FROZEN | MOVED);
+    map.raw.finish_migration(root, mig, &guard);
+    drop(guard);
+    assert_eq!(map.get(KEY), None, "the removed key stays removed");
+    for k in (0..4).filter(|&k| k != KEY) {
+        assert_eq!(map.get(k), Some(k), "key {k}");
+    }
+    assert_eq!(map.raw.len.sum(), 3);
+}
+
 /// While a lazily sized migration counts its source, an insert of a removed key takes its
 /// vacated slot back in the source. Once the count has passed the slot (`COUNTED_VACATED`), the
 /// insert must register with the count first, so that the successor's size allows for the entry
