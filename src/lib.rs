@@ -79,7 +79,11 @@
 //! `OnceLock` and initialise it after the insert);
 //! [`get_or_try_insert_with`](HashMap::get_or_try_insert_with) is its form for a closure that
 //! can fail, whose failure inserts nothing. A closure, `Hash` or `Eq` that panics leaves the map
-//! unchanged and usable.
+//! unchanged and usable. A key's or value's `Drop` that panics frees the other entries freed
+//! with it first; its panic then comes out of the call that freed it: a removed entry's, out of
+//! whichever pin, flush or write collects it, on any thread of the map's collector (on a thread
+//! that is exiting, it is dropped after its message is printed); a map's own entries', out of
+//! the map's drop.
 //!
 //! # Sets
 //!

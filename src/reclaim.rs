@@ -42,8 +42,39 @@ use crossbeam_epoch as epoch;
 /// ```
 #[derive(Clone)]
 pub struct Collector {
-    /// `None`: crossbeam's global collector.
-    private: Option<Arc<epoch::Collector>>,
+    private: Private,
+}
+
+/// A private collector's `Arc`, or `None` for crossbeam's global collector.
+///
+/// Dropping the last `Arc` of a private collector drops crossbeam's `Global`, which runs every
+/// retirement left. A user's `Drop` that panics there, or in any collection on a private
+/// collector, is caught inside its deferred closure ([`hold_panic`]), so that crossbeam runs the
+/// rest of the bag, and the rest of its queue; the panic is resumed once crossbeam is done
+/// ([`resume_held_panic`]): here, after the `Arc` is dropped, and after each pin and flush on a
+/// private collector. crossbeam calls the closures of a bag, and drops the bags of its queue, in
+/// a loop with no guard against unwinding: a panic let out of one leaked the rest.
+struct Private(Option<Arc<epoch::Collector>>);
+
+impl Clone for Private {
+    fn clone(&self) -> Self {
+        Private(self.0.clone())
+    }
+}
+
+impl Drop for Private {
+    fn drop(&mut self) {
+        if let Some(collector) = self.0.take() {
+            drop(collector);
+            // A drop already unwinding (a panic of the map's own drop, say) keeps its panic; a
+            // second one would abort.
+            if std::thread::panicking() {
+                drop(take_held_panic());
+            } else {
+                resume_held_panic();
+            }
+        }
+    }
 }
 
 impl Collector {
@@ -64,7 +95,7 @@ impl Collector {
     #[allow(clippy::new_without_default)] // `Default` would be ambiguous: global or private?
     pub fn new() -> Self {
         Collector {
-            private: Some(Arc::new(epoch::Collector::new())),
+            private: Private(Some(Arc::new(epoch::Collector::new()))),
         }
     }
 
@@ -83,22 +114,29 @@ impl Collector {
     /// assert_eq!((a.get(&1, &guard), b.get(&2, &guard)), (Some(&10), Some(&20)));
     /// ```
     pub fn global() -> Self {
-        Collector { private: None }
+        Collector {
+            private: Private(None),
+        }
     }
 
     /// Pins the current thread on this collector.
     #[inline]
     pub(crate) fn pin(&self) -> Guard {
-        match &self.private {
+        match &self.private.0 {
             None => Guard {
                 inner: epoch::pin(),
-                private: None,
+                private: Private(None),
             },
-            Some(collector) => Guard {
-                // The handle can go at once: the guard keeps the thread's registration alive.
-                inner: collector.register().pin(),
-                private: Some(collector.clone()),
-            },
+            Some(collector) => {
+                let guard = Guard {
+                    // The handle can go at once: the guard keeps the thread's registration alive.
+                    inner: collector.register().pin(),
+                    private: Private(Some(collector.clone())),
+                };
+                // A new registration's first pin collects.
+                resume_held_panic();
+                guard
+            }
         }
     }
 
@@ -107,7 +145,7 @@ impl Collector {
     #[inline]
     pub(crate) fn check(&self, guard: &Guard) {
         // One comparison: `Option<Arc<_>>` is a nullable pointer, null for the global collector.
-        if identity(&self.private) != identity(&guard.private) {
+        if identity(&self.private.0) != identity(&guard.private.0) {
             wrong_guard();
         }
     }
@@ -132,7 +170,7 @@ fn wrong_guard() -> ! {
 
 impl std::fmt::Debug for Collector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self.private {
+        f.write_str(match self.private.0 {
             None => "Collector::global()",
             Some(_) => "Collector::new()",
         })
@@ -151,8 +189,9 @@ impl std::fmt::Debug for Collector {
 /// for the life of a thread.
 pub struct Guard {
     inner: epoch::Guard,
-    /// The private collector pinned on, kept alive (and identified) by the guard.
-    private: Option<Arc<epoch::Collector>>,
+    /// The private collector pinned on, kept alive (and identified) by the guard. Dropped after
+    /// `inner`, so that a panic held while the guard unpins is resumed (`Private`'s drop).
+    private: Private,
 }
 
 impl Guard {
@@ -186,7 +225,7 @@ impl Guard {
     /// assert_eq!(removed, Some(&"one")); // still readable while `guard` lives
     /// ```
     pub fn flush(&self) {
-        if crate::sync::RETIRE_BATCH && self.private.is_none() {
+        if crate::sync::RETIRE_BATCH && self.private.0.is_none() {
             // Also hand on what this thread gathered in its batch (see `retire`).
             if let Ok(batch) = BATCH.try_with(LocalBatch::take) {
                 if !batch.is_empty() {
@@ -198,6 +237,9 @@ impl Guard {
             }
         }
         self.inner.flush();
+        if self.private.0.is_some() {
+            resume_held_panic();
+        }
     }
 }
 
@@ -225,7 +267,7 @@ pub(crate) unsafe fn retire<T>(guard: &Guard, ptr: *mut T, free: FreeRun) {
     // collector) goes out of line, so the caller pays no frame for it: as one function, the
     // frame alone was about 20 instructions a retirement (callgrind, `hotpath hot-key`).
     if crate::sync::RETIRE_BATCH
-        && guard.private.is_none()
+        && guard.private.0.is_none()
         && matches!(
             BATCH.try_with(|batch| batch.push_unless_full(retired)),
             Ok(true)
@@ -302,7 +344,7 @@ impl<'a> Run<'a> {
 #[cold]
 #[inline(never)]
 unsafe fn retire_slow(guard: &Guard, retired: Retired) {
-    if crate::sync::RETIRE_BATCH && guard.private.is_none() {
+    if crate::sync::RETIRE_BATCH && guard.private.0.is_none() {
         match BATCH.try_with(|batch| batch.push(retired)) {
             Ok(None) => {}
             // SAFETY: the caller's promises for `ptr`, now one of the batch's.
@@ -317,12 +359,59 @@ unsafe fn retire_slow(guard: &Guard, retired: Retired) {
         }
         return;
     }
-    // SAFETY: the caller's promises.
-    unsafe { defer_one(&guard.inner, retired) };
+    if guard.private.0.is_some() {
+        // A retirement on its own, in a bag with up to 63 others: a panic of its `Drop` is held
+        // rather than let out into crossbeam's loop over the bag (see `Private`).
+        // SAFETY: as in `defer_one`, whose closure this one runs inside `hold_panic`.
+        unsafe {
+            guard
+                .inner
+                .defer_unchecked(move || hold_panic(|| (retired.free)(Run(&[retired]))))
+        };
+    } else {
+        // Unbatched retirements to the global collector: loom's builds only (`RETIRE_BATCH`).
+        // SAFETY: the caller's promises.
+        unsafe { defer_one(&guard.inner, retired) };
+    }
     // crossbeam collects (a bounded amount) only every 128th pin; a thread retiring many
     // entries per pin would outpace it. Flushing also collects. One flush per bag's worth.
     if crate::sync::retire_tick(RETIRES_PER_FLUSH) {
         guard.inner.flush();
+        resume_held_panic();
+    }
+}
+
+thread_local! {
+    /// The first panic of a private collector's deferred closure that this thread's collection
+    /// ran, held until crossbeam has run the rest ([`Private`]).
+    static HELD_PANIC: Cell<Option<Box<dyn std::any::Any + Send + 'static>>> =
+        const { Cell::new(None) };
+}
+
+/// Runs `free` (a private collector's deferred closure), holding a panic of it for
+/// [`resume_held_panic`] instead of unwinding into crossbeam. The first panic is kept; a later
+/// one, before the first is resumed, is dropped. Unwind safety: a [`Run`]'s function has freed
+/// the rest of its run by the time its panic gets here (`Run::each`).
+fn hold_panic(free: impl FnOnce()) {
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(free)) {
+        let _ = HELD_PANIC.try_with(|held| {
+            let first = held.take();
+            held.set(Some(first.unwrap_or(payload)));
+        });
+    }
+}
+
+/// The panic [`hold_panic`] holds on this thread, if any, taken.
+fn take_held_panic() -> Option<Box<dyn std::any::Any + Send + 'static>> {
+    HELD_PANIC.try_with(Cell::take).ok().flatten()
+}
+
+/// Resumes the panic [`hold_panic`] holds on this thread, if any: called once crossbeam is done
+/// with what may have collected.
+#[inline]
+fn resume_held_panic() {
+    if let Some(payload) = take_held_panic() {
+        std::panic::resume_unwind(payload);
     }
 }
 
@@ -487,12 +576,26 @@ impl LocalBatch {
 
 impl Drop for LocalBatch {
     fn drop(&mut self) {
-        let rest = self.take();
-        if !rest.is_empty() {
-            // crossbeam's `pin` works during thread teardown too (with a temporary registration
-            // once the thread's own handle is gone).
-            // SAFETY: every pointer in the batch was retired under the promises of `retire`.
-            unsafe { defer_batch(&epoch::pin(), rest) };
+        let mut rest = Some(self.take()).filter(|rest| !rest.is_empty());
+        // The pin and the flush here collect, and may run another thread's batch, whose user
+        // `Drop` may panic: a panic must not leave a thread-local's destructor (std aborts the
+        // process), and this batch must still reach crossbeam. A panic in the pin (the batch
+        // not yet handed on) is followed by another try; that pin's collection popped the bag
+        // that panicked, so each try makes progress, and the next pin does not collect at all
+        // (crossbeam collects every 128th). A panic in the flush comes after the batch is
+        // handed on. Either panic's payload is dropped here: nobody is left to resume it (its
+        // message was printed when it was raised).
+        while rest.is_some() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // crossbeam's `pin` works during thread teardown too (with a temporary
+                // registration once the thread's own handle is gone).
+                let guard = epoch::pin();
+                if let Some(batch) = rest.take() {
+                    // SAFETY: every pointer in the batch was retired under the promises of
+                    // `retire`.
+                    unsafe { defer_batch(&guard, batch) };
+                }
+            }));
         }
     }
 }
@@ -681,6 +784,9 @@ pub(crate) unsafe fn retire_box_and_flush<T>(guard: &Guard, ptr: *mut T) {
             .defer_unchecked(move || drop(Box::from_raw(ptr)))
     };
     guard.inner.flush();
+    if guard.private.0.is_some() {
+        resume_held_panic();
+    }
 }
 
 #[cfg(test)]

@@ -1,15 +1,17 @@
 //! A value whose `Drop` panics must not make the map leak the other values retired with it.
 //!
 //! Retired entries are freed in batches (`src/reclaim.rs`), on whichever thread collects; the
-//! panic surfaces there. This file holds one test so that no other test's thread, sharing the
-//! global collector, can be the one that collects the panicking value.
+//! panic surfaces there. This file holds one test on the global collector so that no other
+//! test's thread, sharing that collector, can be the one that collects the panicking value; the
+//! others use private collectors, or run in a child process of their own.
 
+use std::collections::hash_map::RandomState;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lockfree_map::HashMap;
+use lockfree_map::{Collector, HashMap};
 
 /// Counts live instances; the one made with `explode` panics when dropped (after counting).
 struct Bomb {
@@ -77,4 +79,154 @@ fn a_panicking_drop_frees_the_rest_of_its_batch_and_the_map_stays_usable() {
         std::thread::yield_now();
     }
     assert_eq!(live.load(Ordering::SeqCst), 0);
+}
+
+/// A map on a private collector, with `n` values inserted and removed on this thread (the value
+/// of key `bomb` panics when dropped), none of them collected yet: every guard is gone.
+fn private_map_with_removed(live: &Arc<AtomicUsize>, n: u64, bomb: u64) -> HashMap<u64, Bomb> {
+    let map = HashMap::with_collector(0, RandomState::new(), Collector::new());
+    let m = map.pin();
+    for k in 0..n {
+        m.insert(k, Bomb::new(live, k == bomb));
+    }
+    for k in 0..n {
+        assert!(m.remove(&k).is_some());
+    }
+    drop(m);
+    map
+}
+
+/// A private collector retires each entry as a closure of its own, up to 64 in one of
+/// crossbeam's bags, which calls them in a loop with no guard against unwinding: the panic of
+/// the bomb, early in its bag, used to leak the rest of the bag.
+#[test]
+fn a_panicking_drop_under_a_private_collector_frees_the_rest_of_its_bag() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let map = private_map_with_removed(&live, 100, 5);
+    let mut panics = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while live.load(Ordering::SeqCst) != 0 && Instant::now() < deadline {
+        // The panic comes out of whichever pin or flush collects the bag, once crossbeam has
+        // run the rest of it.
+        if catch_unwind(AssertUnwindSafe(|| map.guard().flush())).is_err() {
+            panics += 1;
+        }
+    }
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        0,
+        "values leaked after a panicking drop"
+    );
+    assert_eq!(panics, 1);
+    let m = map.pin();
+    m.insert(1, Bomb::new(&live, false));
+    assert!(m.remove(&1).is_some());
+    drop(m);
+    drop(map);
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        0,
+        "the last drop freed the rest"
+    );
+}
+
+/// The last drop of a private collector (here the map's, with every guard gone) runs every
+/// retirement left: crossbeam drops its queue's bags in a loop with no guard against unwinding,
+/// so the bomb's panic used to leak the rest of its bag and every bag after it. Now they are all
+/// freed, and then the panic comes out of the map's drop.
+#[test]
+fn a_private_collectors_last_drop_frees_everything_despite_a_panicking_drop() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let map = private_map_with_removed(&live, 200, 5);
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        200,
+        "nothing was collected yet"
+    );
+    let dropped = catch_unwind(AssertUnwindSafe(move || drop(map)));
+    assert!(dropped.is_err(), "the value's panic is resumed");
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        0,
+        "values leaked after a panicking drop"
+    );
+}
+
+/// Set in the child process of
+/// [`a_panicking_drop_met_by_an_exiting_thread_does_not_abort_the_process`].
+const CHILD: &str = "LOCKFREE_MAP_TEST_EXITING_THREADS_CHILD";
+
+/// A thread that exits with retirements in its batch hands them to crossbeam from a thread-local's
+/// destructor, and the pin and flush there collect: they may run another thread's retired value
+/// whose `Drop` panics. A panic out of a thread-local's destructor aborts the process, so it must
+/// be caught there. Run in a child process, which an abort kills without taking the test
+/// harness with it.
+#[test]
+fn a_panicking_drop_met_by_an_exiting_thread_does_not_abort_the_process() {
+    const NAME: &str = "a_panicking_drop_met_by_an_exiting_thread_does_not_abort_the_process";
+    if std::env::var_os(CHILD).is_some() {
+        exiting_threads_meet_panicking_drops(10);
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", NAME, "--test-threads=1"])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "the child failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Each round retires a value whose `Drop` panics and hands it to crossbeam under a guard that
+/// stays pinned while a second thread pins, writes and so leaves one retirement in its batch:
+/// that pin's collection cannot move the epoch far enough to free the value. The guard then
+/// goes, and the thread exits; its thread-local's destructor hands its batch on and flushes, and
+/// that flush's collection frees the value (or, should it not, a later thread's does).
+fn exiting_threads_meet_panicking_drops(rounds: u64) {
+    use std::sync::mpsc::channel;
+    let bombs = Arc::new(AtomicUsize::new(0));
+    let others = Arc::new(AtomicUsize::new(0));
+    let map: HashMap<u64, Bomb> = HashMap::new();
+    let leave_one_retirement = |key: u64| {
+        let m = map.pin();
+        m.insert(key, Bomb::new(&others, false));
+        assert!(m.remove(&key).is_some());
+    };
+    for round in 0..rounds {
+        let guard = map.guard();
+        map.insert(round, Bomb::new(&bombs, true), &guard);
+        assert!(map.remove(&round, &guard).is_some());
+        // Hands this thread's batch, with the value, to crossbeam; the guard stays pinned.
+        guard.flush();
+        let (wrote, has_written) = channel();
+        let (exit, may_exit) = channel::<()>();
+        std::thread::scope(|s| {
+            let leave_one_retirement = &leave_one_retirement;
+            let thread = s.spawn(move || {
+                leave_one_retirement(round + 1_000);
+                wrote.send(()).unwrap();
+                let _ = may_exit.recv();
+            });
+            has_written.recv().unwrap();
+            drop(guard);
+            drop(exit);
+            let _ = thread.join();
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut key = u64::MAX;
+        while bombs.load(Ordering::SeqCst) != 0 && Instant::now() < deadline {
+            let _ = std::thread::scope(|s| s.spawn(|| leave_one_retirement(key)).join());
+            key -= 1;
+        }
+        assert_eq!(
+            bombs.load(Ordering::SeqCst),
+            0,
+            "round {round}: the value was never collected"
+        );
+    }
 }
