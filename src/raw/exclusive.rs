@@ -248,6 +248,9 @@ impl<'a, K, V> Iterator for RawIterMut<'a, K, V> {
 pub(crate) struct Draining<K, V> {
     raw: RawMap<K, V>,
     taken: crate::sync::AtomicUsize,
+    /// Walks made and not yet dropped: non-zero at the end only if a consumer leaked one
+    /// (`mem::forget`), whose entries taken are then missing from `taken`.
+    walks: crate::sync::AtomicUsize,
     /// Zeroed up to its capacity; a cell holds a block's address once a walk has listed it.
     spent: Vec<*mut Entry<K, V>>,
     /// The cells handed out so far (may pass the capacity: those past it were never had).
@@ -275,6 +278,7 @@ impl<K, V> Draining<K, V> {
         Draining {
             raw,
             taken: crate::sync::AtomicUsize::new(0),
+            walks: crate::sync::AtomicUsize::new(0),
             spent,
             claimed: crate::sync::AtomicUsize::new(0),
         }
@@ -285,12 +289,14 @@ impl<K, V> Draining<K, V> {
         let Draining {
             raw,
             taken,
+            walks,
             spent,
             claimed,
         } = self;
         GroupsOwned {
             groups: raw.groups_mut(),
             taken,
+            walks,
             list: spent.as_mut_ptr(),
             cells: spent.capacity(),
             claimed,
@@ -313,8 +319,13 @@ impl<K, V> Drop for Draining<K, V> {
             // its contents out, so it is freed as a `MaybeUninit`, which drops nothing.
             drop(unsafe { Box::from_raw(p.cast::<std::mem::MaybeUninit<Entry<K, V>>>()) });
         }
-        let taken = *self.taken.get_mut();
-        let left = self.raw.len.sum().saturating_sub(taken);
+        let left = if *self.walks.get_mut() == 0 {
+            self.raw.len.sum().saturating_sub(*self.taken.get_mut())
+        } else {
+            // A walk was leaked: what it took was never added to `taken`. Count what is left
+            // (one pass over the slots, on this path only), so that the count stays exact.
+            self.raw.groups_mut().walk().count()
+        };
         self.raw.len.set_exclusive(left);
     }
 }
@@ -326,6 +337,7 @@ impl<K, V> Drop for Draining<K, V> {
 pub(crate) struct GroupsOwned<'a, K, V> {
     groups: GroupsMut<'a, K, V>,
     taken: &'a crate::sync::AtomicUsize,
+    walks: &'a crate::sync::AtomicUsize,
     /// `Draining`'s list: `cells` cells from `list`, handed out by `claimed`.
     list: *mut *mut Entry<K, V>,
     cells: usize,
@@ -347,6 +359,7 @@ impl<'a, K, V> GroupsOwned<'a, K, V> {
         Some(GroupsOwned {
             groups: upper,
             taken: self.taken,
+            walks: self.walks,
             list: self.list,
             cells: self.cells,
             claimed: self.claimed,
@@ -356,6 +369,8 @@ impl<'a, K, V> GroupsOwned<'a, K, V> {
     /// The range's entries, moved out in slot order.
     pub(crate) fn take_all(self) -> TakeWalk<'a, K, V> {
         self.groups.prefetch_first(self.cells == 0);
+        // Relaxed: read by `Draining`'s drop after rayon has joined the workers.
+        self.walks.fetch_add(1, Ordering::Relaxed);
         TakeWalk {
             range: self,
             slot: 0,
@@ -456,9 +471,10 @@ impl<K, V> Iterator for TakeWalk<'_, K, V> {
 #[cfg(any(feature = "rayon", test))]
 impl<K, V> Drop for TakeWalk<'_, K, V> {
     fn drop(&mut self) {
-        // Relaxed: read by `Draining`'s drop, after rayon has joined the workers (a join orders
-        // their work before its return). The cells claimed and not written stay null.
+        // Relaxed (both): read by `Draining`'s drop, after rayon has joined the workers (a join
+        // orders their work before its return). The cells claimed and not written stay null.
         self.range.taken.fetch_add(self.count, Ordering::Relaxed);
+        self.range.walks.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

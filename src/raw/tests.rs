@@ -816,6 +816,29 @@ fn draining_takes_each_entry_once_and_leaves_the_rest_to_the_map() {
     drop(draining);
 }
 
+/// A consumer may leak a walk (`mem::forget` of the iterator rayon hands its folder): what the
+/// walk took is then never added to the `Draining`'s count, which must still come out exact
+/// (the map's drop checks it in debug builds, and sizes its list by it). A review of stop 47
+/// found that the check then failed, inside the map's drop, and its tables leaked.
+#[test]
+fn a_walk_a_consumer_leaks_leaves_the_count_exact() {
+    let (map, inserted) = pending_half_moved();
+    let Map { raw, .. } = map;
+    let mut draining = super::Draining::new(raw);
+    let mut lower = draining.groups();
+    let upper = lower.split_off_upper().expect("at least two groups");
+    let mut walk = upper.take_all();
+    let took: Vec<(u64, u64)> = walk.by_ref().take(5).collect();
+    assert_eq!(took.len(), 5);
+    std::mem::forget(walk);
+    let rest = lower.take_all().count();
+    assert!(
+        rest + 5 < inserted as usize,
+        "the leaked walk left entries behind"
+    );
+    drop(draining);
+}
+
 /// Ever-new keys churning through a table just under its maximum load (each insert of a new key
 /// followed by the removal of the oldest, about 73 % of the slots live): the removals leave dead
 /// slots that no new key can take (tombstones; vacated slots keep their key), so the empty slots
