@@ -63,16 +63,26 @@ impl Clone for Private {
 }
 
 impl Drop for Private {
+    /// Inlined to the one test a global guard's drop pays (as `Option<Arc<_>>`'s drop did).
+    #[inline]
     fn drop(&mut self) {
-        if let Some(collector) = self.0.take() {
-            drop(collector);
-            // A drop already unwinding (a panic of the map's own drop, say) keeps its panic; a
-            // second one would abort.
-            if std::thread::panicking() {
-                drop(take_held_panic());
-            } else {
-                resume_held_panic();
-            }
+        if self.0.is_some() {
+            self.release();
+        }
+    }
+}
+
+impl Private {
+    #[cold]
+    #[inline(never)]
+    fn release(&mut self) {
+        drop(self.0.take());
+        // A drop already unwinding (a panic of the map's own drop, say) keeps its panic; a
+        // second one would abort.
+        if std::thread::panicking() {
+            drop(take_held_panic());
+        } else {
+            resume_held_panic();
         }
     }
 }

@@ -72,13 +72,16 @@ impl Counter {
     /// The sum of all stripes, clamped at zero (a concurrent remove may be counted before the
     /// insert it follows).
     pub(crate) fn sum(&self) -> usize {
-        // Relaxed: see the module doc for what the sum means under concurrency.
-        let total = self
-            .words
-            .iter()
-            .skip(STRIDE)
-            .step_by(STRIDE)
-            .fold(0usize, |acc, s| acc.wrapping_add(s.load(Ordering::Relaxed)));
+        // A plain loop rather than `skip(STRIDE).step_by(STRIDE)`: the adapter's fold is a
+        // function LLVM may leave out of line (it did at stop 47 after an unrelated change, 82
+        // instructions a small map's life, callgrind `hotpath small-maps`).
+        let mut total = 0usize;
+        let mut i = STRIDE;
+        while let Some(stripe) = self.words.get(i) {
+            // Relaxed: see the module doc for what the sum means under concurrency.
+            total = total.wrapping_add(stripe.load(Ordering::Relaxed));
+            i += STRIDE;
+        }
         if (total as isize) < 0 {
             0
         } else {
