@@ -236,14 +236,15 @@ impl Guard {
     /// ```
     pub fn flush(&self) {
         if crate::sync::RETIRE_BATCH && self.private.0.is_none() {
-            // Also hand on what this thread gathered in its batch (see `retire`).
-            if let Ok(batch) = BATCH.try_with(LocalBatch::take) {
-                if !batch.is_empty() {
-                    // SAFETY: every pointer in the batch was retired under the promises of
-                    // `retire`; `defer_batch` flushes.
-                    unsafe { defer_batch(&self.inner, batch) };
-                    return;
-                }
+            // Also hand on what this thread gathered in its batch (see `retire`). An empty batch
+            // keeps its buffer (taken, it would be freed here and another allocated for the
+            // thread's next retirement).
+            let gathered = BATCH.try_with(|b| (b.len.get() > 0).then(|| b.take()));
+            if let Ok(Some(batch)) = gathered {
+                // SAFETY: every pointer in the batch was retired under the promises of
+                // `retire`; `defer_batch` flushes.
+                unsafe { defer_batch(&self.inner, batch) };
+                return;
             }
         }
         self.inner.flush();
@@ -864,6 +865,34 @@ mod tests {
             }
         }
         collect_until(n, &PARTIAL);
+    }
+
+    /// A flush that finds the thread's batch empty (just after a batch filled and was handed
+    /// on, say) leaves its buffer in place for the next retirement, instead of freeing it.
+    #[test]
+    fn a_flush_of_an_empty_batch_keeps_its_buffer() {
+        static FREED: AtomicUsize = AtomicUsize::new(0);
+        std::thread::spawn(|| {
+            let guard = Collector::global().pin();
+            for _ in 0..BATCH_LEN {
+                retire_counted(&guard, &FREED);
+            }
+            let buffer = || BATCH.with(|b| (b.buf.get(), b.len.get()));
+            let (installed, len) = buffer();
+            assert!(
+                !installed.is_null() && len == 0,
+                "the full batch was handed on"
+            );
+            guard.flush();
+            assert_eq!(
+                buffer(),
+                (installed, 0),
+                "the flush kept the empty batch's buffer"
+            );
+        })
+        .join()
+        .unwrap();
+        collect_until(BATCH_LEN, &FREED);
     }
 
     /// What a thread leaves in its batch when it exits is handed on by the thread-local's
