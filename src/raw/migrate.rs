@@ -64,9 +64,13 @@
 //!    counts a chunk (`help_chunk`) also zeroes `PREPARE_PAGES` pages of a `Prep` for the
 //!    wanted size on the source table, the same record a growth uses (or the growth's own, if
 //!    one was prepared on this table before the rebuild got in: it serves only if its size is
-//!    the one counted). A chunk is four groups and a page 64, so the pages are done an eighth of
-//!    the way into the count. A sizer uses the arrays if they have the counted size and every
-//!    page is zeroed, and otherwise allocates a zeroed table as before: it waits for no zeroer.
+//!    the one counted; and the other way round, a growth takes the record's arrays only if they
+//!    are at least twice the source: an insert that found no migration and then stalled before
+//!    its growth may meet a rebuild's record, and until stop 47 took its arrays and failed the
+//!    prepared growth's size check, a panic). A chunk is four groups and a page 64, so the pages
+//!    are done an eighth of the way into the count. A sizer uses the arrays if they have the
+//!    counted size and every page is zeroed, and otherwise allocates a zeroed table as before: it
+//!    waits for no zeroer.
 //!    The arrays are lent, not handed to one sizer (`Prep::share`): two threads often end a
 //!    count together and both size, and until stop 35 the one that lost the hand-over
 //!    allocated a zeroed table of its own, only to lose the installation as well (7-13 ms for
@@ -595,7 +599,13 @@ impl<K, V> RawMap<K, V> {
             return true;
         }
         let prep = table.prep(groups);
-        if prep.help() && std::ptr::eq(self.root(guard), table) {
+        // The prep may be a lazily sized migration's (`prepare_during_count`), smaller than a
+        // growth's successor, if that migration was installed after our caller looked: then it is
+        // not ours to take, and the caller goes on into that migration.
+        if prep.groups() >= 2 * table.groups()
+            && prep.help()
+            && std::ptr::eq(self.root(guard), table)
+        {
             // Every page is zeroed, and `table` is the root (a successor not yet promoted waits
             // for its promotion: a later insert's `grow` starts it). One thread takes the
             // arrays; its installation fails only if another migration (a rebuild, a growth past

@@ -1305,6 +1305,45 @@ fn a_stalled_zeroer_blocks_no_growth() {
     }
 }
 
+/// A growth must not take a lazily sized migration's prepared arrays. An insert that found no
+/// migration, then stalled before its growth, meets a rebuild installed meanwhile, whose
+/// counters zeroed a successor of the rebuild's size on the same table (`prepare_during_count`):
+/// the growth took those arrays (the table's one prep, whatever its size) and panicked on the
+/// prepared growth's check that its successor is twice the source. A review of stop 47 found
+/// it. The growth must leave them, and report the migration that is there.
+#[test]
+fn a_growth_leaves_a_rebuilds_prepared_arrays_alone() {
+    use crate::sync::PREPARE_MIN_GROUPS;
+    let groups = PREPARE_MIN_GROUPS;
+    let map = Map::filled(super::capacity_of(groups * crate::sync::GROUP_SLOTS), 100);
+    let guard = map.raw.collector().pin();
+    let root = map.raw.root(&guard);
+    assert_eq!(root.groups(), groups);
+    // A same-size rebuild: lazily sized, its successor prepared at the source's size.
+    map.raw.start_migration(root, groups, &guard);
+    let mig = root.migration().expect("the rebuild was installed");
+    assert!(
+        mig.next().is_none(),
+        "a rebuild's successor is sized lazily"
+    );
+    let prep = root.prep(groups);
+    while !prep.help() {}
+    assert!(
+        map.raw.grow(root, 2 * groups, 0, 0, &guard),
+        "the growth reports the migration that is there"
+    );
+    assert!(
+        std::ptr::eq(root.migration().expect("still there"), mig),
+        "the rebuild is still the table's migration"
+    );
+    assert!(!prep.progress().1, "the growth left the arrays");
+    map.raw.finish_migration(root, mig, &guard);
+    drop(guard);
+    for k in 0..100 {
+        assert_eq!(map.get(k), Some(k), "key {k}");
+    }
+}
+
 /// A prepared successor's arrays, zeroed page by page from two threads, are handed over once,
 /// read as zero, and freed with the migration that took them; a prep abandoned half zeroed is
 /// freed with its table; a migration that loses its installation is freed with its successor.
