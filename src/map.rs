@@ -652,9 +652,18 @@ where
         loop {
             let located = self.raw.locate(hash, |k| k == pending.key(), true, guard);
             if let Some(current) = located.entry() {
+                // The key is dropped before the error is built: a key whose `Drop` panics after
+                // the error is built would leak the value in it (rust-lang/rust#47949).
                 let not_inserted = match pending {
-                    Pending::Key(_) => loose.take().expect("a value not yet boxed is loose"),
-                    Pending::Boxed(entry) => entry.value,
+                    Pending::Key(key) => {
+                        drop(key);
+                        loose.take().expect("a value not yet boxed is loose")
+                    }
+                    Pending::Boxed(entry) => {
+                        let Entry { key, value, .. } = *entry;
+                        drop(key);
+                        value
+                    }
                 };
                 return Err(OccupiedError {
                     current: &current.value,
@@ -747,7 +756,14 @@ where
             let entry = match pending {
                 Pending::Key(key) => {
                     let make = make.take().expect("make runs once: a made entry is kept");
-                    Entry::boxed(hash, key, make()?)
+                    match make() {
+                        Ok(value) => Entry::boxed(hash, key, value),
+                        // The key first, as in `try_insert`.
+                        Err(error) => {
+                            drop(key);
+                            return Err(error);
+                        }
+                    }
                 }
                 Pending::Boxed(entry) => entry,
             };
@@ -844,9 +860,16 @@ where
                 Some(entry) => entry,
                 None => {
                     let (to_owned, make) = makers.take().expect("the entry is made once and kept");
-                    // The key first: if `make` panics or fails, it is dropped.
+                    // The key first: if `make` panics or fails, it is dropped (before the error
+                    // is returned, as in `try_insert`).
                     let owned = to_owned(key);
-                    Entry::boxed(hash, owned, make()?)
+                    match make() {
+                        Ok(value) => Entry::boxed(hash, owned, value),
+                        Err(error) => {
+                            drop(owned);
+                            return Err(error);
+                        }
+                    }
                 }
             };
             match self.raw.try_store(&located, entry, guard) {
@@ -942,7 +965,11 @@ where
             let located = self.raw.locate(hash, |k| k == pending.key(), true, guard);
             let current = located.entry();
             match decide(current.map(|e| (&e.key, &e.value))) {
-                Operation::Abort(t) => return Compute::Aborted(t),
+                Operation::Abort(t) => {
+                    // The key first, as in `try_insert`.
+                    drop(pending);
+                    return Compute::Aborted(t);
+                }
                 Operation::Remove => {
                     let Some(current) = current else {
                         return Compute::Absent;
@@ -1017,9 +1044,13 @@ where
                         Pending::Key(key) => Entry::boxed(hash, key, value),
                         Pending::Boxed(mut entry) => {
                             let previous = std::mem::replace(&mut entry.value, value);
-                            // `make`'s value is kept for a later attempt; a stale update's goes.
+                            // `make`'s value is kept for a later attempt; a stale update's goes,
+                            // here: dropped after the block's result is built, a panic of its
+                            // `Drop` would leak the entry (rust-lang/rust#47949).
                             if boxed_made {
                                 made = Some(previous);
+                            } else {
+                                drop(previous);
                             }
                             entry
                         }

@@ -353,3 +353,155 @@ fn dropping_a_map_with_a_panicking_value_drops_the_rest() {
         );
     }
 }
+
+/// A key or value that counts its live instances and, made with `explode`, panics when dropped
+/// (after counting). Hashed and compared by `id`.
+#[derive(Debug)]
+struct DropBomb {
+    id: u64,
+    live: Arc<AtomicUsize>,
+    explode: bool,
+}
+
+impl DropBomb {
+    fn new(id: u64, live: &Arc<AtomicUsize>, explode: bool) -> Self {
+        live.fetch_add(1, Ordering::SeqCst);
+        DropBomb {
+            id,
+            live: live.clone(),
+            explode,
+        }
+    }
+}
+
+impl Drop for DropBomb {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+        if self.explode {
+            panic!("a key's or value's Drop panicked on purpose");
+        }
+    }
+}
+
+impl std::hash::Hash for DropBomb {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id.hash(state)
+    }
+}
+
+impl PartialEq for DropBomb {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+impl Eq for DropBomb {}
+
+/// A call that hands a value back, or builds a result, and drops the caller's key must drop the
+/// key first: a local whose `Drop` panics after the result is built leaks the result
+/// (rust-lang/rust#47949). A review of stop 47 found `try_insert` (its `not_inserted`),
+/// `compute` (an abort's value) and `get_or_try_insert_with(_ref)` (`make`'s error) leaking so.
+#[test]
+fn a_key_whose_drop_panics_leaks_nothing_the_call_hands_back() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let map: HashMap<DropBomb, DropBomb> = HashMap::new();
+    let guard = map.guard();
+    map.insert(
+        DropBomb::new(1, &live, false),
+        DropBomb::new(10, &live, false),
+        &guard,
+    );
+    type Call<'a> = (&'static str, Box<dyn Fn() + 'a>);
+    let calls: [Call; 4] = [
+        (
+            "try_insert over a present key",
+            Box::new(|| {
+                let key = DropBomb::new(1, &live, true);
+                let _ = map.try_insert(key, DropBomb::new(11, &live, false), &guard);
+            }),
+        ),
+        (
+            "compute's abort",
+            Box::new(|| {
+                let key = DropBomb::new(2, &live, true);
+                let abort = |_| Operation::<DropBomb, _>::Abort(DropBomb::new(12, &live, false));
+                map.compute(key, abort, &guard);
+            }),
+        ),
+        (
+            "get_or_try_insert_with's error",
+            Box::new(|| {
+                let key = DropBomb::new(3, &live, true);
+                let error = DropBomb::new(13, &live, false);
+                let _ = map.get_or_try_insert_with(key, || Err::<DropBomb, _>(error), &guard);
+            }),
+        ),
+        (
+            "get_or_try_insert_with_ref's error",
+            Box::new(|| {
+                let error = DropBomb::new(14, &live, false);
+                let _ = map.get_or_try_insert_with_ref(
+                    &DropBomb::new(4, &live, false),
+                    |k| DropBomb::new(k.id, &live, true),
+                    || Err::<DropBomb, _>(error),
+                    &guard,
+                );
+            }),
+        ),
+    ];
+    for (name, call) in &calls {
+        assert!(
+            catch_unwind(AssertUnwindSafe(call)).is_err(),
+            "{name}: the key's panic is passed on"
+        );
+        assert_eq!(live.load(Ordering::SeqCst), 2, "{name}: leaked");
+    }
+    drop(calls);
+    assert_eq!(map.len(), 1, "nothing was inserted");
+    drop(guard);
+    drop(map);
+    assert_eq!(settle_reclamation(&live, 0), 0);
+}
+
+/// `update_or_insert_with` whose first attempt loses its CAS (here, to an insert its own `update`
+/// makes) drops that attempt's updated value on the next attempt. That value's `Drop` panicking
+/// must not leak the entry the next attempt carries (the key and the new value): the value was
+/// dropped after the entry was taken as the block's result (rust-lang/rust#47949).
+#[test]
+fn update_or_insert_with_leaks_nothing_when_a_stale_update_panics_on_drop() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let map: HashMap<DropBomb, DropBomb> = HashMap::new();
+    let guard = map.guard();
+    map.insert(
+        DropBomb::new(1, &live, false),
+        DropBomb::new(10, &live, false),
+        &guard,
+    );
+    let updates = AtomicUsize::new(0);
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        map.update_or_insert_with(
+            DropBomb::new(1, &live, false),
+            |_| {
+                if updates.fetch_add(1, Ordering::SeqCst) == 0 {
+                    // The key's slot changes under this attempt: its CAS fails.
+                    map.insert(
+                        DropBomb::new(1, &live, false),
+                        DropBomb::new(20, &live, false),
+                        &guard,
+                    );
+                    DropBomb::new(30, &live, true)
+                } else {
+                    DropBomb::new(31, &live, false)
+                }
+            },
+            || unreachable!("the key is present"),
+            &guard,
+        );
+    }));
+    assert!(outcome.is_err(), "the stale value's panic is passed on");
+    assert_eq!(updates.load(Ordering::SeqCst), 2);
+    drop(guard);
+    // Left: the map's key and value, and the replaced entry's key and value until reclaimed.
+    assert_eq!(map.len(), 1);
+    drop(map);
+    assert_eq!(settle_reclamation(&live, 0), 0, "leaked");
+}
