@@ -718,7 +718,7 @@ impl<K, V> RawMap<K, V> {
         }
         let Some(p) = w.entry_ptr::<K, V>() else {
             return if w.is_vacated() {
-                self.examine_vacated(table, index, w, eq, guard)
+                self.examine_vacated(table, index, w, hash, eq, guard)
             } else {
                 Examined::NotIt
             };
@@ -755,6 +755,7 @@ impl<K, V> RawMap<K, V> {
         table: &'g Table<K, V>,
         index: usize,
         w: Word,
+        hash: u64,
         eq: &mut impl FnMut(&K) -> bool,
         guard: &'g Guard,
     ) -> Examined<'g, K, V>
@@ -774,14 +775,37 @@ impl<K, V> RawMap<K, V> {
         if !eq(&unsafe { keys::key::<K>(bits) }) {
             return Examined::NotIt;
         }
-        let vacant = Examined::Found(Located::Vacant {
-            table,
-            group: table.group(g),
-            slot: i,
-            word: w.0,
-        });
+        let vacant = || {
+            // An insert that takes the slot back past the probe limit of `hash`'s probe raises
+            // the read bound as any insert there does, before its CAS: for an honest key the
+            // bound covers the slot already (the key's first insert there raised it, along the
+            // same hash), but a borrowed form whose `Hash` disagrees with the key's
+            // (`get_or_insert_with_ref`, say) reaches the slot along another hash, which the
+            // new entry then stores. The search of a copy's source slot by the entry's hash
+            // (`migrate::slot_holding`, within the bound) missed the slot, and a stalled helper
+            // could then place a retired entry again (found by a review of stop 47;
+            // `a_take_back_along_a_lying_hash_raises_the_read_bound`). A lookup that ends here
+            // raises it too, harmlessly: only along such a hash is the bound not there already.
+            // The distance is found again here, on this cold path, rather than passed down the
+            // probe's loop, where the extra argument cost `locate_probe` 2 % more instructions.
+            let mut probe = Probe::new(hash, table.group_mask());
+            let mut dist = 0;
+            while probe.pos != g && dist < table.groups() {
+                probe.advance();
+                dist += 1;
+            }
+            if dist + 1 > table.probe_limit() {
+                table.raise_read_bound((dist + 1).min(table.groups()));
+            }
+            Examined::Found(Located::Vacant {
+                table,
+                group: table.group(g),
+                slot: i,
+                word: w.0,
+            })
+        };
         match table.migration() {
-            None if !w.is_frozen() => vacant,
+            None if !w.is_frozen() => vacant(),
             // The successor is still to be sized: the key takes its slot back in the source, as
             // an insert of a new key takes a free slot (`locate_probe`): a slot the count has
             // not passed as is (its counter sees the entry, or the CAS fails on the mark), a
@@ -792,7 +816,7 @@ impl<K, V> RawMap<K, V> {
                     && mig.next().is_none()
                     && (w.0 == VACATED || mig.register_late()) =>
             {
-                vacant
+                vacant()
             }
             mig => {
                 let mig = mig.expect("a frozen slot implies a migration");

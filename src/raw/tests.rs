@@ -323,6 +323,104 @@ fn a_lying_remove_in_the_successor_leaves_no_copy_for_a_stalled_helper() {
     assert_eq!(map.raw.len(), 3);
 }
 
+/// [`a_lying_remove_in_the_successor_leaves_no_copy_for_a_stalled_helper`] for an entry that
+/// took its key's vacated slot back along a hash other than the key's own (a borrowed form whose
+/// `Hash` disagrees with the key's, as `get_or_insert_with_ref` may be given), at a distance
+/// past the read bound along that hash. The take-back must raise the bound, as any insert that
+/// far does: the remove that settles the copy it found in the successor looks for the copy's
+/// source slot by the entry's hash within the bound (`migrate::slot_holding`). Before stop 47 it
+/// missed the slot, the stalled helper placed the retired entry again, and the removed key came
+/// back (found by a review).
+#[test]
+fn a_take_back_along_a_lying_hash_raises_the_read_bound() {
+    use super::table::Probe;
+    use crate::sync::{Ordering, GROUP_SLOTS};
+    let map: Map<u64> = Map::with_room(super::capacity_of(4 * GROUP_SLOTS), 0);
+    let guard = map.raw.collector().pin();
+    let root = map.raw.root(&guard);
+    let (groups, bound) = (root.groups(), root.read_bound());
+    assert!(
+        bound < groups,
+        "a group past the read bound: {bound} of {groups}"
+    );
+    // Hashes chosen outright: the home group in the low bits, the tag in the top seven.
+    let hash = |tag: u64, home: usize| (tag << 57) | home as u64;
+    let mut probe = Probe::new(0, groups - 1);
+    let mut path = Vec::new();
+    for _ in 0..=bound {
+        path.push(probe.pos);
+        probe.advance();
+    }
+    // Key 0 lives at its own hash's home, `bound` groups into the probe of `lying` (home 0).
+    let (own, lying) = (hash(0x55, path[bound]), hash(0x55, 0));
+    assert_eq!(store(&map.raw, own, 0, 0, &guard), None);
+    // The groups before it on that probe, full of other keys under another tag.
+    let mut key = 100;
+    for &g in &path[..bound] {
+        for _ in 0..GROUP_SLOTS {
+            assert_eq!(store(&map.raw, hash(0x11, g), key, key, &guard), None);
+            key += 1;
+        }
+    }
+    assert!(root.migration().is_none(), "no resize started");
+    let index = slot_of(root, 0, &guard).expect("key 0 is in the table");
+    assert_eq!(index / GROUP_SLOTS, path[bound]);
+    let located = map.raw.locate(own, |k| *k == 0, false, &guard);
+    assert!(map.raw.try_remove(&located, &guard).is_some());
+    // The key comes back along the lying hash, into its vacated slot.
+    assert_eq!(store(&map.raw, lying, 0, 5, &guard), None);
+    assert_eq!(
+        slot_of(root, 0, &guard),
+        Some(index),
+        "the key took its slot back"
+    );
+    assert!(
+        root.read_bound() > bound,
+        "the take-back raised the read bound"
+    );
+
+    map.raw.start_migration(root, groups * 2, &guard);
+    let mig = root.migration().expect("the migration was installed");
+    assert!(
+        mig.next().is_some(),
+        "a growth's successor comes with its record"
+    );
+    // Every chunk claimed by claimers that never come (stalled): only the threads below move
+    // key 0's slot. Relaxed: as every claim; only this thread writes now.
+    mig.claim().fetch_add(groups, Ordering::Relaxed);
+    std::thread::scope(|s| {
+        let mut releases = Vec::new();
+        let mut helpers = Vec::new();
+        for site in ["placed", "frozen"] {
+            let (helper, release) = spawn_parked_mover(s, site, &map.raw, index);
+            helpers.push(helper);
+            releases.push(release);
+        }
+        let mut seen = false;
+        let liar = |k: &u64| *k == 0 && std::mem::replace(&mut seen, true);
+        let located = map.raw.locate(lying, liar, false, &guard);
+        let entry = located
+            .entry()
+            .expect("the lie matched the copy in the successor");
+        assert_eq!((entry.key, entry.value), (0, 5));
+        assert!(map.raw.try_remove(&located, &guard).is_some());
+        for (release, helper) in releases.into_iter().zip(helpers).rev() {
+            drop(release);
+            assert!(helper.join().unwrap().1, "each helper parked once");
+        }
+    });
+    // Our guard still holds the removed entry's memory, so a copy placed again would read as
+    // key 0 here rather than as freed memory.
+    assert!(
+        map.raw.find(lying, |k| *k == 0, &guard).is_none(),
+        "a removed key came back through a stalled helper"
+    );
+    map.raw.finish_migration(root, mig, &guard);
+    assert!(map.raw.find(lying, |k| *k == 0, &guard).is_none());
+    drop(guard);
+    assert_eq!(map.raw.len(), (key - 100) as usize);
+}
+
 /// A migration started with a successor far too small for the entries present (what a shrink
 /// decided on a length read while other threads wrote, or a length read by a thread preempted
 /// between two stripes, asks for) must still keep every entry: the successor is sized from a
