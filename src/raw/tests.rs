@@ -1442,6 +1442,26 @@ fn a_growth_leaves_a_rebuilds_prepared_arrays_alone() {
     }
 }
 
+/// `repair_tag` (a probe that read a slot's tag before its writer wrote it) leaves a moved
+/// entry's final word, `COPIED(i)`, with the tag its mover wrote: until stop 47 it took the
+/// word for a redirect and ORed the REDIRECT tag into the full one (harmless, as nothing reads
+/// a moved slot's tag as a key's; found by a review).
+#[test]
+fn a_tag_repair_leaves_a_moved_entrys_tag_alone() {
+    use super::migrate::{repair_tag, set_tag};
+    use super::slot::{copied, Word};
+    use super::table::Table;
+    use super::tag;
+    use crate::sync::Ordering;
+    let table = Table::<u64, u64>::new(4);
+    let full = tag::full_tag(0x54 << 57); // low bit clear: a REDIRECT ORed in would show
+    set_tag(&table, 1, full);
+    repair_tag(&table, 1, Word(copied(3)));
+    // Relaxed: this thread wrote it.
+    let tags = table.group(0).tags.load(Ordering::Relaxed);
+    assert_eq!(tags & tag::tag_bits(1, 0xFF), tag::tag_bits(1, full));
+}
+
 /// A prepared successor's arrays, zeroed page by page from two threads, are handed over once,
 /// read as zero, and freed with the migration that took them; a prep abandoned half zeroed is
 /// freed with its table; a migration that loses its installation is freed with its successor.
