@@ -1219,8 +1219,9 @@ where
 
     /// Keeps only the entries for which `keep` returns `true`.
     ///
-    /// Each entry is judged on its value when it is visited (again, if it changes before it can
-    /// be removed). Entries inserted concurrently may or may not be visited.
+    /// Each entry is judged once, on its value when it is visited (again, if another thread
+    /// changes it before it can be removed). Entries inserted concurrently may or may not be
+    /// visited.
     ///
     /// ```
     /// let map = lockfree_map::HashMap::new();
@@ -1238,7 +1239,17 @@ where
     {
         for entry in self.raw.iter(guard) {
             if !keep(&entry.key, &entry.value) {
-                self.remove_if(&entry.key, |k, v| !keep(k, v), guard);
+                // The entry judged is removed without asking `keep` again (std's `retain` asks
+                // once an element; a stateful `keep` asked twice kept entries it had rejected,
+                // found by a review of stop 47); a different entry for the key is judged anew.
+                // The same address is the same entry: ours cannot be freed, and its memory
+                // reused, while `guard` lives.
+                let judged = &entry.value;
+                self.remove_if(
+                    &entry.key,
+                    |k, v| std::ptr::eq(v, judged) || !keep(k, v),
+                    guard,
+                );
             }
         }
     }

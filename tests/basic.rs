@@ -406,6 +406,31 @@ fn retain_keeps_matching_entries() {
     assert!(m.iter().all(|(k, v)| k % 3 == 0 && k == v));
 }
 
+/// `retain` asks `keep` once an entry, as `std`'s does: a stateful predicate (every other entry)
+/// removes exactly the entries it rejected. Until stop 47 a rejected entry was judged again by the
+/// removal, so this predicate flipped back and kept it (found by a review).
+#[test]
+fn retain_asks_once_an_entry() {
+    let map: HashMap<u64, u64> = (0..1000).map(|i| (i, i)).collect();
+    let m = map.pin();
+    let mut calls = 0;
+    let mut rejected = Vec::new();
+    m.retain(|&k, _| {
+        calls += 1;
+        let keep = calls % 2 == 0;
+        if !keep {
+            rejected.push(k);
+        }
+        keep
+    });
+    assert_eq!(calls, 1000, "one call an entry");
+    assert_eq!(m.len(), 500);
+    assert!(
+        rejected.iter().all(|k| !m.contains_key(k)),
+        "each rejected entry went"
+    );
+}
+
 /// A capacity whose table would not fit in the address space panics with a clear message, before
 /// anything changes: a map that was asked to reserve it keeps every entry and takes writes, as
 /// does a set. (A table that fits the address space but not the allocator aborts the process, as

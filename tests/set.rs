@@ -114,6 +114,19 @@ fn set_operations_through_the_handle() {
 
 /// Sorted, so that an answer compares with `std`'s whatever the order; duplicates are kept, so a
 /// value yielded twice shows.
+/// The set's `retain` asks `keep` once a value, as the map's (a stateful predicate removes
+/// exactly what it rejected).
+#[test]
+fn retain_asks_once_a_value() {
+    let set: HashSet<u32> = (0..1000).collect();
+    let mut calls = 0;
+    set.pin().retain(|_| {
+        calls += 1;
+        calls % 2 == 0
+    });
+    assert_eq!((calls, set.len()), (1000, 500));
+}
+
 fn sorted<'a>(values: impl Iterator<Item = &'a u16>) -> Vec<u16> {
     let mut v: Vec<u16> = values.copied().collect();
     v.sort_unstable();
