@@ -31,10 +31,21 @@ fn bench_map<K: BenchKey, M: BenchMap<K>>(
     mix: Workload,
     threads: usize,
 ) {
-    // One prefilled map per benchmark; mixes with removes keep its size steady.
-    let map: M = prepare(keys, mix);
+    // A fresh map for every timed run, prefilled (or not, for rapid-grow) outside the clock and
+    // dropped outside it, as the runner does. One map for all of a benchmark's runs (until stop
+    // 47) was full after rapid-grow's warm-up, so that every sample timed overwrites only, and
+    // let the other mixes drift from their prefill towards half full. Criterion still sizes a
+    // sample by its own clock (millions of operations over 64Ki keys), so in its rapid-grow
+    // the growths come in the first hundred thousand or so operations of a sample, and the rest
+    // mostly overwrite: the runner (`examples/compare.rs`, 1Mi keys, a fixed count of
+    // operations) is the reference for growth.
     group.bench_with_input(BenchmarkId::new(M::NAME, threads), &threads, |b, &t| {
-        b.iter_custom(|iters| run_ops(&map, keys, mix, t, iters.div_ceil(t as u64)))
+        b.iter_custom(|iters| {
+            let map: M = prepare(keys, mix);
+            let took = run_ops(&map, keys, mix, t, iters.div_ceil(t as u64));
+            drop(map);
+            took
+        })
     });
 }
 

@@ -8,13 +8,16 @@
 //! ```
 //!
 //! `MAP` is `lockfree-map`, `papaya`, `scc` or `dashmap`; `MIX` is `exchange` (1M operations of
-//! bustle's 10/40/40/10 get/insert/remove/update on 64Ki `u64` keys, 3/4 prefilled) or `hot-key`
+//! bustle's get/insert/remove/update mix, in sixteenths 12.5/37.5/37.5/12.5 rather than its
+//! 10/40/40/10, on 64Ki `u64` keys, 3/4 prefilled), `read-heavy` (98/1/1 in 128ths) or `hot-key`
 //! (1M updates spread over 8 of those keys). An optional third argument sets the key space (at
 //! least 8; 64Ki unless given), for example the runner's 1Mi with callgrind's cache simulation
 //! (`--cache-sim=yes --LL=33554432,16,64`) to count each map's misses an operation at the size
 //! where its footprint outgrows the last level. The total "Collected" count divided by 1M is the
-//! map's instructions an operation, including the loop's own (about 10). The prefill, the pins
-//! (once per 64 operations, outside the measured loop) and the map's drop are not counted.
+//! map's instructions an operation, including the loop's own (about 10). The pins (once per 64
+//! operations) and their ends are counted with their batch: seize, papaya's reclamation, frees a
+//! thread's retired entries when its guard drops, so a count without the drop left papaya's
+//! frees out (until stop 47). The prefill and the map's drop are not counted.
 //!
 //! Wall time says how fast; this says how much work, exactly and repeatably, on a machine too
 //! noisy to time small differences: it shows how much of a gap on a cache-resident mix is
@@ -149,10 +152,27 @@ enum Mix {
     HotKey,
 }
 
-/// The measured loop (callgrind's `--toggle-collect=*measured*`): `n` operations from the
-/// `start`-th, on keys and a mix drawn by a xorshift generator, as `examples/hotpath.rs` does.
+/// One batch, counted (callgrind's `--toggle-collect=*measured*`, which a nested match would
+/// toggle off again: the loop is `ops`): a handle `handle` makes (a pin), its `n` operations
+/// from the `start`-th, and the handle's drop (an unpin, where seize frees).
 #[inline(never)]
-fn measured(m: &impl Ops, mix: Mix, keys: u64, start: u64, n: u64) -> u64 {
+fn measured<H: Ops>(
+    handle: &mut impl FnMut() -> H,
+    mix: Mix,
+    keys: u64,
+    start: u64,
+    n: u64,
+) -> u64 {
+    let m = handle();
+    let hits = ops(&m, mix, keys, start, n);
+    drop(m);
+    hits
+}
+
+/// `n` operations from the `start`-th, on keys and a mix drawn by a xorshift generator, as
+/// `examples/hotpath.rs` does.
+#[inline(always)]
+fn ops(m: &impl Ops, mix: Mix, keys: u64, start: u64, n: u64) -> u64 {
     let mut x = 0x853C_49E6_748F_EA9B ^ start;
     let mut hits = 0;
     for i in start..start + n {
@@ -184,7 +204,7 @@ fn run<H: Ops>(mix: Mix, keys: u64, mut handle: impl FnMut() -> H) -> u64 {
     let mut hits = 0;
     let mut i = 0;
     while i < OPS {
-        hits += measured(&handle(), mix, keys, i, BATCH);
+        hits += measured(&mut handle, mix, keys, i, BATCH);
         i += BATCH;
     }
     hits

@@ -56,6 +56,11 @@ pub trait BenchMap<K: BenchKey>: Send + Sync + Sized {
     /// Visits every entry, reading each value; returns how many entries it visited (the runner
     /// computes rates from this count, so an iterator that stops early cannot look fast).
     fn iterate(&self) -> usize;
+    /// Hands on what this thread has retired to the map's reclamation scheme, so that memory
+    /// that is only waiting to be freed (old tables, removed entries) can go before a memory
+    /// reading: for the maps with deferred reclamation. The runner calls it, with crossbeam's
+    /// epoch settled beside it, until the live bytes stop falling.
+    fn settle(&self) {}
 }
 
 /// What an iteration saw: the entries visited and a checksum of their values, which is kept
@@ -119,6 +124,11 @@ impl<K: BenchKey> BenchMap<K> for Ours<K> {
             .fold(Visit::default(), |n, (_, v)| n.visit(*v))
             .count()
     }
+    fn settle(&self) {
+        // This thread's batch of retirements is handed to crossbeam (the runner settles the
+        // epoch itself).
+        self.guard().flush();
+    }
 }
 
 // ---- papaya -------------------------------------------------------------------------------
@@ -161,6 +171,15 @@ impl<K: BenchKey> BenchMap<K> for Papaya<K> {
             .fold(Visit::default(), |n, (_, v)| n.visit(*v))
             .count()
     }
+    fn settle(&self) {
+        use papaya::Guard;
+        // seize frees a thread's retirements in batches (its retired tables wait for 32 or so
+        // to gather); a flush hands the batch on, and dropping the guard then frees what no
+        // other thread holds.
+        let guard = self.guard();
+        guard.flush();
+        drop(guard);
+    }
 }
 
 // ---- scc ----------------------------------------------------------------------------------
@@ -202,6 +221,12 @@ impl<K: BenchKey> BenchMap<K> for Scc<K> {
             true
         });
         n.count()
+    }
+    fn settle(&self) {
+        // sdd, scc's reclamation: a guard that asks the epoch to move on.
+        let guard = scc::Guard::new();
+        guard.accelerate();
+        drop(guard);
     }
 }
 
@@ -287,6 +312,12 @@ impl<K: BenchKey> BenchMap<K> for Flurry<K> {
             .iter()
             .fold(Visit::default(), |n, (_, v)| n.visit(*v))
             .count()
+    }
+    fn settle(&self) {
+        // seize 0.3, as papaya's: hand the batch on, then drop the guard.
+        let guard = self.guard();
+        guard.flush();
+        drop(guard);
     }
 }
 
