@@ -1413,7 +1413,10 @@ fn a_stalled_zeroer_blocks_no_growth() {
 fn a_growth_leaves_a_rebuilds_prepared_arrays_alone() {
     use crate::sync::PREPARE_MIN_GROUPS;
     let groups = PREPARE_MIN_GROUPS;
-    let map = Map::filled(super::capacity_of(groups * crate::sync::GROUP_SLOTS), 100);
+    let capacity = super::capacity_of(groups * crate::sync::GROUP_SLOTS);
+    // Half the capacity: no growth while filling, in either geometry.
+    let keys = capacity as u64 / 2;
+    let map = Map::filled(capacity, keys);
     let guard = map.raw.collector().pin();
     let root = map.raw.root(&guard);
     assert_eq!(root.groups(), groups);
@@ -1437,7 +1440,7 @@ fn a_growth_leaves_a_rebuilds_prepared_arrays_alone() {
     assert!(!prep.progress().1, "the growth left the arrays");
     map.raw.finish_migration(root, mig, &guard);
     drop(guard);
-    for k in 0..100 {
+    for k in 0..keys {
         assert_eq!(map.get(k), Some(k), "key {k}");
     }
 }
