@@ -52,11 +52,20 @@ fn a_panicking_drop_frees_the_rest_of_its_batch_and_the_map_stays_usable() {
             assert!(m.remove(&k).is_some());
         }
     }
+    // The panic comes out of whichever flush collects the batch.
+    assert_eq!(flush_until_freed(&live, || map.guard().flush()), 1);
+    // The map still works, and its later retirements are still freed.
+    still_works(&map, &live);
+    assert_eq!(flush_until_freed(&live, || map.guard().flush()), 0);
+}
+
+/// Flushes through `flush` until every value `live` counts is dropped (a minute at most), checks
+/// that none is left, and returns how many of the flushes panicked.
+fn flush_until_freed(live: &AtomicUsize, flush: impl Fn()) -> usize {
     let mut panics = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
     while live.load(Ordering::SeqCst) != 0 && Instant::now() < deadline {
-        // The panic comes out of whichever flush collects the batch.
-        if catch_unwind(AssertUnwindSafe(|| map.guard().flush())).is_err() {
+        if catch_unwind(AssertUnwindSafe(&flush)).is_err() {
             panics += 1;
         }
         std::thread::yield_now();
@@ -66,19 +75,15 @@ fn a_panicking_drop_frees_the_rest_of_its_batch_and_the_map_stays_usable() {
         0,
         "values leaked after a panicking drop"
     );
-    assert_eq!(panics, 1);
-    // The map still works, and its later retirements are still freed.
+    panics
+}
+
+/// After a panicking drop, `map` still takes a value and removes it.
+fn still_works(map: &HashMap<u64, Bomb>, live: &Arc<AtomicUsize>) {
     let m = map.pin();
-    m.insert(1, Bomb::new(&live, false));
+    m.insert(1, Bomb::new(live, false));
     assert!(m.remove(&1).is_some());
     assert!(m.is_empty());
-    drop(m);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while live.load(Ordering::SeqCst) != 0 && Instant::now() < deadline {
-        map.guard().flush();
-        std::thread::yield_now();
-    }
-    assert_eq!(live.load(Ordering::SeqCst), 0);
 }
 
 /// A map on a private collector, with `n` values inserted and removed on this thread (the value
@@ -103,25 +108,10 @@ fn private_map_with_removed(live: &Arc<AtomicUsize>, n: u64, bomb: u64) -> HashM
 fn a_panicking_drop_under_a_private_collector_frees_the_rest_of_its_bag() {
     let live = Arc::new(AtomicUsize::new(0));
     let map = private_map_with_removed(&live, 100, 5);
-    let mut panics = 0;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while live.load(Ordering::SeqCst) != 0 && Instant::now() < deadline {
-        // The panic comes out of whichever pin or flush collects the bag, once crossbeam has
-        // run the rest of it.
-        if catch_unwind(AssertUnwindSafe(|| map.guard().flush())).is_err() {
-            panics += 1;
-        }
-    }
-    assert_eq!(
-        live.load(Ordering::SeqCst),
-        0,
-        "values leaked after a panicking drop"
-    );
-    assert_eq!(panics, 1);
-    let m = map.pin();
-    m.insert(1, Bomb::new(&live, false));
-    assert!(m.remove(&1).is_some());
-    drop(m);
+    // The panic comes out of whichever pin or flush collects the bag, once crossbeam has run
+    // the rest of it.
+    assert_eq!(flush_until_freed(&live, || map.guard().flush()), 1);
+    still_works(&map, &live);
     drop(map);
     assert_eq!(
         live.load(Ordering::SeqCst),

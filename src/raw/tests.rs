@@ -1949,15 +1949,10 @@ fn an_insert_leaves_a_frozen_vacated_slot_to_its_mover() {
     use super::slot::{Word, FROZEN, VACATED};
     use crate::sync::Ordering;
     const KEY: u64 = 2;
-    let map = Map::filled(64, 4);
+    let (map, index) = vacated_in_a_rebuild(KEY);
     let guard = map.raw.collector().pin();
     let root = map.raw.root(&guard);
-    let index = slot_of(root, KEY, &guard).expect("the key is in the root");
     let word = || Word(root.slot(index).load(Ordering::Acquire));
-    assert_eq!(map.remove(KEY), Some(KEY));
-    assert_eq!(word().0, VACATED, "the remove vacated the key's slot");
-
-    map.raw.start_migration(root, root.groups(), &guard);
     let mig = root.migration().expect("the migration was installed");
     assert!(
         mig.next().is_none(),
@@ -1999,15 +1994,10 @@ fn a_mover_that_meets_a_slot_frozen_under_it_leaves_the_final_word_frozen() {
     use super::slot::{Word, FROZEN, MOVED, VACATED};
     use crate::sync::Ordering;
     const KEY: u64 = 2;
-    let map = Map::filled(64, 4);
+    let (map, index) = vacated_in_a_rebuild(KEY);
     let guard = map.raw.collector().pin();
     let root = map.raw.root(&guard);
-    let index = slot_of(root, KEY, &guard).expect("the key is in the root");
     let word = || Word(root.slot(index).load(Ordering::Acquire));
-    assert_eq!(map.remove(KEY), Some(KEY));
-    assert_eq!(word().0, VACATED, "the remove vacated the key's slot");
-
-    map.raw.start_migration(root, root.groups(), &guard);
     let mig = root.migration().expect("the migration was installed");
     std::thread::scope(|s| {
         let (late, release_late) = spawn_parked_mover(s, "unfrozen", &map.raw, index);
@@ -2309,6 +2299,25 @@ fn store<K: Eq + Copy + 'static>(
             Err(back) => entry = back,
         }
     }
+}
+
+/// A map of the keys `0..4` in its first table, `key` removed (its slot, at the returned index,
+/// left VACATED) and then a same-size rebuild started, whose successor is still to be sized.
+fn vacated_in_a_rebuild(key: u64) -> (Map, usize) {
+    use super::slot::VACATED;
+    use crate::sync::Ordering;
+    let map = Map::filled(64, 4);
+    let guard = map.raw.collector().pin();
+    let root = map.raw.root(&guard);
+    let index = slot_of(root, key, &guard).expect("the key is in the root");
+    assert_eq!(map.remove(key), Some(key));
+    // Acquire: pairs with the remove's Release CAS.
+    let word = root.slot(index).load(Ordering::Acquire);
+    assert_eq!(word, VACATED, "the remove vacated the key's slot");
+    map.raw.start_migration(root, root.groups(), &guard);
+    assert!(root.migration().is_some(), "the rebuild was installed");
+    drop(guard);
+    (map, index)
 }
 
 /// The index of the slot of `table` that holds `key`'s entry, if one does. The guard is the
