@@ -54,13 +54,8 @@ pub struct Collector {
 /// ([`resume_held_panic`]): here, after the `Arc` is dropped, and after each pin and flush on a
 /// private collector. crossbeam calls the closures of a bag, and drops the bags of its queue, in
 /// a loop with no guard against unwinding: a panic let out of one leaked the rest.
+#[derive(Clone)]
 struct Private(Option<Arc<epoch::Collector>>);
-
-impl Clone for Private {
-    fn clone(&self) -> Self {
-        Private(self.0.clone())
-    }
-}
 
 impl Drop for Private {
     /// Inlined to the one test a global guard's drop pays (as `Option<Arc<_>>`'s drop did).

@@ -11,32 +11,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::DropBomb as Bomb;
 use lockfree_map::{Collector, HashMap};
-
-/// Counts live instances; the one made with `explode` panics when dropped (after counting).
-struct Bomb {
-    live: Arc<AtomicUsize>,
-    explode: bool,
-}
-
-impl Bomb {
-    fn new(live: &Arc<AtomicUsize>, explode: bool) -> Self {
-        live.fetch_add(1, Ordering::SeqCst);
-        Bomb {
-            live: live.clone(),
-            explode,
-        }
-    }
-}
-
-impl Drop for Bomb {
-    fn drop(&mut self) {
-        self.live.fetch_sub(1, Ordering::SeqCst);
-        if self.explode {
-            panic!("a value's Drop panicked");
-        }
-    }
-}
 
 #[test]
 fn a_panicking_drop_frees_the_rest_of_its_batch_and_the_map_stays_usable() {
@@ -46,7 +24,7 @@ fn a_panicking_drop_frees_the_rest_of_its_batch_and_the_map_stays_usable() {
         let m = map.pin();
         // Fewer than one batch, removed on this thread: they are freed together.
         for k in 0..100u64 {
-            m.insert(k, Bomb::new(&live, k == 50));
+            m.insert(k, Bomb::new(k, &live, k == 50));
         }
         for k in 0..100u64 {
             assert!(m.remove(&k).is_some());
@@ -81,7 +59,7 @@ fn flush_until_freed(live: &AtomicUsize, flush: impl Fn()) -> usize {
 /// After a panicking drop, `map` still takes a value and removes it.
 fn still_works(map: &HashMap<u64, Bomb>, live: &Arc<AtomicUsize>) {
     let m = map.pin();
-    m.insert(1, Bomb::new(live, false));
+    m.insert(1, Bomb::new(1, live, false));
     assert!(m.remove(&1).is_some());
     assert!(m.is_empty());
 }
@@ -92,7 +70,7 @@ fn private_map_with_removed(live: &Arc<AtomicUsize>, n: u64, bomb: u64) -> HashM
     let map = HashMap::with_collector(0, RandomState::new(), Collector::new());
     let m = map.pin();
     for k in 0..n {
-        m.insert(k, Bomb::new(live, k == bomb));
+        m.insert(k, Bomb::new(k, live, k == bomb));
     }
     for k in 0..n {
         assert!(m.remove(&k).is_some());
@@ -184,12 +162,12 @@ fn exiting_threads_meet_panicking_drops(rounds: u64) {
     let map: HashMap<u64, Bomb> = HashMap::new();
     let leave_one_retirement = |key: u64| {
         let m = map.pin();
-        m.insert(key, Bomb::new(&others, false));
+        m.insert(key, Bomb::new(key, &others, false));
         assert!(m.remove(&key).is_some());
     };
     for round in 0..rounds {
         let guard = map.guard();
-        map.insert(round, Bomb::new(&bombs, true), &guard);
+        map.insert(round, Bomb::new(round, &bombs, true), &guard);
         assert!(map.remove(&round, &guard).is_some());
         // Hands this thread's batch, with the value, to crossbeam; the guard stays pinned.
         guard.flush();

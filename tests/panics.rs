@@ -6,7 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use common::{settle_reclamation, ConstantState, TouchyKey, Tracked, PANIC};
+use common::{settle_reclamation, ConstantState, DropBomb, TouchyKey, Tracked, PANIC};
 use lockfree_map::{HashMap, Operation};
 
 fn key(id: u64) -> TouchyKey {
@@ -311,19 +311,6 @@ fn panicking_clone_leaves_the_original_intact_and_leaks_nothing() {
 /// geometry every map past the first 128 is).
 #[test]
 fn dropping_a_map_with_a_panicking_value_drops_the_rest() {
-    /// Counts live instances; the one made with `explode` panics when dropped (after counting).
-    struct Bomb {
-        live: Arc<AtomicUsize>,
-        explode: bool,
-    }
-    impl Drop for Bomb {
-        fn drop(&mut self) {
-            self.live.fetch_sub(1, Ordering::SeqCst);
-            if self.explode {
-                panic!("a value's Drop panicked");
-            }
-        }
-    }
     for n in [
         10,
         common::sized(1_000, 200) as u64,
@@ -334,12 +321,7 @@ fn dropping_a_map_with_a_panicking_value_drops_the_rest() {
         {
             let m = map.pin();
             for k in 0..n {
-                live.fetch_add(1, Ordering::SeqCst);
-                let value = Bomb {
-                    live: live.clone(),
-                    explode: k == n / 2,
-                };
-                m.insert(Tracked::new(k, &live), value);
+                m.insert(Tracked::new(k, &live), DropBomb::new(k, &live, k == n / 2));
             }
         }
         // Each entry counts twice: its key and its value.
@@ -353,48 +335,6 @@ fn dropping_a_map_with_a_panicking_value_drops_the_rest() {
         );
     }
 }
-
-/// A key or value that counts its live instances and, made with `explode`, panics when dropped
-/// (after counting). Hashed and compared by `id`.
-#[derive(Debug)]
-struct DropBomb {
-    id: u64,
-    live: Arc<AtomicUsize>,
-    explode: bool,
-}
-
-impl DropBomb {
-    fn new(id: u64, live: &Arc<AtomicUsize>, explode: bool) -> Self {
-        live.fetch_add(1, Ordering::SeqCst);
-        DropBomb {
-            id,
-            live: live.clone(),
-            explode,
-        }
-    }
-}
-
-impl Drop for DropBomb {
-    fn drop(&mut self) {
-        self.live.fetch_sub(1, Ordering::SeqCst);
-        if self.explode {
-            panic!("a key's or value's Drop panicked on purpose");
-        }
-    }
-}
-
-impl std::hash::Hash for DropBomb {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.id.hash(state)
-    }
-}
-
-impl PartialEq for DropBomb {
-    fn eq(&self, other: &Self) -> bool {
-        self.id == other.id
-    }
-}
-impl Eq for DropBomb {}
 
 /// A call that hands a value back, or builds a result, and drops the caller's key must drop the
 /// key first: a local whose `Drop` panics after the result is built leaks the result

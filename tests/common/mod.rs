@@ -209,3 +209,45 @@ pub fn sized(native: usize, under_miri: usize) -> usize {
         native
     }
 }
+
+/// A key or value that counts its live instances and, made with `explode`, panics when dropped
+/// (after counting). Hashed and compared by `id`.
+#[derive(Debug)]
+pub struct DropBomb {
+    pub id: u64,
+    live: Arc<AtomicUsize>,
+    explode: bool,
+}
+
+impl DropBomb {
+    pub fn new(id: u64, live: &Arc<AtomicUsize>, explode: bool) -> Self {
+        live.fetch_add(1, Ordering::SeqCst);
+        DropBomb {
+            id,
+            live: live.clone(),
+            explode,
+        }
+    }
+}
+
+impl Drop for DropBomb {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+        if self.explode {
+            panic!("a key's or value's Drop panicked on purpose");
+        }
+    }
+}
+
+impl Hash for DropBomb {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id.hash(state)
+    }
+}
+
+impl PartialEq for DropBomb {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+impl Eq for DropBomb {}
