@@ -23,7 +23,7 @@ use std::hash::{BuildHasher, Hash};
 use rayon::iter::plumbing::{bridge_unindexed, Folder, UnindexedConsumer, UnindexedProducer};
 use rayon::iter::{FromParallelIterator, IntoParallelIterator, ParallelExtend, ParallelIterator};
 
-use crate::map::HashMap;
+use crate::map::{HashMap, BULK_REPIN};
 use crate::map_ref::MapRef;
 use crate::raw::{Draining, Entry, GroupsMut, GroupsOwned, RawMap, Snapshot};
 use crate::reclaim::Guard;
@@ -461,9 +461,14 @@ where
     {
         let map: &HashMap<K, V, S> = self;
         items.into_par_iter().for_each_init(
-            || map.pin(),
-            |m, (k, v)| {
-                m.insert(k, v);
+            || (map.guard(), 0),
+            |(guard, pairs), (k, v)| {
+                // A duplicate key's replaced value is freed as the input goes on (`BULK_REPIN`).
+                *pairs += 1;
+                if *pairs % BULK_REPIN == 0 {
+                    guard.repin();
+                }
+                map.insert(k, v, guard);
             },
         );
     }

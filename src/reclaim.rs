@@ -119,6 +119,11 @@ impl Collector {
     /// assert_eq!((a.get(&1, &guard), b.get(&2, &guard)), (Some(&10), Some(&20)));
     /// ```
     pub fn global() -> Self {
+        // crossbeam builds its global collector once, behind a `OnceLock`, on first use: here,
+        // not in some operation's first pin, where a thread stopped inside the construction
+        // would hold up every other thread's first pin (a review at stop 48). Every map on the
+        // global collector is made with this value, so none of its operations meets it.
+        let _ = epoch::default_collector();
         Collector {
             private: Private(None),
         }

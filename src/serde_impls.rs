@@ -14,7 +14,7 @@ use std::marker::PhantomData;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
-use crate::map::HashMap;
+use crate::map::{HashMap, BULK_REPIN};
 use crate::reclaim::Collector;
 use crate::set::HashSet;
 
@@ -80,9 +80,15 @@ where
         let capacity = access.size_hint().unwrap_or(0).min(1 << 16);
         let map = HashMap::presized(capacity, 0, S::default(), Collector::global());
         {
-            let m = map.pin();
+            let mut guard = map.guard();
+            let mut pairs = 0;
             while let Some((k, v)) = access.next_entry()? {
-                m.insert(k, v);
+                // A duplicate key's replaced value is freed as the input goes on (`BULK_REPIN`).
+                pairs += 1;
+                if pairs % BULK_REPIN == 0 {
+                    guard.repin();
+                }
+                map.insert(k, v, &guard);
             }
         }
         Ok(map)

@@ -545,6 +545,11 @@ where
 
     /// Makes room for at least `additional` more values without further growth.
     ///
+    /// The room is kept as a floor, as with the capacity the map was made with: removals do not
+    /// shrink the table below it (nor does [`clear`](Self::clear)) until
+    /// [`shrink_to_fit`](Self::shrink_to_fit) gives it back. If another thread resizes the
+    /// table meanwhile, the call still returns with the room asked for.
+    ///
     /// ```
     /// let set = lockfree_map::HashSet::new();
     /// let guard = set.guard();

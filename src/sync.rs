@@ -20,6 +20,11 @@ pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize};
 
 pub(crate) use std::sync::atomic::Ordering;
 
+/// An atomic that loom does not model, for a size the map keeps as a hint and whose value decides
+/// nothing about correctness (`RawMap`'s `floor_groups`, raised by `reserve`): loom's would make
+/// every model that grows a table explore the loads of it as well.
+pub(crate) use std::sync::atomic::AtomicUsize as HintUsize;
+
 /// Slots in one group. A group is one tag word plus this many slot words; with 7 slots and 8-byte
 /// words it is exactly one 64-byte cache line.
 pub(crate) const GROUP_SLOTS: usize = if STRESS_GEOMETRY { 2 } else { 7 };
@@ -64,6 +69,13 @@ pub(crate) const PACE_MOVES: bool = !cfg!(loom);
 /// (`raw/migrate.rs`, `help_pending_migration`). Zero under loom, whose
 /// models check the helping itself and share one OS thread's thread-locals between model threads.
 pub(crate) const LOOKUP_HELP_AFTER: u32 = if cfg!(loom) { 0 } else { 64 };
+
+/// Whether an operation that keeps finding every chunk of a migration claimed and not all of
+/// them moved finishes the migration itself after a while (`raw/migrate.rs`,
+/// `outlast_claimers`), so that a stalled claimer does not keep it pending. Off under loom,
+/// whose model threads share one OS thread's thread-locals (the patience is counted in one);
+/// the sweep it runs is `finish_migration`'s, which the models check where a budget runs out.
+pub(crate) const OUTLAST_STALLED_CLAIMERS: bool = !cfg!(loom);
 
 /// Whether retired entries' blocks are cached per thread for reuse (`raw/pool.rs`). Off under
 /// loom, whose model threads share one OS thread's thread-locals.

@@ -121,6 +121,69 @@ fn torture(lie: Lie) {
     assert_eq!(live.load(Ordering::SeqCst), 0, "{lie:?}: values leaked");
 }
 
+/// `clear` and `retain` remove the entries they visit, as `std`'s do, whatever the key's `Eq`
+/// says or its `Hash` has come to say since the insert. Until stop 48 they removed by looking the
+/// key up again, and a key equal to nothing (a NaN in a float wrapper) or whose hash had
+/// changed survived both (found by a review).
+#[test]
+fn clear_and_retain_remove_keys_that_equal_nothing_or_changed_their_hash() {
+    /// A key whose hash is read from a cell its owner may change after the insert.
+    struct Shifty {
+        id: u64,
+        hash: Arc<AtomicU64>,
+    }
+    impl PartialEq for Shifty {
+        fn eq(&self, other: &Self) -> bool {
+            self.id == other.id
+        }
+    }
+    impl Eq for Shifty {}
+    impl Hash for Shifty {
+        fn hash<H: Hasher>(&self, state: &mut H) {
+            self.hash.load(Ordering::Relaxed).hash(state)
+        }
+    }
+
+    let live = Arc::new(AtomicUsize::new(0));
+    let map: HashMap<Liar, Tracked> =
+        HashMap::with_collector(0, RandomState::new(), Collector::new());
+    let m = map.pin();
+    for id in 0..100 {
+        let key = Liar {
+            id,
+            lie: Lie::NeverEqual,
+        };
+        m.insert(key, Tracked::new(id, &live));
+    }
+    assert_eq!(m.len(), 100);
+    m.retain(|k, _| k.id % 2 == 0);
+    assert_eq!(m.len(), 50);
+    assert!(m.iter().all(|(k, _)| k.id % 2 == 0));
+    m.clear();
+    assert_eq!((m.len(), m.iter().count()), (0, 0));
+    drop(m);
+    drop(map);
+    assert_eq!(live.load(Ordering::SeqCst), 0, "values leaked");
+
+    let hash = Arc::new(AtomicU64::new(1));
+    let map: HashMap<Shifty, u64> =
+        HashMap::with_collector(0, RandomState::new(), Collector::new());
+    let m = map.pin();
+    for id in 0..100 {
+        let hash = Arc::clone(&hash);
+        m.insert(Shifty { id, hash }, id);
+    }
+    // Every key now hashes elsewhere than it was stored.
+    hash.store(2, Ordering::Relaxed);
+    m.retain(|k, _| k.id < 30);
+    assert_eq!(m.len(), 30);
+    m.clear();
+    assert_eq!((m.len(), m.iter().count()), (0, 0));
+    drop(m);
+    drop(map);
+    assert_eq!(Arc::strong_count(&hash), 1, "keys leaked");
+}
+
 #[test]
 fn eq_that_always_says_equal() {
     torture(Lie::AlwaysEqual);

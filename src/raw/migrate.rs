@@ -167,7 +167,7 @@
 use crate::reclaim::{self, Guard};
 use crate::sync::{
     AtomicUsize, Ordering, COUNT_AHEAD, GROUP_SLOTS, LOOKUP_HELP_AFTER, MIGRATE_CHUNK_GROUPS,
-    PREPARE_GROWTH, PREPARE_MIN_GROUPS,
+    OUTLAST_STALLED_CLAIMERS, PREPARE_GROWTH, PREPARE_MIN_GROUPS,
 };
 
 use super::keys::has_lines;
@@ -196,6 +196,16 @@ impl<K, V> RawMap<K, V> {
             return;
         }
         // Relaxed: the claim only divides work; correctness rests on each slot's own states.
+        // Read before it is added to, so that once every chunk is claimed the writes leave it
+        // alone: added to by every write, it was a contended read-modify-write for as long as a
+        // stalled claimer kept the migration pending, and on a 32-bit target it wrapped after
+        // 2^30 writes, after which chunks were claimed and counted twice and the successor was
+        // promoted with the stalled chunk's slots unmoved (a review at stop 48). Now it passes
+        // the source's groups by at most a chunk for each thread racing for the last one.
+        if mig.claim().load(Ordering::Relaxed) >= table.groups() {
+            self.outlast_claimers(table, mig, guard);
+            return;
+        }
         let start = mig
             .claim()
             .fetch_add(MIGRATE_CHUNK_GROUPS, Ordering::Relaxed);
@@ -216,12 +226,37 @@ impl<K, V> RawMap<K, V> {
             // Every slot of the chunk is MOVED now: each `help_move` saw to it.
             if mig.count_moved_chunk() {
                 // Tests park the last chunk's mover here: the next write must promote in its
-                // stead (`try_promote`, below).
+                // stead (`outlast_claimers`).
                 pause_point("counted");
                 self.promote(table, mig, guard);
             }
         } else {
-            self.try_promote(table, mig, guard);
+            self.outlast_claimers(table, mig, guard);
+        }
+    }
+
+    /// For an operation that found every chunk of `table`'s migration claimed: promotes the
+    /// successor if every chunk has been counted as moved; if not, notes that this thread waited
+    /// on the claimers once more, and once it has done so [`Table::groups`] times for this
+    /// migration, finishes the migration itself (`finish_migration`, which sweeps every slot).
+    ///
+    /// A claimer stalled inside its chunk (preempted, stopped in a debugger) would otherwise keep
+    /// the migration pending until it resumes, whenever no insert runs out of the successor's
+    /// budget (the only other writes that finish a migration): an update-only, remove-only or
+    /// read-only workload then probed two tables on every operation, off the inline fast paths,
+    /// for as long as the claimer stood still (a review at stop 48). The sweep visits every
+    /// slot of the source, most of them MOVED already; waiting for as many of this thread's
+    /// operations as the source has groups first keeps its cost per operation bounded by a few
+    /// slots, and leaves a claimer that is merely slow (a chunk's moves take microseconds) the
+    /// time to count its chunk. A heuristic: whether it sweeps decides only who finishes the
+    /// moves, as in `finish_migration`'s own sweep, which was always safe beside a claimer.
+    #[cold]
+    #[inline(never)]
+    fn outlast_claimers(&self, table: &Table<K, V>, mig: &Migration<K, V>, guard: &Guard) {
+        if mig.all_chunks_moved() {
+            self.promote(table, mig, guard);
+        } else if claimers_stalled(mig, table.groups()) {
+            self.finish_migration(table, mig, guard);
         }
     }
 
@@ -277,8 +312,9 @@ impl<K, V> RawMap<K, V> {
     ///
     /// Without it a map that grows and then only serves reads (a cache after its warm-up, a
     /// table loaded once) probes two tables on every lookup for as long as it lives. Once every
-    /// chunk is claimed lookups do not help: a stalled claimer must not turn every later lookup
-    /// into a read-modify-write. A successor still to be sized is helped too: since stop 29 a
+    /// chunk is claimed lookups claim nothing: a stalled claimer must not turn every later lookup
+    /// into a read-modify-write. They promote the successor when every chunk is counted, and
+    /// outlast a stalled claimer as writes do (`outlast_claimers`). A successor still to be sized is helped too: since stop 29 a
     /// removal that finds the table sparse only starts the shrink, and a map emptied and then
     /// only read would otherwise keep every lookup on the full probe. (Since stop 30 a tombstone
     /// rebuild is left to later operations too: the insert that starts it no longer needs the
@@ -308,6 +344,8 @@ impl<K, V> RawMap<K, V> {
         // Relaxed: the claim only divides work (as in `help_chunk`), and the successor is
         // re-read with Acquire by whoever uses it.
         if mig.next().is_some() && mig.claim().load(Ordering::Relaxed) >= table.groups() {
+            // Every chunk claimed: nothing to help with, unless a claimer has stalled.
+            self.outlast_claimers(table, mig, guard);
             return;
         }
         if !writers_stalled(mig) {
@@ -503,14 +541,6 @@ impl<K, V> RawMap<K, V> {
         if let Some((g, i)) = slot_holding(source, p as usize, hash) {
             self.help_move_at(source, mig, g, i, guard);
         }
-    }
-
-    /// Makes `next` the root if every slot of `table` has moved and `table` is still the root.
-    pub(super) fn try_promote(&self, table: &Table<K, V>, mig: &Migration<K, V>, guard: &Guard) {
-        if !mig.all_chunks_moved() {
-            return;
-        }
-        self.promote(table, mig, guard);
     }
 
     /// Makes `next` the root if `table` is still the root. Every slot of `table` must be MOVED.
@@ -952,6 +982,48 @@ thread_local! {
     static CLAIM_WATCH: std::cell::Cell<ClaimWatch> = const {
         std::cell::Cell::new(ClaimWatch { migration: 0, writer_claim: 0, still: 0 })
     };
+}
+
+/// What one thread has seen of a migration whose chunks are all claimed and not all counted, for
+/// [`claimers_stalled`]: which migration (its address), and how often.
+#[derive(Clone, Copy)]
+struct ClaimersWatch {
+    migration: usize,
+    seen: usize,
+}
+
+thread_local! {
+    static CLAIMERS_WATCH: std::cell::Cell<ClaimersWatch> = const {
+        std::cell::Cell::new(ClaimersWatch { migration: 0, seen: 0 })
+    };
+}
+
+/// Whether this thread has now found `mig`'s chunks all claimed and not all counted `patience`
+/// times (this one included); if so, starts the count again. Never under loom
+/// ([`OUTLAST_STALLED_CLAIMERS`]). A heuristic, as [`writers_stalled`] is: an address reused by a
+/// later migration, or a thread-local already destroyed, at worst makes a thread finish a
+/// migration early or late.
+fn claimers_stalled<K, V>(mig: &Migration<K, V>, patience: usize) -> bool {
+    if !OUTLAST_STALLED_CLAIMERS {
+        return false;
+    }
+    let migration = std::ptr::from_ref(mig) as usize;
+    CLAIMERS_WATCH
+        .try_with(|watch| {
+            let w = watch.get();
+            let seen = if w.migration == migration {
+                w.seen + 1
+            } else {
+                1
+            };
+            let stalled = seen >= patience;
+            watch.set(ClaimersWatch {
+                migration,
+                seen: if stalled { 0 } else { seen },
+            });
+            stalled
+        })
+        .unwrap_or(false)
 }
 
 /// Whether this thread's lookups have seen `mig`'s writers claim nothing for

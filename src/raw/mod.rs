@@ -47,7 +47,7 @@ mod tag;
 
 use crate::reclaim::{self, Collector, Guard};
 use crate::sync::{
-    AtomicPtr, AtomicUsize, Ordering, FIRST_GROUPS, GROUP_SLOTS, MIGRATE_CHUNK_GROUPS,
+    AtomicPtr, AtomicUsize, HintUsize, Ordering, FIRST_GROUPS, GROUP_SLOTS, MIGRATE_CHUNK_GROUPS,
     ORDERED_FREE_MIN, PACE_MOVES,
 };
 
@@ -78,7 +78,12 @@ pub(crate) struct RawMap<K, V> {
     /// rebuilds, `clear`) never go below it, as papaya keeps its initial capacity and scc its
     /// minimum capacity. Only `shrink_to_fit` does.
     floor: usize,
-    floor_groups: usize,
+    made_floor_groups: usize,
+    /// The groups the map's own resizes keep: `made_floor_groups`, or more since a `reserve`
+    /// (until `shrink_to_fit`), so that removals made after a reservation do not shrink the table
+    /// under the room it promised (found by a review at stop 48). Relaxed throughout: a size that
+    /// orders nothing; a resize that read an older floor is one a racing `reserve` then undoes.
+    floor_groups: HintUsize,
 }
 
 /// Where a write for one key can act: slot `slot` of `group`.
@@ -260,12 +265,18 @@ impl<K, V> RawMap<K, V> {
     pub(crate) fn with_capacity(capacity: usize, floor: usize, collector: Collector) -> Self {
         let groups = groups_for_capacity(capacity).max(FIRST_GROUPS);
         let table = Box::new(Table::new(groups));
+        let floor_groups = if floor == capacity {
+            groups
+        } else {
+            groups_for_capacity(floor).max(FIRST_GROUPS)
+        };
         RawMap {
             root: AtomicPtr::new(Box::into_raw(table)),
             len: Counter::new(),
             collector,
             floor,
-            floor_groups: groups_for_capacity(floor).max(FIRST_GROUPS),
+            made_floor_groups: floor_groups,
+            floor_groups: HintUsize::new(floor_groups),
         }
     }
 
@@ -277,7 +288,13 @@ impl<K, V> RawMap<K, V> {
     /// The size of a resize the map makes on its own for `live` entries: what they need, and not
     /// below the floor.
     fn groups_to_resize_to(&self, live: usize) -> usize {
-        groups_to_resize_to(live).max(self.floor_groups)
+        groups_to_resize_to(live).max(self.floor_groups())
+    }
+
+    /// The groups the map's own resizes keep (the field's doc).
+    fn floor_groups(&self) -> usize {
+        // Relaxed: see the field.
+        self.floor_groups.load(Ordering::Relaxed)
     }
 
     pub(crate) fn collector(&self) -> &Collector {
@@ -289,7 +306,7 @@ impl<K, V> RawMap<K, V> {
     #[inline]
     fn root<'g>(&'g self, guard: &'g Guard) -> &'g Table<K, V> {
         self.collector.check(guard);
-        // Acquire: pairs with the Release half of the promotion CAS in `try_promote` (and with
+        // Acquire: pairs with the Release half of the promotion CAS in `promote` (and with
         // the construction of the first table), so the table is fully built.
         let root = self.root.load(Ordering::Acquire);
         // SAFETY: the root is never null. A table is freed only through the epoch after it
@@ -670,7 +687,7 @@ impl<K, V> RawMap<K, V> {
                 Some(mig) => table = self.sized_next(table, mig, guard),
                 None => {
                     let live = self.len.sum();
-                    let groups = groups_to_grow_to(table.groups(), live).max(self.floor_groups);
+                    let groups = groups_to_grow_to(table.groups(), live).max(self.floor_groups());
                     self.start_migration(table, groups, guard);
                 }
             }
@@ -934,7 +951,7 @@ impl<K, V> RawMap<K, V> {
             // takes the inserts (see "Preparing a growth" in `migrate.rs`).
             return self.grow(
                 table,
-                groups_to_grow_to(table.groups(), live).max(self.floor_groups),
+                groups_to_grow_to(table.groups(), live).max(self.floor_groups()),
                 live,
                 dist,
                 guard,
@@ -1221,6 +1238,7 @@ impl<K, V> RawMap<K, V> {
         };
         let vacate = keys::cached::<K>();
         if vacate {
+            table.note_vacated();
             // A vacated slot is found by its tag and cell alone (its entry is gone), so both must
             // be in place before the CAS: an insert of the key that passed the slot unrecognised
             // would take a second slot, and a later insert could take this one back beside it.
@@ -1268,7 +1286,7 @@ impl<K, V> RawMap<K, V> {
     #[cold]
     #[inline(never)]
     fn shrink_if_sparse(&self, table: &Table<K, V>, guard: &Guard) {
-        if table.groups() <= self.floor_groups || !std::ptr::eq(table, self.root(guard)) {
+        if table.groups() <= self.floor_groups() || !std::ptr::eq(table, self.root(guard)) {
             return;
         }
         let live = self.len.sum();
@@ -1289,12 +1307,28 @@ impl<K, V> RawMap<K, V> {
         }
     }
 
-    /// Makes room for `additional` more entries.
+    /// Makes room for `additional` more entries, and keeps it: the map's own resizes go no lower
+    /// until `shrink_to_fit`.
+    ///
+    /// It loops because another thread may start a resize of its own between the settle and
+    /// ours, which `resize_now` then finishes instead of ours (until stop 48 `reserve` returned
+    /// then, with the room of that resize: a growth to twice the old table, or a shrink; found
+    /// by a review). With the floor raised first, no later shrink goes below the room asked for,
+    /// and a growth only adds to it, so the second round returns.
     pub(crate) fn reserve(&self, additional: usize, guard: &Guard) {
-        let table = self.settle(guard);
-        let wanted = self.len.sum().saturating_add(additional);
-        if capacity_of(table.slots()) < wanted {
-            self.resize_now(table, groups_for_capacity(wanted), guard);
+        loop {
+            let table = self.settle(guard);
+            // Tests park a reserve here, for another thread to start a resize before ours.
+            migrate::pause_point("reserving");
+            let wanted = self.len.sum().saturating_add(additional);
+            // Panics (before anything changes) if the table would not fit in the address space.
+            let groups = groups_for_capacity(wanted);
+            // Relaxed: see the field.
+            self.floor_groups.fetch_max(groups, Ordering::Relaxed);
+            if capacity_of(table.slots()) >= wanted {
+                return;
+            }
+            self.resize_now(table, groups, guard);
         }
     }
 
@@ -1304,7 +1338,12 @@ impl<K, V> RawMap<K, V> {
         let table = self.settle(guard);
         let mut groups = groups_for_capacity(self.len.sum());
         if floor {
-            groups = groups.max(self.floor_groups);
+            groups = groups.max(self.floor_groups());
+        } else {
+            // The room `reserve` kept is given back too; the floor the map was made with stays.
+            // Relaxed: see the field.
+            self.floor_groups
+                .store(self.made_floor_groups, Ordering::Relaxed);
         }
         if groups < table.groups() {
             self.resize_now(table, groups, guard);
@@ -1695,8 +1734,9 @@ unsafe fn free_tables<K, V>(root: *mut Table<K, V>) {
 ///
 /// Hence a key present for the whole iteration is yielded exactly once, with its value when its
 /// slot is visited. No key is yielded twice: a key removed and inserted again lands in a slot that
-/// was empty at the start (slots never return to empty) or in a newer table, where no recorded
-/// slot leads. Keys inserted during the iteration are not yielded; keys removed during it may be.
+/// was empty at the start (slots never return to empty), or in its own vacated slot (integer
+/// keys: `slot.rs`), which is not recorded (its word is read beside the tag), or in a newer
+/// table, where no recorded slot leads. Keys inserted during the iteration are not yielded; keys removed during it may be.
 pub(crate) struct RawIter<'g, K, V, F = Box<[u8]>> {
     table: &'g Table<K, V>,
     /// Bit `i` of byte `g`: slot `i` of group `g` had a full tag when the iteration started.
@@ -1714,13 +1754,20 @@ pub(crate) struct RawIter<'g, K, V, F = Box<[u8]>> {
 
 impl<'g, K, V> RawIter<'g, K, V> {
     fn new(table: &'g Table<K, V>) -> Self {
-        let started_full: Box<[u8]> = (0..table.groups())
-            .map(|g| {
-                // Acquire: pairs with the Release tag writes.
-                let tags = table.group(g).tags.load(Ordering::Acquire);
-                tag::match_full(tags).slot_bits()
-            })
-            .collect();
+        // Acquire: pairs with the Release tag writes.
+        let full =
+            |g: usize| tag::match_full(table.group(g).tags.load(Ordering::Acquire)).slot_bits();
+        // Two loops, so that the common one (no slot ever vacated) is the loop of old.
+        let started_full: Box<[u8]> = if keys::has_lines::<K>() && table.has_vacated() {
+            (0..table.groups())
+                .map(|g| {
+                    let bits = full(g);
+                    bits & !vacated_bits(table.group(g), bits)
+                })
+                .collect()
+        } else {
+            (0..table.groups()).map(full).collect()
+        };
         let end = started_full.len();
         RawIter::over(table, started_full, 0..end)
     }
@@ -1751,6 +1798,27 @@ impl<'g, K, V, F: std::ops::Deref<Target = [u8]>> RawIter<'g, K, V, F> {
             prefetch_entries(self.table, &self.started_full, g + PREFETCH_GROUPS);
         }
     }
+}
+
+/// Bit `i`: slot `i` of `group`, one of the slots `full` names, is vacated (a removed integer
+/// key's slot, which keeps its full tag and its key cell for the key to take back: `slot.rs`).
+/// An iteration leaves such slots out of its record: recorded, the slot would yield the key if
+/// it were inserted again during the iteration (found by a review at stop 48). Only tables with
+/// key lines vacate slots, and the record asks only in a table where a removal has
+/// (`Table::has_vacated`): read for every group, the words cost `hotpath values` 14 % more
+/// instructions.
+#[inline]
+fn vacated_bits(group: &Group, full: u8) -> u8 {
+    let mut bits = 0;
+    let mut left = full;
+    while left != 0 {
+        let i = left.trailing_zeros() as usize;
+        left &= left - 1;
+        // Acquire: pairs with the Release CAS that published an entry, as every slot load does;
+        // the word read decides only whether the slot is recorded.
+        bits |= u8::from(Word(group.slots[i].load(Ordering::Acquire)).is_vacated()) << i;
+    }
+    bits
 }
 
 /// The live entry a recorded slot holds, if it holds one unmoved: the common case of a visit,

@@ -19,8 +19,9 @@ use std::marker::PhantomData;
 use crossbeam_utils::CachePadded;
 
 use crate::sync::{
-    zeroed_slice, AtomicPtr, AtomicU64, AtomicUsize, Ordering, Spaced, Unzeroed, ZeroedAtomic,
-    ZeroedSlice, FIRST_GROUPS, GROUP_SLOTS, MIGRATE_CHUNK_GROUPS, MIN_GROUPS, PREPARE_PAGES,
+    zeroed_slice, AtomicPtr, AtomicU64, AtomicUsize, HintUsize, Ordering, Spaced, Unzeroed,
+    ZeroedAtomic, ZeroedSlice, FIRST_GROUPS, GROUP_SLOTS, MIGRATE_CHUNK_GROUPS, MIN_GROUPS,
+    PREPARE_PAGES,
 };
 
 use super::keys::{self, KeyLine};
@@ -113,6 +114,10 @@ struct Hot<K, V> {
     /// triggers a resize instead.
     read_bound: AtomicUsize,
     migration: AtomicPtr<Migration<K, V>>,
+    /// Whether a removal has vacated a slot of this table (`slot.rs`): set once, before the first
+    /// VACATED CAS, and read by an iteration's record, which reads the slot words of a table
+    /// only then ([`Table::has_vacated`]).
+    vacated: HintUsize,
 }
 
 impl<K, V> Table<K, V> {
@@ -141,6 +146,7 @@ impl<K, V> Table<K, V> {
                 probe_limit,
                 read_bound: AtomicUsize::new(probe_limit),
                 migration: AtomicPtr::new(std::ptr::null_mut()),
+                vacated: HintUsize::new(0),
             }),
             prep: AtomicPtr::new(std::ptr::null_mut()),
             _entries: PhantomData,
@@ -318,6 +324,25 @@ impl<K, V> Table<K, V> {
     #[inline]
     pub(crate) fn slot(&self, index: usize) -> &AtomicUsize {
         &self.hot.groups[index / GROUP_SLOTS].slots[index % GROUP_SLOTS]
+    }
+
+    /// Notes that a removal is about to vacate a slot of this table. Stored once, so that the
+    /// header's line stays shared: a removal loads the flag from a line it has read already.
+    #[inline]
+    pub(crate) fn note_vacated(&self) {
+        // Relaxed: an iteration that must see the flag is one that began after this removal
+        // returned, and so after this store (happens-before carries a Relaxed store too); one
+        // racing the removal may miss it, and then yields at most what the removal left.
+        if self.hot.vacated.load(Ordering::Relaxed) == 0 {
+            self.hot.vacated.store(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether any slot of this table has been vacated ([`Table::note_vacated`]).
+    #[inline]
+    pub(crate) fn has_vacated(&self) -> bool {
+        // Relaxed: see `note_vacated`.
+        self.hot.vacated.load(Ordering::Relaxed) != 0
     }
 
     /// Groups a lookup must probe before concluding absence.

@@ -1766,7 +1766,7 @@ fn a_write_finds_an_untagged_frozen_entry_in_the_successor() {
 /// A promotion is left to whoever comes next, too: the thread that counts a migration's last
 /// chunk as moved and then stalls, before its promotion CAS, must not keep the successor from
 /// becoming the root. The next write into the old root finds every chunk moved and promotes
-/// it (`try_promote`); without that, every operation would go through both tables until the
+/// it (`outlast_claimers`); without that, every operation would go through both tables until the
 /// successor itself had to grow (the mutation run of stop 44 found this untested).
 #[test]
 fn a_stalled_last_mover_leaves_the_promotion_to_the_next_write() {
@@ -1802,6 +1802,128 @@ fn a_stalled_last_mover_leaves_the_promotion_to_the_next_write() {
         }
         assert_eq!(map.get(u64::MAX), Some(0));
         assert_eq!(map.raw.len.sum(), inserted as usize + 1);
+    });
+}
+
+/// A thread stalled inside the chunk it claimed must not keep its migration pending for long,
+/// even when no insert of a new key runs out of the successor's budget (the writes that finish a
+/// migration otherwise): here only updates of present keys follow, then only lookups. Each
+/// thread that keeps finding every chunk claimed and not all counted finishes the migration
+/// after as many such operations as the source has groups (`outlast_claimers`); before stop 48
+/// the migration stayed pending until the claimer resumed, and every update claimed again (a
+/// read-modify-write on the claim counter, which on 32-bit targets wrapped after 2^30 and then
+/// promoted the successor past the stalled chunk's unmoved slots).
+#[test]
+fn a_claimer_stalled_in_its_chunk_holds_its_migration_up_only_for_a_while() {
+    use crate::sync::{Ordering, MIGRATE_CHUNK_GROUPS};
+    use std::sync::atomic::AtomicU64;
+    const PREFILL: u64 = 2_000;
+    for lookups in [false, true] {
+        // A table of hundreds of groups, so that the patience (its groups) outlasts the setup.
+        let map = Map::with_keys(PREFILL);
+        // The key the grower is inserting: every key below it is present.
+        let inserting = AtomicU64::new(PREFILL);
+        std::thread::scope(|s| {
+            let (grower, release) = spawn_parked(s, "frozen", || {
+                let mut key = PREFILL;
+                while !has_parked() {
+                    inserting.store(key, std::sync::atomic::Ordering::Relaxed);
+                    map.insert(key, key);
+                    key += 1;
+                    assert!(key < 1_000_000, "no migration ever started");
+                }
+                key
+            });
+            let guard = map.raw.collector().pin();
+            let root = map.raw.root(&guard);
+            let mig = root.migration().expect("the stalled claimer's migration");
+            let groups = root.groups();
+            let present = inserting.load(std::sync::atomic::Ordering::Relaxed);
+            let mut ops = 0;
+            while migration_pending(&map) {
+                // Present keys only: updates, which take no unit of the insert budget (or
+                // lookups, which claim nothing, once the updates have claimed every chunk).
+                let k = ops % present;
+                if lookups && mig.claim().load(Ordering::Relaxed) >= groups {
+                    assert_eq!(map.get(k), Some(k));
+                } else {
+                    assert_eq!(map.insert(k, k), Some(k));
+                }
+                ops += 1;
+                assert!(
+                    ops <= 4 * groups as u64 + 1_000,
+                    "the migration is still pending after {ops} operations \
+                     ({groups} groups; lookups: {lookups})"
+                );
+            }
+            assert!(
+                ops >= groups as u64 / 2,
+                "{ops} operations, {groups} groups"
+            );
+            // The claims passed the source's groups by at most the chunks raced for at the end
+            // (one thread here, beside the stalled one).
+            let claim = mig.claim().load(Ordering::Relaxed);
+            assert!(
+                claim <= groups + 2 * MIGRATE_CHUNK_GROUPS,
+                "claim {claim}, {groups} groups"
+            );
+            drop(guard);
+            drop(release);
+            let (inserted, parked) = grower.join().unwrap();
+            assert!(parked);
+            for k in 0..inserted {
+                assert_eq!(map.get(k), Some(k), "key {k}");
+            }
+            assert_eq!(map.raw.len.sum(), inserted as usize);
+        });
+    }
+}
+
+/// `reserve` returns with the room it asked for even when another thread starts a resize of
+/// its own between `reserve`'s settle and its resize, which `resize_now` then finishes instead
+/// (until stop 48 `reserve` returned with that resize's room: here a growth to twice a small
+/// table; found by a review). And the room stays: removals that leave the table sparse do not
+/// shrink it below the reservation until `shrink_to_fit`.
+#[test]
+fn a_reserve_that_meets_another_resize_still_makes_its_room_and_keeps_it() {
+    use super::table::capacity_of;
+    const ROOM: usize = if cfg!(miri) { 200 } else { 10_000 };
+    let map = Map::new();
+    for k in 0..10 {
+        map.insert(k, k);
+    }
+    let capacity = || {
+        let guard = map.raw.collector().pin();
+        capacity_of(map.raw.root(&guard).slots())
+    };
+    std::thread::scope(|s| {
+        let (reserver, release) = spawn_parked(s, "reserving", || {
+            let guard = map.raw.collector().pin();
+            map.raw.reserve(ROOM, &guard);
+        });
+        let mut k = 10;
+        while !migration_pending(&map) {
+            map.insert(k, k);
+            k += 1;
+        }
+        drop(release);
+        let ((), parked) = reserver.join().unwrap();
+        assert!(parked);
+        assert!(
+            capacity() >= k as usize + ROOM,
+            "capacity {} for {k} entries and {ROOM} more",
+            capacity()
+        );
+        // Removing nearly everything leaves the room in place...
+        for key in 0..k {
+            assert_eq!(map.remove(key), Some(key));
+        }
+        assert!(capacity() >= k as usize + ROOM, "capacity {}", capacity());
+        // ... until `shrink_to_fit` gives it back.
+        let guard = map.raw.collector().pin();
+        map.raw.shrink_to_fit(false, &guard);
+        drop(guard);
+        assert!(capacity() < ROOM, "capacity {}", capacity());
     });
 }
 
