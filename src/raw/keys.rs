@@ -13,8 +13,10 @@
 //! ## Protocol
 //! - A slot's key never changes within a table generation: a slot leaves EMPTY once (invariant 1
 //!   of `raw/mod.rs`), by one CAS, and every later state of it holds that key or none. So a cell
-//!   is written at most once, by the thread whose CAS took the slot out of EMPTY (an insert of a
-//!   new key, or a migration placing a copy), and is valid from then on.
+//!   only ever holds one key's bits: it is written by the thread whose CAS took the slot out of
+//!   EMPTY or COUNTED_EMPTY (an insert of a new key, or a migration placing a copy), and by a
+//!   remover that found the key bit unset (`publish_key`), each storing the same bits, and is
+//!   valid from then on.
 //! - A cell is *valid* once the slot's key bit is set in the group's tag word (the spare eighth
 //!   byte, `tag::key_bit`). The writer stores the cell (Relaxed) and then sets the bit with the
 //!   same Release `fetch_or` that writes the slot's tag, so it costs no extra read-modify-write.

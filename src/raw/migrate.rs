@@ -430,8 +430,10 @@ impl<K, V> RawMap<K, V> {
                 }
                 // Another helper may freeze the slot, or finish it, between our load and here.
                 pause_point("unfrozen");
-                // AcqRel: Acquire to read the final entry; Release so writers that fail their CAS
-                // on the frozen slot see everything the freezer saw (the installed migration).
+                // AcqRel: Acquire to read the final entry; Release so that a writer whose CAS
+                // fails on the frozen slot, and which then reloads the slot with Acquire (its
+                // retry's probe does; the failed CAS itself is Relaxed and pairs with nothing),
+                // sees everything the freezer saw (the installed migration).
                 w = Word(slot.fetch_or(FROZEN, Ordering::AcqRel) | FROZEN);
                 if w.is_moved() {
                     return;
@@ -553,7 +555,7 @@ impl<K, V> RawMap<K, V> {
         // it).
         let expected = table as *const Table<K, V> as *mut Table<K, V>;
         // AcqRel: Release publishes the completed `next` to new readers of the root; Acquire
-        // orders our retirement after the counts we read.
+        // pairs with the previous promotion (the counts we read were acquired through `done`).
         if let Ok(old) = self.root.compare_exchange(
             expected,
             mig.next_ptr(),
@@ -762,8 +764,10 @@ impl<K, V> RawMap<K, V> {
                     match slot.compare_exchange(
                         w.0,
                         counted,
-                        // AcqRel: Release so that an insert whose CAS fails on the mark sees the
-                        // migration; Acquire on failure to read the entry that took the slot.
+                        // AcqRel: Release so that an insert whose CAS fails on the mark, and which
+                        // then reloads the slot with Acquire (its retry's probe; the failed CAS is
+                        // Relaxed), sees the migration. Acquire on failure is more than needed:
+                        // the count only tells an entry from a free slot, never reads the entry.
                         Ordering::AcqRel,
                         Ordering::Acquire,
                     ) {
@@ -779,8 +783,9 @@ impl<K, V> RawMap<K, V> {
                 }
             }
         }
-        // AcqRel: Release so the sizer that reads the count also sees the marks; a loser (the
-        // chunk was counted meanwhile) changes nothing.
+        // AcqRel: Release passes on what this counter saw to the sizer that reads the count
+        // (which reads no marks itself: more than it needs); a loser (the chunk was counted
+        // meanwhile) changes nothing.
         let _ = mig.chunk_live(chunk).compare_exchange(
             0,
             live + 1,
@@ -955,8 +960,9 @@ pub(super) fn slot_holding<K, V>(
         let group = table.group(probe.pos);
         for (i, slot) in group.slots.iter().enumerate() {
             // Acquire: a copy found in a successor was placed after its source slot was frozen
-            // (the placer's freeze, then its Release CAS, which the caller's Acquire load of the
-            // copy read), so this load sees the frozen word or its final one. Under exclusive
+            // (the placer, whoever froze the slot, read it frozen with Acquire before its Release
+            // CAS, which the caller's Acquire load of the copy read), so by coherence this load
+            // sees the frozen word or its final one. Under exclusive
             // access it orders nothing.
             let w = Word(slot.load(Ordering::Acquire));
             if w.entry_ptr::<K, V>().map(|q| q as usize) == Some(entry) {
@@ -1153,7 +1159,8 @@ pub(super) fn try_redirect(slot: &AtomicUsize, free: Word) -> Result<(), Word> {
     slot.compare_exchange(
         free.0,
         REDIRECT,
-        // AcqRel: Release so that a writer whose CAS on this slot fails sees the migration;
+        // AcqRel: Release so that a writer whose CAS fails on this slot, and which then reloads it
+        // with Acquire (its retry's probe; the failed CAS is Relaxed), sees the migration;
         // Acquire (also on failure) to read the entry that took the slot.
         Ordering::AcqRel,
         Ordering::Acquire,

@@ -1027,8 +1027,10 @@ impl<K, V> RawMap<K, V> {
                 group, slot, word, ..
             } => (group, slot, word),
         };
-        // AcqRel: Release publishes the new entry; Acquire orders our later retirement of the
-        // old one after every access through it. Failure needs nothing: we only retry.
+        // AcqRel: Release publishes the new entry. Acquire is more than needed: the word was
+        // acquired by the load that located it, and other threads' reads of the old entry are
+        // ordered before its free by the epoch. Failure needs nothing: we only retry, and the
+        // retry's probe reloads the slot with Acquire.
         match group.slots[i].compare_exchange(
             expected,
             new_word,
@@ -1251,8 +1253,9 @@ impl<K, V> RawMap<K, V> {
         }
         let gone = if vacate { VACATED } else { TOMB };
         group.slots[slot]
-            // AcqRel: Release orders the tombstone after our reads of the entry; Acquire orders
-            // the retirement after them. Failure: we only retry.
+            // AcqRel: Release orders the tombstone (or VACATED) after our reads of the entry and
+            // the key cell's store; Acquire is more than needed (the epoch orders other threads'
+            // reads before the free). Failure: we only retry, reloading with Acquire.
             .compare_exchange(word, gone, Ordering::AcqRel, Ordering::Relaxed)
             .ok()?;
         if !vacate {

@@ -61,7 +61,8 @@
 //! The two COUNTED states are free slots, as EMPTY and VACATED are, that an entry may enter only
 //! by a writer that first registered with the count (`Migration::register_late`): the count
 //! marks each free slot it passes with a CAS, so an insert that did not see the migration either
-//! lands before the mark (and is counted) or fails on it (and then sees the migration). See
+//! lands before the mark (and is counted) or fails on it (and then, reloading the slot with
+//! Acquire, sees the migration: the failed CAS itself is Relaxed). See
 //! "Sizing" in `migrate.rs`. A counted slot keeps its tag byte (EMPTY, or the vacated key's).
 
 use std::mem;

@@ -11,8 +11,8 @@
 //! every group once in `groups` steps.
 //!
 //! A table knows its successor only through its [`Migration`], installed once by a CAS race (no
-//! lock): the loser frees its allocation, which was never shared. The migration also holds, for
-//! every slot of this table, the decided index of that slot's copy in `next` (see `migrate.rs`).
+//! lock): the loser frees its allocation, which was never shared. Where a moved slot's copy went
+//! is in the slot's own final word, `COPIED(i)` (since stop 33; see `slot.rs` and `migrate.rs`).
 
 use std::marker::PhantomData;
 
