@@ -24,8 +24,10 @@ for component in clippy rustfmt; do
     fi
 done
 
-echo "== cargo fmt --check"
+echo "== cargo fmt --check (the crate, then the loom models and the fuzz targets: separate workspaces)"
 cargo fmt --all -- --check
+cargo fmt --manifest-path loom-tests/Cargo.toml -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 echo "== cargo clippy --all-targets -D warnings (default features, then all)"
 cargo clippy --all-targets -- -D warnings
 cargo clippy --all-targets --all-features -- -D warnings
