@@ -3,7 +3,9 @@
 //! [`HashMap`] can be shared between threads (`&HashMap` is all a thread needs) and read and
 //! written by all of them at once. No operation takes a lock or waits for another thread: a
 //! thread stopped in the middle of any operation, even halfway through moving entries to a larger
-//! table, never keeps the others from finishing theirs. Single-key operations are linearizable:
+//! table, never keeps the others from finishing theirs. (What the map calls may lock: the
+//! allocator's slow path, your `Hash`, `Eq`, closures and `Drop`s, and rayon's fork-join in the
+//! parallel iterators; the README's "What lock-free covers".) Single-key operations are linearizable:
 //! each takes effect at one instant between its call and its return.
 //!
 //! ```
@@ -79,7 +81,8 @@
 //! `OnceLock` and initialise it after the insert);
 //! [`get_or_try_insert_with`](HashMap::get_or_try_insert_with) is its form for a closure that
 //! can fail, whose failure inserts nothing. A closure, `Hash` or `Eq` that panics leaves the map
-//! unchanged and usable. A key's or value's `Drop` that panics frees the other entries freed
+//! usable, and a single-key operation undone; a bulk operation (`retain`, `extend`, `collect`,
+//! `clone`) keeps what it did before the panic, as `std`'s do. A key's or value's `Drop` that panics frees the other entries freed
 //! with it first; its panic then comes out of the call that freed it: a removed entry's, out of
 //! whichever pin, flush or write collects it, on any thread of the map's collector (on a thread
 //! that is exiting, it is dropped after its message is printed); a map's own entries', out of
