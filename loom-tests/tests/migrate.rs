@@ -217,24 +217,15 @@ fn a_lazily_sized_shrink_races_with_an_insert() {
     });
 }
 
-/// A shrink whose count is one chunk from its end: an insert that counts that chunk and then
-/// takes a slot the count passed (registering with the count) races a lookup that finds every
-/// chunk claimed and sizes the successor (closing registration, and counting the last chunk
-/// again if its counter has not recorded it yet). Both keys are found once each afterwards, and
-/// the removed key stays removed (stop 30: until then the first insert to meet a counted slot
-/// needed the successor and counted every chunk left itself). The second thread is a lookup (lookups help a pending count under loom), so the model stays
-/// small: at two preemptions it reaches the insert's registration both before the close and
-/// after it (checked by making each branch panic), in 0.3 s; at three 1.5 s (what CI runs),
-/// at four 8.0 s (by hand, 2026-12-04). With a second insert in place of the lookup it ran
-/// over 9 minutes at one preemption. Whether the successor is large enough
-/// cannot show in loom's two-slot groups; `raw::tests::inserts_while_a_shrink_is_counted_go_into_the_source_a_chunk_each`
-/// checks that.
-fn insert_into_a_counted_slot_races_the_sizer() {
-    // Four groups from the start (room for five keys); keys 0, 4, 8 and 12 share home group 0
-    // (and their tag: the top bits are zero). Collected, not made `with_capacity`: since stop
-    // 40 a capacity asked for is also a floor the map never shrinks below by itself, and this
-    // model, made with one, checked a table that never shrank until a review found it at stop 48
-    // (the capacity check at the end now says the shrink happened).
+/// A map of four groups (room for five keys; keys 0, 4, 8 and 12 share home group 0, and their
+/// tag: the top bits are zero) left holding key 1 only, with a shrink to two groups started and
+/// `chunks` of its four one-group chunks counted.
+///
+/// Collected, not made `with_capacity`: since stop 40 a capacity asked for is also a floor the
+/// map never shrinks below by itself, and the counted-slot model, made with one, checked a table
+/// that never shrank until a review found it at stop 48 (the models check the shrink's capacity
+/// at the end now).
+fn shrink_counted(chunks: usize) -> Arc<lockfree_map::HashMap<u64, u64, KeyIsHash>> {
     let m: Arc<lockfree_map::HashMap<u64, u64, KeyIsHash>> = Arc::new(
         [(1, 1), (0, 0), (5, 5), (6, 6), (7, 7)]
             .into_iter()
@@ -248,12 +239,30 @@ fn insert_into_a_counted_slot_races_the_sizer() {
             assert_eq!(p.remove(&k), Some(&k));
         }
         // A removal in group 0 finds the table 1/8 full and starts a shrink to two groups,
-        // sized lazily. Each lookup after it counts one (one-group) chunk: three of four.
+        // sized lazily. Each lookup after it counts one (one-group) chunk.
         assert_eq!(p.remove(&0), Some(&0));
-        for _ in 0..3 {
+        for _ in 0..chunks {
             assert_eq!(p.get(&1), Some(&1));
         }
     }
+    m
+}
+
+/// A shrink whose count is one chunk from its end: an insert that counts that chunk and then
+/// takes a slot the count passed (registering with the count) races a lookup that finds every
+/// chunk claimed and sizes the successor (closing registration, and counting the last chunk
+/// again if its counter has not recorded it yet). Both keys are found once each afterwards, and
+/// the removed key stays removed (stop 30: until then the first insert to meet a counted slot
+/// needed the successor and counted every chunk left itself). The second thread is a lookup (lookups help a pending count under loom), so the model stays
+/// small: at two preemptions it reaches the insert's registration both before the close and
+/// after it (checked by making each branch panic), in 0.3 s; at three 1.5 s (what CI runs),
+/// at four 8.0 s (by hand, 2026-12-04). With a second insert in place of the lookup it ran
+/// over 9 minutes at one preemption. Whether the successor is large enough
+/// cannot show in loom's two-slot groups; `raw::tests::inserts_while_a_shrink_is_counted_go_into_the_source_a_chunk_each`
+/// checks that.
+fn insert_into_a_counted_slot_races_the_sizer() {
+    // Three of the four chunks counted.
+    let m = shrink_counted(3);
     let m2 = m.clone();
     let t = thread::spawn(move || m2.pin().insert(4, 4).copied());
     // A lookup finds every chunk claimed and sizes the successor.
@@ -352,22 +361,8 @@ fn a_stale_insert_into_an_empty_slot_races_a_reserve() {
 /// load of the slot instead of the word it had examined; this model fails with it at two
 /// preemptions (1.8 s), the bound it keeps (see the stale-insert models above).
 fn insert_races_the_count_of_its_chunk() {
-    let m: Arc<lockfree_map::HashMap<u64, u64, KeyIsHash>> = Arc::new(
-        [(1, 1), (0, 0), (5, 5), (6, 6), (7, 7)]
-            .into_iter()
-            .collect(),
-    );
-    {
-        let p = m.pin();
-        for k in [5, 6, 7] {
-            assert_eq!(p.remove(&k), Some(&k));
-        }
-        // The shrink starts; two lookups count chunks 0 and 1.
-        assert_eq!(p.remove(&0), Some(&0));
-        for _ in 0..2 {
-            assert_eq!(p.get(&1), Some(&1));
-        }
-    }
+    // Chunks 0 and 1 counted.
+    let m = shrink_counted(2);
     let m2 = m.clone();
     // Key 3's home is group 3, the last chunk.
     let t = thread::spawn(move || m2.pin().insert(3, 3).copied());
