@@ -1251,12 +1251,12 @@ where
     }
 
     /// Removes the key of `entry`, an entry an iteration under `guard` yielded, if `remove`
-    /// approves the key's current entry. It finds the key as it was stored, by the hash kept in
-    /// the entry and by the stored key's address, so that a key whose `Hash` or `Eq` is not
-    /// consistent (a NaN in a float wrapper, a hash that changed since the insert) is removed
-    /// as `std`'s `clear` and `retain` remove it, never hashing or comparing it: looked up by
-    /// the key, as before stop 48, such an entry survived both (found by a review). A newer
-    /// entry for the key (another thread replaced it meanwhile) is found by the key's `Eq`.
+    /// approves the key's current entry. It finds the key as it was stored
+    /// ([`RawMap::locate_stored`]: by the hash kept in the entry and the stored key's address),
+    /// so that a key whose `Hash` or `Eq` is not consistent is removed as `std`'s `clear` and
+    /// `retain` remove it: looked up by the key, as before stop 48, such an entry survived both
+    /// (found by a review). A newer entry for the key (another thread replaced it meanwhile) is
+    /// found by the key's `Eq`.
     fn remove_visited(
         &self,
         entry: &Entry<K, V>,
@@ -1265,12 +1265,7 @@ where
     ) {
         let stored = &entry.key;
         loop {
-            let located = self.raw.locate(
-                entry.hash,
-                |k| std::ptr::eq(k, stored) || k == stored,
-                false,
-                guard,
-            );
+            let located = self.raw.locate_stored(entry, |k| stored == k, guard);
             let Some(current) = located.entry() else {
                 return;
             };

@@ -20,9 +20,12 @@ pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize};
 
 pub(crate) use std::sync::atomic::Ordering;
 
-/// An atomic that loom does not model, for a size the map keeps as a hint and whose value decides
-/// nothing about correctness (`RawMap`'s `floor_groups`, raised by `reserve`): loom's would make
-/// every model that grows a table explore the loads of it as well.
+/// An atomic that loom does not model, for two values read with `Relaxed` on paths every model
+/// takes: `RawMap`'s `floor_groups` (raised by `reserve`), a size that decides no memory safety,
+/// and `Table`'s `vacated` flag, set once and read by an iteration's record, which must see it
+/// only when the removal happened before the iteration (then happens-before carries the store,
+/// `Table::note_vacated`). Loom's atomics would make every model that grows a table or removes a
+/// key explore those loads too; loom does not check the flag's argument.
 pub(crate) use std::sync::atomic::AtomicUsize as HintUsize;
 
 /// Slots in one group. A group is one tag word plus this many slot words; with 7 slots and 8-byte

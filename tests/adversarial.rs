@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::hash_map::RandomState;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use common::Tracked;
@@ -164,6 +164,42 @@ fn clear_and_retain_remove_keys_that_equal_nothing_or_changed_their_hash() {
     drop(m);
     drop(map);
     assert_eq!(live.load(Ordering::SeqCst), 0, "values leaked");
+
+    // Keys that turn "always equal" after the insert, on one probe chain: each removal must
+    // take the entry it visited, not the first one along the chain its `Eq` accepts (which
+    // left the visited entries in place: found by a review at stop 48).
+    static FLIPPED: AtomicBool = AtomicBool::new(false);
+    #[derive(Debug)]
+    struct Flip(u64);
+    impl PartialEq for Flip {
+        fn eq(&self, other: &Self) -> bool {
+            FLIPPED.load(Ordering::Relaxed) || self.0 == other.0
+        }
+    }
+    impl Eq for Flip {}
+    impl Hash for Flip {
+        fn hash<H: Hasher>(&self, state: &mut H) {
+            self.0.hash(state)
+        }
+    }
+    for retain in [false, true] {
+        FLIPPED.store(false, Ordering::Relaxed);
+        // Eight groups: the probe (triangular: groups 0, 1, 3, 6, 2) leaves iteration's order
+        // (0, 1, 2, 3, 6) at group 2.
+        let map: HashMap<Flip, u64, common::ConstantState> =
+            HashMap::with_capacity_and_hasher(35, common::ConstantState);
+        let m = map.pin();
+        for id in 0..35 {
+            m.insert(Flip(id), id);
+        }
+        FLIPPED.store(true, Ordering::Relaxed);
+        if retain {
+            m.retain(|_, _| false);
+        } else {
+            m.clear();
+        }
+        assert_eq!((m.len(), m.iter().count()), (0, 0), "retain: {retain}");
+    }
 
     let hash = Arc::new(AtomicU64::new(1));
     let map: HashMap<Shifty, u64> =

@@ -217,7 +217,7 @@ fn a_lazily_sized_shrink_races_with_an_insert() {
     });
 }
 
-/// A map of four groups (room for five keys; keys 0, 4, 8 and 12 share home group 0, and their
+/// A map of four groups (room for six keys; keys 0, 4, 8 and 12 share home group 0, and their
 /// tag: the top bits are zero) left holding key 1 only, with a shrink to two groups started and
 /// `chunks` of its four one-group chunks counted.
 ///

@@ -237,8 +237,9 @@ impl<K, V> RawMap<K, V> {
 
     /// For an operation that found every chunk of `table`'s migration claimed: promotes the
     /// successor if every chunk has been counted as moved; if not, notes that this thread waited
-    /// on the claimers once more, and once it has done so [`Table::groups`] times for this
-    /// migration, finishes the migration itself (`finish_migration`, which sweeps every slot).
+    /// on the claimers once more, and once it has done so as many times as the table has groups
+    /// (at least [`OUTLAST_MIN_PATIENCE`]) with no chunk counted as moved meanwhile, finishes the
+    /// migration itself (`finish_migration`, which sweeps every slot).
     ///
     /// A claimer stalled inside its chunk (preempted, stopped in a debugger) would otherwise keep
     /// the migration pending until it resumes, whenever no insert runs out of the successor's
@@ -255,7 +256,7 @@ impl<K, V> RawMap<K, V> {
     fn outlast_claimers(&self, table: &Table<K, V>, mig: &Migration<K, V>, guard: &Guard) {
         if mig.all_chunks_moved() {
             self.promote(table, mig, guard);
-        } else if claimers_stalled(mig, table.groups()) {
+        } else if claimers_stalled(mig, table.groups().max(OUTLAST_MIN_PATIENCE)) {
             self.finish_migration(table, mig, guard);
         }
     }
@@ -991,33 +992,43 @@ thread_local! {
 }
 
 /// What one thread has seen of a migration whose chunks are all claimed and not all counted, for
-/// [`claimers_stalled`]: which migration (its address), and how often.
+/// [`claimers_stalled`]: which migration (its address), how many of its chunks were counted as
+/// moved, and how often the thread has found it so since that count last moved.
 #[derive(Clone, Copy)]
 struct ClaimersWatch {
     migration: usize,
+    moved: usize,
     seen: usize,
 }
 
 thread_local! {
     static CLAIMERS_WATCH: std::cell::Cell<ClaimersWatch> = const {
-        std::cell::Cell::new(ClaimersWatch { migration: 0, seen: 0 })
+        std::cell::Cell::new(ClaimersWatch { migration: 0, moved: 0, seen: 0 })
     };
 }
 
+/// Operations of one thread that must find a migration's chunks all claimed, with no chunk
+/// counted as moved in between, before that thread finishes the migration itself
+/// (`outlast_claimers`), in a table of fewer groups than this: a chunk's moves take a few
+/// microseconds, which a thread's lookups in a small table would otherwise outnumber while
+/// its claimer is merely at work (found by a review at stop 48).
+const OUTLAST_MIN_PATIENCE: usize = 1024;
+
 /// Whether this thread has now found `mig`'s chunks all claimed and not all counted `patience`
-/// times (this one included); if so, starts the count again. Never under loom
-/// ([`OUTLAST_STALLED_CLAIMERS`]). A heuristic, as [`writers_stalled`] is: an address reused by a
-/// later migration, or a thread-local already destroyed, at worst makes a thread finish a
-/// migration early or late.
+/// times (this one included) since any chunk was last counted as moved; if so, starts the count
+/// again. Never under loom ([`OUTLAST_STALLED_CLAIMERS`]). A heuristic, as [`writers_stalled`]
+/// is: an address reused by a later migration, or a thread-local already destroyed, at worst
+/// makes a thread finish a migration early or late.
 fn claimers_stalled<K, V>(mig: &Migration<K, V>, patience: usize) -> bool {
     if !OUTLAST_STALLED_CLAIMERS {
         return false;
     }
     let migration = std::ptr::from_ref(mig) as usize;
+    let moved = mig.chunks_moved();
     CLAIMERS_WATCH
         .try_with(|watch| {
             let w = watch.get();
-            let seen = if w.migration == migration {
+            let seen = if w.migration == migration && w.moved == moved {
                 w.seen + 1
             } else {
                 1
@@ -1025,6 +1036,7 @@ fn claimers_stalled<K, V>(mig: &Migration<K, V>, patience: usize) -> bool {
             let stalled = seen >= patience;
             watch.set(ClaimersWatch {
                 migration,
+                moved,
                 seen: if stalled { 0 } else { seen },
             });
             stalled

@@ -82,7 +82,9 @@ pub(crate) struct RawMap<K, V> {
     /// The groups the map's own resizes keep: `made_floor_groups`, or more since a `reserve`
     /// (until `shrink_to_fit`), so that removals made after a reservation do not shrink the table
     /// under the room it promised (found by a review at stop 48). Relaxed throughout: a size that
-    /// orders nothing; a resize that read an older floor is one a racing `reserve` then undoes.
+    /// orders nothing. A shrink decided on a floor read just before a racing `reserve` raised it
+    /// can still go below the reservation once that `reserve` has returned: a narrow race, left
+    /// as found (the room comes back with the next growth).
     floor_groups: HintUsize,
 }
 
@@ -547,6 +549,33 @@ impl<K, V> RawMap<K, V> {
             }
         }
         self.locate_probe(hash, eq, may_insert, guard)
+    }
+
+    /// Locates `entry`, an entry an iteration under `guard` yielded, for `clear` or `retain` to
+    /// remove: by its stored hash and the stored key's address, so that a key whose `Eq` or
+    /// `Hash` is not consistent (a NaN in a float wrapper, "always equal", a hash that changed
+    /// since the insert) is found without being compared, and no other entry that its `Eq`
+    /// accepts is found first. Only if the key's entry has been replaced since (its key then has
+    /// another address) is it found by `eq`. Integer keys, which the key lines compare as copies
+    /// and whose `Eq` cannot lie, by `eq` alone. (A review at stop 48 found `clear` removing the
+    /// first entry an "always equal" key's `Eq` accepted, and leaving the one it visited.)
+    pub(crate) fn locate_stored<'g>(
+        &'g self,
+        entry: &Entry<K, V>,
+        eq: impl FnMut(&K) -> bool,
+        guard: &'g Guard,
+    ) -> Located<'g, K, V>
+    where
+        K: 'static,
+    {
+        if !keys::cached::<K>() {
+            let stored: *const K = &entry.key;
+            let located = self.locate(entry.hash, |k| std::ptr::eq(k, stored), false, guard);
+            if located.entry().is_some() {
+                return located;
+            }
+        }
+        self.locate(entry.hash, eq, false, guard)
     }
 
     /// [`RawMap::locate`]'s full probe.
@@ -1319,15 +1348,19 @@ impl<K, V> RawMap<K, V> {
     /// by a review). With the floor raised first, no later shrink goes below the room asked for,
     /// and a growth only adds to it, so the second round returns.
     pub(crate) fn reserve(&self, additional: usize, guard: &Guard) {
+        // Read once: recounted each round, inserts racing the call could keep it growing.
+        let wanted = self.len.sum().saturating_add(additional);
         loop {
             let table = self.settle(guard);
             // Tests park a reserve here, for another thread to start a resize before ours.
             migrate::pause_point("reserving");
-            let wanted = self.len.sum().saturating_add(additional);
             // Panics (before anything changes) if the table would not fit in the address space.
             let groups = groups_for_capacity(wanted);
-            // Relaxed: see the field.
-            self.floor_groups.fetch_max(groups, Ordering::Relaxed);
+            // Relaxed: see the field. Not for `reserve(0)`, which asks for no room (`std`'s does
+            // nothing), and would otherwise pin the current size as the floor.
+            if additional > 0 {
+                self.floor_groups.fetch_max(groups, Ordering::Relaxed);
+            }
             if capacity_of(table.slots()) >= wanted {
                 return;
             }

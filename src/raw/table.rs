@@ -837,8 +837,14 @@ impl<K, V> Migration<K, V> {
     /// Whether every chunk has been counted as moved.
     #[inline]
     pub(crate) fn all_chunks_moved(&self) -> bool {
+        self.chunks_moved() == self.source_chunks
+    }
+
+    /// How many chunks have been counted as moved (all of them: [`Migration::all_chunks_moved`]).
+    #[inline]
+    pub(crate) fn chunks_moved(&self) -> usize {
         // Acquire: pairs with the AcqRel increments in `count_moved_chunk`.
-        self.done.load(Ordering::Acquire) == self.source_chunks
+        self.done.load(Ordering::Acquire)
     }
 
     /// Takes one unit of the insert budget; `false` once it has run out.
