@@ -297,7 +297,12 @@ impl<K, V> Iterator for IntoKeys<K, V> {
 
     #[inline]
     fn next(&mut self) -> Option<K> {
-        self.inner.next().map(|(k, _)| k)
+        // The value dropped before the key is handed out: a value's `Drop` that panics would
+        // otherwise leak the key already moved into the result (rust-lang/rust#47949).
+        self.inner.next().map(|(k, v)| {
+            drop(v);
+            k
+        })
     }
 
     #[inline]
@@ -335,7 +340,11 @@ impl<K, V> Iterator for IntoValues<K, V> {
 
     #[inline]
     fn next(&mut self) -> Option<V> {
-        self.inner.next().map(|(_, v)| v)
+        // The key dropped first, as in `IntoKeys::next`.
+        self.inner.next().map(|(k, v)| {
+            drop(k);
+            v
+        })
     }
 
     #[inline]

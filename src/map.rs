@@ -535,7 +535,11 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        self.remove_entry_owned(key).map(|(_, v)| v)
+        // The key dropped first, as in `IntoValues::next`.
+        self.remove_entry_owned(key).map(|(k, v)| {
+            drop(k);
+            v
+        })
     }
 
     /// Removes `key` and returns the stored key and its value, owned, as `std`'s `remove_entry`
@@ -966,8 +970,10 @@ where
             let current = located.entry();
             match decide(current.map(|e| (&e.key, &e.value))) {
                 Operation::Abort(t) => {
-                    // The key first, as in `try_insert`.
+                    // The key first, as in `try_insert`, and the closure (a `Drop` of what it
+                    // captured that panics would leak `t` otherwise).
                     drop(pending);
+                    drop(decide);
                     return Compute::Aborted(t);
                 }
                 Operation::Remove => {
@@ -1168,10 +1174,14 @@ where
         let mut value = value;
         loop {
             let located = self.raw.locate(hash, |k| key.equivalent(k), false, guard);
+            // The closure dropped before `value` is handed back: a `Drop` of what it captured
+            // that panics would leak `value` otherwise (rust-lang/rust#47949).
             let Some(current) = located.entry() else {
+                drop(replace);
                 return Err(value);
             };
             if !replace(&current.key, &current.value) {
+                drop(replace);
                 return Err(value);
             }
             match self.raw.try_replace_value(&located, value, guard) {

@@ -285,9 +285,13 @@ impl<K: Send, V: Send> ParallelIterator for IntoParIter<K, V> {
         C: UnindexedConsumer<Self::Item>,
     {
         // Dropped after the workers return (or as a panic unwinds through here): the entries not
-        // taken are dropped with the map.
+        // taken are dropped with the map. Dropped before the result is returned, not as the
+        // function ends: a key's or value's `Drop` that panics there would leak a result already
+        // built (rust-lang/rust#47949; found by a review at stop 48).
         let mut draining = Draining::new(self.raw);
-        bridge_unindexed(draining.groups(), consumer)
+        let result = bridge_unindexed(draining.groups(), consumer);
+        drop(draining);
+        result
     }
 }
 

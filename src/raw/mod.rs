@@ -1657,7 +1657,14 @@ impl<K, V> Drop for RawMap<K, V> {
         // SAFETY: the map is being dropped; nobody else can reach its tables.
         unsafe { free_tables(root) };
         if let Some(payload) = panic {
-            std::panic::resume_unwind(payload);
+            // Not while the thread unwinds already (the map dropped as another panic passes, a
+            // consumer's in `into_par_iter`, say): a second panic out of a drop then aborts the
+            // process. Everything is freed; the payload's message was printed when it was raised.
+            if std::thread::panicking() {
+                drop(payload);
+            } else {
+                std::panic::resume_unwind(payload);
+            }
         }
     }
 }
