@@ -67,7 +67,7 @@ for seed in ${MIRI_SEEDS:-1}; do
         churn_during disjoint_inserters hot_key_increments concurrent_removes get_or_insert_with \
         update_or_insert_counts mutable_access
     miri_test --test panics -- panicking_closures panicking_clone dropping_a_map a_key_whose \
-        update_or_insert_with_leaks
+        update_or_insert_with_leaks a_drop_that
     miri_test --test drops -- replaced_and_removed update_compute_and_replace_if updated_keys a_key_emptied keys_handed_on keys_made maps_held \
         update_or_insert_with_makes \
         into_iter_hands drain_hands values_assigned values_replaced writes_from
