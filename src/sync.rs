@@ -75,9 +75,12 @@ pub(crate) const LOOKUP_HELP_AFTER: u32 = if cfg!(loom) { 0 } else { 64 };
 
 /// Whether an operation that keeps finding every chunk of a migration claimed and not all of
 /// them moved finishes the migration itself after a while (`raw/migrate.rs`,
-/// `outlast_claimers`), so that a stalled claimer does not keep it pending. Off under loom,
-/// whose model threads share one OS thread's thread-locals (the patience is counted in one);
-/// the sweep it runs is `finish_migration`'s, which the models check where a budget runs out.
+/// `outlast_claimers`), so that a stalled claimer does not keep it pending, and whether a write
+/// reads the claim before it adds to it. Off under loom, whose model threads share one OS
+/// thread's thread-locals (the patience is counted in one), and whose searches grew with the
+/// extra loads (each an interleaving point of every migrating write: the `migrate.rs` models at
+/// two preemptions took 73 s with them and 40 s without, stop 48, and CI runs them at three
+/// too); the sweep is `finish_migration`'s, which the models check where a budget runs out.
 pub(crate) const OUTLAST_STALLED_CLAIMERS: bool = !cfg!(loom);
 
 /// Whether retired entries' blocks are cached per thread for reuse (`raw/pool.rs`). Off under

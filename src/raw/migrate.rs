@@ -202,7 +202,9 @@ impl<K, V> RawMap<K, V> {
         // 2^30 writes, after which chunks were claimed and counted twice and the successor was
         // promoted with the stalled chunk's slots unmoved (a review at stop 48). Now it passes
         // the source's groups by at most a chunk for each thread racing for the last one.
-        if mig.claim().load(Ordering::Relaxed) >= table.groups() {
+        // Not under loom (`OUTLAST_STALLED_CLAIMERS`): the load would add an interleaving point to
+        // every write of every model that migrates, and no model makes enough writes to wrap.
+        if OUTLAST_STALLED_CLAIMERS && mig.claim().load(Ordering::Relaxed) >= table.groups() {
             self.outlast_claimers(table, mig, guard);
             return;
         }
@@ -345,8 +347,11 @@ impl<K, V> RawMap<K, V> {
         // Relaxed: the claim only divides work (as in `help_chunk`), and the successor is
         // re-read with Acquire by whoever uses it.
         if mig.next().is_some() && mig.claim().load(Ordering::Relaxed) >= table.groups() {
-            // Every chunk claimed: nothing to help with, unless a claimer has stalled.
-            self.outlast_claimers(table, mig, guard);
+            // Every chunk claimed: nothing to help with, unless a claimer has stalled (never under
+            // loom, where lookups leave this state alone as before stop 48: `sync.rs`).
+            if OUTLAST_STALLED_CLAIMERS {
+                self.outlast_claimers(table, mig, guard);
+            }
             return;
         }
         if !writers_stalled(mig) {
