@@ -241,7 +241,12 @@ impl<K, V, S> HashMap<K, V, S> {
     /// The map's table and entries, owned, the hasher dropped.
     #[cfg(feature = "rayon")]
     pub(crate) fn into_raw(self) -> RawMap<K, V> {
-        self.raw
+        // The hasher is dropped first, while the table is still a local: a hasher whose `Drop`
+        // panics then drops the table as it unwinds, where a drop after the return value was
+        // built would leak it (rust-lang/rust#47949).
+        let HashMap { raw, hasher } = self;
+        drop(hasher);
+        raw
     }
 
     /// The collector this map retires to.
@@ -1587,6 +1592,10 @@ impl<K, V, S> IntoIterator for HashMap<K, V, S> {
     /// assert_eq!(owned, [(0, "0".into()), (1, "1".into()), (2, "2".into())]);
     /// ```
     fn into_iter(self) -> IntoIter<K, V> {
-        IntoIter::new(RawIntoIter::new(self.raw))
+        // The hasher first, as in `into_raw`: its panicking `Drop` would otherwise leak the
+        // iterator, and with it every entry.
+        let HashMap { raw, hasher } = self;
+        drop(hasher);
+        IntoIter::new(RawIntoIter::new(raw))
     }
 }

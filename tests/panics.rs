@@ -516,6 +516,77 @@ fn a_drop_that_panics_after_the_result_is_built_leaks_nothing() {
     assert_eq!(settle_reclamation(&live, 0), 0);
 }
 
+/// A hasher whose `Drop` panics, for the calls that take a map apart: the map's own drop drops
+/// the table before the hasher, but `into_iter` (and `into_keys`, `into_values`, a set's
+/// `into_iter`, `into_par_iter`) dropped the hasher after building the iterator, and its panic
+/// leaked the iterator with every entry (rust-lang/rust#47949). Found at stop 49, from a note of
+/// stop 48's.
+struct HasherBomb(std::collections::hash_map::RandomState);
+
+impl std::hash::BuildHasher for HasherBomb {
+    type Hasher = std::collections::hash_map::DefaultHasher;
+    fn build_hasher(&self) -> Self::Hasher {
+        self.0.build_hasher()
+    }
+}
+
+impl Drop for HasherBomb {
+    fn drop(&mut self) {
+        panic!("a hasher's Drop panicked on purpose");
+    }
+}
+
+fn bombed_map(live: &Arc<AtomicUsize>) -> HashMap<u64, DropBomb, HasherBomb> {
+    // A private collector, so that nothing waits in the global one after the map is gone.
+    let map = HashMap::with_collector(
+        0,
+        HasherBomb(Default::default()),
+        lockfree_map::Collector::new(),
+    );
+    let m = map.pin();
+    for i in 0..8 {
+        m.insert(i, DropBomb::new(i, live, false));
+    }
+    drop(m);
+    map
+}
+
+#[test]
+fn a_hasher_whose_drop_panics_leaks_no_entry_when_the_map_is_taken_apart() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let map = bombed_map(&live);
+    assert!(catch_unwind(AssertUnwindSafe(|| drop(map))).is_err());
+    assert_eq!(live.load(Ordering::SeqCst), 0, "drop leaked");
+
+    let map = bombed_map(&live);
+    let taken = catch_unwind(AssertUnwindSafe(|| map.into_iter().count()));
+    assert!(taken.is_err(), "the hasher's panic is passed on");
+    assert_eq!(live.load(Ordering::SeqCst), 0, "into_iter leaked");
+
+    let map = bombed_map(&live);
+    assert!(catch_unwind(AssertUnwindSafe(|| map.into_values().count())).is_err());
+    assert_eq!(live.load(Ordering::SeqCst), 0, "into_values leaked");
+
+    let set: lockfree_map::HashSet<DropBomb, HasherBomb> = lockfree_map::HashSet::with_collector(
+        0,
+        HasherBomb(Default::default()),
+        lockfree_map::Collector::new(),
+    );
+    for i in 0..8 {
+        set.pin().insert(DropBomb::new(i, &live, false));
+    }
+    assert!(catch_unwind(AssertUnwindSafe(|| set.into_iter().count())).is_err());
+    assert_eq!(live.load(Ordering::SeqCst), 0, "the set's into_iter leaked");
+
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        let map = bombed_map(&live);
+        assert!(catch_unwind(AssertUnwindSafe(|| map.into_par_iter().count())).is_err());
+        assert_eq!(live.load(Ordering::SeqCst), 0, "into_par_iter leaked");
+    }
+}
+
 /// `into_par_iter`: a value's `Drop` that panics as the entries a consumer did not take are
 /// dropped must not leak the consumer's result (rust-lang/rust#47949), nor, when the consumer
 /// itself panicked, abort the process (the map's drop resumed its caught panic while another
