@@ -21,12 +21,18 @@ pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize};
 pub(crate) use std::sync::atomic::Ordering;
 
 /// An atomic that loom does not model, for two values read with `Relaxed` on paths every model
-/// takes: `RawMap`'s `floor_groups` (raised by `reserve`), a size that decides no memory safety,
-/// and `Table`'s `vacated` flag, set once and read by an iteration's record, which must see it
-/// only when the removal happened before the iteration (then happens-before carries the store,
-/// `Table::note_vacated`). Loom's atomics would make every model that grows a table or removes a
-/// key explore those loads too; loom does not check the flag's argument.
+/// takes: `RawMap`'s `reserved_groups` (raised by `reserve`, and ordered against a migration's
+/// sizing by [`hint_fence`]), a size that decides no memory safety, and `Table`'s `vacated` flag,
+/// set once and read by an iteration's record, which must see it only when the removal happened
+/// before the iteration (then happens-before carries the store, `Table::note_vacated`). Loom's
+/// atomics would make every model that grows a table or removes a key explore those loads too;
+/// loom does not check the flag's argument, nor the room's.
 pub(crate) use std::sync::atomic::AtomicUsize as HintUsize;
+
+/// The fence that orders `reserved_groups` (a [`HintUsize`]) against a table's migration record,
+/// in `reserve` and in the sizing of a successor (`RawMap::reserve` says how). `std`'s, as the
+/// atomic it orders is `std`'s: under loom it stays out of the models, as the room does.
+pub(crate) use std::sync::atomic::fence as hint_fence;
 
 /// Slots in one group. A group is one tag word plus this many slot words; with 7 slots and 8-byte
 /// words it is exactly one 64-byte cache line.

@@ -166,8 +166,8 @@
 
 use crate::reclaim::{self, Guard};
 use crate::sync::{
-    AtomicUsize, Ordering, COUNT_AHEAD, GROUP_SLOTS, LOOKUP_HELP_AFTER, MIGRATE_CHUNK_GROUPS,
-    OUTLAST_STALLED_CLAIMERS, PREPARE_GROWTH, PREPARE_MIN_GROUPS,
+    hint_fence, AtomicUsize, Ordering, COUNT_AHEAD, GROUP_SLOTS, LOOKUP_HELP_AFTER,
+    MIGRATE_CHUNK_GROUPS, OUTLAST_STALLED_CLAIMERS, PREPARE_GROWTH, PREPARE_MIN_GROUPS,
 };
 
 use super::keys::has_lines;
@@ -707,7 +707,13 @@ impl<K, V> RawMap<K, V> {
         // rest is slack (the stress geometry's four-slot tables overflowed when new keys could
         // take half, while stalled helpers' reservations wasted slots; since stop 32 copies waste
         // none, and the share was kept).
-        let groups = mig.wanted_groups().max(groups_for_live(live));
+        // Not below the room reserved, read again after this fence: the one in `reserve`,
+        // between its raising the room and its check for a migration, pairs with it (ours comes
+        // after the Acquire load that found this migration). A shrink decided before a
+        // `reserve` raised the room is sized to that room.
+        hint_fence(Ordering::SeqCst);
+        let reserved = self.reserved_groups.load(Ordering::Relaxed);
+        let groups = mig.wanted_groups().max(groups_for_live(live)).max(reserved);
         let budget = (groups * GROUP_SLOTS - live) / 4;
         // A large successor was zeroed a page at a time while the source was counted, if the
         // count asks for the size the migration wanted ("Preparing a lazily sized successor").

@@ -47,8 +47,8 @@ mod tag;
 
 use crate::reclaim::{self, Collector, Guard};
 use crate::sync::{
-    AtomicPtr, AtomicUsize, HintUsize, Ordering, FIRST_GROUPS, GROUP_SLOTS, MIGRATE_CHUNK_GROUPS,
-    ORDERED_FREE_MIN, PACE_MOVES,
+    hint_fence, AtomicPtr, AtomicUsize, HintUsize, Ordering, FIRST_GROUPS, GROUP_SLOTS,
+    MIGRATE_CHUNK_GROUPS, ORDERED_FREE_MIN, PACE_MOVES,
 };
 
 use counter::Counter;
@@ -79,13 +79,16 @@ pub(crate) struct RawMap<K, V> {
     /// minimum capacity. Only `shrink_to_fit` does.
     floor: usize,
     made_floor_groups: usize,
-    /// The groups the map's own resizes keep: `made_floor_groups`, or more since a `reserve`
-    /// (until `shrink_to_fit`), so that removals made after a reservation do not shrink the table
-    /// under the room it promised (found by a review at stop 48). Relaxed throughout: a size that
-    /// orders nothing. A shrink decided on a floor read just before a racing `reserve` raised it
-    /// can still go below the reservation once that `reserve` has returned: a narrow race, left
-    /// as found (the room comes back with the next growth).
-    floor_groups: HintUsize,
+    /// The groups of the largest room a `reserve` asked for since the map was made or last
+    /// `shrink_to_fit` (0 if none). The map's own resizes keep the larger of it and
+    /// `made_floor_groups` (`floor_groups`), so that removals made after a reservation do not
+    /// shrink the table under the room it promised (found by a review at stop 48). Relaxed where
+    /// it filters (a shrink or rebuild asks for no fewer groups); what keeps a reservation is the
+    /// sizing of the successor (`size_next`), which reads it again after a `SeqCst` fence, against
+    /// `reserve`'s fence between raising it and checking for a migration (see `reserve`). Kept
+    /// apart from the made floor because the sizing applies it to every migration,
+    /// `shrink_to_fit`'s too, which may go below the made floor.
+    reserved_groups: HintUsize,
 }
 
 /// Where a write for one key can act: slot `slot` of `group`.
@@ -278,7 +281,7 @@ impl<K, V> RawMap<K, V> {
             collector,
             floor,
             made_floor_groups: floor_groups,
-            floor_groups: HintUsize::new(floor_groups),
+            reserved_groups: HintUsize::new(0),
         }
     }
 
@@ -296,7 +299,8 @@ impl<K, V> RawMap<K, V> {
     /// The groups the map's own resizes keep (the field's doc).
     fn floor_groups(&self) -> usize {
         // Relaxed: see the field.
-        self.floor_groups.load(Ordering::Relaxed)
+        self.made_floor_groups
+            .max(self.reserved_groups.load(Ordering::Relaxed))
     }
 
     pub(crate) fn collector(&self) -> &Collector {
@@ -1327,6 +1331,8 @@ impl<K, V> RawMap<K, V> {
         }
         let groups = self.groups_to_resize_to(live);
         if groups < table.groups() {
+            // Tests park a shrink here, decided before a `reserve` raises the room it keeps.
+            migrate::pause_point("shrinking");
             self.start_migration(table, groups, guard);
         }
     }
@@ -1356,13 +1362,24 @@ impl<K, V> RawMap<K, V> {
             migrate::pause_point("reserving");
             // Panics (before anything changes) if the table would not fit in the address space.
             let groups = groups_for_capacity(wanted);
-            // Relaxed: see the field. Not for `reserve(0)`, which asks for no room (`std`'s does
-            // nothing), and would otherwise pin the current size as the floor.
+            // Relaxed, with the fence below. Not for `reserve(0)`, which asks for no room
+            // (`std`'s does nothing), and would otherwise keep room for the entries it found.
             if additional > 0 {
-                self.floor_groups.fetch_max(groups, Ordering::Relaxed);
+                self.reserved_groups.fetch_max(groups, Ordering::Relaxed);
             }
             if capacity_of(table.slots()) >= wanted {
-                return;
+                // A shrink (or a rebuild) may have been installed on `table` since the settle,
+                // decided before we raised the room. Its successor is sized later, after a
+                // `SeqCst` fence that pairs with this one (`size_next`): either that sizing reads
+                // our room, or this load sees its migration (the two fences are ordered one way
+                // or the other), and the loop settles it and checks the room again.
+                // Until stop 49 `reserve` could return here and leave such a shrink to take the
+                // table below the room (a race a note of stop 48 left as found).
+                hint_fence(Ordering::SeqCst);
+                if table.migration().is_none() {
+                    return;
+                }
+                continue;
             }
             self.resize_now(table, groups, guard);
         }
@@ -1378,8 +1395,7 @@ impl<K, V> RawMap<K, V> {
         } else {
             // The room `reserve` kept is given back too; the floor the map was made with stays.
             // Relaxed: see the field.
-            self.floor_groups
-                .store(self.made_floor_groups, Ordering::Relaxed);
+            self.reserved_groups.store(0, Ordering::Relaxed);
         }
         if groups < table.groups() {
             self.resize_now(table, groups, guard);

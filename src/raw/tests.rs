@@ -1928,6 +1928,103 @@ fn a_reserve_that_meets_another_resize_still_makes_its_room_and_keeps_it() {
     });
 }
 
+/// A shrink that removals start while a `reserve` is under way must not take the table below
+/// the room that `reserve` promised, whichever comes first. Here the shrink is installed, sized
+/// and promoted after the reserve's settle (the reserve parked at "reserving"), so the table
+/// the reserve checks has room but is no longer the root: it must see the migration and check
+/// again. Until stop 49 it returned with the shrunk table (a race a note of stop 48 left).
+#[test]
+fn a_reserve_that_a_shrink_overtakes_still_keeps_its_room() {
+    use super::table::capacity_of;
+    const KEYS: u64 = if cfg!(miri) { 300 } else { 2_000 };
+    let map = Map::new();
+    for k in 0..KEYS {
+        map.insert(k, k);
+    }
+    let capacity = || {
+        let guard = map.raw.collector().pin();
+        capacity_of(map.raw.root(&guard).slots())
+    };
+    // The last growth of the fill finished (the stress geometry's may still be pending).
+    map.raw.settle(&map.raw.collector().pin());
+    let big = capacity();
+    // With this room the table as it is holds what the reserve asks for.
+    let room = big - KEYS as usize;
+    assert!(room > 0, "capacity {big} for {KEYS} keys");
+    std::thread::scope(|s| {
+        let (reserver, release) = spawn_parked(s, "reserving", || {
+            let guard = map.raw.collector().pin();
+            map.raw.reserve(room, &guard);
+        });
+        for k in 16..KEYS {
+            assert_eq!(map.remove(k), Some(k));
+        }
+        let guard = map.raw.collector().pin();
+        map.raw.settle(&guard);
+        drop(guard);
+        assert!(
+            capacity() < big,
+            "the removals shrank the table: {}",
+            capacity()
+        );
+        drop(release);
+        let ((), parked) = reserver.join().unwrap();
+        assert!(parked);
+    });
+    assert!(
+        capacity() >= big,
+        "capacity {} for the reserve's {KEYS} entries and {room} more",
+        capacity()
+    );
+}
+
+/// The other order: a shrink decided before a `reserve` raised the floor (parked at
+/// "shrinking", between its decision and installing its migration) and installed after that
+/// `reserve` returned. Its successor is sized once its chunks are counted, and the sizing reads
+/// the floor again: the table stays at the reserved room. Until stop 49 the shrink went ahead
+/// to the size it had decided.
+#[test]
+fn a_shrink_decided_before_a_reserve_is_sized_to_the_reserved_room() {
+    use super::table::capacity_of;
+    const KEYS: u64 = if cfg!(miri) { 300 } else { 2_000 };
+    let map = Map::new();
+    for k in 0..KEYS {
+        map.insert(k, k);
+    }
+    let capacity = || {
+        let guard = map.raw.collector().pin();
+        capacity_of(map.raw.root(&guard).slots())
+    };
+    // The last growth of the fill finished (the stress geometry's may still be pending).
+    map.raw.settle(&map.raw.collector().pin());
+    let big = capacity();
+    std::thread::scope(|s| {
+        let (remover, release) = spawn_parked(s, "shrinking", || {
+            for k in 16..KEYS {
+                map.remove(k);
+            }
+        });
+        // The remover is parked in its shrink: none is installed yet.
+        assert!(!migration_pending(&map));
+        let room = big - map.raw.len.sum();
+        let guard = map.raw.collector().pin();
+        map.raw.reserve(room, &guard);
+        drop(guard);
+        assert_eq!(capacity(), big, "the table already held the room");
+        drop(release);
+        let ((), parked) = remover.join().unwrap();
+        assert!(parked);
+    });
+    let guard = map.raw.collector().pin();
+    map.raw.settle(&guard);
+    drop(guard);
+    assert!(
+        capacity() >= big,
+        "capacity {} after a shrink that a reserve of {big} in all overtook",
+        capacity()
+    );
+}
+
 /// A removed key's slot, once moved, stays MOVED (slot words never return to EMPTY), and a write
 /// of that key that comes afterwards goes on to the successor. The migration is moved a chunk
 /// at a time, as writers move it, and promoted by the last chunk's count, with no final sweep
