@@ -710,7 +710,8 @@ impl<K, V> RawMap<K, V> {
         // Not below the room reserved, read again after this fence: the one in `reserve`,
         // between its raising the room and its check for a migration, pairs with it (ours comes
         // after the Acquire load that found this migration). A shrink decided before a
-        // `reserve` raised the room is sized to that room.
+        // `reserve` raised the room is sized to that room, or that `reserve` sees the shrink's
+        // migration and makes its room again once it is finished.
         hint_fence(Ordering::SeqCst);
         let reserved = self.reserved_groups.load(Ordering::Relaxed);
         let groups = mig.wanted_groups().max(groups_for_live(live)).max(reserved);

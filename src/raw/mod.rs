@@ -1351,8 +1351,10 @@ impl<K, V> RawMap<K, V> {
     /// It loops because another thread may start a resize of its own between the settle and
     /// ours, which `resize_now` then finishes instead of ours (until stop 48 `reserve` returned
     /// then, with the room of that resize: a growth to twice the old table, or a shrink; found
-    /// by a review). With the floor raised first, no later shrink goes below the room asked for,
-    /// and a growth only adds to it, so the second round returns.
+    /// by a review). It returns once a settled table has the room and, after the room is raised
+    /// and fenced, still shows no migration: every resize sized from then on keeps the room
+    /// (`size_next`), and each extra round means another thread started a resize, which the
+    /// next round's settle finishes.
     pub(crate) fn reserve(&self, additional: usize, guard: &Guard) {
         // Read once: recounted each round, inserts racing the call could keep it growing.
         let wanted = self.len.sum().saturating_add(additional);
@@ -1372,7 +1374,10 @@ impl<K, V> RawMap<K, V> {
                 // decided before we raised the room. Its successor is sized later, after a
                 // `SeqCst` fence that pairs with this one (`size_next`): either that sizing reads
                 // our room, or this load sees its migration (the two fences are ordered one way
-                // or the other), and the loop settles it and checks the room again.
+                // or the other), and the loop settles it and checks the room again. A shrink of
+                // a later table is covered too: it can start only once that table is the root,
+                // after `table`'s own migration was installed and finished, and this load would
+                // see that installation.
                 // Until stop 49 `reserve` could return here and leave such a shrink to take the
                 // table below the room (a race a note of stop 48 left as found).
                 hint_fence(Ordering::SeqCst);
