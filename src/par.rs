@@ -656,8 +656,13 @@ where
     {
         let set: &HashSet<T, S> = self;
         items.into_par_iter().for_each_init(
-            || set.pin(),
-            |s, value| {
+            || (set.pin(), 0),
+            |(s, values), value| {
+                // Pinned anew as the map's `par_extend` is (`BULK_REPIN`).
+                *values += 1;
+                if *values % BULK_REPIN == 0 {
+                    s.repin();
+                }
                 s.insert(value);
             },
         );

@@ -150,8 +150,15 @@ where
         let capacity = access.size_hint().unwrap_or(0).min(1 << 16);
         let set = HashSet::presized(capacity, S::default());
         {
-            let s = set.pin();
+            // Pinned anew as the map's visitor is (`BULK_REPIN`): a slow input must not hold
+            // back the freeing of what every map of the collector retires meanwhile.
+            let mut s = set.pin();
+            let mut values = 0;
             while let Some(value) = access.next_element()? {
+                values += 1;
+                if values % BULK_REPIN == 0 {
+                    s.repin();
+                }
                 s.insert(value);
             }
         }

@@ -54,7 +54,7 @@ use std::ops;
 
 use crate::equivalent::Equivalent;
 use crate::iter::Keys;
-use crate::map::{Compute, HashMap, Operation};
+use crate::map::{Compute, HashMap, Operation, BULK_REPIN};
 use crate::reclaim::{Collector, Guard};
 
 #[cfg(feature = "rayon")]
@@ -890,8 +890,14 @@ where
     /// assert_eq!(set.len(), 3);
     /// ```
     fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
-        let guard = self.guard();
-        for value in iter {
+        // Pinned anew every `BULK_REPIN` values, as the map's `extend`: one pin for the whole
+        // input held back the freeing of whatever this set's growths, and every other map of its
+        // collector, retired meanwhile (found by a review at stop 49).
+        let mut guard = self.guard();
+        for (i, value) in iter.into_iter().enumerate() {
+            if i % BULK_REPIN == BULK_REPIN - 1 {
+                guard.repin();
+            }
             self.insert(value, &guard);
         }
     }

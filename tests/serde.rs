@@ -6,6 +6,15 @@ use std::collections::BTreeMap;
 
 use lockfree_map::HashMap;
 
+/// The tests that hold the global collector's epoch for long (a writer pinned for its whole
+/// loop) and the one that counts what the epoch frees run one at a time.
+fn global_epoch_alone() -> std::sync::MutexGuard<'static, ()> {
+    static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ALONE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[test]
 fn round_trip_through_json() {
     let map: HashMap<String, Vec<u32>> = (0..500)
@@ -67,6 +76,7 @@ fn bad_input_is_an_error() {
 
 #[test]
 fn serializing_during_concurrent_writes_writes_a_well_formed_map() {
+    let _alone = global_epoch_alone();
     let map: HashMap<u64, u64> = (0..1_000).map(|k| (k, k)).collect();
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
@@ -111,4 +121,57 @@ fn sets_round_trip_as_sequences() {
     assert_eq!(dup.len(), 2);
     assert!(serde_json::from_str::<HashSet<u32>>(r#"{"a": 1}"#).is_err());
     assert!(serde_json::from_str::<HashSet<u32>>(r#"[1, "x"]"#).is_err());
+}
+
+/// Deserialising pins anew as it goes (`BULK_REPIN`), for maps since stop 48 and for sets since
+/// stop 49: one pin for the whole input held back the freeing of whatever every map of the
+/// global collector retired meanwhile. Each key deserialised here replaces a value in a side map
+/// (its own guard, dropped at once), so only the deserialiser's pin can hold the replaced values.
+#[test]
+fn deserialising_lets_the_collector_free_as_it_goes() {
+    use serde::{Deserialize, Deserializer};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::OnceLock;
+
+    let _alone = global_epoch_alone();
+    static LIVE: AtomicUsize = AtomicUsize::new(0);
+    static MOST: AtomicUsize = AtomicUsize::new(0);
+    struct Counted;
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            LIVE.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    fn side() -> &'static HashMap<u8, Counted> {
+        static SIDE: OnceLock<HashMap<u8, Counted>> = OnceLock::new();
+        SIDE.get_or_init(HashMap::new)
+    }
+    #[derive(PartialEq, Eq, Hash)]
+    struct Replacing(u64);
+    impl<'de> Deserialize<'de> for Replacing {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let k = u64::deserialize(d)?;
+            LIVE.fetch_add(1, Ordering::SeqCst);
+            side().insert(0, Counted, &side().guard());
+            MOST.fetch_max(LIVE.load(Ordering::SeqCst), Ordering::SeqCst);
+            Ok(Replacing(k % 10))
+        }
+    }
+
+    let n = 20_000u64;
+    let keys: Vec<u64> = (0..n).collect();
+    let json = serde_json::to_string(&keys).unwrap();
+    let set: lockfree_map::HashSet<Replacing> = serde_json::from_str(&json).unwrap();
+    assert_eq!(set.len(), 10);
+    let most = MOST.swap(0, Ordering::SeqCst);
+    assert!(most < 5_000, "a set: {most} replaced values alive at once");
+
+    let pairs: BTreeMap<String, u64> = keys.iter().map(|&k| (k.to_string(), k)).collect();
+    let json = serde_json::to_string(&pairs).unwrap();
+    // JSON keys are strings: `Replacing` reads them through serde_json's map-key deserialiser,
+    // which hands a number in a string to `u64::deserialize`.
+    let map: HashMap<Replacing, u64> = serde_json::from_str(&json).unwrap();
+    assert_eq!(map.len(), 10);
+    let most = MOST.swap(0, Ordering::SeqCst);
+    assert!(most < 5_000, "a map: {most} replaced values alive at once");
 }

@@ -676,3 +676,71 @@ fn a_repinned_set_ref_lets_earlier_garbage_go() {
     assert!(s.insert(Tracked::new(2, &live)));
     assert!(s.contains(&2));
 }
+
+/// A set's bulk inserts (`extend`, and with it `collect`; deserialising; `par_extend`) pin anew
+/// as they go, as the map's do: pinned once for the whole input, they held back the freeing of
+/// whatever any map of their collector retired meanwhile. Here a map on the set's collector
+/// replaces a value for every value the set takes in; with one pin all 20,000 replaced values
+/// lived until the `extend` returned (found by a review at stop 49).
+#[test]
+fn a_bulk_insert_into_a_set_lets_its_collector_free_as_it_goes() {
+    use lockfree_map::{Collector, HashMap};
+    let collector = Collector::new();
+    let live = Arc::new(AtomicUsize::new(0));
+    let map: HashMap<u64, Tracked> =
+        HashMap::with_collector(0, RandomState::new(), collector.clone());
+    let set: HashSet<u64> = HashSet::with_collector(0, RandomState::new(), collector);
+    let n = scaled(20_000) as u64;
+    let mut most = 0;
+    let mut into = &set;
+    into.extend((0..n).map(|i| {
+        // The map's own guard, dropped at once: only the set's pin can hold its garbage.
+        map.insert(0, Tracked::new(i, &live), &map.guard());
+        most = most.max(live.load(Ordering::SeqCst));
+        i % 10
+    }));
+    assert_eq!(set.len(), 10);
+    assert!(
+        most < (n as usize / 4).max(1_000),
+        "{most} replaced values alive at once"
+    );
+    drop(map);
+    drop(set);
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+}
+
+/// `par_extend` pins anew as it goes too (each rayon worker's pin, every `BULK_REPIN` values).
+#[cfg(feature = "rayon")]
+#[test]
+fn a_parallel_bulk_insert_into_a_set_lets_its_collector_free_as_it_goes() {
+    use lockfree_map::{Collector, HashMap};
+    use rayon::prelude::*;
+    let collector = Collector::new();
+    let live = Arc::new(AtomicUsize::new(0));
+    let map: HashMap<u64, Tracked> =
+        HashMap::with_collector(0, RandomState::new(), collector.clone());
+    let set: HashSet<u64> = HashSet::with_collector(0, RandomState::new(), collector);
+    let n = scaled(20_000) as u64;
+    let most = AtomicUsize::new(0);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let mut into = &set;
+        into.par_extend((0..n).into_par_iter().map(|i| {
+            map.insert(i % 2, Tracked::new(i, &live), &map.guard());
+            most.fetch_max(live.load(Ordering::SeqCst), Ordering::SeqCst);
+            i % 10
+        }));
+    });
+    assert_eq!(set.len(), 10);
+    let most = most.into_inner();
+    assert!(
+        most < (n as usize / 4).max(1_000),
+        "{most} replaced values alive at once"
+    );
+    drop(map);
+    drop(set);
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+}
