@@ -64,8 +64,9 @@
 //!
 //! # Consistency of `len` and iteration
 //!
-//! [`len`](HashMap::len) sums a striped counter: exact when no write is in flight, otherwise some
-//! value the length had during the call, give or take the writes in flight. Iterators never block
+//! [`len`](HashMap::len) sums a striped counter: exact when no write is in flight, otherwise off
+//! from every length the map had during the call by at most the number of writes that ran
+//! during it (the stripes are read one after another), and never below 0. Iterators never block
 //! writers; a key present for the whole iteration is yielded exactly once, even across resizes,
 //! and no key is ever yielded twice (see [`Iter`] for the exact guarantee).
 //!
@@ -122,8 +123,9 @@
 //!
 //! # Thread safety of the contents
 //!
-//! The map is `Send` and `Sync` exactly when its keys and values are both `Send` and `Sync`
-//! (a removed entry may be dropped on another thread):
+//! The map is `Send` when its keys, values and hasher are `Send`, and `Sync` when its keys and
+//! values are both `Send` and `Sync` and its hasher is `Sync` (a removed entry may be dropped on
+//! another thread, and readers on every thread share the entries):
 //!
 //! ```compile_fail
 //! fn assert_sync<T: Sync>() {}

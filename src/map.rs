@@ -302,8 +302,9 @@ impl<K, V, S> HashMap<K, V, S> {
 
     /// Number of entries.
     ///
-    /// Exact when no write runs concurrently; otherwise a value the length had at some point
-    /// during the call, give or take the writes in flight.
+    /// Exact when no write runs concurrently; otherwise off by at most the number of writes that
+    /// ran during the call (the count's stripes are read one after another, so an insert and a
+    /// remove that both complete during the read can each be counted or not), and never below 0.
     ///
     /// ```
     /// let map = lockfree_map::HashMap::new();

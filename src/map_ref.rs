@@ -456,6 +456,10 @@ where
     /// m.reserve(1000);
     /// assert!(m.capacity() >= 1000);
     /// ```
+    ///
+    /// # Panics
+    /// As [`HashMap::reserve`]: if the table would not fit in the address space
+    /// (`lockfree-map: capacity overflow`), with the map left as it was.
     pub fn reserve(&self, additional: usize) {
         self.map.reserve(additional, &self.guard)
     }

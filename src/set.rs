@@ -560,7 +560,7 @@ where
     ///
     /// # Panics
     /// If the table would not fit in the address space (`lockfree-map: capacity overflow`); the
-    /// map is left as it was. If the allocator cannot provide it, the process aborts, as with
+    /// set is left as it was. If the allocator cannot provide it, the process aborts, as with
     /// `std`'s collections.
     pub fn reserve(&self, additional: usize, guard: &Guard) {
         self.map.reserve(additional, guard);
@@ -1217,6 +1217,10 @@ where
     /// s.reserve(500);
     /// assert!(s.capacity() >= 500);
     /// ```
+    ///
+    /// # Panics
+    /// As [`HashSet::reserve`]: if the table would not fit in the address space
+    /// (`lockfree-map: capacity overflow`), with the set left as it was.
     pub fn reserve(&self, additional: usize) {
         self.set.reserve(additional, &self.guard);
     }

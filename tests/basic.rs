@@ -453,7 +453,8 @@ fn capacities_past_the_address_space_panic_and_lose_nothing() {
 
     let map: HashMap<u64, u64> = (0..1_000).map(|k| (k, k)).collect();
     let set: lockfree_map::HashSet<u64> = (0..1_000).collect();
-    for additional in [usize::MAX, usize::MAX / 2, usize::MAX / 4] {
+    // The last passes the multiplication and fails the size check of the table in bytes.
+    for additional in [usize::MAX, usize::MAX / 2, usize::MAX / 4, usize::MAX / 16] {
         let reserved = catch_unwind(AssertUnwindSafe(|| map.pin().reserve(additional)));
         assert_eq!(message(reserved.expect_err("a panic")), overflow);
         let reserved = catch_unwind(AssertUnwindSafe(|| set.pin().reserve(additional)));

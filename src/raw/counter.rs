@@ -1,9 +1,10 @@
 //! A striped length counter.
 //!
 //! Writers add to the stripe their thread hashes to, so concurrent inserts on different threads
-//! touch different cache lines. Reading the length sums every stripe: it is exact when no write
-//! runs concurrently, and otherwise some value the length had during the read, give or take the
-//! writes in flight. The map reads it only for `len()` and to size a new table.
+//! touch different cache lines. Reading the length sums every stripe, one after another: it is
+//! exact when no write runs concurrently, and otherwise off by at most the number of writes that
+//! ran during the read (a write to a stripe already read is missed, one to a stripe not yet read
+//! is seen), clamped at 0. The map reads it only for `len()` and to size a new table.
 
 use crate::sync::{stripe_count, thread_stripe_hint, AtomicUsize, Ordering};
 

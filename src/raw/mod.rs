@@ -1358,12 +1358,13 @@ impl<K, V> RawMap<K, V> {
     pub(crate) fn reserve(&self, additional: usize, guard: &Guard) {
         // Read once: recounted each round, inserts racing the call could keep it growing.
         let wanted = self.len.sum().saturating_add(additional);
+        // Panics (before anything is done, a pending resize finished included) if the table
+        // would not fit in the address space.
+        let groups = groups_for_capacity(wanted);
         loop {
             let table = self.settle(guard);
             // Tests park a reserve here, for another thread to start a resize before ours.
             migrate::pause_point("reserving");
-            // Panics (before anything changes) if the table would not fit in the address space.
-            let groups = groups_for_capacity(wanted);
             // Relaxed, with the fence below. Not for `reserve(0)`, which asks for no room
             // (`std`'s does nothing), and would otherwise keep room for the entries it found.
             if additional > 0 {
