@@ -70,6 +70,14 @@
 //! writers; a key present for the whole iteration is yielded exactly once, even across resizes,
 //! and no key is ever yielded twice (see [`Iter`] for the exact guarantee).
 //!
+//! # Capacity
+//!
+//! A table holds at most 2^56 groups of seven slots on a 64-bit target, 2^24 on a 32-bit one
+//! (the most one allocation may take): [`capacity`](HashMap::capacity) up to 88,080,384 entries
+//! there. An insert that would grow the largest table panics (`lockfree-map: capacity
+//! overflow`) before the growth starts, as a panicking `Eq` would mid-probe: the map stays
+//! usable. Rebuilds and shrinks of the largest table keep its size.
+//!
 //! # Closures
 //!
 //! [`update`](HashMap::update), [`compute`](HashMap::compute),
@@ -87,7 +95,9 @@
 //! with it first; its panic then comes out of the call that freed it: a removed entry's, out of
 //! whichever pin, flush or write collects it, on any thread of the map's collector (on a thread
 //! that is exiting, it is dropped after its message is printed); a map's own entries', out of
-//! the map's drop.
+//! the map's drop. On crossbeam's global collector that pin may be another crate's (rayon's idle
+//! workers abort on a panic there): give a map whose values' `Drop` may panic a private
+//! [`Collector`].
 //!
 //! # Sets
 //!

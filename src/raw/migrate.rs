@@ -172,7 +172,7 @@ use crate::sync::{
 
 use super::keys::has_lines;
 use super::slot::{self, Word, COUNTED_EMPTY, COUNTED_VACATED, FROZEN, MOVED, REDIRECT, VACATED};
-use super::table::{groups_for_live, Group, Migration, Probe, Table};
+use super::table::{groups_for_live, grown_groups, Group, Migration, Probe, Table};
 use super::tag;
 use super::{prefetch_entry_hash, RawMap};
 
@@ -625,7 +625,7 @@ impl<K, V> RawMap<K, V> {
         dist: usize,
         guard: &Guard,
     ) -> bool {
-        let groups = groups.max(2 * table.groups());
+        let groups = grown_groups(table.groups(), groups);
         // Past the probe limit, or past 7/8 full (the zeroing is slow, or a zeroer stalled), or
         // for a successor small enough to zero at once: start the growth now.
         if !PREPARE_GROWTH

@@ -901,10 +901,32 @@ unsafe fn install_once<T>(slot: &AtomicPtr<T>, new: Box<T>) -> Result<&T, (&T, B
     }
 }
 
+/// The most groups a table may have: the largest power of two whose groups fit in `isize::MAX`
+/// bytes, the most one allocation may take (2^24 on a 32-bit target, 1 GiB of groups).
+pub(crate) const MAX_GROUPS: usize = {
+    let fit = isize::MAX as usize / std::mem::size_of::<Group>();
+    1 << (usize::BITS - 1 - fit.leading_zeros())
+};
+
 /// Groups for a table that should hold `live` entries at most half full, so it can take as many
-/// again before its next resize.
+/// again before its next resize; at most [`MAX_GROUPS`], which holds any count of entries a table
+/// of the same or a smaller size held. Without the cap a rebuild or shrink of a table over half
+/// full at the largest size panicked ("capacity overflow"), and as a successor is sized after
+/// its migration is installed, so did every operation after it (reachable on a 32-bit target
+/// with about 59M entries; found by a review at stop 49).
 pub(crate) fn groups_for_live(live: usize) -> usize {
-    groups_for_slots(live.saturating_mul(2))
+    groups_for_slots(live.saturating_mul(2).min(MAX_GROUPS * GROUP_SLOTS))
+}
+
+/// The size of a growth of a table of `groups` groups that asked for `wanted`: at least twice
+/// the table.
+///
+/// # Panics
+/// If the table is the largest there can be (`lockfree-map: capacity overflow`): before any
+/// migration is installed, so the map stays usable (a rebuild or shrink of it never asks for more).
+pub(crate) fn grown_groups(groups: usize, wanted: usize) -> usize {
+    assert!(groups < MAX_GROUPS, "lockfree-map: capacity overflow");
+    wanted.max(2 * groups)
 }
 
 /// [`groups_for_live`] for the resizes a map makes on its own (growth, tombstone cleanup,

@@ -2560,3 +2560,34 @@ fn slot_of<K: Eq>(table: &Table<K, u64>, key: K, _guard: &crate::reclaim::Guard)
             .is_some_and(|p| unsafe { (*p).key == key })
     })
 }
+
+/// The sizes a map's own resizes ask for stop at the largest table: a rebuild or shrink of a
+/// table over half full at that size keeps its size (it panicked, "capacity overflow", and as
+/// a successor is sized after its migration is installed, so did every later operation; a
+/// 32-bit target reaches it at about 59M entries; found by a review at stop 49), and only a
+/// growth past it panics, before any migration is installed.
+#[test]
+fn resizes_of_the_largest_table_stay_at_its_size_and_only_growth_past_it_panics() {
+    use super::table::{groups_for_live, groups_to_grow_to, grown_groups, MAX_GROUPS};
+    use crate::sync::GROUP_SLOTS;
+    assert!(MAX_GROUPS.is_power_of_two());
+    assert!(MAX_GROUPS
+        .checked_mul(std::mem::size_of::<super::table::Group>())
+        .is_some_and(|bytes| bytes <= isize::MAX as usize));
+    assert!((2 * MAX_GROUPS)
+        .checked_mul(std::mem::size_of::<super::table::Group>())
+        .map_or(true, |bytes| bytes > isize::MAX as usize));
+    let full = MAX_GROUPS * GROUP_SLOTS;
+    for live in [full / 2 + 1, full * 3 / 4, full, usize::MAX] {
+        assert_eq!(groups_for_live(live), MAX_GROUPS, "{live} live");
+        assert_eq!(groups_to_grow_to(MAX_GROUPS, live), MAX_GROUPS);
+    }
+    assert_eq!(grown_groups(MAX_GROUPS / 2, MAX_GROUPS), MAX_GROUPS);
+    assert_eq!(grown_groups(MAX_GROUPS / 2, 4), MAX_GROUPS);
+    let past = std::panic::catch_unwind(|| grown_groups(MAX_GROUPS, MAX_GROUPS));
+    let message = past.expect_err("a growth past the largest table panics");
+    assert_eq!(
+        message.downcast_ref::<&str>().copied(),
+        Some("lockfree-map: capacity overflow")
+    );
+}
