@@ -228,9 +228,12 @@ fn churn_during_resizes_loses_nothing_and_resurrects_nothing() {
 }
 
 /// Rounds of concurrent writers, each round followed by `&mut` access on the main thread: the
-/// writers stop wherever their last insert left a growth or a shrink (pending, partly moved),
-/// and `iter_mut`, `values_mut` and `get_mut` must still reach each entry exactly once, with the
-/// value the last round left, and their changes must be what the next round reads.
+/// writers stop wherever their last operations left the table (a growth may be left pending,
+/// partly moved, by chance: the table only grows here, and nothing asserts that one was), and
+/// `iter_mut`, `values_mut` and `get_mut` must still reach each entry exactly once, with the
+/// value the last round left, and their changes must be what the next round reads. A growth
+/// left half moved on purpose is
+/// `raw::tests::mutable_access_reaches_each_entry_once_past_a_pending_growth`.
 #[test]
 fn mutable_access_between_rounds_of_writers_reaches_each_entry_once() {
     let mut map: HashMap<u64, u64> = HashMap::new();

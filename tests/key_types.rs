@@ -43,11 +43,17 @@ where
             assert_eq!(m.contains_key(k), model.contains_key(k));
         }
     }
-    // Empty the map, which shrinks it, then fill it again: the keys land in new slots.
+    // Empty the map and shrink it, then fill it again: the keys land in new slots. (The
+    // removals start a shrink only on a sample of groups, by the random hashes: for the 8-bit
+    // keys none did in about two runs in five, so the shrink is asked for; found by a review at
+    // stop 49.)
+    let full = m.capacity();
     for k in keys {
         assert_eq!(m.remove(k).copied(), model.remove(k));
     }
     assert!(m.is_empty());
+    map.shrink_to_fit(&map.guard());
+    assert!(m.capacity() < full, "{} of {full}", m.capacity());
     for (i, &k) in keys.iter().enumerate() {
         assert_eq!(m.insert(k, i as u64), None);
     }
@@ -334,7 +340,8 @@ fn route(host: &str, port: u16) -> Route {
 }
 
 /// Every method that takes a borrowed key, on the map and on the set, given a borrowed composite
-/// key (`RouteRef`), through growth and shrinking, against `std`'s map looked up by owned keys.
+/// key (`RouteRef`), through growth (and most often a shrink: the removals start one only on a
+/// sample of groups, by the random hashes), against `std`'s map looked up by owned keys.
 #[test]
 fn composite_keys_are_looked_up_by_a_borrowed_form() {
     let n = sized(3_000, 200) as u16;
