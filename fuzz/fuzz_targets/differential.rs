@@ -109,7 +109,7 @@ fn run(input: Input) {
             Op::TryInsert(k, v) => {
                 let ours = map
                     .try_insert(k, v, &guard)
-                    .map(|v| *v)
+                    .copied()
                     .map_err(|e| *e.current);
                 let theirs = match model.get(&k) {
                     Some(&cur) => Err(cur),
