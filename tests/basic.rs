@@ -5,7 +5,7 @@ mod common;
 use common::{ConstantState, FewBitsState};
 use lockfree_map::{Compute, HashMap, Operation};
 use std::collections::hash_map::DefaultHasher;
-use std::hash::BuildHasherDefault;
+use std::hash::{BuildHasher, BuildHasherDefault};
 
 #[test]
 fn insert_get_remove_roundtrip() {
@@ -599,11 +599,8 @@ fn with_capacity_is_a_floor_for_the_maps_own_resizes() {
         map.capacity() >= made,
         "an emptied map shrank below its floor"
     );
-    // Under the stress geometry the sampled removals leave the shrink short of the floor.
-    let stress = option_env!("LOCKFREE_MAP_STRESS_GEOMETRY").is_some();
-    if !stress {
-        assert_eq!(map.capacity(), made, "an emptied map shrinks to its floor");
-    }
+    shrink_on_to(&map, made, n);
+    assert_eq!(map.capacity(), made, "an emptied map shrinks to its floor");
     churn_stays_at_least(&map, made, "the floor");
 
     // A clone starts at the floor and keeps it.
@@ -658,7 +655,9 @@ fn with_capacity_is_a_floor_for_the_maps_own_resizes() {
         for i in 0..4 * grown as u64 {
             assert_eq!(m.get(&i), None);
         }
-        m.capacity()
+        drop(m);
+        shrink_on_to(map, HashMap::<u64, u64, Fixed>::default().capacity(), n);
+        map.capacity()
     };
     let collected: HashMap<u64, u64, Fixed> = (0..n).map(|i| (i, i)).collect();
     let new: HashMap<u64, u64, Fixed> = HashMap::default();
@@ -670,11 +669,29 @@ fn with_capacity_is_a_floor_for_the_maps_own_resizes() {
         collected, new,
         "a collected map kept its input's size as a floor"
     );
-    if !stress {
-        assert!(
-            collected < made,
-            "the comparison is vacuous: {collected} >= {made}"
-        );
+    assert!(
+        collected < made,
+        "the comparison is vacuous: {collected} >= {made}"
+    );
+}
+
+/// Removals check for a shrink only on a sample of groups, and a shrink sizes the table for
+/// the entries live when it started: in the stress geometry (two-slot groups, so many more
+/// groups) the last sampled removal of an emptying map often comes while many entries are
+/// still live, and the map stays above where it would shrink to. Fresh keys inserted and
+/// removed, with lookups to finish each shrink, take it the rest of the way (at once outside
+/// the stress geometry, whose test assertions did not hold there until stop 49: a review found
+/// the floor and the collected-map checks skipped in that build).
+fn shrink_on_to<S: BuildHasher>(map: &HashMap<u64, u64, S>, target: usize, first_key: u64) {
+    let m = map.pin();
+    let mut key = first_key;
+    while m.capacity() > target && key < first_key + 1_000_000 {
+        m.insert(key, key);
+        assert_eq!(m.remove(&key), Some(&key));
+        for _ in 0..16 {
+            assert_eq!(m.get(&key), None);
+        }
+        key += 1;
     }
 }
 
