@@ -78,32 +78,55 @@ fn par_iter_during_resizes_sees_every_stable_key_exactly_once() {
     let map: HashMap<u64, u64> = (0..stable).map(|k| (k, k)).collect();
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
-        // A writer grows and shrinks the table with other keys while the workers iterate.
+        // A writer grows and shrinks the table with other keys while the workers iterate: its
+        // inserts and removals alone rebuild it to the same size (at least 20,000 of its 57,344
+        // slots stay live), so it also asks for a growth and a shrink outright (found by a
+        // review of vacuous tests at stop 49).
         s.spawn(|| {
-            let m = map.pin();
+            let mut m = map.pin();
             let mut round = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 for k in 0..5_000 {
                     m.insert(1_000_000 + round * 5_000 + k, 0);
                 }
+                if round % 2 == 0 {
+                    m.reserve(4 * stable as usize);
+                }
                 for k in 0..5_000 {
                     m.remove(&(1_000_000 + round * 5_000 + k));
+                }
+                if round % 2 == 1 {
+                    drop(m);
+                    map.shrink_to_fit(&map.guard());
+                    m = map.pin();
                 }
                 round += 1;
             }
         });
-        for _ in 0..if cfg!(miri) { 1 } else { 20 } {
+        // Iterations that a resize changing the table's size overlapped; natively the rounds go
+        // on (up to twenty times as many) until one did.
+        let (rounds, mut round, mut resized) = (if cfg!(miri) { 1 } else { 20 }, 0, 0);
+        while round < rounds || (resized == 0 && !cfg!(miri) && round < 20 * rounds) {
+            round += 1;
             let guard = map.guard();
+            let capacity = map.capacity();
             let seen: Vec<u64> = map
                 .par_keys(&guard)
                 .copied()
                 .filter(|k| *k < stable)
                 .collect();
+            if map.capacity() != capacity {
+                resized += 1;
+            }
             let distinct: HashSet<u64> = seen.iter().copied().collect();
             assert_eq!(distinct.len(), seen.len(), "a key was yielded twice");
             assert_eq!(seen.len() as u64, stable, "a stable key was missed");
         }
         stop.store(true, Ordering::Relaxed);
+        assert!(
+            cfg!(miri) || resized > 0,
+            "no resize overlapped an iteration in {round} rounds"
+        );
     });
 }
 
