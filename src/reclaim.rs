@@ -16,6 +16,7 @@
 //!   `'static` either way: a retired entry may be dropped after its map.
 
 use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crossbeam_epoch as epoch;
@@ -312,8 +313,9 @@ impl<'a> Run<'a> {
     }
 
     /// Calls `free` with each pointer of the run, in order, each once. If a call panics, the
-    /// rest are still freed while the panic unwinds (a second panic then aborts, as in a `Vec`'s
-    /// drop).
+    /// rest are still freed while the panic unwinds, each inside `catch_unwind`: a second panic
+    /// there would abort the process (a panic while unwinding does, as in a `Vec`'s drop), so it
+    /// is caught and its payload dropped, and the first goes on (found by a review at stop 49).
     #[inline(always)]
     pub(crate) fn each<T>(self, free: impl FnMut(*mut T)) {
         /// The pointers from `next` on, freed by `drop` if a call unwinds.
@@ -335,7 +337,15 @@ impl<'a> Run<'a> {
         }
         impl<T, F: FnMut(*mut T)> Drop for Rest<'_, T, F> {
             fn drop(&mut self) {
-                self.free_rest();
+                // Pointers are left only if a call unwound: this runs while that panic unwinds.
+                while let Some(r) = self.run.get(self.next) {
+                    self.next += 1;
+                    let free = &mut self.free;
+                    let ptr = r.ptr.cast();
+                    if let Err(second) = catch_unwind(AssertUnwindSafe(|| free(ptr))) {
+                        drop_payload(second);
+                    }
+                }
             }
         }
         let mut rest = Rest {
@@ -409,6 +419,14 @@ fn hold_panic(free: impl FnOnce()) {
             let first = held.take();
             held.set(Some(first.unwrap_or(payload)));
         });
+    }
+}
+
+/// Drops a panic's payload caught while another panic unwinds. A payload whose own `Drop`
+/// panics is leaked instead: that panic, too, would abort the process.
+fn drop_payload(payload: Box<dyn std::any::Any + Send + 'static>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
     }
 }
 
@@ -672,8 +690,17 @@ unsafe fn free_all(batch: Vec<Retired>) {
     }
     impl Drop for Rest {
         fn drop(&mut self) {
-            // SAFETY: a `Rest` is made only in `free_all`, under its caller's promise.
-            unsafe { self.free_rest() };
+            // Runs are left only if one unwound: the rest are freed while that panic unwinds,
+            // each inside `catch_unwind`, as in `Run::each` (a second panic would abort).
+            while self.next < self.batch.len() {
+                // SAFETY: a `Rest` is made only in `free_all`, under its caller's promise;
+                // `free_rest` moves `next` past each run before it frees it, so a run that
+                // unwinds is not freed again.
+                let freed = catch_unwind(AssertUnwindSafe(|| unsafe { self.free_rest() }));
+                if let Err(second) = freed {
+                    drop_payload(second);
+                }
+            }
         }
     }
     let mut rest = Rest { batch, next: 0 };
