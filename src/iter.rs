@@ -6,14 +6,20 @@
 //! slots, following a slot that has moved since to the key's slot in the newest table (each
 //! migration records where every slot went).
 //!
-//! The guarantee, exactly:
-//! - a key present for the whole iteration is yielded exactly once, with the value it had when
-//!   its slot was visited;
+//! The guarantee, exactly ("`iter`" being the call that makes the iterator, which records the
+//! table group by group):
+//! - a key present from the call to `iter` until the iteration ends is yielded exactly once,
+//!   with the value it had when its slot was visited;
 //! - no key is yielded twice, even one removed and inserted again during the iteration;
-//! - a key inserted during the iteration is not yielded; a key removed during it may be;
+//! - a key absent when `iter` returned and inserted afterwards is not yielded; one inserted or
+//!   removed while `iter` runs may be; one removed afterwards may be, and one removed and
+//!   inserted again may be yielded once, with its old value or its new one (an integer key
+//!   takes its own slot back, other keys take a new one);
 //! - resizes during the iteration change none of the above.
 //!
-//! Starting an iteration costs one pass over the table's tag words and one byte per group.
+//! Starting an iteration finishes any migration in progress and costs one pass over the table's
+//! tag words (and, in a table where integer keys were removed, over the full slots' words), and
+//! one byte per group.
 
 use std::iter::FusedIterator;
 
@@ -23,10 +29,13 @@ use crate::raw::{RawIntoIter, RawIter, RawIterMut};
 /// [`HashMap::iter`](crate::HashMap::iter).
 ///
 /// It never blocks writers. Under concurrent writes, exactly:
-/// - a key present for the whole iteration is yielded exactly once, with the value it had when
-///   its slot was visited;
+/// - a key present from the call to `iter` until the iteration ends is yielded exactly once,
+///   with the value it had when its slot was visited;
 /// - no key is yielded twice, even one removed and inserted again during the iteration;
-/// - a key inserted during the iteration is not yielded; a key removed during it may be;
+/// - a key absent when `iter` returned and inserted afterwards is not yielded; one inserted or
+///   removed while `iter` runs (it records the table group by group) may be; one removed
+///   afterwards may be, and one removed and inserted again may be yielded once, with its old
+///   value or its new one;
 /// - resizes during the iteration change none of the above.
 ///
 /// ```
@@ -364,3 +373,8 @@ impl<K, V> std::fmt::Debug for IntoValues<K, V> {
             .finish_non_exhaustive()
     }
 }
+
+// The shared walks stay at their end once there (`RawIter` keeps its last group), as `std`'s do.
+impl<K, V> FusedIterator for Iter<'_, K, V> {}
+impl<K, V> FusedIterator for Keys<'_, K, V> {}
+impl<K, V> FusedIterator for Values<'_, K, V> {}

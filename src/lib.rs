@@ -67,8 +67,8 @@
 //! [`len`](HashMap::len) sums a striped counter: exact when no write is in flight, otherwise off
 //! from every length the map had during the call by at most the number of writes that ran
 //! during it (the stripes are read one after another), and never below 0. Iterators never block
-//! writers; a key present for the whole iteration is yielded exactly once, even across resizes,
-//! and no key is ever yielded twice (see [`Iter`] for the exact guarantee).
+//! writers; a key present from the call to `iter` to the end is yielded exactly once, even
+//! across resizes, and no key is ever yielded twice (see [`Iter`] for the exact guarantee).
 //!
 //! # Capacity
 //!
@@ -91,13 +91,17 @@
 //! [`get_or_try_insert_with`](HashMap::get_or_try_insert_with) is its form for a closure that
 //! can fail, whose failure inserts nothing. A closure, `Hash` or `Eq` that panics leaves the map
 //! usable, and a single-key operation undone; a bulk operation (`retain`, `extend`, `collect`,
-//! `clone`) keeps what it did before the panic, as `std`'s do. A key's or value's `Drop` that panics frees the other entries freed
-//! with it first; its panic then comes out of the call that freed it: a removed entry's, out of
-//! whichever pin, flush or write collects it, on any thread of the map's collector (on a thread
-//! that is exiting, it is dropped after its message is printed); a map's own entries', out of
-//! the map's drop. On crossbeam's global collector that pin may be another crate's (rayon's idle
-//! workers abort on a panic there): give a map whose values' `Drop` may panic a private
-//! [`Collector`].
+//! `clone`) keeps what it did before the panic, as `std`'s do. A key's or value's `Drop` that
+//! panics frees the other entries freed with it first (a second such panic among them is caught
+//! and dropped, where `std`'s collections abort); the first panic then comes out of the call
+//! that freed it: a removed entry's, out of whichever pin, flush or write collects it, on any
+//! thread of the map's collector (in the batch a thread hands on as it exits, it is dropped
+//! after its message is printed); a map's own entries', out of the map's drop. Some of those
+//! calls abort on it: crossbeam's own thread-exit code pins and may collect, a private
+//! collector whose last handle is dropped inside a thread-local's destructor resumes its panic
+//! there, and on crossbeam's global collector the pin may be another crate's (rayon's idle
+//! workers abort on a panic there). Give a map whose values' `Drop` may panic a private
+//! [`Collector`], and drop it (and its guards) outside thread-locals.
 //!
 //! # Sets
 //!

@@ -27,10 +27,13 @@ use crossbeam_epoch as epoch;
 /// operation (a few nanoseconds) and one guard could serve many maps. A private collector
 /// ([`Collector::new`], given to [`HashMap::with_collector`](crate::HashMap::with_collector))
 /// keeps a map's garbage apart from every other map's: when the map and the last guard pinned on
-/// it are gone, all of its retired memory is freed, which leak checkers such as valgrind can then
-/// confirm. The price: each [`HashMap::guard`](crate::HashMap::guard) on such a map registers
-/// with the collector (an allocation), so pin once per batch
-/// ([`HashMap::pin`](crate::HashMap::pin)) rather than once per operation.
+/// it are gone, everything it retired is dropped (the entries' blocks go to the dropping thread's
+/// entry cache, which frees them when the thread exits; its tables are freed), which leak
+/// checkers such as valgrind can then confirm. The price: each
+/// [`HashMap::guard`](crate::HashMap::guard) on such a map registers with the collector (an
+/// allocation of about 2 KiB, freed through the collector itself, so not while another guard
+/// of it stays pinned), so pin once per batch ([`HashMap::pin`](crate::HashMap::pin)) rather
+/// than once per operation.
 ///
 /// ```
 /// use lockfree_map::{Collector, HashMap};
@@ -208,7 +211,11 @@ pub struct Guard {
 impl Guard {
     /// Lets the epoch advance past this guard if nothing borrowed from it is still alive.
     ///
-    /// Useful in long loops that reuse one guard: call it between batches.
+    /// Useful in long loops that reuse one guard: call it between batches. It does nothing while
+    /// the thread holds another guard of the same collector (crossbeam repins a thread only
+    /// when it holds a single guard; every guard of the global collector on one thread shares
+    /// its registration): under an outer `MapRef`, a loop that repins lets its retirements pile
+    /// up.
     ///
     /// ```
     /// let map = lockfree_map::HashMap::new();
@@ -243,7 +250,8 @@ impl Guard {
             let gathered = BATCH.try_with(|b| (b.len.get() > 0).then(|| b.take()));
             if let Ok(Some(batch)) = gathered {
                 // SAFETY: every pointer in the batch was retired under the promises of
-                // `retire`; `defer_batch` flushes.
+                // `retire`, to the global collector (only its retirements are batched), on
+                // which `self.inner` is pinned; `defer_batch` flushes.
                 unsafe { defer_batch(&self.inner, batch) };
                 return;
             }
@@ -610,8 +618,9 @@ impl Drop for LocalBatch {
         // `Drop` may panic: a panic must not leave a thread-local's destructor (std aborts the
         // process), and this batch must still reach crossbeam. A panic in the pin (the batch
         // not yet handed on) is followed by another try; that pin's collection popped the bag
-        // that panicked, so each try makes progress, and the next pin does not collect at all
-        // (crossbeam collects every 128th). A panic in the flush comes after the batch is
+        // that panicked, so each try makes progress (once crossbeam's own thread handle is
+        // gone, each pin registers anew and its first pin collects, but every collection takes
+        // off the bags it ran, so the tries end). A panic in the flush comes after the batch is
         // handed on. Either panic's payload is dropped here: nobody is left to resume it (its
         // message was printed when it was raised).
         while rest.is_some() {
@@ -810,7 +819,9 @@ pub(crate) unsafe fn free_now(ptrs: &[*mut ()], free: FreeRun) {
 ///
 /// # Safety
 /// `ptr` came from `Box::into_raw`, has been unlinked from every place a thread that pins later
-/// could load it, and is retired exactly once.
+/// could load it, and is retired exactly once; the `T` may be dropped on any thread, at any later
+/// time (a table: it owns no key or value, and its drop runs no user code, which is also why a
+/// private collector needs no `hold_panic` around it).
 pub(crate) unsafe fn retire_box_and_flush<T>(guard: &Guard, ptr: *mut T) {
     // Not through the batch: a table is large, and this is exactly when it should go.
     // SAFETY: crossbeam drops the box once, after every thread pinned now has unpinned; the

@@ -36,10 +36,12 @@
 //!   set and stays out of (for `intersection`: in) the other from start to end is yielded; one that
 //!   is inserted or removed meanwhile may or may not be.
 //! - `union` and `symmetric_difference` are two such walks in a row (the larger set, then what
-//!   the smaller has that the larger lacks; `self` minus `other`, then `other` minus `self`). A
-//!   value that stays where it is from start to end is yielded once if it belongs to the answer
-//!   and not at all otherwise; a value moved from one set to the other meanwhile may be yielded
-//!   twice, or missed.
+//!   the smaller has that the larger lacks; `self` minus `other`, then `other` minus `self`),
+//!   both recorded when the iterator is made. A value that stays where it is in both sets from
+//!   start to end is yielded once if it belongs to the answer and not at all otherwise; a value
+//!   whose membership in either set changes meanwhile may be yielded twice, or missed, even one
+//!   that belongs to the answer throughout (in both sets, removed from the larger after its walk
+//!   yielded it: the second walk yields it again).
 //!
 //! The operators `&a | &b`, `&a & &b`, `&a - &b` and `&a ^ &b` build a new set of cloned values
 //! from the same walks, reading each set under a guard of its own, so they work for sets on
@@ -1594,3 +1596,13 @@ where
         out
     }
 }
+
+// Fused as the map's walks they are built on (a `Chain` of fused iterators is fused too).
+impl<T> FusedIterator for Iter<'_, T> {}
+impl<T: Hash + Eq + Send + 'static, S: BuildHasher> FusedIterator for Difference<'_, T, S> {}
+impl<T: Hash + Eq + Send + 'static, S: BuildHasher> FusedIterator for Intersection<'_, T, S> {}
+impl<T: Hash + Eq + Send + 'static, S: BuildHasher> FusedIterator
+    for SymmetricDifference<'_, T, S>
+{
+}
+impl<T: Hash + Eq + Send + 'static, S: BuildHasher> FusedIterator for Union<'_, T, S> {}

@@ -887,7 +887,8 @@ fn iteration_never_yields_a_reinserted_key_twice_nor_keys_inserted_meanwhile() {
     for (k, _) in iter.by_ref().take(n as usize / 2) {
         assert!(seen.insert(*k));
     }
-    // Remove and re-insert every key seen so far (each takes a new slot), and add new keys.
+    // Remove and re-insert every key seen so far (each takes its own vacated slot back: `u64`
+    // keys keep their slots), and add new keys.
     for &k in &seen.clone() {
         m.remove(&k);
         m.insert(k, k + 1);
@@ -979,4 +980,28 @@ fn reserve_always_reaches_the_requested_capacity() {
         );
         m.insert(additional as u64, 0);
     }
+}
+
+/// The shared walks are `FusedIterator`s, as `std`'s are: past the end they stay there.
+#[test]
+fn shared_iterators_are_fused() {
+    use std::iter::FusedIterator;
+    fn drained<I: FusedIterator>(mut it: I) {
+        for _ in it.by_ref() {}
+        assert!(it.next().is_none());
+        assert!(it.next().is_none());
+    }
+    let map: HashMap<u64, u64> = (0..100).map(|k| (k, k)).collect();
+    let m = map.pin();
+    drained(m.iter());
+    drained(m.keys());
+    drained(m.values());
+    let a: lockfree_map::HashSet<u64> = (0..100).collect();
+    let b: lockfree_map::HashSet<u64> = (50..150).collect();
+    let g = a.guard();
+    drained(a.iter(&g));
+    drained(a.difference(&b, &g));
+    drained(a.intersection(&b, &g));
+    drained(a.symmetric_difference(&b, &g));
+    drained(a.union(&b, &g));
 }

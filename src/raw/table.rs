@@ -332,7 +332,8 @@ impl<K, V> Table<K, V> {
     pub(crate) fn note_vacated(&self) {
         // Relaxed: an iteration that must see the flag is one that began after this removal
         // returned, and so after this store (happens-before carries a Relaxed store too); one
-        // racing the removal may miss it, and then yields at most what the removal left.
+        // racing the removal may miss it, and may then yield the key inserted again into the
+        // vacated slot: a key removed while `iter` runs, which the guarantee lets it yield.
         if self.hot.vacated.load(Ordering::Relaxed) == 0 {
             self.hot.vacated.store(1, Ordering::Relaxed);
         }
