@@ -1519,11 +1519,11 @@ where
 }
 
 /// Pairs a bulk insert (`Extend`, and so `FromIterator` and `From`; deserialising; rayon's
-/// `par_extend`; the set's of each since stop 49) inserts under one pin before it pins again. Pinned once for the whole input, it
-/// kept every value that a later pair with an equal key replaced alive until the end, where
-/// `std` drops each at once: a million pairs over ten keys with 4 KiB values held 4 GB (found by
-/// a review at stop 48). Pinning costs about as much as an insert; once in 64 pairs it is lost
-/// in the inserts.
+/// `par_extend`; the set's of each since stop 49) inserts under one pin before it pins again.
+/// Pinned once for the whole input, it kept every value that a later pair with an equal key
+/// replaced alive until the end, where `std` drops each at once: a million pairs over ten keys
+/// with 4 KiB values held 4 GB (found by a review at stop 48). Pinning costs about as much as an
+/// insert; once in 64 pairs it is lost in the inserts.
 pub(crate) const BULK_REPIN: usize = 64;
 
 impl<K, V, S> Extend<(K, V)> for HashMap<K, V, S>

@@ -924,7 +924,8 @@ pub(crate) fn groups_for_live(live: usize) -> usize {
 ///
 /// # Panics
 /// If the table is the largest there can be (`lockfree-map: capacity overflow`): before any
-/// migration is installed, so the map stays usable (a rebuild or shrink of it never asks for more).
+/// migration is installed, so the map stays usable (a rebuild or shrink of it never asks for
+/// more).
 pub(crate) fn grown_groups(groups: usize, wanted: usize) -> usize {
     assert!(groups < MAX_GROUPS, "lockfree-map: capacity overflow");
     wanted.max(2 * groups)
