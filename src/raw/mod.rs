@@ -64,8 +64,8 @@ use migrate::{repair_tag, set_group_tag, set_tag};
 pub(crate) use slot::Entry;
 use slot::{Word, COUNTED_EMPTY, REDIRECT, TOMB, VACATED};
 use table::{
-    capacity_of, groups_for_capacity, groups_to_grow_to, groups_to_resize_to, Group, Migration,
-    Probe, Table, MAX_LOAD, REBUILD_DEAD,
+    capacity_of, groups_for_capacity, groups_to_grow_to, groups_to_resize_to, grown_groups, Group,
+    Migration, Probe, Table, MAX_LOAD, REBUILD_DEAD,
 };
 
 pub(crate) struct RawMap<K, V> {
@@ -720,7 +720,14 @@ impl<K, V> RawMap<K, V> {
                 Some(mig) => table = self.sized_next(table, mig, guard),
                 None => {
                     let live = self.len.sum();
-                    let groups = groups_to_grow_to(table.groups(), live).max(self.floor_groups());
+                    let mut groups =
+                        groups_to_grow_to(table.groups(), live).max(self.floor_groups());
+                    if live >= capacity_of(table.slots()) {
+                        // Full of live entries, a rebuild to the same size would leave no room
+                        // (the largest table's sizes stop at its size): a growth, which past the
+                        // largest table panics before anything is installed.
+                        groups = grown_groups(table.groups(), groups);
+                    }
                     self.start_migration(table, groups, guard);
                 }
             }
