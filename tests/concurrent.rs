@@ -356,7 +356,6 @@ fn iteration_sees_every_stable_key_exactly_once_during_resizes() {
         while round < rounds || (resized == 0 && round < 20 * rounds) {
             round += 1;
             let m = map.pin();
-            let capacity = m.capacity();
             let mut seen = HashSet::new();
             let mut check = |(k, v): (&u64, &u64)| {
                 assert!(seen.insert(*k), "key {k} yielded twice");
@@ -366,12 +365,16 @@ fn iteration_sees_every_stable_key_exactly_once_during_resizes() {
             };
             // `for` drives `next`; `for_each` drives `fold`, which the iterator implements
             // apart: both must keep the guarantee.
+            // The capacity once the iterator is made (`iter` finishes a pending resize first):
+            // a change after it is a resize that overlapped the walk.
+            let it = m.iter();
+            let capacity = m.capacity();
             if round % 2 == 0 {
-                for kv in m.iter() {
+                for kv in it {
                     check(kv);
                 }
             } else {
-                m.iter().for_each(check);
+                it.for_each(check);
             }
             let stable_seen = seen.iter().filter(|&&k| k < stable).count() as u64;
             assert_eq!(stable_seen, stable, "a stable key was missed");

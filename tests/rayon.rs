@@ -109,12 +109,11 @@ fn par_iter_during_resizes_sees_every_stable_key_exactly_once() {
         while round < rounds || (resized == 0 && !cfg!(miri) && round < 20 * rounds) {
             round += 1;
             let guard = map.guard();
+            // The capacity once the walk is made (it finishes a pending resize first): a change
+            // after it is a resize that overlapped the walk.
+            let keys = map.par_keys(&guard);
             let capacity = map.capacity();
-            let seen: Vec<u64> = map
-                .par_keys(&guard)
-                .copied()
-                .filter(|k| *k < stable)
-                .collect();
+            let seen: Vec<u64> = keys.copied().filter(|k| *k < stable).collect();
             if map.capacity() != capacity {
                 resized += 1;
             }

@@ -158,20 +158,35 @@ fn deserialising_lets_the_collector_free_as_it_goes() {
         }
     }
 
+    // Another test's thread preempted while pinned holds the global epoch for its time slice
+    // whatever the deserialiser does, so up to three tries each: one must stay under the bound
+    // (without the repins every one holds all 20,000).
+    let bounded = |deserialise: &dyn Fn()| {
+        let tries: Vec<usize> = (0..3)
+            .map(|_| {
+                deserialise();
+                MOST.swap(0, Ordering::SeqCst)
+            })
+            .collect();
+        assert!(
+            tries.iter().any(|&most| most < 5_000),
+            "replaced values alive at once, by try: {tries:?}"
+        );
+    };
     let n = 20_000u64;
     let keys: Vec<u64> = (0..n).collect();
     let json = serde_json::to_string(&keys).unwrap();
-    let set: lockfree_map::HashSet<Replacing> = serde_json::from_str(&json).unwrap();
-    assert_eq!(set.len(), 10);
-    let most = MOST.swap(0, Ordering::SeqCst);
-    assert!(most < 5_000, "a set: {most} replaced values alive at once");
+    bounded(&|| {
+        let set: lockfree_map::HashSet<Replacing> = serde_json::from_str(&json).unwrap();
+        assert_eq!(set.len(), 10);
+    });
 
     let pairs: BTreeMap<String, u64> = keys.iter().map(|&k| (k.to_string(), k)).collect();
     let json = serde_json::to_string(&pairs).unwrap();
     // JSON keys are strings: `Replacing` reads them through serde_json's map-key deserialiser,
     // which hands a number in a string to `u64::deserialize`.
-    let map: HashMap<Replacing, u64> = serde_json::from_str(&json).unwrap();
-    assert_eq!(map.len(), 10);
-    let most = MOST.swap(0, Ordering::SeqCst);
-    assert!(most < 5_000, "a map: {most} replaced values alive at once");
+    bounded(&|| {
+        let map: HashMap<Replacing, u64> = serde_json::from_str(&json).unwrap();
+        assert_eq!(map.len(), 10);
+    });
 }
