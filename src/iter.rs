@@ -11,10 +11,10 @@
 //! - a key present from the call to `iter` until the iteration ends is yielded exactly once,
 //!   with the value it had when its slot was visited;
 //! - no key is yielded twice, even one removed and inserted again during the iteration;
-//! - a key absent when `iter` returned and inserted afterwards is not yielded; one inserted or
-//!   removed while `iter` runs may be; one removed afterwards may be, and one removed and
-//!   inserted again may be yielded once, with its old value or its new one (an integer key
-//!   takes its own slot back, other keys take a new one);
+//! - a key absent for the whole call to `iter` and inserted after it returned is not yielded;
+//!   one inserted or removed while `iter` runs may be; one removed afterwards may be, and one
+//!   removed and inserted again may be yielded once, with its old value or its new one (an
+//!   integer key takes its own slot back, other keys take a new one);
 //! - resizes during the iteration change none of the above.
 //!
 //! Starting an iteration finishes any migration in progress and costs one pass over the table's
@@ -32,10 +32,10 @@ use crate::raw::{RawIntoIter, RawIter, RawIterMut};
 /// - a key present from the call to `iter` until the iteration ends is yielded exactly once,
 ///   with the value it had when its slot was visited;
 /// - no key is yielded twice, even one removed and inserted again during the iteration;
-/// - a key absent when `iter` returned and inserted afterwards is not yielded; one inserted or
-///   removed while `iter` runs (it records the table group by group) may be; one removed
-///   afterwards may be, and one removed and inserted again may be yielded once, with its old
-///   value or its new one;
+/// - a key absent for the whole call to `iter` and inserted after it returned is not yielded;
+///   one inserted or removed while `iter` runs (it records the table group by group) may be; one
+///   removed afterwards may be, and one removed and inserted again may be yielded once, with its
+///   old value or its new one;
 /// - resizes during the iteration change none of the above.
 ///
 /// ```

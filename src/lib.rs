@@ -76,7 +76,7 @@
 //! (the most one allocation may take): [`capacity`](HashMap::capacity) up to 88,080,384 entries
 //! there. An insert that would grow the largest table panics (`lockfree-map: capacity
 //! overflow`) before the growth starts, as a panicking `Eq` would mid-probe: the map stays
-//! usable. Rebuilds and shrinks of the largest table keep its size.
+//! usable. Rebuilds and shrinks are never sized past the largest table.
 //!
 //! # Closures
 //!
@@ -92,8 +92,9 @@
 //! can fail, whose failure inserts nothing. A closure, `Hash` or `Eq` that panics leaves the map
 //! usable, and a single-key operation undone; a bulk operation (`retain`, `extend`, `collect`,
 //! `clone`) keeps what it did before the panic, as `std`'s do. A key's or value's `Drop` that
-//! panics frees the other entries freed with it first (a second such panic among them is caught
-//! and dropped, where `std`'s collections abort); the first panic then comes out of the call
+//! panics frees the other entries freed with it first (a second such panic, in another entry, is
+//! caught and dropped, where `std`'s collections abort; a key and a value of one entry that both
+//! panic still abort, as in `std`); the first panic then comes out of the call
 //! that freed it: a removed entry's, out of whichever pin, flush or write collects it, on any
 //! thread of the map's collector (in the batch a thread hands on as it exits, it is dropped
 //! after its message is printed); a map's own entries', out of the map's drop. Some of those

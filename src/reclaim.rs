@@ -211,11 +211,12 @@ pub struct Guard {
 impl Guard {
     /// Lets the epoch advance past this guard if nothing borrowed from it is still alive.
     ///
-    /// Useful in long loops that reuse one guard: call it between batches. It does nothing while
-    /// the thread holds another guard of the same collector (crossbeam repins a thread only
-    /// when it holds a single guard; every guard of the global collector on one thread shares
-    /// its registration): under an outer `MapRef`, a loop that repins lets its retirements pile
-    /// up.
+    /// Useful in long loops that reuse one guard: call it between batches. On the global
+    /// collector it does nothing while the thread holds another guard (every global guard of a
+    /// thread shares one registration, and crossbeam repins it only when it has a single
+    /// guard): under an outer `MapRef`, a loop that repins lets its retirements pile up. A
+    /// private collector's guards have a registration each, so this one moves, but the other
+    /// still holds the epoch.
     ///
     /// ```
     /// let map = lockfree_map::HashMap::new();

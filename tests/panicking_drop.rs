@@ -212,7 +212,8 @@ const TWO_BOMBS_CHILD: &str = "LOCKFREE_MAP_TEST_TWO_BOMBS_CHILD";
 #[test]
 fn two_panicking_drops_freed_together_do_not_abort_the_process() {
     const NAME: &str = "two_panicking_drops_freed_together_do_not_abort_the_process";
-    // Miri cannot spawn the child: there the test runs in its own process (an abort fails it).
+    // Miri cannot spawn the child: there the test runs in the test binary's process, one test
+    // at a time (`scripts/miri.sh`), and an abort fails the whole run.
     if std::env::var_os(TWO_BOMBS_CHILD).is_none() && !cfg!(miri) {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--exact", NAME, "--test-threads=1"])
