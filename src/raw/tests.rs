@@ -1944,6 +1944,20 @@ fn a_reserve_that_meets_another_resize_still_makes_its_room_and_keeps_it() {
     });
 }
 
+/// A map holding the keys `0..n` with the last growth of its fill finished (the stress
+/// geometry's may still be pending after the inserts).
+fn settled_with_keys(n: u64) -> Map {
+    let map = Map::with_keys(n);
+    map.raw.settle(&map.raw.collector().pin());
+    map
+}
+
+/// What the map's root table holds before it grows.
+fn root_capacity(map: &Map) -> usize {
+    let guard = map.raw.collector().pin();
+    super::table::capacity_of(map.raw.root(&guard).slots())
+}
+
 /// A shrink that removals start while a `reserve` is under way must not take the table below
 /// the room that `reserve` promised, whichever comes first. Here the shrink is installed, sized
 /// and promoted after the reserve's settle (the reserve parked at "reserving"), so the table
@@ -1951,18 +1965,9 @@ fn a_reserve_that_meets_another_resize_still_makes_its_room_and_keeps_it() {
 /// again. Until stop 49 it returned with the shrunk table (a race a note of stop 48 left).
 #[test]
 fn a_reserve_that_a_shrink_overtakes_still_keeps_its_room() {
-    use super::table::capacity_of;
     const KEYS: u64 = if cfg!(miri) { 300 } else { 2_000 };
-    let map = Map::new();
-    for k in 0..KEYS {
-        map.insert(k, k);
-    }
-    let capacity = || {
-        let guard = map.raw.collector().pin();
-        capacity_of(map.raw.root(&guard).slots())
-    };
-    // The last growth of the fill finished (the stress geometry's may still be pending).
-    map.raw.settle(&map.raw.collector().pin());
+    let map = settled_with_keys(KEYS);
+    let capacity = || root_capacity(&map);
     let big = capacity();
     // With this room the table as it is holds what the reserve asks for.
     let room = big - KEYS as usize;
@@ -2004,18 +2009,9 @@ fn a_reserve_that_a_shrink_overtakes_still_keeps_its_room() {
 /// to the size it had decided.
 #[test]
 fn a_shrink_decided_before_a_reserve_is_sized_to_the_reserved_room() {
-    use super::table::capacity_of;
     const KEYS: u64 = if cfg!(miri) { 300 } else { 2_000 };
-    let map = Map::new();
-    for k in 0..KEYS {
-        map.insert(k, k);
-    }
-    let capacity = || {
-        let guard = map.raw.collector().pin();
-        capacity_of(map.raw.root(&guard).slots())
-    };
-    // The last growth of the fill finished (the stress geometry's may still be pending).
-    map.raw.settle(&map.raw.collector().pin());
+    let map = settled_with_keys(KEYS);
+    let capacity = || root_capacity(&map);
     let big = capacity();
     std::thread::scope(|s| {
         let (remover, release) = spawn_parked(s, "shrinking", || {
