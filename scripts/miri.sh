@@ -58,7 +58,7 @@ for seed in ${MIRI_SEEDS:-1}; do
         raw::tests::a_moved_vacated raw::tests::integer_keys_keep raw::tests::copies_past \
         raw::tests::a_write_stalled raw::tests::a_write_of_a_wide raw::tests::an_insert_ \
         raw::tests::a_mover_that_meets raw::tests::a_walk_a_consumer raw::tests::a_take_back_along \
-        raw::tests::a_reserve_that raw::tests::a_shrink_decided
+        raw::tests::a_reserve_that raw::tests::a_shrink_decided raw::tests::a_move_left_mid_slot
     miri_test --test basic -- update_keeps \
         insert_get_remove string_keys zero_sized try_insert update_changes get_or_insert_with \
         compute_inserts remove_if grows_through removing_everything tombstone_churn \
@@ -67,7 +67,7 @@ for seed in ${MIRI_SEEDS:-1}; do
         churn_during disjoint_inserters hot_key_increments concurrent_removes get_or_insert_with \
         update_or_insert_counts mutable_access
     miri_test --test panics -- panicking_closures panicking_clone dropping_a_map a_key_whose \
-        update_or_insert_with_leaks a_drop_that a_hasher
+        update_or_insert_with_leaks a_drop_that a_hasher a_panicking_loop
     miri_test --test drops -- replaced_and_removed update_compute_and_replace_if updated_keys a_key_emptied keys_handed_on keys_made maps_held \
         update_or_insert_with_makes \
         into_iter_hands drain_hands values_assigned values_replaced writes_from

@@ -1474,8 +1474,9 @@ fn owning_tables<K, V>(map: &mut RawMap<K, V>) -> (&Table<K, V>, Option<&Table<K
 /// A root slot that is MOVED holds no entry (its copy, in the successor, is the successor's). A
 /// frozen one whose copy was placed holds an entry the successor owns too. (Every helper finishes
 /// the move of a slot it froze before it returns, so a frozen, unmoved slot is unreachable here;
-/// if its copy was placed anyway, the successor owns it.) A successor's slot owns the entry it
-/// holds.
+/// if its copy was placed anyway, the successor owns it. A raw test builds both states by
+/// unwinding a helper out of its move: `a_move_left_mid_slot_leaves_each_entry_owned_once`.) A
+/// successor's slot owns the entry it holds.
 fn owned_entry<K, V>(table: &Table<K, V>, w: Word) -> Option<*mut Entry<K, V>> {
     let p = w.entry_ptr::<K, V>()?;
     if w.is_frozen() {
