@@ -70,7 +70,8 @@ for seed in ${MIRI_SEEDS:-1}; do
         update_or_insert_with_leaks a_drop_that a_hasher a_panicking_loop
     miri_test --test drops -- replaced_and_removed update_compute_and_replace_if updated_keys a_key_emptied keys_handed_on keys_made maps_held \
         update_or_insert_with_makes \
-        into_iter_hands drain_hands values_assigned values_replaced writes_from
+        into_iter_hands drain_hands values_assigned values_replaced writes_from \
+        update_or_insert_with_whose
     miri_test --test key_types -- an_insert_over
     miri_test --test linearizability
     miri_test --test collector

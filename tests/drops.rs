@@ -667,7 +667,9 @@ fn update_or_insert_with_makes_at_most_once_and_drops_once() {
     // the test is for. Printed, not asserted: a run meets it 1-7 times in 12,000 calls on two
     // idle cores, so a loaded host can meet it never; the loom model
     // `update_or_insert_vs_insert_then_remove` (`loom-tests/tests/update.rs`, in CI at three
-    // preemptions) explores every order of such a call against an insert and a removal.
+    // preemptions) explores every order of such a call against an insert and a removal, and
+    // `update_or_insert_with_whose_key_goes_under_its_update_makes_once_and_drops_once` meets
+    // it on every call, from inside the update closure.
     let raced = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..3 {
@@ -719,6 +721,62 @@ fn update_or_insert_with_makes_at_most_once_and_drops_once() {
         "{} calls met the key present, then absent",
         raced.load(Ordering::Relaxed)
     );
+    drop(map);
+    assert_eq!(settle_reclamation(&live, 0), 0);
+}
+
+/// The race of [`update_or_insert_with_makes_at_most_once_and_drops_once`], met on every call:
+/// the update closure removes its own key (a closure may call back into the map), so the call's
+/// CAS fails and its next attempt finds the key absent and runs `make` once; or it removes the
+/// key and inserts it again, so the next attempt updates the new entry. The first attempt's
+/// updated value is dropped unpublished, and every value (made, updated, removed, replaced, left
+/// at the end) is dropped exactly once.
+#[test]
+fn update_or_insert_with_whose_key_goes_under_its_update_makes_once_and_drops_once() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let map: HashMap<u64, Tracked> = HashMap::new();
+    let m = map.pin();
+    let n = common::scaled(2_000) as u64;
+    for k in 0..n {
+        m.insert(k % 8, Tracked::new(k, &live));
+        let reinsert = k % 2 == 0;
+        let (mut updates, mut makes) = (0, 0);
+        let v = m.update_or_insert_with(
+            k % 8,
+            |v| {
+                updates += 1;
+                if updates == 1 {
+                    let other = map.pin();
+                    assert!(other.remove(&(k % 8)).is_some());
+                    if reinsert {
+                        other.insert(k % 8, Tracked::new(2_000_000 + k, &live));
+                    }
+                }
+                Tracked::new(v.get() + 1, &live)
+            },
+            || {
+                makes += 1;
+                Tracked::new(1_000_000 + k, &live)
+            },
+        );
+        if reinsert {
+            assert_eq!(
+                (updates, makes),
+                (2, 0),
+                "call {k}: updated the reinserted entry"
+            );
+            assert_eq!(v.get(), 2_000_001 + k);
+        } else {
+            assert_eq!(
+                (updates, makes),
+                (1, 1),
+                "call {k}: made once after the removal"
+            );
+            assert_eq!(v.get(), 1_000_000 + k);
+        }
+    }
+    assert_eq!(m.len(), 8);
+    drop(m);
     drop(map);
     assert_eq!(settle_reclamation(&live, 0), 0);
 }
