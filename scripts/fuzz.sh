@@ -20,7 +20,10 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 toolchain=+stable
 if [ "$sanitizer" != none ]; then
-    if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    # Read whole before it is searched (see scripts/nightly.sh: `rustup ... | grep -q` under
+    # pipefail can fail with nightly there).
+    toolchains=$(rustup toolchain list 2>&1) || toolchains=""
+    if ! grep -q '^nightly' <<<"$toolchains"; then
         echo "fuzz: FAILED: FUZZ_SANITIZER=$sanitizer needs a nightly toolchain" >&2
         exit 1
     fi

@@ -15,17 +15,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
-    echo "miri: SKIPPED: no nightly toolchain on this machine (Miri needs nightly)"
-    exit 0
-fi
-if ! cargo +nightly miri --version >/dev/null 2>&1; then
-    echo "== installing miri and rust-src for nightly"
-    if ! rustup component add miri rust-src --toolchain nightly; then
-        echo "miri: FAILED: could not install the miri component for nightly" >&2
-        exit 1
-    fi
-fi
+# shellcheck source=scripts/nightly.sh
+source scripts/nightly.sh
+ensure_nightly miri miri rust-src || exit 0
 
 if [ "${MIRI_INSTALL_ONLY:-0}" = 1 ]; then
     exit 0
@@ -41,7 +33,27 @@ miri_test() {
     while [ $# -gt 0 ] && [ "$1" != -- ]; do args+=("$1"); shift; done
     [ $# -gt 0 ] && shift
     rest=("$@")
-    cargo +nightly miri test "${args[@]}" -- -Zunstable-options --report-time "${rest[@]}"
+    local out
+    out=$(mktemp)
+    cargo +nightly miri test "${args[@]}" -- -Zunstable-options --report-time "${rest[@]}" \
+        2>&1 | tee "$out"
+    # Each name filter must have run a test: libtest passes a filter that matches nothing as
+    # "0 passed", so a renamed test would drop out of this run silently.
+    local i filter
+    for ((i = 0; i < ${#rest[@]}; i++)); do
+        filter=${rest[i]}
+        if [ "$filter" = --skip ]; then
+            i=$((i + 1))
+            continue
+        fi
+        case $filter in -*) continue ;; esac
+        if ! grep -q "^test [^ ]*$filter[^ ]* \.\.\. ok" "$out"; then
+            echo "miri: FAILED: the filter '$filter' (${args[*]}) ran no test" >&2
+            rm -f "$out"
+            exit 1
+        fi
+    done
+    rm -f "$out"
     echo "== miri: ${args[*]}: $(( $(date +%s) - t0 )) s"
 }
 for seed in ${MIRI_SEEDS:-1}; do

@@ -17,17 +17,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
-    echo "sanitize: SKIPPED: no nightly toolchain on this machine (-Zsanitizer and -Zbuild-std need nightly)"
-    exit 0
-fi
-if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src'; then
-    echo "== installing rust-src for nightly (-Zbuild-std needs it)"
-    if ! rustup component add rust-src --toolchain nightly; then
-        echo "sanitize: FAILED: could not install rust-src for nightly" >&2
-        exit 1
-    fi
-fi
+# -Zsanitizer and -Zbuild-std need nightly, and -Zbuild-std needs rust-src.
+# shellcheck source=scripts/nightly.sh
+source scripts/nightly.sh
+ensure_nightly sanitize rust-src || exit 0
 
 host=$(rustc +nightly -vV | sed -n 's/^host: //p')
 # The tests with threads in them, plus the unit tests (the parked-helper lock-freedom test), and
