@@ -369,12 +369,14 @@ impl<K, V, S> HashMap<K, V, S> {
         IntoValues::new(self.into_iter())
     }
 
-    /// Takes every entry out of the map, leaving it empty at the size it was made with, as
-    /// `std`'s `drain`: the entries come out of the returned iterator in no particular order, and
-    /// those not taken are dropped with it.
+    /// Takes every entry out of the map, as `std`'s `drain`: the entries come out of the returned
+    /// iterator in no particular order, and those not taken are dropped with it. The map is left
+    /// empty with the room it keeps whatever is removed: the capacity it was made with
+    /// ([`with_capacity`](Self::with_capacity)) or reserved ([`reserve`](Self::reserve)), or a
+    /// new map's first table if neither (as [`clear`](Self::clear) leaves it).
     ///
     /// `&mut self` rules out readers, so no guard is needed and nothing waits: the map gets a new
-    /// first table and the iterator owns the old one. (Through `&self`, concurrent writers could
+    /// table of that size and the iterator owns the old one. (Through `&self`, concurrent writers could
     /// keep adding entries; use [`clear`](Self::clear) or [`retain`](Self::retain) there.)
     ///
     /// ```
@@ -387,8 +389,7 @@ impl<K, V, S> HashMap<K, V, S> {
     /// map.pin().insert(7, "seven".into()); // still usable
     /// ```
     pub fn drain(&mut self) -> IntoIter<K, V> {
-        let floor = self.raw.floor();
-        let empty = RawMap::with_capacity(floor, floor, self.raw.collector().clone());
+        let empty = self.raw.emptied();
         IntoIter::new(RawIntoIter::new(std::mem::replace(&mut self.raw, empty)))
     }
 
@@ -1320,7 +1321,7 @@ where
     /// Makes room for at least `additional` more entries without further growth.
     ///
     /// The room is kept as a floor, as with the capacity the map was made with: removals do not
-    /// shrink the table below it (nor does [`clear`](Self::clear)) until
+    /// shrink the table below it (nor do [`clear`](Self::clear) and [`drain`](Self::drain)) until
     /// [`shrink_to_fit`](Self::shrink_to_fit) gives it back. If another thread resizes the
     /// table meanwhile, the call still returns with the room asked for.
     ///

@@ -11,8 +11,9 @@
 //! An entry is a value and its hash (16 bytes for a `u64`, in the same 32-byte allocator block a
 //! map's `u64 → u64` entry takes), so a set costs about as much memory as a map of the same keys.
 //!
-//! The set is `Send` and `Sync` exactly when its values are both (a removed value may be dropped
-//! on another thread), and a pinned [`SetRef`] stays on its thread, as a guard does:
+//! The set is `Send` when its values and hasher are, and `Sync` when its values are `Send` and
+//! `Sync` and its hasher `Sync` (a removed value may be dropped on another thread), as the map;
+//! a pinned [`SetRef`] stays on its thread, as a guard does:
 //!
 //! ```compile_fail
 //! fn assert_sync<T: Sync>() {}
@@ -529,8 +530,8 @@ where
         self.map.retain(|k, _| keep(k), guard);
     }
 
-    /// Removes every value, then shrinks the table back to the size the set was made with; see
-    /// [`HashMap::clear`]. Not atomic: values inserted while it runs may survive it.
+    /// Removes every value, then shrinks the table back to the room the set keeps whatever is
+    /// removed (made with or reserved); see [`HashMap::clear`]. Not atomic: values inserted while it runs may survive it.
     ///
     /// ```
     /// let set = lockfree_map::HashSet::new();
@@ -933,8 +934,8 @@ where
 }
 
 impl<T, S> HashSet<T, S> {
-    /// Takes every value out of the set, leaving it empty at the size it was made with; see
-    /// [`HashMap::drain`].
+    /// Takes every value out of the set, leaving it empty with the room it keeps whatever is
+    /// removed (made with or reserved); see [`HashMap::drain`].
     ///
     /// ```
     /// let mut set: lockfree_map::HashSet<u32> = (0..3).collect();

@@ -965,6 +965,54 @@ fn removals_after_reserve_keep_the_room_reserved() {
     assert!(m.capacity() < reserved);
 }
 
+/// `drain` leaves the room the map keeps whatever is removed, as `clear` does: the capacity it
+/// was made with, or reserved, and later removals keep it too; a map made with neither gets a
+/// new map's first table. Until stop 50 it dropped the reserved room (a review of the docs found
+/// it).
+#[test]
+fn drain_keeps_the_room_made_or_reserved() {
+    let n = common::sized(10_000, 1_000) as u64;
+    let mut map: HashMap<u64, u64> = (0..n).map(|k| (k, k)).collect();
+    map.pin().reserve(10 * n as usize);
+    let reserved = map.capacity();
+    assert_eq!(map.drain().count() as u64, n);
+    assert!(map.is_empty());
+    assert_eq!(map.capacity(), reserved, "drain keeps the room reserved");
+    // The room is still a floor: a removal that samples the length finds the map sparse and
+    // would shrink it.
+    {
+        let m = map.pin();
+        for k in 0..n {
+            m.insert(k, k);
+        }
+        for k in 0..n {
+            m.remove(&k);
+        }
+    }
+    assert_eq!(map.capacity(), reserved, "removals after the drain keep it");
+    map.pin().map().shrink_to_fit(map.pin().guard());
+    assert!(map.capacity() < reserved, "shrink_to_fit gives it back");
+
+    let mut made: HashMap<u64, u64> = HashMap::with_capacity(5 * n as usize);
+    let capacity = made.capacity();
+    made.pin().insert(1, 1);
+    assert_eq!(made.drain().count(), 1);
+    assert_eq!(
+        made.capacity(),
+        capacity,
+        "drain keeps the capacity made with"
+    );
+
+    let mut plain: HashMap<u64, u64> = (0..n).map(|k| (k, k)).collect();
+    assert!(plain.capacity() >= n as usize);
+    plain.drain();
+    assert_eq!(
+        plain.capacity(),
+        HashMap::<u64, u64>::new().capacity(),
+        "a map made with no room drains to a new map's first table"
+    );
+}
+
 /// Found by the fuzzer: a minimal table (14 slots) reported capacity 9, so `reserve(10)` left
 /// `capacity() < 10` (the capacity rounded down twice).
 #[test]

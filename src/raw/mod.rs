@@ -290,6 +290,22 @@ impl<K, V> RawMap<K, V> {
         self.floor
     }
 
+    /// An empty map on the same collector that keeps what this one keeps: the floor it was made
+    /// with and the room [`reserve`](Self::reserve) kept, in a first table of that size (what
+    /// `clear` shrinks back to). What `drain` leaves in the map's place.
+    pub(crate) fn emptied(&self) -> Self {
+        let groups = self.floor_groups();
+        RawMap {
+            root: AtomicPtr::new(Box::into_raw(Box::new(Table::new(groups)))),
+            len: Counter::new(),
+            collector: self.collector.clone(),
+            floor: self.floor,
+            made_floor_groups: self.made_floor_groups,
+            // Relaxed: the caller has `&mut` access to this map (the field's doc).
+            reserved_groups: HintUsize::new(self.reserved_groups.load(Ordering::Relaxed)),
+        }
+    }
+
     /// The size of a resize the map makes on its own for `live` entries: what they need, and not
     /// below the floor.
     fn groups_to_resize_to(&self, live: usize) -> usize {
