@@ -140,12 +140,14 @@ impl Collector {
             None => Guard {
                 inner: epoch::pin(),
                 private: Private(None),
+                retired: Cell::new(0),
             },
             Some(collector) => {
                 let guard = Guard {
                     // The handle can go at once: the guard keeps the thread's registration alive.
                     inner: collector.register().pin(),
                     private: Private(Some(collector.clone())),
+                    retired: Cell::new(0),
                 };
                 // A new registration's first pin collects.
                 resume_held_panic();
@@ -206,6 +208,9 @@ pub struct Guard {
     /// The private collector pinned on, kept alive (and identified) by the guard. Dropped after
     /// `inner`, so that a panic held while the guard unpins is resumed (`Private`'s drop).
     private: Private,
+    /// Retirements deferred one by one through this guard since it last flushed
+    /// ([`Guard::retire_tick`]).
+    retired: Cell<u32>,
 }
 
 impl Guard {
@@ -231,6 +236,28 @@ impl Guard {
     /// ```
     pub fn repin(&mut self) {
         self.inner.repin();
+    }
+
+    /// Counts a retirement deferred on its own through this guard (a private collector's, or
+    /// any under loom); `true` once every [`RETIRES_PER_FLUSH`], when the caller flushes.
+    ///
+    /// crossbeam collects (a bounded amount) only every 128th pin of a registration; a guard
+    /// that retires many entries would outpace it, and garbage would grow without bound, so
+    /// the guard asks for collection itself: flushing collects. The count is the guard's, so
+    /// that it is one collector's: counted per thread, as until stop 50, a thread that
+    /// alternated retirements on two private collectors landed every 64th on the same one, and
+    /// the other's garbage was never collected while its guard lived (a review of resource
+    /// bounds found it).
+    #[inline]
+    fn retire_tick(&self) -> bool {
+        if cfg!(loom) {
+            // Models retire a handful of entries; flushing on every one explores collection too.
+            return true;
+        }
+        let n = self.retired.get() + 1;
+        let due = n >= RETIRES_PER_FLUSH;
+        self.retired.set(if due { 0 } else { n });
+        due
     }
 
     /// Pushes this thread's retired garbage to the global queue so other threads can free it.
@@ -403,9 +430,7 @@ unsafe fn retire_slow(guard: &Guard, retired: Retired) {
         // SAFETY: the caller's promises.
         unsafe { defer_one(&guard.inner, retired) };
     }
-    // crossbeam collects (a bounded amount) only every 128th pin; a thread retiring many
-    // entries per pin would outpace it. Flushing also collects. One flush per bag's worth.
-    if crate::sync::retire_tick(RETIRES_PER_FLUSH) {
+    if guard.retire_tick() {
         guard.inner.flush();
         resume_held_panic();
     }

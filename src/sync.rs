@@ -225,38 +225,6 @@ pub(crate) fn thread_stripe_hint() -> usize {
     }
 }
 
-/// Counts this thread's retirements; `true` once every `every` calls.
-///
-/// The epoch collector frees at most a few bags each time it collects, and collects only every
-/// 128th pin; a thread that retires faster than that (a write-heavy loop under one guard per
-/// batch) must ask for collection itself, or garbage grows without bound.
-#[inline]
-pub(crate) fn retire_tick(every: u32) -> bool {
-    #[cfg(not(loom))]
-    {
-        use std::cell::Cell;
-        thread_local! {
-            static RETIRED: Cell<u32> = const { Cell::new(0) };
-        }
-        RETIRED.with(|r| {
-            let n = r.get() + 1;
-            if n >= every {
-                r.set(0);
-                true
-            } else {
-                r.set(n);
-                false
-            }
-        })
-    }
-    #[cfg(loom)]
-    {
-        // Models retire a handful of entries; flushing on every one explores collection too.
-        let _ = every;
-        true
-    }
-}
-
 /// An owned slice of atomics, all zero.
 ///
 /// Outside loom the memory comes from `alloc_zeroed` at the allocator's basic alignment, with

@@ -200,6 +200,41 @@ fn a_repinned_map_ref_lets_earlier_garbage_go() {
     assert_eq!(m.get(&2).map(Tracked::get), Some(2));
 }
 
+/// Two maps on two private collectors, updated in turn by one thread under guards it keeps (and
+/// repins between batches): each collector's garbage is collected as it goes. Until stop 50
+/// the retirements were counted per thread for the flush that collects them, every 64th, and
+/// with two maps in turn every 64th was the same map's: the other's replaced values were never
+/// freed while its guard lived (all of them alive at the end; a review of resource bounds
+/// found it).
+#[test]
+fn two_private_collectors_updated_in_turn_each_collect_as_they_go() {
+    let (live_a, live_b) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let a: HashMap<u64, Tracked> = private_map();
+    let b: HashMap<u64, Tracked> = private_map();
+    let (mut ma, mut mb) = (a.pin(), b.pin());
+    let rounds = common::scaled(100_000) as u64;
+    let (mut most_a, mut most_b) = (0, 0);
+    for i in 0..rounds {
+        ma.insert(i % 16, Tracked::new(i, &live_a));
+        mb.insert(i % 16, Tracked::new(i, &live_b));
+        if i % 64 == 63 {
+            ma.repin();
+            mb.repin();
+            most_a = most_a.max(live_a.load(Ordering::SeqCst));
+            most_b = most_b.max(live_b.load(Ordering::SeqCst));
+        }
+    }
+    // A guard's flush comes every 64 of its retirements, and each collects up to eight of
+    // crossbeam's bags of 64; what waits for the epoch is a few bags (128 at most for either
+    // map natively; under Miri, 1,000 updates each, 576).
+    let bound = if cfg!(miri) { 750 } else { 2_000 };
+    assert!(
+        most_a < bound && most_b < bound,
+        "values alive at once: {most_a} of the first map's, {most_b} of the second's \
+         (bound {bound}, {rounds} updates each)"
+    );
+}
+
 /// Flushing a private collector's guard hands on that collector's garbage only. The thread's
 /// batch of retirements from maps on the global collector stays the global collector's, whose
 /// guards may still read them: handed to the private collector, they would be freed as soon as
