@@ -34,8 +34,7 @@
 //! without drop glue gets the array ([`has_lines`]) whether or not it uses it, because the table
 //! is sized where `K` is not known to be `'static` (`TypeId` needs it); an unused array is
 //! allocated zeroed and never touched, so it costs address space and not memory
-//! (`sync::zeroed_slice`), except a prepared successor's, whose pages are zeroed ahead of its
-//! migration with the groups' (ARCHITECTURE.md, "The table": a known cost, left).
+//! (`sync::zeroed_slice`), a prepared successor's included (`Table::prep`).
 
 use std::any::TypeId;
 use std::mem;

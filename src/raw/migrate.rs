@@ -583,7 +583,10 @@ impl<K, V> RawMap<K, V> {
     /// `table` the root).
     #[cold]
     #[inline(never)]
-    pub(super) fn start_migration(&self, table: &Table<K, V>, groups: usize, guard: &Guard) {
+    pub(super) fn start_migration(&self, table: &Table<K, V>, groups: usize, guard: &Guard)
+    where
+        K: 'static,
+    {
         if table.migration().is_some() {
             return;
         }
@@ -607,7 +610,11 @@ impl<K, V> RawMap<K, V> {
                 None => return,
             }
         }
-        table.install_migration(Migration::new(groups, table.groups()));
+        table.install_migration(Migration::new(
+            groups,
+            table.groups(),
+            super::keys::cached::<K>(),
+        ));
     }
 
     /// An insert found `table` (no migration yet) full enough to grow to `groups` groups, with
@@ -624,7 +631,10 @@ impl<K, V> RawMap<K, V> {
         live: usize,
         dist: usize,
         guard: &Guard,
-    ) -> bool {
+    ) -> bool
+    where
+        K: 'static,
+    {
         let groups = grown_groups(table.groups(), groups);
         // Past the probe limit, or past 7/8 full (the zeroing is slow, or a zeroer stalled), or
         // for a successor small enough to zero at once: start the growth now.
@@ -636,7 +646,7 @@ impl<K, V> RawMap<K, V> {
             self.start_migration(table, groups, guard);
             return true;
         }
-        let prep = table.prep(groups);
+        let prep = table.prep(groups, super::keys::cached::<K>());
         // The prep may be a lazily sized migration's (`prepare_during_count`), smaller than a
         // growth's successor, if that migration was installed after our caller looked: then it is
         // not ours to take, and the caller goes on into that migration.
@@ -743,7 +753,7 @@ impl<K, V> RawMap<K, V> {
                 match shared {
                     // `lost` was never published: taken apart, it leaves the arrays to the
                     // prep (or to the installed table, which adopted them too).
-                    Some(_) => lost.disown_arrays(),
+                    Some(prep) => lost.disown_arrays(prep),
                     None => drop(lost),
                 }
                 next
@@ -928,7 +938,7 @@ fn place<K, V>(
 /// count asks for that size.
 fn prepare_during_count<K, V>(table: &Table<K, V>, mig: &Migration<K, V>) {
     if PREPARE_GROWTH && mig.wanted_groups() >= PREPARE_MIN_GROUPS {
-        table.prep(mig.wanted_groups()).help();
+        table.prep(mig.wanted_groups(), mig.key_lines_used()).help();
     }
 }
 

@@ -1344,7 +1344,10 @@ impl<K, V> RawMap<K, V> {
     /// 4Mi (`BENCHMARKS.md`, table of changes).
     #[cold]
     #[inline(never)]
-    fn shrink_if_sparse(&self, table: &Table<K, V>, guard: &Guard) {
+    fn shrink_if_sparse(&self, table: &Table<K, V>, guard: &Guard)
+    where
+        K: 'static,
+    {
         if table.groups() <= self.floor_groups() || !std::ptr::eq(table, self.root(guard)) {
             return;
         }
@@ -1361,7 +1364,10 @@ impl<K, V> RawMap<K, V> {
     }
 
     /// Migrates `table` into a table of `groups` groups and finishes the migration here.
-    fn resize_now(&self, table: &Table<K, V>, groups: usize, guard: &Guard) {
+    fn resize_now(&self, table: &Table<K, V>, groups: usize, guard: &Guard)
+    where
+        K: 'static,
+    {
         self.start_migration(table, groups, guard);
         if let Some(mig) = table.migration() {
             self.finish_migration(table, mig, guard);
@@ -1378,7 +1384,10 @@ impl<K, V> RawMap<K, V> {
     /// and fenced, still shows no migration: every resize sized from then on keeps the room
     /// (`size_next`), and each extra round means another thread started a resize, which the
     /// next round's settle finishes.
-    pub(crate) fn reserve(&self, additional: usize, guard: &Guard) {
+    pub(crate) fn reserve(&self, additional: usize, guard: &Guard)
+    where
+        K: 'static,
+    {
         // Read once: recounted each round, inserts racing the call could keep it growing.
         let wanted = self.len.sum().saturating_add(additional);
         // Panics (before anything is done, a pending resize finished included) if the table
@@ -1416,7 +1425,10 @@ impl<K, V> RawMap<K, V> {
 
     /// Shrinks the root to the smallest table that holds the current entries, or (`floor`) to
     /// no smaller than the map's floor.
-    pub(crate) fn shrink_to_fit(&self, floor: bool, guard: &Guard) {
+    pub(crate) fn shrink_to_fit(&self, floor: bool, guard: &Guard)
+    where
+        K: 'static,
+    {
         let table = self.settle(guard);
         let mut groups = groups_for_capacity(self.len.sum());
         if floor {

@@ -129,9 +129,15 @@ impl<K, V> Table<K, V> {
     }
 
     /// A table over zeroed arrays: `groups` (a power of two, at least `MIN_GROUPS`) and, for a
-    /// key type with lines, as many key lines (otherwise none).
+    /// key type with lines, as many key lines (otherwise none), or none to be allocated here
+    /// (a prep's arrays for keys that do not use their lines: [`Table::prep`]).
     fn with_arrays(groups: ZeroedSlice<Group>, key_lines: ZeroedSlice<KeyLine>) -> Self {
         let len = groups.len();
+        let key_lines = if keys::has_lines::<K>() && key_lines.is_empty() {
+            zeroed_slice(len)
+        } else {
+            key_lines
+        };
         assert!(len.is_power_of_two() && len >= MIN_GROUPS);
         assert_eq!(
             key_lines.len(),
@@ -160,7 +166,12 @@ impl<K, V> Table<K, V> {
     }
 
     /// This table's prepared successor, made now (for `groups` groups) if there is none yet.
-    pub(crate) fn prep(&self, groups: usize) -> &Prep {
+    /// `lines`: whether the successor's key lines will be used (`keys::cached`, which the
+    /// callers can ask and this cannot: `K` is not known to be `'static` here); if not, the prep
+    /// leaves them out, and the table made over its arrays gets them from `calloc`, untouched.
+    /// Prepared with the groups, they were zeroed, and so resident, for nothing: 64 bytes a group
+    /// for a `char` or `struct Id(u64)` key (a review of resource bounds, stop 50).
+    pub(crate) fn prep(&self, groups: usize, lines: bool) -> &Prep {
         // Acquire: pairs with the Release half of the CAS below, so the record is built.
         let current = self.prep.load(Ordering::Acquire);
         // SAFETY: a prep, once installed, lives as long as this table (freed by its `Drop`).
@@ -168,7 +179,7 @@ impl<K, V> Table<K, V> {
             return prep;
         }
         // SAFETY: a prep, once installed, lives as long as this table (freed by its `Drop`).
-        match unsafe { install_once(&self.prep, Box::new(Prep::new::<K>(groups))) } {
+        match unsafe { install_once(&self.prep, Box::new(Prep::new::<K>(groups, lines))) } {
             Ok(prep) => prep,
             Err((prep, lost)) => {
                 drop(lost);
@@ -197,16 +208,21 @@ impl<K, V> Table<K, V> {
         // table at most.
         unsafe {
             prep.groups.own(&mut hot.groups);
-            prep.key_lines.own(&mut hot.key_lines);
+            if prep.lends_key_lines() {
+                prep.key_lines.own(&mut hot.key_lines);
+            }
         }
     }
 
-    /// Drops a table that adopted lent arrays ([`Table::adopt`]) but was not installed,
-    /// leaving the arrays to their prep. (On any other table it would leak them.)
-    pub(crate) fn disown_arrays(mut self: Box<Self>) {
+    /// Drops a table that adopted arrays lent by `prep` ([`Table::adopt`]) but was not
+    /// installed, leaving the arrays to `prep`, and freeing what the table allocated itself
+    /// (key lines the prep left out). (On any other table it would leak them.)
+    pub(crate) fn disown_arrays(mut self: Box<Self>, prep: &Prep) {
         let hot = self.hot.get_mut();
         crate::sync::disown(&mut hot.groups);
-        crate::sync::disown(&mut hot.key_lines);
+        if prep.lends_key_lines() {
+            crate::sync::disown(&mut hot.key_lines);
+        }
     }
 
     /// A table to migrate into: [`Table::new`], whose pages the migration's helpers write a few
@@ -440,10 +456,14 @@ const ARRAYS_KEPT: usize = 3;
 pub(crate) type Prepared = (ZeroedSlice<Group>, ZeroedSlice<KeyLine>);
 
 impl Prep {
-    fn new<K>(groups: usize) -> Self {
+    fn new<K>(groups: usize, lines: bool) -> Self {
         Prep {
             groups: Unzeroed::new(groups),
-            key_lines: Unzeroed::new(if keys::has_lines::<K>() { groups } else { 0 }),
+            key_lines: Unzeroed::new(if keys::has_lines::<K>() && lines {
+                groups
+            } else {
+                0
+            }),
             counters: CachePadded::new([
                 AtomicUsize::new(0),
                 AtomicUsize::new(0),
@@ -454,6 +474,12 @@ impl Prep {
 
     pub(crate) fn pages(&self) -> usize {
         self.groups.pages() + self.key_lines.pages()
+    }
+
+    /// Whether the arrays it hands over include key lines (else the table made over them
+    /// allocates its own: [`Table::prep`]).
+    fn lends_key_lines(&self) -> bool {
+        self.key_lines.len() > 0
     }
 
     /// The groups of the table this prepares.
@@ -655,10 +681,14 @@ pub(crate) struct Migration<K, V> {
     /// `next` must keep room for every entry still to be copied; once this runs out, an inserter
     /// finishes the migration itself before inserting (see `RawMap::locate`).
     insert_budget: CachePadded<AtomicUsize>,
+    /// Whether the keys use their key lines ([`Migration::key_lines_used`]).
+    key_lines_used: bool,
 }
 
 impl<K, V> Migration<K, V> {
-    pub(crate) fn new(wanted_groups: usize, source_groups: usize) -> Box<Self> {
+    /// `lines`: whether the keys use their key lines (`keys::cached`), for the prep of a lazily
+    /// sized successor ([`Migration::key_lines_used`]).
+    pub(crate) fn new(wanted_groups: usize, source_groups: usize, lines: bool) -> Box<Self> {
         // At twice the source or more, the successor has room for a copy of every source slot
         // and as much again: it can be made now. A smaller one (a shrink, a same-size rebuild,
         // or a growth sized from a stale count) waits until the source's entries are counted.
@@ -669,7 +699,7 @@ impl<K, V> Migration<K, V> {
             let chunks = source_groups.div_ceil(MIGRATE_CHUNK_GROUPS);
             (std::ptr::null_mut(), chunks)
         };
-        Self::with_parts(wanted_groups, source_groups, next, chunks, 0)
+        Self::with_parts(wanted_groups, source_groups, next, chunks, 0, lines)
     }
 
     /// The record of a growth of a table of `source_groups` groups into a successor prepared
@@ -679,10 +709,11 @@ impl<K, V> Migration<K, V> {
         let (groups, key_lines) = prepared;
         let wanted_groups = groups.len();
         assert!(wanted_groups >= 2 * source_groups);
+        let lines = !key_lines.is_empty();
         let next = Box::into_raw(Box::new(Table::with_arrays(groups, key_lines)));
         // Every page of the successor was written by its zeroing: no page is left for
         // `Table::write_pages`.
-        Self::with_parts(wanted_groups, source_groups, next, 0, usize::MAX)
+        Self::with_parts(wanted_groups, source_groups, next, 0, usize::MAX, lines)
     }
 
     fn with_parts(
@@ -691,6 +722,7 @@ impl<K, V> Migration<K, V> {
         next: *mut Table<K, V>,
         chunks: usize,
         pages_written: usize,
+        key_lines_used: bool,
     ) -> Box<Self> {
         let budget = if next.is_null() {
             0
@@ -713,7 +745,15 @@ impl<K, V> Migration<K, V> {
             source_chunks: source_groups.div_ceil(MIGRATE_CHUNK_GROUPS),
             done: CachePadded::new(AtomicUsize::new(0)),
             insert_budget: CachePadded::new(AtomicUsize::new(budget)),
+            key_lines_used,
         })
+    }
+
+    /// Whether the keys use their key lines (`keys::cached`), for whoever prepares the
+    /// successor where `K` is not known to be `'static` ([`Table::prep`]).
+    #[inline]
+    pub(crate) fn key_lines_used(&self) -> bool {
+        self.key_lines_used
     }
 
     /// The table being migrated into, once it has been sized.

@@ -1432,7 +1432,7 @@ fn a_growth_leaves_a_rebuilds_prepared_arrays_alone() {
         mig.next().is_none(),
         "a rebuild's successor is sized lazily"
     );
-    let prep = root.prep(groups);
+    let prep = root.prep(groups, true);
     while !prep.help() {}
     assert!(
         map.raw.grow(root, 2 * groups, 0, 0, &guard),
@@ -1478,10 +1478,23 @@ fn a_tag_repair_leaves_a_moved_entrys_tag_alone() {
 /// of stop 45).
 #[test]
 fn a_prepared_successor_is_handed_over_once_and_freed_once() {
+    prepared_successor_handed_over_once_and_freed_once::<u64>(true);
+    // A key type with a key line array that does not use it: the prep leaves the lines out,
+    // and the successor gets them from `calloc` (stop 50).
+    prepared_successor_handed_over_once_and_freed_once::<char>(false);
+}
+
+fn prepared_successor_handed_over_once_and_freed_once<K: 'static>(lines: bool) {
     use super::table::{Migration, Table};
     use crate::sync::Ordering;
-    let table = Table::<u64, u64>::new(64);
-    let prep = table.prep(128);
+    assert_eq!(super::keys::cached::<K>(), lines);
+    let table = Table::<K, u64>::new(64);
+    let prep = table.prep(128, lines);
+    assert_eq!(
+        prep.pages(),
+        if lines { 2 } else { 1 } * Table::<K, u64>::new(128).pages(),
+        "the key lines are prepared only where they are used"
+    );
     std::thread::scope(|s| {
         for _ in 0..2 {
             s.spawn(|| while !prep.help() {});
@@ -1492,9 +1505,10 @@ fn a_prepared_successor_is_handed_over_once_and_freed_once() {
     assert!(prep.take().is_none(), "the arrays are handed over once");
     assert_eq!(prepared.0.len(), 128);
     let mig = table.install_migration(Migration::prepared(64, prepared));
+    assert_eq!(mig.key_lines_used(), lines);
     let next = mig.next().expect("a prepared growth has its successor");
     assert_eq!(next.groups(), 128);
-    let late = table.install_migration(Migration::new(256, 64));
+    let late = table.install_migration(Migration::new(256, 64, lines));
     assert!(std::ptr::eq(late, mig), "the first installation stands");
     for g in 0..next.groups() {
         let group = next.group(g);
@@ -1502,7 +1516,7 @@ fn a_prepared_successor_is_handed_over_once_and_freed_once() {
         for slot in &group.slots {
             assert_eq!(slot.load(Ordering::Relaxed), 0);
         }
-        if super::keys::has_lines::<u64>() {
+        if super::keys::has_lines::<K>() {
             for cell in &next.key_line(g).cells {
                 assert_eq!(cell.load(Ordering::Relaxed), 0);
             }
@@ -1516,8 +1530,8 @@ fn a_prepared_successor_is_handed_over_once_and_freed_once() {
     drop(unsafe { Box::from_raw(next) });
 
     // Abandoned: one page zeroed, nothing taken; the table's drop frees the arrays.
-    let table = Table::<u64, u64>::new(64);
-    let prep = table.prep(128);
+    let table = Table::<K, u64>::new(64);
+    let prep = table.prep(128, lines);
     let _ = prep.help();
     drop(table);
 }
@@ -1531,7 +1545,7 @@ fn a_growths_successor_gives_new_keys_half_its_spare_room() {
     use super::table::Migration;
     use crate::sync::GROUP_SLOTS;
     for (source, wanted) in [(2, 4), (4, 16), (64, 128), (64, 512)] {
-        let mig = Migration::<u64, u64>::new(wanted, source);
+        let mig = Migration::<u64, u64>::new(wanted, source, true);
         let next = mig
             .next()
             .expect("a growth's successor is made with its record");
@@ -1551,7 +1565,7 @@ fn a_growths_successor_gives_new_keys_half_its_spare_room() {
 #[test]
 fn a_sizer_closes_the_registration_for_counted_slots() {
     use super::table::Migration;
-    let mig = Migration::<u64, u64>::new(crate::sync::MIN_GROUPS, 8);
+    let mig = Migration::<u64, u64>::new(crate::sync::MIN_GROUPS, 8, true);
     assert!(mig.next().is_none(), "a smaller successor is sized lazily");
     assert!(mig.register_late() && mig.register_late());
     assert_eq!(mig.close_late(), 2);
@@ -1566,19 +1580,23 @@ fn a_sizer_closes_the_registration_for_counted_slots() {
 /// behaviour it reports).
 #[test]
 fn a_shared_successor_is_freed_once() {
+    shared_successor_freed_once::<u64>(true);
+    // Without key lines in the prep: each table's own lines are its to free, kept or lost.
+    shared_successor_freed_once::<char>(false);
+}
+
+fn shared_successor_freed_once<K: 'static>(lines: bool) {
     // Kept: two sizers adopt the lent arrays; one is installed (it keeps them), the other
     // gives them back; the source's drop then leaves them to the kept table.
-    let table = Table::<u64, u64>::new(64);
-    let prep = table.prep(128);
+    let table = Table::<K, u64>::new(64);
+    let prep = table.prep(128, lines);
     while !prep.help() {}
     // SAFETY: `help` returned `true`; each table made over the arrays below is either the one
     // kept (and dropped once, after `kept`) or gives them back before it drops.
     let (mut kept, mut lost) = unsafe {
         (
-            Box::new(Table::<u64, u64>::from_prepared(
-                prep.share().expect("lent"),
-            )),
-            Box::new(Table::<u64, u64>::from_prepared(
+            Box::new(Table::<K, u64>::from_prepared(prep.share().expect("lent"))),
+            Box::new(Table::<K, u64>::from_prepared(
                 prep.share().expect("lent again"),
             )),
         )
@@ -1592,7 +1610,7 @@ fn a_shared_successor_is_freed_once() {
         prep.take().is_none(),
         "lent arrays are not handed to a growth"
     );
-    lost.disown_arrays();
+    lost.disown_arrays(prep);
     prep.kept();
     assert_eq!(prep.progress(), (prep.pages(), true));
     kept.group(127).slots[0].store(1, crate::sync::Ordering::Relaxed);
@@ -1605,16 +1623,16 @@ fn a_shared_successor_is_freed_once() {
 
     // None kept: the only sizer over the arrays lost to a table of its own (or another's
     // allocation); the prep frees them with the source.
-    let table = Table::<u64, u64>::new(64);
-    let prep = table.prep(128);
+    let table = Table::<K, u64>::new(64);
+    let prep = table.prep(128, lines);
     while !prep.help() {}
     // SAFETY: `help` returned `true`; the table gives the arrays back before it drops.
-    let mut lost = Box::new(Table::<u64, u64>::from_prepared(
+    let mut lost = Box::new(Table::<K, u64>::from_prepared(
         unsafe { prep.share() }.expect("lent"),
     ));
     // SAFETY: as above.
     unsafe { lost.adopt(prep) };
-    lost.disown_arrays();
+    lost.disown_arrays(prep);
     assert_eq!(prep.progress(), (prep.pages(), false));
     drop(table);
 }
