@@ -997,35 +997,104 @@ pub(super) fn slot_holding<K, V>(
     None
 }
 
-/// What one thread's lookups last saw of a pending migration, for [`writers_stalled`]: which
-/// migration (its address), its `writer_claim` hint, and for how many of the thread's lookups in
-/// a row the hint has stood still.
+/// What one thread has seen of one pending migration, for [`writers_stalled`] (the value is the
+/// migration's `writer_claim` hint) or [`claimers_stalled`] (its count of chunks moved): which
+/// migration (its address), the value last seen, how many of the thread's operations on it in a
+/// row saw that value, and when the thread last looked (its [`Watches::clock`]).
 #[derive(Clone, Copy)]
-struct ClaimWatch {
+struct Watch {
     migration: usize,
-    writer_claim: usize,
-    still: u32,
+    value: usize,
+    count: usize,
+    touched: u64,
+}
+
+/// Slots of a thread's [`Watches`]. A thread that reads from this many maps in turn, each with
+/// a migration pending, keeps a watch on each.
+const WATCH_SLOTS: usize = 8;
+
+/// The thread's operations, counted by [`Watches::clock`], after which a watch not looked at
+/// since may be taken for another migration whatever its count (its migration most likely
+/// finished).
+const WATCH_STALE: u64 = 1024;
+
+/// One thread's watches on the pending migrations it meets, one table for each question.
+///
+/// Until stop 50 each question had one watch a thread, which a different migration took over:
+/// a thread that looked up keys of two maps in turn, each with a growth pending and no writer
+/// left, started the count again at every lookup, so no lookup ever helped, and both maps probed
+/// two tables (and kept both) for as long as they were only read; the same for a stalled
+/// claimer's sweep (a review of resource bounds found it). With a table the counts of up to
+/// [`WATCH_SLOTS`] migrations go on side by side. A migration that finds the table full takes
+/// the slot of one not looked at for [`WATCH_STALE`] operations, or else the slot with the
+/// lowest count, the newest of those: the watches that have counted furthest stay, so that with
+/// more maps than slots in turn those migrations still reach their count and finish, and their
+/// slots, no longer looked at, go to the others.
+struct Watches {
+    slots: [Watch; WATCH_SLOTS],
+    /// The thread's operations that asked this table, to age the slots.
+    clock: u64,
+}
+
+impl Watches {
+    const fn new() -> Self {
+        Watches {
+            slots: [Watch {
+                migration: 0,
+                value: 0,
+                count: 0,
+                touched: 0,
+            }; WATCH_SLOTS],
+            clock: 0,
+        }
+    }
+
+    /// Records that this thread found `migration` with `value`, and returns its watch, whose
+    /// count says how many times in a row (this one included) the thread found it so.
+    fn observe(&mut self, migration: usize, value: usize) -> &mut Watch {
+        self.clock += 1;
+        let clock = self.clock;
+        let i = match self.slots.iter().position(|w| w.migration == migration) {
+            Some(i) => i,
+            None => {
+                // A stale (or unused) slot first, then the lowest count, and of those the one
+                // looked at last: the newest comer gives way, so that with more migrations than
+                // slots, all counts at one, the first comers keep theirs (the oldest would give
+                // way to each comer in turn, and no count would pass one).
+                let evict = |w: &Watch| {
+                    let stale = clock - w.touched > WATCH_STALE || w.migration == 0;
+                    (!stale, w.count, std::cmp::Reverse(w.touched))
+                };
+                let i = (0..WATCH_SLOTS)
+                    .min_by_key(|&i| evict(&self.slots[i]))
+                    .unwrap_or(0);
+                self.slots[i] = Watch {
+                    migration,
+                    value,
+                    count: 0,
+                    touched: clock,
+                };
+                i
+            }
+        };
+        let w = &mut self.slots[i];
+        if w.value == value {
+            w.count = w.count.saturating_add(1);
+        } else {
+            w.value = value;
+            w.count = 1;
+        }
+        w.touched = clock;
+        w
+    }
 }
 
 thread_local! {
-    static CLAIM_WATCH: std::cell::Cell<ClaimWatch> = const {
-        std::cell::Cell::new(ClaimWatch { migration: 0, writer_claim: 0, still: 0 })
+    static CLAIM_WATCH: std::cell::RefCell<Watches> = const {
+        std::cell::RefCell::new(Watches::new())
     };
-}
-
-/// What one thread has seen of a migration whose chunks are all claimed and not all counted, for
-/// [`claimers_stalled`]: which migration (its address), how many of its chunks were counted as
-/// moved, and how often the thread has found it so since that count last moved.
-#[derive(Clone, Copy)]
-struct ClaimersWatch {
-    migration: usize,
-    moved: usize,
-    seen: usize,
-}
-
-thread_local! {
-    static CLAIMERS_WATCH: std::cell::Cell<ClaimersWatch> = const {
-        std::cell::Cell::new(ClaimersWatch { migration: 0, moved: 0, seen: 0 })
+    static CLAIMERS_WATCH: std::cell::RefCell<Watches> = const {
+        std::cell::RefCell::new(Watches::new())
     };
 }
 
@@ -1048,28 +1117,23 @@ fn claimers_stalled<K, V>(mig: &Migration<K, V>, patience: usize) -> bool {
     let migration = std::ptr::from_ref(mig) as usize;
     let moved = mig.chunks_moved();
     CLAIMERS_WATCH
-        .try_with(|watch| {
-            let w = watch.get();
-            let seen = if w.migration == migration && w.moved == moved {
-                w.seen + 1
-            } else {
-                1
-            };
-            let stalled = seen >= patience;
-            watch.set(ClaimersWatch {
-                migration,
-                moved,
-                seen: if stalled { 0 } else { seen },
-            });
+        .try_with(|watches| {
+            let mut watches = watches.borrow_mut();
+            let w = watches.observe(migration, moved);
+            let stalled = w.count >= patience;
+            if stalled {
+                w.count = 0;
+            }
             stalled
         })
         .unwrap_or(false)
 }
 
 /// Whether this thread's lookups have seen `mig`'s writers claim nothing for
-/// [`LOOKUP_HELP_AFTER`] lookups in a row (this one included). A heuristic: an address reused by
-/// a later migration, or a thread-local already destroyed, at worst makes a lookup help early
-/// (as every lookup did before the watch) or late.
+/// [`LOOKUP_HELP_AFTER`] of its lookups on `mig` in a row (this one included; lookups on other
+/// maps in between do not break the row: [`Watches`]). A heuristic: an address reused by a later
+/// migration, or a thread-local already destroyed, at worst makes a lookup help early (as every
+/// lookup did before the watch) or late.
 #[inline]
 fn writers_stalled<K, V>(mig: &Migration<K, V>) -> bool {
     if LOOKUP_HELP_AFTER == 0 {
@@ -1079,19 +1143,9 @@ fn writers_stalled<K, V>(mig: &Migration<K, V>) -> bool {
     // Relaxed: a hint (see `Migration::writer_claim`).
     let writer_claim = mig.writer_claim().load(Ordering::Relaxed);
     CLAIM_WATCH
-        .try_with(|watch| {
-            let w = watch.get();
-            let still = if w.migration == migration && w.writer_claim == writer_claim {
-                w.still.saturating_add(1)
-            } else {
-                1
-            };
-            watch.set(ClaimWatch {
-                migration,
-                writer_claim,
-                still,
-            });
-            still >= LOOKUP_HELP_AFTER
+        .try_with(|watches| {
+            watches.borrow_mut().observe(migration, writer_claim).count
+                >= LOOKUP_HELP_AFTER as usize
         })
         .unwrap_or(true)
 }
@@ -1302,6 +1356,54 @@ pub(crate) mod hooks {
                     *slot = Some(hook);
                 }
             });
+        }
+    }
+}
+
+#[cfg(test)]
+mod watch_tests {
+    use super::{Watches, WATCH_SLOTS, WATCH_STALE};
+
+    /// A thread's watches count each migration it meets on, whatever it meets in between: two
+    /// in turn each count every meeting, and with more than the slots in turn the first comers
+    /// keep counting, then leave their slots to the rest once they are no longer met (their
+    /// migrations finished).
+    #[test]
+    fn watches_count_migrations_met_in_turn() {
+        let mut watches = Watches::new();
+        for round in 1..=100 {
+            for m in [1, 2] {
+                assert_eq!(watches.observe(m * 64, 7).count, round);
+            }
+        }
+        assert_eq!(watches.observe(64, 8).count, 1, "a new value counts again");
+
+        let mut watches = Watches::new();
+        let many = WATCH_SLOTS + 4;
+        for round in 1..=100 {
+            for m in 1..=many {
+                let count = watches.observe(m * 64, 0).count;
+                if m < WATCH_SLOTS {
+                    assert_eq!(count, round, "first comer {m} keeps its watch");
+                }
+            }
+        }
+        // The first comers' migrations are gone: the others take their slots once stale.
+        let rest = WATCH_SLOTS..=many;
+        let mut rounds = 0;
+        loop {
+            let counts: Vec<usize> = rest
+                .clone()
+                .map(|m| watches.observe(m * 64, 0).count)
+                .collect();
+            if counts.iter().all(|&c| c >= 64) {
+                break;
+            }
+            rounds += 1;
+            assert!(
+                rounds <= WATCH_STALE as usize + 100,
+                "the later comers never counted on: {counts:?}"
+            );
         }
     }
 }

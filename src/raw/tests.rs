@@ -544,6 +544,53 @@ fn lookups_finish_a_growth_the_writers_left_pending() {
     }
 }
 
+/// [`lookups_finish_a_growth_the_writers_left_pending`] for maps read in turn by one thread:
+/// each lookup's watch on its map's migration must survive the lookups on the others. Until stop
+/// 50 a thread watched one migration, and lookups on two maps in turn started its count again at
+/// every lookup, so neither growth ever finished (a review of resource bounds found it). Twelve
+/// maps are more than a thread's watches: the first to count furthest finish, and then the rest.
+#[test]
+fn lookups_on_maps_read_in_turn_finish_every_growth_the_writers_left_pending() {
+    let pending = |map: &Map| {
+        let guard = map.raw.collector().pin();
+        map.raw.root(&guard).migration().is_some()
+    };
+    for maps in [2, 12] {
+        let maps: Vec<(Map, u64)> = (0..maps)
+            .map(|_| {
+                let map = Map::new();
+                let mut key = 0;
+                while !pending(&map) {
+                    map.insert(key, key);
+                    key += 1;
+                    assert!(key < 1_000_000, "the map never started a growth");
+                }
+                (map, key)
+            })
+            .collect();
+        let mut rounds = 0;
+        while maps.iter().any(|(map, _)| pending(map)) {
+            for (map, inserted) in &maps {
+                let k = rounds % inserted;
+                assert_eq!(map.get(k), Some(k), "key {k} while lookups move the tables");
+            }
+            rounds += 1;
+            // Two maps: as for one. Twelve: the eight that hold a watch finish, then their
+            // watches age out (1,024 of the thread's lookups on pending maps) and the other four
+            // take them.
+            let bound = if maps.len() == 2 { 200 } else { 200_000 };
+            assert!(
+                rounds <= bound,
+                "lookups did not finish the growths of {} maps read in turn",
+                maps.len()
+            );
+        }
+        for (map, inserted) in &maps {
+            assert!((0..*inserted).all(|k| map.get(k) == Some(k)));
+        }
+    }
+}
+
 /// Lookups leave a migration to the writers while writers claim chunks of it, and take it over
 /// once no writer has claimed for `LOOKUP_HELP_AFTER` of a thread's lookups in a row.
 #[test]
