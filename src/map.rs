@@ -25,6 +25,16 @@ use crate::reclaim::{Collector, Guard};
 /// Keys and values must be `Send + 'static` for the map's operations: a removed entry is dropped
 /// by whichever thread reclaims it, possibly after the map itself is gone.
 ///
+/// # Panics
+///
+/// Every method that takes a [`Guard`] panics if the guard was pinned on another collector
+/// (crate docs, "Collectors"), and every method that can insert a new key (`insert`,
+/// `try_insert`, the `get_or_insert` and `update_or_insert` families, `compute`, `extend`,
+/// `collect`, `reserve`) panics if the table would have to grow past the largest one (crate docs,
+/// "Capacity"); either way the operation that panics changes nothing (a bulk call keeps what it
+/// did before). A panic of a key's `Hash` or `Eq`, or of a closure, passes through the call and
+/// leaves the map usable (crate docs, "Closures").
+///
 /// Dropping the map drops the keys and values it holds on the dropping thread. A map of more than
 /// about 65,000 entries first gathers their addresses (a temporary allocation of a word an entry,
 /// which it does without if the allocator refuses it) and frees them in address order, so that
