@@ -32,4 +32,20 @@ if [ "$passed" -eq 0 ]; then
     echo "loom: zero models ran; check the cfg flags" >&2
     exit 1
 fi
+# Each name filter (after `--`) must have run a model: libtest passes a filter that matches
+# nothing as "0 passed", so a renamed model would drop out of CI's bound-3 pass silently.
+filters=false
+for arg in "$@"; do
+    if [ "$arg" = -- ]; then
+        filters=true
+        continue
+    fi
+    if $filters; then
+        case $arg in -*) continue ;; esac
+        if ! grep -q "^test [^ ]*$arg[^ ]* \.\.\. ok" "$log"; then
+            echo "loom: the filter '$arg' ran no model" >&2
+            exit 1
+        fi
+    fi
+done
 echo "== loom: $passed models passed"

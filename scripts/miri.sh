@@ -26,6 +26,9 @@ fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/miri}"
 start=$(date +%s)
 # Each test's time is printed (libtest's --report-time), so the log shows where CI's budget went.
+# Its output is also kept in `$out` to check the filters, removed however the script ends.
+out=""
+trap 'rm -f "$out"' EXIT
 miri_test() {
     local t0
     t0=$(date +%s)
@@ -33,7 +36,6 @@ miri_test() {
     while [ $# -gt 0 ] && [ "$1" != -- ]; do args+=("$1"); shift; done
     [ $# -gt 0 ] && shift
     rest=("$@")
-    local out
     out=$(mktemp)
     cargo +nightly miri test "${args[@]}" -- -Zunstable-options --report-time "${rest[@]}" \
         2>&1 | tee "$out"

@@ -1,5 +1,6 @@
-# Sourced by the scripts that need the nightly toolchain (miri.sh, sanitize.sh, fuzz.sh with a
-# sanitizer): `ensure_nightly WHO COMPONENT...` makes sure nightly and the components are
+# Sourced by the scripts that need the nightly toolchain (miri.sh, sanitize.sh; fuzz.sh, which
+# needs it only for a sanitizer asked for by name, fails without it): `ensure_nightly WHO
+# COMPONENT...` makes sure nightly and the components are
 # installed, installing what is missing (rustup fetches them), and returns 0 when they are.
 # When they cannot be installed it fails the run under CI (CI=true: a check CI cannot run must
 # not pass as run), and otherwise says plainly that WHO skipped and why, and returns 1.
@@ -34,9 +35,11 @@ ensure_nightly() {
 }
 
 nightly_unavailable() {
-    if [ "${CI:-}" = true ]; then
+    # Any value but empty, `false` or `0` means CI (`.ci/run` runs with CI=true).
+    case ${CI:-} in "" | false | 0) ;; *)
         echo "$1: FAILED: $2 (CI must run this check)" >&2
         exit 1
-    fi
+        ;;
+    esac
     echo "$1: SKIPPED: $2; this check did not run"
 }
