@@ -803,9 +803,15 @@ where
     /// `to_owned` and `make` run at most once per call, and only if the key looked absent; if
     /// another thread inserts the key first, what they made is dropped and that thread's value
     /// is returned. `to_owned(key)` must return a key equal to `key` (and so, by the contract of
-    /// [`Equivalent`], with the same hash): the entry is stored under `key`'s hash, so a key that
-    /// differs is stored where lookups of it do not look (no undefined behaviour, no leak; the
-    /// same as an `Equivalent` or `Borrow` that breaks its contract).
+    /// [`Equivalent`], with the same hash), since the entry is stored under `key`'s hash.
+    ///
+    /// # Panics
+    ///
+    /// If `to_owned(key)` is not equal to `key` (as hashbrown's `HashSet::get_or_insert_with`
+    /// does), before `make` runs and before anything is inserted; until stop 50 such a key was
+    /// stored where lookups of it do not look. A `Hash` that disagrees with an equal key's (an
+    /// `Equivalent` or `Borrow` that breaks its contract) is not caught: the entry is then stored
+    /// where lookups of it do not look (no undefined behaviour, no leak).
     ///
     /// [`get_or_insert_with`]: HashMap::get_or_insert_with
     ///
@@ -845,7 +851,8 @@ where
 
     /// [`get_or_insert_with_ref`](Self::get_or_insert_with_ref) for a value whose making can
     /// fail, as [`get_or_try_insert_with`](Self::get_or_try_insert_with): if `make` fails,
-    /// nothing is inserted, the key made for it is dropped, and its error is returned.
+    /// nothing is inserted, the key made for it is dropped, and its error is returned. It panics
+    /// where that one does, if `to_owned(key)` is not equal to `key`.
     ///
     /// ```
     /// let cache: lockfree_map::HashMap<String, u32> = lockfree_map::HashMap::new();
@@ -884,6 +891,14 @@ where
                     // The key first: if `make` panics or fails, it is dropped (before the error
                     // is returned, as in `try_insert`).
                     let owned = to_owned(key);
+                    // The entry goes in under `key`'s hash (and, for an integer key, into a slot
+                    // `key` may have vacated, whose key cell it keeps): a different key would be
+                    // stored where its lookups never look. hashbrown's `get_or_insert_with`
+                    // panics here too. Unwinding drops `owned`.
+                    assert!(
+                        key.equivalent(&owned),
+                        "lockfree-map: `to_owned` made a key that is not equal to the key looked up"
+                    );
                     match make() {
                         Ok(value) => Entry::boxed(hash, owned, value),
                         Err(error) => {

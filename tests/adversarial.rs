@@ -220,6 +220,53 @@ fn clear_and_retain_remove_keys_that_equal_nothing_or_changed_their_hash() {
     assert_eq!(Arc::strong_count(&hash), 1, "keys leaked");
 }
 
+/// `get_or_insert_with_ref` whose `to_owned` makes a key other than the one looked up panics
+/// before anything is inserted (as hashbrown's `HashSet::get_or_insert_with`), the key it made
+/// dropped, and the map stays usable. Until stop 50 the other key was stored under the key
+/// looked up's hash, and for integer keys in that key's vacated slot with its key cell: `get(&5)`
+/// then found the entry of key 9, and `get(&9)` found nothing (a review of the API's soundness
+/// found it; no undefined behaviour).
+#[test]
+fn get_or_insert_with_ref_refuses_a_key_other_than_the_one_looked_up() {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    let map: HashMap<u64, u64> = HashMap::new();
+    let m = map.pin();
+    m.insert(5, 1);
+    assert_eq!(m.remove(&5), Some(&1));
+    let made = AtomicUsize::new(0);
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        *m.get_or_insert_with_ref(
+            &5,
+            |_| 9,
+            || {
+                made.fetch_add(1, Ordering::Relaxed);
+                2
+            },
+        )
+    }));
+    assert!(
+        outcome.is_err(),
+        "a key other than the one looked up is refused"
+    );
+    assert_eq!(made.load(Ordering::Relaxed), 0, "`make` did not run");
+    assert_eq!((m.len(), m.get(&5), m.get(&9)), (0, None, None));
+    assert_eq!(m.get_or_insert_with_ref(&5, |k| *k, || 3), &3);
+    assert_eq!(m.get_key_value(&5), Some((&5, &3)));
+
+    // A `String` cache's key made by `to_owned`, dropped as the panic unwinds.
+    let live = Arc::new(AtomicUsize::new(0));
+    let cache: HashMap<Tracked, u64> = HashMap::new();
+    let c = cache.pin();
+    let probe = Tracked::new(1, &live);
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        c.get_or_insert_with_ref(&probe, |_| Tracked::new(2, &live), || 0);
+    }));
+    assert!(outcome.is_err());
+    assert!(c.is_empty());
+    drop(probe);
+    assert_eq!(live.load(Ordering::SeqCst), 0, "the key made was dropped");
+}
+
 #[test]
 fn eq_that_always_says_equal() {
     torture(Lie::AlwaysEqual);
