@@ -98,50 +98,75 @@ fn churn_keeps_memory_bounded() {
     assert_eq!(private.pin().values().sum::<u64>(), 2_000_000);
     drop(private);
 
-    let map: HashMap<u64, u64> = HashMap::new();
-    for k in 0..100 {
-        map.pin().insert(k, 0);
-    }
-    let baseline = LIVE.load(Ordering::SeqCst);
-    PEAK.store(baseline, Ordering::SeqCst);
     // 2 threads x 1M operations: updates of hot keys plus insert/remove cycles of fresh keys.
-    std::thread::scope(|s| {
-        for t in 0..2u64 {
-            let map = &map;
-            s.spawn(move || {
-                for batch in 0..(1_000_000 / 64) {
-                    let m = map.pin();
-                    for i in 0..32u64 {
-                        m.update(&(i % 100), |v| v + 1);
-                        let fresh = 1_000 + (t << 40) + batch * 64 + i;
-                        m.insert(fresh, i);
-                        m.remove(&fresh);
-                    }
-                }
-            });
+    // Returns the map and how far the live heap grew at its peak.
+    let churn = || {
+        let map: HashMap<u64, u64> = HashMap::new();
+        for k in 0..100 {
+            map.pin().insert(k, 0);
         }
-    });
-    let peak = PEAK.load(Ordering::SeqCst) - baseline;
-    // Each operation retires a 32-byte entry: 2M retirements would be ~64 MB if none were freed
-    // before the end. Bounded reclamation keeps the peak to a few bags per thread plus tables.
-    eprintln!("peak growth {} KB", peak >> 10);
+        let baseline = LIVE.load(Ordering::SeqCst);
+        PEAK.store(baseline, Ordering::SeqCst);
+        std::thread::scope(|s| {
+            let threads: Vec<_> = (0..2u64)
+                .map(|t| {
+                    let map = &map;
+                    s.spawn(move || {
+                        for batch in 0..(1_000_000 / 64) {
+                            let m = map.pin();
+                            for i in 0..32u64 {
+                                m.update(&(i % 100), |v| v + 1);
+                                let fresh = 1_000 + (t << 40) + batch * 64 + i;
+                                m.insert(fresh, i);
+                                m.remove(&fresh);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            // Joined, not only waited for by the scope: a join waits for the thread's
+            // thread-local destructors too (its batch handed on, crossbeam's bag pushed),
+            // which the last section below must not see run under its count.
+            for thread in threads {
+                thread.join().unwrap();
+            }
+        });
+        let peak = PEAK.load(Ordering::SeqCst) - baseline;
+        // Each operation retires a 32-byte entry: 2M retirements would be ~64 MB if none were
+        // freed before the end. Bounded reclamation keeps the peak to a few bags per thread plus
+        // tables.
+        eprintln!("peak growth {} KB", peak >> 10);
+        (map, peak)
+    };
     // Alone on two cores this peaks at 0.7-5.6 MB. The bound is wider than that because a thread
     // descheduled while pinned holds every bag back until it runs again (what epochs cost by
     // design): with another process busy on the second core, one time slice of the other
     // thread's retirements reached 9.6-13 MB here (the 8 MB bound failed so). A collector that
-    // never freed, the bug this catches, reaches 64 MB. The stress geometry (two-slot groups, still one 64-byte line each,
-    // and a migration every few inserts) makes tables about 4x larger per slot; the bound scales
-    // with it.
+    // never freed, the bug this catches, reaches 64 MB. The stress geometry (two-slot groups,
+    // still one 64-byte line each, and a migration every few inserts) makes tables about 4x
+    // larger per slot; the bound scales with it.
+    //
+    // Up to three tries (a review of flaky tests, stop 50): the bound is about twice the peak
+    // seen with a busy process on the other core (11.1-11.3 MB), and a thread descheduled for
+    // several time slices while pinned (the host stealing time, Miri's build beside the tests)
+    // can pass it on correct code; a collector that never frees reaches about 64 MB every try.
     let bound = if option_env!("LOCKFREE_MAP_STRESS_GEOMETRY").is_some() {
         48 << 20
     } else {
         24 << 20
     };
-    assert!(
-        peak < bound,
-        "peak live heap grew by {} KB during churn",
-        peak >> 10
-    );
+    let mut peaks = Vec::new();
+    let map = loop {
+        let (map, peak) = churn();
+        peaks.push(peak >> 10);
+        if peak < bound {
+            break map;
+        }
+        assert!(
+            peaks.len() < 3,
+            "peak live heap grew by {peaks:?} KB during churn, in three tries"
+        );
+    };
     assert_eq!(map.len(), 100);
     let total: u64 = map.pin().values().sum();
     assert_eq!(total, 2 * (1_000_000 / 64) * 32);
