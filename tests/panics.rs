@@ -587,6 +587,23 @@ fn a_hasher_whose_drop_panics_leaks_no_entry_when_the_map_is_taken_apart() {
     }
 }
 
+/// A map of 16 values counted by `live`, whose value on the entry a walk reaches last (the
+/// table's order, as `iter`'s; constant hashing makes it the same every time) panics when
+/// dropped, so that it is among the entries a consumer leaves. A private collector, so that the
+/// value it replaced is freed when the map drops.
+fn bomb_last(live: &Arc<AtomicUsize>) -> HashMap<u64, DropBomb, ConstantState> {
+    let map: HashMap<u64, DropBomb, ConstantState> =
+        HashMap::with_collector(0, ConstantState, lockfree_map::Collector::new());
+    let m = map.pin();
+    for i in 0..16 {
+        m.insert(i, DropBomb::new(i, live, false));
+    }
+    let last = *m.iter().last().expect("16 entries").0;
+    m.insert(last, DropBomb::new(last, live, true));
+    drop(m);
+    map
+}
+
 /// `into_par_iter`: a value's `Drop` that panics as the entries a consumer did not take are
 /// dropped must not leak the consumer's result (rust-lang/rust#47949), nor, when the consumer
 /// itself panicked, abort the process (the map's drop resumed its caught panic while another
@@ -601,21 +618,7 @@ fn into_par_iter_leaks_nothing_and_aborts_nothing_when_a_left_entry_panics_on_dr
         .build()
         .unwrap();
     let live = Arc::new(AtomicUsize::new(0));
-    // The bomb goes on the entry the walk reaches last (the table's order, as `iter`'s), so that
-    // it is among the entries a consumer leaves; a private collector, so that the value it
-    // replaced is freed when the map drops.
-    let filled = || {
-        let map: HashMap<u64, DropBomb, ConstantState> =
-            HashMap::with_collector(0, ConstantState, lockfree_map::Collector::new());
-        let m = map.pin();
-        for i in 0..16 {
-            m.insert(i, DropBomb::new(i, &live, false));
-        }
-        let last = *m.iter().last().expect("16 entries").0;
-        m.insert(last, DropBomb::new(last, &live, true));
-        drop(m);
-        map
-    };
+    let filled = || bomb_last(&live);
     let map = filled();
     let found = catch_unwind(AssertUnwindSafe(|| {
         pool.install(|| map.into_par_iter().find_any(|_| true))
@@ -646,20 +649,7 @@ fn into_par_iter_leaks_nothing_and_aborts_nothing_when_a_left_entry_panics_on_dr
 fn a_panicking_loop_over_into_iter_aborts_nothing_when_a_left_entry_panics_on_drop() {
     const BODY: &str = "the loop's body panics";
     let live = Arc::new(AtomicUsize::new(0));
-    // Constant hashing and a private collector, as in the `into_par_iter` test above: the bomb
-    // goes on the entry the walk reaches last, and the value it replaced is freed with the map.
-    let filled = || {
-        let map: HashMap<u64, DropBomb, ConstantState> =
-            HashMap::with_collector(0, ConstantState, lockfree_map::Collector::new());
-        let m = map.pin();
-        for i in 0..16 {
-            m.insert(i, DropBomb::new(i, &live, false));
-        }
-        let last = *m.iter().last().expect("16 entries").0;
-        m.insert(last, DropBomb::new(last, &live, true));
-        drop(m);
-        map
-    };
+    let filled = || bomb_last(&live);
     let body_panicked = |outcome: std::thread::Result<()>, walk: &str| {
         let payload = outcome.expect_err("the body's panic is passed on");
         assert_eq!(
