@@ -3,12 +3,15 @@
 //!
 //! `cargo run --release --example config_store`
 //!
-//! Each reload writes a whole `Arc<Config>` per service under its name; readers get either the
-//! old or the new one, each internally consistent. It prints the reads done during the reloads
-//! and checks that every read saw a consistent config and that versions never went backwards.
+//! Each reload writes a whole `Config` (four words, stored by value in the map's entry) per
+//! service under its name; readers get either the old or the new one, each internally
+//! consistent. It prints the reads done during the reloads and checks that every reader read
+//! during them, that every read saw a consistent config, and that versions never went
+//! backwards. (Until stop 50 the map held an `Arc<Config>`, one word, whose config was built
+//! before it was published, so no tearing of the map's value could show; and a reader that
+//! first ran after the reloads passed having read nothing.)
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use lockfree_map::HashMap;
@@ -44,26 +47,27 @@ fn main() {
     const READERS: usize = 3;
     let run_for = Duration::from_millis(700);
 
-    let store: HashMap<String, Arc<Config>> = HashMap::new();
+    let store: HashMap<String, Config> = HashMap::new();
     let names: Vec<String> = (0..SERVICES).map(|s| format!("service-{s}")).collect();
     for (s, name) in names.iter().enumerate() {
-        store
-            .pin()
-            .insert(name.clone(), Arc::new(Config::new(0, s as u64)));
+        store.pin().insert(name.clone(), Config::new(0, s as u64));
     }
 
     let done = AtomicBool::new(false);
+    // Readers that have read a first batch: the reloads go on until every reader has, so that a
+    // reader the scheduler starts late still reads during them.
+    let started = AtomicUsize::new(0);
     let reloads = AtomicU64::new(0);
     let start = Instant::now();
     let reads: Vec<u64> = std::thread::scope(|s| {
         // The writer: a reload replaces every service's config with the next version.
         s.spawn(|| {
             let mut version = 0;
-            while start.elapsed() < run_for {
+            while start.elapsed() < run_for || started.load(Ordering::Acquire) < READERS {
                 version += 1;
                 let m = store.pin();
                 for (s, name) in names.iter().enumerate() {
-                    m.insert(name.clone(), Arc::new(Config::new(version, s as u64)));
+                    m.insert(name.clone(), Config::new(version, s as u64));
                 }
                 drop(m);
                 reloads.store(version, Ordering::Release);
@@ -73,7 +77,7 @@ fn main() {
         });
         let readers: Vec<_> = (0..READERS)
             .map(|r| {
-                let (store, names, done) = (&store, &names, &done);
+                let (store, names, done, started) = (&store, &names, &done, &started);
                 s.spawn(move || {
                     let mut last_seen = vec![0u64; names.len()];
                     let mut reads = 0u64;
@@ -88,6 +92,9 @@ fn main() {
                             last_seen[s] = config.version;
                             reads += 1;
                         }
+                        if reads == 256 {
+                            started.fetch_add(1, Ordering::Release);
+                        }
                     }
                     reads
                 })
@@ -98,10 +105,14 @@ fn main() {
 
     let total: u64 = reads.iter().sum();
     println!(
-        "{} reloads of {SERVICES} services in {:.2?}; {READERS} readers did {total} reads ({:.1} M/s), none blocked",
+        "{} reloads of {SERVICES} services in {:.2?}; {READERS} readers did {total} reads ({:.1} M/s)",
         reloads.load(Ordering::Acquire),
         start.elapsed(),
         total as f64 / start.elapsed().as_secs_f64() / 1e6
+    );
+    assert!(
+        reads.iter().all(|&r| r > 0),
+        "every reader read during the reloads: {reads:?}"
     );
     let m = store.pin();
     let latest = reloads.load(Ordering::Acquire);

@@ -6,10 +6,12 @@
 //! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/hotpath [MODE]
 //! ```
 //!
-//! (the total "Collected" count, divided by the operations printed). Modes: `mixed` (default:
-//! 100k-entry prefill, 1M gets, 200k inserts and removes), `exchange` (1M operations of the
-//! exchange mix, 10/40/40/10 get/insert/remove/update, on 64Ki keys 3/4 prefilled), `exchange-1m`
-//! (4M operations of the same mix on 1Mi keys, for wall time), `hot-key` (1M updates spread over 8
+//! (the total "Collected" count, divided by the operations printed). Modes: `mixed` (100k-entry
+//! prefill, 1M gets, 200k inserts and removes; with no mode, as CI runs it, `mixed` and then a
+//! check of its hits and length against `std`'s `HashMap`, which a count must leave out),
+//! `exchange` (1M operations of the exchange mix, bustle's 10/40/40/10 get/insert/remove/update
+//! in sixteenths: 12.5/37.5/37.5/12.5, on 64Ki keys 3/4 prefilled), `exchange-1m` (4M
+//! operations of the same mix on 1Mi keys, for wall time), `hot-key` (1M updates spread over 8
 //! keys), `hot-key-string` (the same with `String` keys), `exchange-string` (the exchange mix on
 //! 64Ki `String` keys made as the runner makes them), `small-maps` (100,000 maps made, given 16
 //! keys and dropped), `small-maps-100` (the same with 100 keys, so every map grows), `grow` (1M
@@ -36,8 +38,21 @@ mod fixed;
 use fixed::Fixed;
 
 fn main() {
-    match std::env::args().nth(1).as_deref().unwrap_or("mixed") {
-        "mixed" => mixed(),
+    match std::env::args().nth(1).as_deref().unwrap_or("check") {
+        // The default (what CI runs): `mixed`, then its answers checked against `std`'s map,
+        // outside what a named mode counts.
+        "check" => {
+            let answers = mixed();
+            assert_eq!(
+                answers,
+                mixed_in_std(),
+                "mixed: lockfree-map against std's HashMap"
+            );
+            println!("mixed: hits and length agree with std's HashMap");
+        }
+        "mixed" => {
+            mixed();
+        }
         "exchange" => writes(false, 1 << 16, 1_000_000),
         "exchange-1m" => writes(false, 1 << 20, 4_000_000),
         "exchange-4t" => writes_4t(),
@@ -61,7 +76,7 @@ fn main() {
         "drop-large" => drop_large(),
         other => {
             eprintln!(
-                "unknown mode {other:?}: mixed, exchange, exchange-1m, exchange-4t, exchange-string, hot-key, hot-key-string, cache-owned, cache-ref, small-maps, small-maps-100, grow, churn-full, churn-latency, churn-latency-string, empty, empty-refill, lookups, lookups-2t, into-iter, values or drop-large"
+                "unknown mode {other:?}: check, mixed, exchange, exchange-1m, exchange-4t, exchange-string, hot-key, hot-key-string, cache-owned, cache-ref, small-maps, small-maps-100, grow, churn-full, churn-latency, churn-latency-string, empty, empty-refill, lookups, lookups-2t, into-iter, values or drop-large"
             );
             std::process::exit(2);
         }
@@ -391,8 +406,8 @@ fn writes(hot: bool, keys: u64, ops: u64) {
     );
 }
 
-/// One operation of the exchange mix (bustle's 10 / 40 / 40 / 10 get / insert / remove /
-/// update), chosen by the top bits of the random `x`.
+/// One operation of the exchange mix, chosen by the top four bits of the random `x`: 12.5 /
+/// 37.5 / 37.5 / 12.5 get / insert / remove / update, bustle's 10 / 40 / 40 / 10 in sixteenths.
 fn exchange_op(m: &MapRef<'_, u64, u64, Fixed>, x: u64, k: u64, i: u64) {
     match x >> 60 {
         0..=1 => {
@@ -560,10 +575,15 @@ fn filled(keys: u64) -> HashMap<u64, u64, Fixed> {
     map
 }
 
-fn mixed() {
-    const KEYS: u64 = 100_000;
-    const GETS: u64 = 1_000_000;
-    const WRITES: u64 = 200_000;
+const MIXED_KEYS: u64 = 100_000;
+const MIXED_GETS: u64 = 1_000_000;
+const MIXED_WRITES: u64 = 200_000;
+
+/// `mixed`'s hits and final length; [`mixed_in_std`] gives what they must be.
+fn mixed() -> (u64, usize) {
+    const KEYS: u64 = MIXED_KEYS;
+    const GETS: u64 = MIXED_GETS;
+    const WRITES: u64 = MIXED_WRITES;
     let map: HashMap<u64, u64, Fixed> = HashMap::with_hasher(Fixed);
     let mut m = map.pin();
     for k in 0..KEYS {
@@ -590,6 +610,27 @@ fn mixed() {
         KEYS,
         m.len()
     );
+    (found, m.len())
+}
+
+/// [`mixed`]'s operations on `std`'s `HashMap`: its hits and final length.
+fn mixed_in_std() -> (u64, usize) {
+    let mut map = std::collections::HashMap::new();
+    for k in 0..MIXED_KEYS {
+        map.insert(k, k);
+    }
+    let found = (0..MIXED_GETS)
+        .filter(|i| map.contains_key(&(i.wrapping_mul(0x2545_F491_4F6C_DD1D) % (2 * MIXED_KEYS))))
+        .count() as u64;
+    for i in 0..MIXED_WRITES {
+        let k = i.wrapping_mul(0x2545_F491_4F6C_DD1D) % (2 * MIXED_KEYS);
+        if i % 2 == 0 {
+            map.insert(k, i);
+        } else {
+            map.remove(&k);
+        }
+    }
+    (found, map.len())
 }
 
 /// A large map's drop, and what it leaves the allocator: three rounds of `DROP_KEYS` entries

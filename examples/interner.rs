@@ -99,6 +99,28 @@ fn main() {
         made >= distinct,
         "every distinct token was made at least once"
     );
+    // Stored once: the set holds exactly the distinct tokens of the text, each once, and every
+    // stored `Arc` is held by at least one occurrence (a second copy of a token that no
+    // occurrence holds would pass the count below).
+    let expected: std::collections::HashSet<&str> =
+        text.iter().flat_map(|line| line.split(' ')).collect();
+    assert_eq!(
+        distinct,
+        expected.len(),
+        "the set's length is the distinct tokens'"
+    );
+    let mut stored: Vec<&str> = interned.iter(&guard).map(|a| &**a).collect();
+    stored.sort_unstable();
+    stored.dedup();
+    assert_eq!(
+        stored.len(),
+        expected.len(),
+        "each distinct token stored once"
+    );
+    assert!(
+        interned.iter(&guard).all(|a| Arc::strong_count(a) >= 2),
+        "every stored Arc is held by an occurrence"
+    );
     // Each stored `Arc` is shared by the set and every occurrence: its count says how often the
     // token occurred, and the counts add up to the tokens.
     let occurrences: usize = interned
