@@ -2,17 +2,23 @@
 //! and on `std::collections::HashMap`, and asserts that every result and the final contents
 //! agree.
 //!
-//! Keys come from a small space (`u8`) so that probe chains, tombstones, growth, shrinking and
+//! Keys come from a small space (a byte) so that probe chains, tombstones, growth, shrinking and
 //! rebuilds all happen within short inputs. The first byte picks the hasher, degenerate ones
 //! included: a constant hash (one probe chain for everything), a few distinct hashes, a hash with
-//! only low bits, and a randomly seeded one. Fuzzing is single-threaded: it hunts the sequential
+//! only low bits, and a seeded one (the seed from the input, so that a run replays); its top bit
+//! picks the key type: `u8`, whose removals leave their slot vacated for the key to take back,
+//! or a newtype the crate does not copy into key lines, whose removals leave tombstones (until
+//! stop 50 only `u8`: no input made a tombstone). Each operation pins a guard of its own, and
+//! every fourth flushes, so that retired entries are freed and their blocks reused while the
+//! input runs: an entry retired while the table still holds it shows as a wrong answer. Fuzzing is single-threaded: it hunts the sequential
 //! logic (probing, tags, tombstones, migration, the closure-taking operations); concurrency is
 //! left to loom, the linearizability checker and the sanitizers.
 #![no_main]
 
-use std::collections::hash_map::RandomState;
+use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap as StdMap;
-use std::hash::{BuildHasher, Hasher};
+use std::fmt::Debug;
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
@@ -50,17 +56,46 @@ enum Op {
     RemoveOwned(u8),
 }
 
-/// The hashers; `Pick(0)` is the randomly seeded default.
+/// The hashers; `Pick(0, seed)` is SipHash seeded from the input.
 #[derive(Clone)]
-struct Pick(u8, RandomState);
+struct Pick(u8, u64);
 
-struct PickHasher(u8, u64, std::collections::hash_map::DefaultHasher);
+struct PickHasher(u8, u64, DefaultHasher);
 
 impl BuildHasher for Pick {
     type Hasher = PickHasher;
     fn build_hasher(&self) -> PickHasher {
-        // `RandomState::build_hasher` gives a `DefaultHasher` seeded by this state.
-        PickHasher(self.0, 0, self.1.build_hasher())
+        let mut sip = DefaultHasher::new();
+        sip.write_u64(self.1);
+        PickHasher(self.0, 0, sip)
+    }
+}
+
+/// The key types an input runs on.
+trait Key: Copy + Hash + Eq + Ord + Debug + Send + Sync + 'static {
+    fn of(b: u8) -> Self;
+    fn byte(self) -> u8;
+}
+
+impl Key for u8 {
+    fn of(b: u8) -> Self {
+        b
+    }
+    fn byte(self) -> u8 {
+        self
+    }
+}
+
+/// A key the crate compares through its entries: removals leave tombstones.
+#[derive(Clone, Copy, Hash, PartialEq, Eq, PartialOrd, Ord, Debug)]
+struct Id(u8);
+
+impl Key for Id {
+    fn of(b: u8) -> Self {
+        Id(b)
+    }
+    fn byte(self) -> u8 {
+        self.0
     }
 }
 
@@ -90,23 +125,33 @@ struct Input {
 }
 
 fn run(input: Input) {
+    if input.hasher & 0x80 == 0 {
+        run_on::<u8>(input);
+    } else {
+        run_on::<Id>(input);
+    }
+}
+
+fn run_on<K: Key>(input: Input) {
     let Input {
         hasher,
         capacity,
         ops,
     } = input;
-    let hasher = Pick(hasher, RandomState::new());
+    let hasher = Pick(hasher, u64::from(hasher) << 8 | u64::from(capacity));
     let capacity = usize::from(capacity % 65);
 
-    let mut map: HashMap<u8, u16, Pick> = HashMap::with_capacity_and_hasher(capacity, hasher);
-    let mut model: StdMap<u8, u16> = StdMap::new();
-    let guard = map.guard();
-    for op in ops {
+    let mut map: HashMap<K, u16, Pick> = HashMap::with_capacity_and_hasher(capacity, hasher);
+    let mut model: StdMap<K, u16> = StdMap::new();
+    for (i, op) in ops.into_iter().enumerate() {
+        let guard = map.guard();
         match op {
             Op::Insert(k, v) => {
+                let k = K::of(k);
                 assert_eq!(map.insert(k, v, &guard).copied(), model.insert(k, v));
             }
             Op::TryInsert(k, v) => {
+                let k = K::of(k);
                 let ours = map
                     .try_insert(k, v, &guard)
                     .copied()
@@ -121,13 +166,16 @@ fn run(input: Input) {
                 assert_eq!(ours, theirs);
             }
             Op::Get(k) => {
+                let k = K::of(k);
                 assert_eq!(map.get(&k, &guard), model.get(&k));
                 assert_eq!(map.contains_key(&k, &guard), model.contains_key(&k));
             }
             Op::Remove(k) => {
+                let k = K::of(k);
                 assert_eq!(map.remove(&k, &guard).copied(), model.remove(&k));
             }
             Op::RemoveIf(k, below) => {
+                let k = K::of(k);
                 let ours = map
                     .remove_if(&k, |_, v| *v < below, &guard)
                     .map(|(k, v)| (*k, *v));
@@ -138,6 +186,7 @@ fn run(input: Input) {
                 assert_eq!(ours, theirs);
             }
             Op::Update(k, add) => {
+                let k = K::of(k);
                 let ours = map.update(&k, |v| v.wrapping_add(add), &guard).copied();
                 let theirs = model.get_mut(&k).map(|v| {
                     *v = v.wrapping_add(add);
@@ -146,10 +195,12 @@ fn run(input: Input) {
                 assert_eq!(ours, theirs);
             }
             Op::GetOrInsert(k, v) => {
+                let k = K::of(k);
                 let ours = *map.get_or_insert_with(k, || v, &guard);
                 assert_eq!(ours, *model.entry(k).or_insert(v));
             }
             Op::Compute(k, action, v) => {
+                let k = K::of(k);
                 let ours = map.compute(
                     k,
                     |cur| match action % 3 {
@@ -182,11 +233,15 @@ fn run(input: Input) {
                 }
             }
             Op::Retain(m) => {
+                // Checked first, here and before `Clear` and `Drain`: what they take away would
+                // hide a difference made before them.
+                check(&map, &model);
                 let m = u16::from(m.max(1));
                 map.retain(|_, v| v % m != 0, &guard);
                 model.retain(|_, v| *v % m != 0);
             }
             Op::Clear => {
+                check(&map, &model);
                 map.clear(&guard);
                 model.clear();
             }
@@ -197,6 +252,7 @@ fn run(input: Input) {
             Op::ShrinkToFit => map.shrink_to_fit(&guard),
             Op::Check => check(&map, &model),
             Op::UpdateOrInsert(k, add, v) => {
+                let k = K::of(k);
                 let ours = if add % 2 == 0 {
                     *map.update_or_insert(k, |c| c.wrapping_add(add), v, &guard)
                 } else {
@@ -209,16 +265,23 @@ fn run(input: Input) {
                 assert_eq!(ours, theirs);
             }
             Op::Drain(take) => {
+                drop(guard);
+                check(&map, &model);
                 let mut it = map.drain();
-                assert_eq!(it.len(), model.len());
+                let n = it.len();
+                assert_eq!(n, model.len());
                 for (k, v) in it.by_ref().take(usize::from(take)) {
                     assert_eq!(model.remove(&k), Some(v), "drained a pair the model lacks");
+                }
+                if usize::from(take) >= n {
+                    assert!(model.is_empty(), "the drain left out {:?}", model);
                 }
                 drop(it);
                 model.clear();
                 assert!(map.is_empty());
             }
             Op::GetMut(k, add) => {
+                let k = K::of(k);
                 let ours = map.get_mut(&k).map(|c| {
                     *c = c.wrapping_add(add);
                     *c
@@ -230,6 +293,7 @@ fn run(input: Input) {
                 assert_eq!(ours, theirs);
             }
             Op::RemoveOwned(k) => {
+                let k = K::of(k);
                 let ours = map.remove_entry_owned(&k);
                 assert_eq!(ours, model.remove_entry(&k));
             }
@@ -237,15 +301,16 @@ fn run(input: Input) {
                 let mut it = map.iter_mut();
                 assert_eq!(it.len(), model.len());
                 for (k, v) in it.by_ref().take(usize::from(take)) {
-                    *v = v.wrapping_add(u16::from(*k));
+                    *v = v.wrapping_add(u16::from(k.byte()));
                     let c = model
                         .get_mut(k)
                         .expect("iter_mut lent a key the model lacks");
-                    *c = c.wrapping_add(u16::from(*k));
+                    *c = c.wrapping_add(u16::from(k.byte()));
                 }
                 assert_eq!(it.len(), model.len().saturating_sub(usize::from(take)));
             }
             Op::ReplaceIf(k, below, v) => {
+                let k = K::of(k);
                 let ours = map.replace_if(&k, |_, c| *c < below, v, &guard).copied();
                 let theirs = match model.get_mut(&k) {
                     Some(c) if *c < below => Ok(std::mem::replace(c, v)),
@@ -255,20 +320,29 @@ fn run(input: Input) {
             }
         }
         assert_eq!(map.len(), model.len());
+        if i % 4 == 3 {
+            // Hands this thread's retirements on, so that the next pins free them.
+            map.guard().flush();
+        }
     }
     check(&map, &model);
-    drop(guard);
     // Push this input's garbage to the collector so memory stays flat across runs.
     map.guard().flush();
 }
 
-fn check(map: &HashMap<u8, u16, Pick>, model: &StdMap<u8, u16>) {
+fn check<K: Key>(map: &HashMap<K, u16, Pick>, model: &StdMap<K, u16>) {
     let guard = map.guard();
-    let mut seen: Vec<(u8, u16)> = map.iter(&guard).map(|(k, v)| (*k, *v)).collect();
+    let mut seen: Vec<(K, u16)> = map.iter(&guard).map(|(k, v)| (*k, *v)).collect();
     seen.sort_unstable();
-    let mut expected: Vec<(u8, u16)> = model.iter().map(|(k, v)| (*k, *v)).collect();
+    let mut expected: Vec<(K, u16)> = model.iter().map(|(k, v)| (*k, *v)).collect();
     expected.sort_unstable();
     assert_eq!(seen, expected, "iteration differs from the model");
+    // Every key of the space looked up, absent ones included: a removed key still found, or an
+    // entry where its lookups do not look, shows here.
+    for b in 0..=u8::MAX {
+        let k = K::of(b);
+        assert_eq!(map.get(&k, &guard), model.get(&k), "{k:?}");
+    }
     assert_eq!(map.len(), model.len());
     assert!(map.capacity() >= map.len());
     let copy = map.clone();
