@@ -1,6 +1,6 @@
 # Sourced by the scripts that need the nightly toolchain (miri.sh, sanitize.sh; fuzz.sh, which
-# needs it only for a sanitizer asked for by name, fails without it): `ensure_nightly WHO
-# COMPONENT...` makes sure nightly and the components are
+# needs it only for a sanitizer asked for by name, and fails when it cannot have it):
+# `ensure_nightly WHO [COMPONENT...]` makes sure nightly and the components are
 # installed, installing what is missing (rustup fetches them), and returns 0 when they are.
 # When they cannot be installed it fails the run under CI (CI=true: a check CI cannot run must
 # not pass as run), and otherwise says plainly that WHO skipped and why, and returns 1.
@@ -15,8 +15,12 @@ ensure_nightly() {
     local toolchains installed
     toolchains=$(rustup toolchain list 2>&1) || toolchains=""
     if ! grep -q '^nightly' <<<"$toolchains"; then
-        echo "== installing the nightly toolchain for $who (with $*)"
-        if ! rustup toolchain install nightly --profile minimal --component "$@"; then
+        echo "== installing the nightly toolchain for $who (with ${*:-no extra component})"
+        local args=(--profile minimal)
+        if [ $# -gt 0 ]; then
+            args+=(--component "$@")
+        fi
+        if ! rustup toolchain install nightly "${args[@]}"; then
             nightly_unavailable "$who" "could not install the nightly toolchain"
             return 1
         fi

@@ -1,6 +1,8 @@
 //! Differential fuzzing: replays an arbitrary sequence of operations on a `lockfree_map::HashMap`
-//! and on `std::collections::HashMap`, and asserts that every result and the final contents
-//! agree.
+//! and on `std::collections::HashMap` (and on a `lockfree_map::HashSet` beside it and `std`'s),
+//! and asserts that every result, what each closure is shown, and the final contents agree.
+//! `scripts/fuzz.sh` runs it in the shipping geometry and in the stress one (2-slot groups:
+//! a byte's keys then reach prepared successors and chunked moves).
 //!
 //! Keys come from a small space (a byte) so that probe chains, tombstones, growth, shrinking and
 //! rebuilds all happen within short inputs. The first byte picks the hasher, degenerate ones
@@ -17,12 +19,13 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap as StdMap;
+use std::collections::HashSet as StdSet;
 use std::fmt::Debug;
 use std::hash::{BuildHasher, Hash, Hasher};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use lockfree_map::{Compute, HashMap, Operation};
+use lockfree_map::{Compute, HashMap, HashSet, Operation};
 
 #[derive(Arbitrary, Debug)]
 enum Op {
@@ -54,6 +57,36 @@ enum Op {
     IterMut(u8),
     /// `remove_entry_owned`.
     RemoveOwned(u8),
+    /// `get_key_value`.
+    GetKeyValue(u8),
+    /// The lazy inserts: the mode (mod 4) picks `get_or_try_insert_with` (0, 1: `make` fails)
+    /// or `get_or_insert_with_ref` (2) and `get_or_try_insert_with_ref` (3: `make` fails when
+    /// the value is odd).
+    GetOrMake(u8, u16, u8),
+    /// An owning walk of a clone (mod 3: `into_iter`, `into_keys`, `into_values`), taking this
+    /// many before dropping it; 255 takes the map itself apart and builds it again with `Extend`.
+    IntoIter(u8, u8),
+    /// `extend`, through `&HashMap` (mode 0), `HashMap` (1) or borrowed pairs (2).
+    Extend(Vec<(u8, u16)>, u8),
+    /// The set: inserted into, removed from, and checked against its own model.
+    Set(SetOp),
+}
+
+#[derive(Arbitrary, Debug)]
+enum SetOp {
+    Insert(u8),
+    Remove(u8),
+    Take(u8),
+    /// `get_or_insert` (mode 0), `get_or_insert_with` (1) or `get_or_try_insert_with` failing (2).
+    GetOrInsert(u8, u8),
+    Contains(u8),
+    /// Keeps the values not divisible by this.
+    Retain(u8),
+    Clear,
+    /// Compares iteration, `len` and the set operations against the map's keys with the models.
+    Check,
+    /// `drain` (0), `into_iter` of a clone (1), `take_owned` of this value (2).
+    Owned(u8, u8),
 }
 
 /// The hashers; `Pick(0, seed)` is SipHash seeded from the input.
@@ -141,8 +174,11 @@ fn run_on<K: Key>(input: Input) {
     let hasher = Pick(hasher, u64::from(hasher) << 8 | u64::from(capacity));
     let capacity = usize::from(capacity % 65);
 
-    let mut map: HashMap<K, u16, Pick> = HashMap::with_capacity_and_hasher(capacity, hasher);
+    let mut map: HashMap<K, u16, Pick> =
+        HashMap::with_capacity_and_hasher(capacity, hasher.clone());
     let mut model: StdMap<K, u16> = StdMap::new();
+    let mut set: HashSet<K, Pick> = HashSet::with_capacity_and_hasher(capacity, hasher);
+    let mut set_model: StdSet<K> = StdSet::new();
     for (i, op) in ops.into_iter().enumerate() {
         let guard = map.guard();
         match op {
@@ -152,10 +188,10 @@ fn run_on<K: Key>(input: Input) {
             }
             Op::TryInsert(k, v) => {
                 let k = K::of(k);
-                let ours = map
-                    .try_insert(k, v, &guard)
-                    .copied()
-                    .map_err(|e| *e.current);
+                let ours = map.try_insert(k, v, &guard).copied().map_err(|e| {
+                    assert_eq!(e.not_inserted, v, "try_insert handed back another value");
+                    *e.current
+                });
                 let theirs = match model.get(&k) {
                     Some(&cur) => Err(cur),
                     None => {
@@ -177,7 +213,14 @@ fn run_on<K: Key>(input: Input) {
             Op::RemoveIf(k, below) => {
                 let k = K::of(k);
                 let ours = map
-                    .remove_if(&k, |_, v| *v < below, &guard)
+                    .remove_if(
+                        &k,
+                        |seen, v| {
+                            assert_eq!(*seen, k, "remove_if showed another key");
+                            *v < below
+                        },
+                        &guard,
+                    )
                     .map(|(k, v)| (*k, *v));
                 let theirs = match model.get(&k) {
                     Some(&v) if v < below => model.remove_entry(&k),
@@ -201,16 +244,24 @@ fn run_on<K: Key>(input: Input) {
             }
             Op::Compute(k, action, v) => {
                 let k = K::of(k);
+                let current = model.get(&k).copied();
                 let ours = map.compute(
                     k,
-                    |cur| match action % 3 {
-                        0 => Operation::Insert(cur.map_or(v, |(_, c)| c ^ v)),
-                        1 => Operation::Remove,
-                        _ => Operation::Abort(action),
+                    |cur| {
+                        let shown = cur.map(|(ck, cv)| (*ck, *cv));
+                        assert_eq!(
+                            shown,
+                            current.map(|c| (k, c)),
+                            "compute showed another entry"
+                        );
+                        match action % 3 {
+                            0 => Operation::Insert(cur.map_or(v, |(_, c)| c ^ v)),
+                            1 => Operation::Remove,
+                            _ => Operation::Abort(action),
+                        }
                     },
                     &guard,
                 );
-                let current = model.get(&k).copied();
                 match (ours, action % 3, current) {
                     (Compute::Inserted(&ik, &iv), 0, None) => {
                         assert_eq!((ik, iv), (k, v));
@@ -311,13 +362,124 @@ fn run_on<K: Key>(input: Input) {
             }
             Op::ReplaceIf(k, below, v) => {
                 let k = K::of(k);
-                let ours = map.replace_if(&k, |_, c| *c < below, v, &guard).copied();
+                let ours = map
+                    .replace_if(
+                        &k,
+                        |seen, c| {
+                            assert_eq!(*seen, k, "replace_if showed another key");
+                            *c < below
+                        },
+                        v,
+                        &guard,
+                    )
+                    .copied();
                 let theirs = match model.get_mut(&k) {
                     Some(c) if *c < below => Ok(std::mem::replace(c, v)),
                     _ => Err(v),
                 };
                 assert_eq!(ours, theirs);
             }
+            Op::GetKeyValue(k) => {
+                let k = K::of(k);
+                let ours = map.get_key_value(&k, &guard).map(|(k, v)| (*k, *v));
+                assert_eq!(ours, model.get_key_value(&k).map(|(k, v)| (*k, *v)));
+            }
+            Op::GetOrMake(k, v, mode) => {
+                let k = K::of(k);
+                let mut made = 0;
+                let fails = mode % 4 == 1 || (mode % 4 == 3 && v % 2 == 1);
+                let mut make = || {
+                    made += 1;
+                    if fails {
+                        Err(v)
+                    } else {
+                        Ok(v)
+                    }
+                };
+                let ours = match mode % 4 {
+                    0 | 1 => map.get_or_try_insert_with(k, make, &guard).copied(),
+                    2 => Ok(*map.get_or_insert_with_ref(&k, |k| *k, || make().unwrap(), &guard)),
+                    _ => map
+                        .get_or_try_insert_with_ref(&k, |k| *k, make, &guard)
+                        .copied(),
+                };
+                let present = model.get(&k).copied();
+                assert_eq!(
+                    made,
+                    usize::from(present.is_none()),
+                    "make ran {made} times"
+                );
+                let theirs = match present {
+                    Some(c) => Ok(c),
+                    None if fails => Err(v),
+                    None => {
+                        model.insert(k, v);
+                        Ok(v)
+                    }
+                };
+                assert_eq!(ours, theirs);
+            }
+            Op::IntoIter(which, take) if take == u8::MAX => {
+                drop(guard);
+                let hasher = map.hasher().clone();
+                let taken = std::mem::replace(&mut map, HashMap::with_hasher(hasher));
+                let it = taken.into_iter();
+                assert_eq!(it.len(), model.len());
+                let mut pairs: Vec<(K, u16)> = it.collect();
+                pairs.sort_unstable();
+                let mut expected: Vec<(K, u16)> = model.iter().map(|(k, v)| (*k, *v)).collect();
+                expected.sort_unstable();
+                assert_eq!(pairs, expected, "into_iter differs from the model");
+                // Built again by the owned pairs or by borrowed ones.
+                if which % 2 == 0 {
+                    map.extend(pairs);
+                } else {
+                    map.extend(pairs.iter().map(|(k, v)| (k, v)));
+                }
+            }
+            Op::IntoIter(which, take) => {
+                let copy = map.clone();
+                let take = usize::from(take);
+                let mut left = model.clone();
+                match which % 3 {
+                    0 => {
+                        let mut it = copy.into_iter();
+                        for (k, v) in it.by_ref().take(take) {
+                            assert_eq!(left.remove(&k), Some(v), "into_iter: {k:?}");
+                        }
+                        assert_eq!(it.len(), left.len());
+                    }
+                    1 => {
+                        let mut it = copy.into_keys();
+                        for k in it.by_ref().take(take) {
+                            assert!(left.remove(&k).is_some(), "into_keys: {k:?}");
+                        }
+                        assert_eq!(it.len(), left.len());
+                    }
+                    _ => {
+                        let mut it = copy.into_values();
+                        let mut values: Vec<u16> = it.by_ref().take(take).collect();
+                        assert_eq!(it.len(), model.len() - values.len());
+                        // The rest of the walk, to compare the values as a multiset.
+                        values.extend(it);
+                        values.sort_unstable();
+                        let mut expected: Vec<u16> = model.values().copied().collect();
+                        expected.sort_unstable();
+                        assert_eq!(values, expected, "into_values differs from the model");
+                    }
+                }
+            }
+            Op::Extend(pairs, mode) => {
+                let pairs: Vec<(K, u16)> = pairs.into_iter().map(|(k, v)| (K::of(k), v)).collect();
+                drop(guard);
+                match mode % 3 {
+                    0 => (&map).extend(pairs.iter().copied()),
+                    1 => map.extend(pairs.iter().copied()),
+                    _ => map.extend(pairs.iter().map(|(k, v)| (k, v))),
+                }
+                model.extend(pairs);
+            }
+            Op::Set(op) => set_op(op, &mut set, &mut set_model, &map),
         }
         assert_eq!(map.len(), model.len());
         if i % 4 == 3 {
@@ -326,6 +488,7 @@ fn run_on<K: Key>(input: Input) {
         }
     }
     check(&map, &model);
+    check_set(&set, &set_model, &map);
     // Push this input's garbage to the collector so memory stays flat across runs.
     map.guard().flush();
 }
@@ -348,5 +511,152 @@ fn check<K: Key>(map: &HashMap<K, u16, Pick>, model: &StdMap<K, u16>) {
     let copy = map.clone();
     assert!(copy == *map, "a clone is not equal to its source");
 }
+
+fn set_op<K: Key>(op: SetOp, set: &mut HashSet<K, Pick>, model: &mut StdSet<K>, map: &Map<K>) {
+    let guard = set.guard();
+    match op {
+        SetOp::Insert(v) => assert_eq!(set.insert(K::of(v), &guard), model.insert(K::of(v))),
+        SetOp::Remove(v) => assert_eq!(set.remove(&K::of(v), &guard), model.remove(&K::of(v))),
+        SetOp::Take(v) => {
+            let v = K::of(v);
+            assert_eq!(set.take(&v, &guard).copied(), model.take(&v));
+        }
+        SetOp::GetOrInsert(v, mode) => {
+            let v = K::of(v);
+            let mut made = 0;
+            let ours = match mode % 3 {
+                0 => Ok(*set.get_or_insert(v, &guard)),
+                1 => Ok(*set.get_or_insert_with(
+                    &v,
+                    |v| {
+                        made += 1;
+                        *v
+                    },
+                    &guard,
+                )),
+                _ => set
+                    .get_or_try_insert_with(
+                        &v,
+                        |v| {
+                            made += 1;
+                            Err(*v)
+                        },
+                        &guard,
+                    )
+                    .copied(),
+            };
+            let present = model.contains(&v);
+            if mode % 3 != 0 {
+                assert_eq!(made, usize::from(!present), "make ran {made} times");
+            }
+            if present || mode % 3 != 2 {
+                model.insert(v);
+                assert_eq!(ours, Ok(v));
+            } else {
+                assert_eq!(ours, Err(v));
+            }
+        }
+        SetOp::Contains(v) => {
+            let v = K::of(v);
+            assert_eq!(set.contains(&v, &guard), model.contains(&v));
+            assert_eq!(set.get(&v, &guard).copied(), model.get(&v).copied());
+        }
+        SetOp::Retain(m) => {
+            check_set(set, model, map);
+            let m = m.max(1);
+            let mut asked = 0;
+            set.retain(
+                |v| {
+                    asked += 1;
+                    v.byte() % m != 0
+                },
+                &guard,
+            );
+            assert_eq!(asked, model.len(), "retain asked {asked} times");
+            model.retain(|v| v.byte() % m != 0);
+        }
+        SetOp::Clear => {
+            check_set(set, model, map);
+            set.clear(&guard);
+            model.clear();
+        }
+        SetOp::Check => check_set(set, model, map),
+        SetOp::Owned(how, v) => {
+            drop(guard);
+            check_set(set, model, map);
+            match how % 3 {
+                0 => {
+                    let drained: StdSet<K> = set.drain().collect();
+                    assert_eq!(&drained, model, "the set's drain differs from its model");
+                    model.clear();
+                }
+                1 => {
+                    let owned: StdSet<K> = set.clone().into_iter().collect();
+                    assert_eq!(&owned, model, "the set's into_iter differs from its model");
+                }
+                _ => {
+                    let v = K::of(v);
+                    assert_eq!(set.take_owned(&v), model.take(&v));
+                }
+            }
+        }
+    }
+    assert_eq!(set.len(), model.len());
+}
+
+/// The set against its model, and its operations with a second set (the map's keys) against
+/// std's.
+fn check_set<K: Key>(set: &HashSet<K, Pick>, model: &StdSet<K>, map: &Map<K>) {
+    let guard = set.guard();
+    let sorted = |it: &mut dyn Iterator<Item = K>| {
+        let mut v: Vec<K> = it.collect();
+        v.sort_unstable();
+        v
+    };
+    let everything = |it: &mut dyn Iterator<Item = &K>| sorted(&mut it.copied());
+    assert_eq!(
+        everything(&mut set.iter(&guard)),
+        everything(&mut model.iter()),
+        "the set's iteration differs from its model"
+    );
+    for b in 0..=u8::MAX {
+        let v = K::of(b);
+        assert_eq!(set.contains(&v, &guard), model.contains(&v), "{v:?}");
+    }
+    assert_eq!(set.len(), model.len());
+    let other: HashSet<K, Pick> = HashSet::with_hasher(set.hasher().clone());
+    let other_model: StdSet<K> = {
+        let g = map.guard();
+        map.iter(&g).map(|(k, _)| *k).collect()
+    };
+    (&other).extend(other_model.iter().copied());
+    let g = other.guard();
+    assert_eq!(
+        everything(&mut set.difference(&other, &guard)),
+        everything(&mut model.difference(&other_model)),
+        "difference"
+    );
+    assert_eq!(
+        everything(&mut set.symmetric_difference(&other, &guard)),
+        everything(&mut model.symmetric_difference(&other_model)),
+        "symmetric_difference"
+    );
+    assert_eq!(
+        everything(&mut set.intersection(&other, &guard)),
+        everything(&mut model.intersection(&other_model)),
+        "intersection"
+    );
+    assert_eq!(
+        everything(&mut set.union(&other, &g)),
+        everything(&mut model.union(&other_model)),
+        "union"
+    );
+    assert_eq!(set.is_subset(&other), model.is_subset(&other_model));
+    assert_eq!(set.is_superset(&other), model.is_superset(&other_model));
+    assert_eq!(set.is_disjoint(&other), model.is_disjoint(&other_model));
+    assert!(set.clone() == *set, "a clone of the set is not equal to it");
+}
+
+type Map<K> = HashMap<K, u16, Pick>;
 
 fuzz_target!(|input: Input| run(input));
