@@ -142,14 +142,40 @@
 //! values are both `Send` and `Sync` and its hasher is `Sync` (a removed entry may be dropped on
 //! another thread, and readers on every thread share the entries):
 //!
-//! ```compile_fail
+//! ```compile_fail,E0277
 //! fn assert_sync<T: Sync>() {}
 //! assert_sync::<lockfree_map::HashMap<u8, std::cell::Cell<u8>>>();
 //! ```
 //!
-//! ```compile_fail
+//! ```compile_fail,E0277
 //! fn assert_send<T: Send>() {}
 //! assert_send::<lockfree_map::HashMap<u8, std::rc::Rc<u8>>>();
+//! ```
+//!
+//! A map of contents that are not `Send` can be made, but its operations need `Send` keys and
+//! values (whichever thread frees an entry drops them), so nothing gets in
+//! (`tests/send_sync.rs` checks the rest of the public types):
+//!
+//! ```compile_fail,E0599
+//! let map: lockfree_map::HashMap<u8, std::rc::Rc<u8>> = lockfree_map::HashMap::new();
+//! map.pin().insert(1, std::rc::Rc::new(1));
+//! ```
+//!
+//! The map is invariant in its key and value types, where `std`'s is covariant: any `&HashMap`
+//! can insert, so a view of a map of `&'static str` keys as one of shorter-lived keys would let
+//! a key that dies early in where every other reader takes its keys to live forever. The same
+//! function with the same lifetime on both sides compiles; with a shorter one it does not:
+//!
+//! ```
+//! fn view<'a>(map: &'a lockfree_map::HashMap<&'static str, u8>) -> &'a lockfree_map::HashMap<&'static str, u8> {
+//!     map
+//! }
+//! ```
+//!
+//! ```compile_fail
+//! fn shorten<'a>(map: &'a lockfree_map::HashMap<&'static str, u8>) -> &'a lockfree_map::HashMap<&'a str, u8> {
+//!     map // error: lifetime may not live long enough (no error code to name)
+//! }
 //! ```
 //!
 //! [crossbeam-epoch]: https://docs.rs/crossbeam-epoch

@@ -15,12 +15,12 @@
 //! `Sync` and its hasher `Sync` (a removed value may be dropped on another thread), as the map;
 //! a pinned [`SetRef`] stays on its thread, as a guard does:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0277
 //! fn assert_sync<T: Sync>() {}
 //! assert_sync::<lockfree_map::HashSet<std::cell::Cell<u8>>>();
 //! ```
 //!
-//! ```compile_fail
+//! ```compile_fail,E0277
 //! fn assert_send<T: Send>() {}
 //! assert_send::<lockfree_map::SetRef<'static, u8, std::collections::hash_map::RandomState>>();
 //! ```
