@@ -76,13 +76,9 @@ impl Private {
     #[inline(never)]
     fn release(&mut self) {
         drop(self.0.take());
-        // A drop already unwinding (a panic of the map's own drop, say) keeps its panic; a
-        // second one would abort.
-        if std::thread::panicking() {
-            drop(take_held_panic());
-        } else {
-            resume_held_panic();
-        }
+        // A drop already unwinding (a panic of the map's own drop, say) keeps its panic: see
+        // `resume_held_panic`.
+        resume_held_panic();
     }
 }
 
@@ -449,16 +445,30 @@ thread_local! {
 /// the rest of its run by the time its panic gets here (`Run::each`).
 fn hold_panic(free: impl FnOnce()) {
     if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(free)) {
-        let _ = HELD_PANIC.try_with(|held| {
-            let first = held.take();
-            held.set(Some(first.unwrap_or(payload)));
+        let later = HELD_PANIC.try_with(|held| match held.take() {
+            Some(first) => {
+                held.set(Some(first));
+                Some(payload)
+            }
+            None => {
+                held.set(Some(payload));
+                None
+            }
         });
+        // A later panic's payload, or one with nowhere to be held (the thread-local gone): its
+        // own `Drop` may panic too, into crossbeam's loop.
+        match later {
+            Ok(Some(payload)) => drop_payload(payload),
+            Ok(None) => {}
+            Err(_) => {}
+        }
     }
 }
 
-/// Drops a panic's payload caught while another panic unwinds. A payload whose own `Drop`
-/// panics is leaked instead: that panic, too, would abort the process.
-fn drop_payload(payload: Box<dyn std::any::Any + Send + 'static>) {
+/// Drops a panic's payload that nobody will resume (caught while another panic unwinds, or in
+/// a thread-local's destructor). A payload whose own `Drop` panics is leaked instead: that
+/// panic, too, would abort the process.
+pub(crate) fn drop_payload(payload: Box<dyn std::any::Any + Send + 'static>) {
     if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
         std::mem::forget(again);
     }
@@ -470,11 +480,20 @@ fn take_held_panic() -> Option<Box<dyn std::any::Any + Send + 'static>> {
 }
 
 /// Resumes the panic [`hold_panic`] holds on this thread, if any: called once crossbeam is done
-/// with what may have collected.
+/// with what may have collected. Not while the thread unwinds already (a map used from a `Drop`
+/// that runs during another panic, say): a second panic out of a destructor during unwinding
+/// aborts the process, so the payload is dropped (its message was printed when it was raised).
+/// Until stop 51 only the collector's last release checked this, and a pin, flush or retirement
+/// made while unwinding aborted the process when its collection met a panicking `Drop` (a
+/// review of thread and process edges).
 #[inline]
 fn resume_held_panic() {
     if let Some(payload) = take_held_panic() {
-        std::panic::resume_unwind(payload);
+        if std::thread::panicking() {
+            drop_payload(payload);
+        } else {
+            std::panic::resume_unwind(payload);
+        }
     }
 }
 
@@ -650,7 +669,7 @@ impl Drop for LocalBatch {
         // handed on. Either panic's payload is dropped here: nobody is left to resume it (its
         // message was printed when it was raised).
         while rest.is_some() {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 // crossbeam's `pin` works during thread teardown too (with a temporary
                 // registration once the thread's own handle is gone).
                 let guard = epoch::pin();
@@ -660,6 +679,9 @@ impl Drop for LocalBatch {
                     unsafe { defer_batch(&guard, batch) };
                 }
             }));
+            if let Err(payload) = caught {
+                drop_payload(payload);
+            }
         }
     }
 }
@@ -808,7 +830,13 @@ impl Unshared {
         let outcome =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { free(Run(run)) }));
         if let Err(payload) = outcome {
-            self.panic.get_or_insert(payload);
+            // The first panic is kept for the caller; a later one is dropped as the others
+            // nobody resumes are.
+            if self.panic.is_none() {
+                self.panic = Some(payload);
+            } else {
+                drop_payload(payload);
+            }
         }
     }
 

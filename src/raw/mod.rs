@@ -1719,7 +1719,7 @@ impl<K, V> Drop for RawMap<K, V> {
             // consumer's in `into_par_iter`, say): a second panic out of a drop then aborts the
             // process. Everything is freed; the payload's message was printed when it was raised.
             if std::thread::panicking() {
-                drop(payload);
+                crate::reclaim::drop_payload(payload);
             } else {
                 std::panic::resume_unwind(payload);
             }
