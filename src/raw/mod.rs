@@ -1087,7 +1087,7 @@ impl<K, V> RawMap<K, V> {
         // acquired by the load that located it, and other threads' reads of the old entry are
         // ordered before its free by the epoch. Failure needs nothing: we only retry, and the
         // retry's probe reloads the slot with Acquire.
-        match group.slots[i].compare_exchange(
+        match slot_at(group, i).compare_exchange(
             expected,
             new_word,
             Ordering::AcqRel,
@@ -1308,7 +1308,7 @@ impl<K, V> RawMap<K, V> {
             }
         }
         let gone = if vacate { VACATED } else { TOMB };
-        group.slots[slot]
+        slot_at(group, slot)
             // AcqRel: Release orders the tombstone (or VACATED) after our reads of the entry and
             // the key cell's store; Acquire is more than needed (the epoch orders other threads'
             // reads before the free). Failure: we only retry, reloading with Acquire.
@@ -1757,13 +1757,35 @@ unsafe fn free_owned<K, V>(freed: &mut reclaim::Unshared, p: *mut Entry<K, V>) {
     }
 }
 
+/// The slot of a [`Located`]: `group.slots[i]` without the bounds check, which the compiler
+/// cannot drop (a `Located` carries `i` from the probe that built it), 2 instructions a write
+/// (a review of the hot paths, stop 51).
+#[inline(always)]
+fn slot_at(group: &Group, i: usize) -> &AtomicUsize {
+    debug_assert!(i < GROUP_SLOTS, "slot {i} of a {GROUP_SLOTS}-slot group");
+    // SAFETY: `i < GROUP_SLOTS`, the array's length: every `Located` is built with either the
+    // index at which it has just loaded `group.slots[i]` through a bounds-checked index
+    // (`vacant_at_home`, `locate`, `locate_probe`) or `index % GROUP_SLOTS` (`examine`,
+    // `examine_vacated`), and a `Located`'s fields are never changed after.
+    unsafe { group.slots.get_unchecked(i) }
+}
+
 /// The entry pointer in a LIVE slot word, as stored (with the provenance `Box::into_raw` exposed),
 /// so that freeing through it is allowed; a pointer derived from `&Entry` may not free it.
+///
+/// A LIVE word is the entry's address and nothing else (no state bit: `slot.rs`), and both
+/// callers hold the word of an [`Located::Occupied`] that their CAS just replaced, so the word is
+/// the pointer. Decoding it (`Word::entry_ptr`'s state-bit and null tests, and the `expect`) cost
+/// 4 instructions and 2 branches a replacing write or removal (a review of the hot paths, stop
+/// 51); it is a debug assertion now.
 #[inline]
 fn entry_ptr<K, V>(word: usize) -> *mut Entry<K, V> {
-    Word(word)
-        .entry_ptr()
-        .expect("a live slot word holds an entry")
+    debug_assert_eq!(
+        Word(word).entry_ptr::<K, V>(),
+        Some(word as *mut Entry<K, V>),
+        "a LIVE slot word is its entry's address"
+    );
+    word as *mut Entry<K, V>
 }
 
 /// Frees a run of boxed entries to the allocator (a `reclaim::FreeRun`), dropping each key and
