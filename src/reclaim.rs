@@ -312,6 +312,8 @@ pub(crate) unsafe fn retire<T>(guard: &Guard, ptr: *mut T, free: FreeRun) {
     // frame alone was about 20 instructions a retirement (callgrind, `hotpath hot-key`).
     if crate::sync::RETIRE_BATCH
         && guard.private.0.is_none()
+        // `try_with`: on a target without native thread-locals the batch can be gone at the
+        // thread's exit; with them (it has no destructor) the check folds away.
         && matches!(
             BATCH.try_with(|batch| batch.push_unless_full(retired)),
             Ok(true)
@@ -399,12 +401,12 @@ impl<'a> Run<'a> {
 unsafe fn retire_slow(guard: &Guard, retired: Retired) {
     if crate::sync::RETIRE_BATCH && guard.private.0.is_none() {
         match BATCH.try_with(|batch| batch.push(retired)) {
-            Ok(None) => {}
+            Ok(Ok(None)) => {}
             // SAFETY: the caller's promises for `ptr`, now one of the batch's.
-            Ok(Some(full)) => unsafe { defer_batch(&guard.inner, full) },
-            // The thread is exiting and its batch is gone: retire this one on its own, and flush
-            // (nothing of this thread's will flush it later).
-            Err(_) => {
+            Ok(Ok(Some(full))) => unsafe { defer_batch(&guard.inner, full) },
+            // The thread is exiting and its batch is closed (or gone): retire this one on its
+            // own, and flush (nothing of this thread's will flush it later).
+            Ok(Err(())) | Err(_) => {
                 // SAFETY: the caller's promises.
                 unsafe { defer_one(&guard.inner, retired) };
                 guard.inner.flush();
@@ -557,19 +559,44 @@ struct LocalBatch {
     /// `BATCH_LEN - 1` while there is a buffer, 0 while there is none: a retirement with
     /// `len < room` joins the batch without filling it ([`LocalBatch::push_unless_full`]).
     room: Cell<usize>,
-    spare: Cell<Vec<Retired>>,
+    /// The spare: an empty buffer with room for `spare_cap` (at least `BATCH_LEN`)
+    /// retirements, taken apart as the batch's is (so that the thread-local has no drop glue);
+    /// null if there is none.
+    spare: Cell<*mut Retired>,
+    spare_cap: Cell<usize>,
 }
 
 thread_local! {
+    /// The batch. It has no destructor (no drop glue), so the fast path's access, inlined into
+    /// every write that retires, is a plain thread-local load: with one, `std` tests a state
+    /// byte on every access, 3-4 instructions a retirement (a review of the hot paths, stop 51).
+    /// What is left of it at the thread's exit is handed on by [`BATCH_OWNER`].
     static BATCH: LocalBatch = const {
         LocalBatch {
             buf: Cell::new(std::ptr::null_mut()),
             len: Cell::new(0),
             cap: Cell::new(0),
             room: Cell::new(0),
-            spare: Cell::new(Vec::new()),
+            spare: Cell::new(std::ptr::null_mut()),
+            spare_cap: Cell::new(0),
         }
     };
+    /// Hands [`BATCH`]'s retirements on, and frees its buffers, when the thread exits.
+    /// Registered (first touched) before the batch takes a buffer or keeps a spare
+    /// ([`LocalBatch::push`], [`LocalBatch::give_spare`]), so before it holds anything; once its
+    /// destructor has run (or started: `std` marks it destroyed first), the batch takes no
+    /// buffer again, and a retirement (by a later thread-local's destructor) goes to crossbeam
+    /// on its own.
+    static BATCH_OWNER: BatchOwner = const { BatchOwner };
+}
+
+/// Hands the thread's batch on when the thread exits ([`BATCH_OWNER`]).
+struct BatchOwner;
+
+/// Whether this thread's batch may take a buffer: its owner, which hands it on at the thread's
+/// exit, is registered and not yet gone.
+fn batch_owned() -> bool {
+    BATCH_OWNER.try_with(|_| ()).is_ok()
 }
 
 impl LocalBatch {
@@ -591,9 +618,13 @@ impl LocalBatch {
     }
 
     /// Adds one retirement; returns the batch once it is full, leaving an empty one behind.
+    /// `Err` (and nothing added) once the thread's batch is closed, at its exit.
     #[inline]
-    fn push(&self, retired: Retired) -> Option<Vec<Retired>> {
+    fn push(&self, retired: Retired) -> Result<Option<Vec<Retired>>, ()> {
         if self.buf.get().is_null() {
+            if !batch_owned() {
+                return Err(());
+            }
             self.install(self.new_buffer());
         }
         let len = self.len.get();
@@ -601,11 +632,12 @@ impl LocalBatch {
         // and `len < BATCH_LEN`: a batch is taken as soon as it fills, below.
         unsafe { self.buf.get().add(len).write(retired) };
         self.len.set(len + 1);
-        (len + 1 >= BATCH_LEN).then(|| {
+        // The owner is there still: it takes the buffer away (`BatchOwner::drop`) as it goes.
+        Ok((len + 1 >= BATCH_LEN).then(|| {
             let full = self.take();
             self.install(self.new_buffer());
             full
-        })
+        }))
     }
 
     /// Makes `buffer` (empty, with room for `BATCH_LEN` or more) the batch's buffer. The batch
@@ -634,31 +666,43 @@ impl LocalBatch {
         unsafe { Vec::from_raw_parts(buf, len, cap) }
     }
 
-    /// An empty buffer for a batch: the spare if there is one.
-    fn new_buffer(&self) -> Vec<Retired> {
-        let spare = self.spare.take();
-        if spare.capacity() >= BATCH_LEN {
-            spare
-        } else {
-            Vec::with_capacity(BATCH_LEN)
-        }
+    /// Takes the spare, if there is one.
+    fn take_spare(&self) -> Option<Vec<Retired>> {
+        let spare = self.spare.replace(std::ptr::null_mut());
+        let cap = self.spare_cap.replace(0);
+        // SAFETY: a non-null `spare` and `spare_cap` are the pointer and capacity of an empty
+        // `Vec` taken apart in `give_spare` (global allocator), which the batch no longer
+        // holds (nulled above).
+        (!spare.is_null()).then(|| unsafe { Vec::from_raw_parts(spare, 0, cap) })
     }
 
-    /// Keeps `buffer`, emptied, as the spare, unless there is one already (then frees it).
+    /// An empty buffer for a batch: the spare if there is one.
+    fn new_buffer(&self) -> Vec<Retired> {
+        self.take_spare()
+            .unwrap_or_else(|| Vec::with_capacity(BATCH_LEN))
+    }
+
+    /// Keeps `buffer`, emptied, as the spare, unless there is one already or the thread's batch
+    /// is closed (then frees it).
     fn give_spare(&self, mut buffer: Vec<Retired>) {
-        let spare = self.spare.take();
-        if spare.capacity() >= BATCH_LEN {
-            self.spare.set(spare);
-        } else {
-            buffer.clear();
-            self.spare.set(buffer);
+        if !self.spare.get().is_null() || buffer.capacity() < BATCH_LEN || !batch_owned() {
+            return;
         }
+        buffer.clear();
+        let mut buffer = std::mem::ManuallyDrop::new(buffer);
+        self.spare.set(buffer.as_mut_ptr());
+        self.spare_cap.set(buffer.capacity());
     }
 }
 
-impl Drop for LocalBatch {
+impl Drop for BatchOwner {
     fn drop(&mut self) {
-        let mut rest = Some(self.take()).filter(|rest| !rest.is_empty());
+        // `BATCH` has no destructor, so it is still there.
+        let Ok((rest, spare)) = BATCH.try_with(|b| (b.take(), b.take_spare())) else {
+            return;
+        };
+        drop(spare);
+        let mut rest = Some(rest).filter(|rest| !rest.is_empty());
         // The pin and the flush here collect, and may run another thread's batch, whose user
         // `Drop` may panic: a panic must not leave a thread-local's destructor (std aborts the
         // process), and this batch must still reach crossbeam. A panic in the pin (the batch
@@ -764,7 +808,7 @@ unsafe fn free_all(batch: Vec<Retired>) {
     // SAFETY: the caller's promise.
     unsafe { rest.free_rest() };
     let buffer = std::mem::take(&mut rest.batch);
-    // A thread whose thread-locals are gone frees the buffer instead.
+    // A thread whose batch is closed (at its exit) or gone frees the buffer instead.
     let _ = BATCH.try_with(|b| b.give_spare(buffer));
 }
 

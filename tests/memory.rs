@@ -201,4 +201,51 @@ fn churn_keeps_memory_bounded() {
         left < 4 << 10,
         "an exited thread left {left} bytes allocated (its entry cache?)"
     );
+
+    // The same for a map used by a thread-local's destructor that runs after the map's own
+    // thread-locals have released their memory: since stop 51 those have no destructor, and an
+    // owner frees them, after which they take no new buffer (`grow_buffer`, `LocalBatch::push`):
+    // the blocks of what the destructor frees go to the allocator. Were they kept, nothing
+    // would free them.
+    struct UsesMapOnExit;
+    impl Drop for UsesMapOnExit {
+        fn drop(&mut self) {
+            churn_on_a_private_map(0);
+        }
+    }
+    thread_local! {
+        static ON_EXIT: std::cell::RefCell<Option<UsesMapOnExit>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let before = LIVE.load(Ordering::SeqCst);
+    std::thread::spawn(|| {
+        // First, so that its destructor runs after those the map's use below registers.
+        ON_EXIT.with(|on_exit| *on_exit.borrow_mut() = Some(UsesMapOnExit));
+        churn_on_a_private_map(1);
+    })
+    .join()
+    .unwrap();
+    let left = LIVE.load(Ordering::SeqCst).saturating_sub(before);
+    eprintln!("left by a thread that used a map from a late destructor: {left} bytes");
+    assert!(
+        left < 4 << 10,
+        "a thread left {left} bytes allocated (its entry cache, taken again after its release?)"
+    );
+}
+
+/// Inserts and removes 10,000 keys on a map with a private collector, which frees every entry
+/// when it drops, into this thread's entry cache.
+fn churn_on_a_private_map(seed: u64) {
+    let map: HashMap<u64, u64> = HashMap::with_collector(
+        0,
+        std::collections::hash_map::RandomState::new(),
+        lockfree_map::Collector::new(),
+    );
+    let m = map.pin();
+    for k in 0..10_000 {
+        m.insert(k, seed);
+    }
+    for k in 0..5_000 {
+        m.remove(&k);
+    }
 }

@@ -103,6 +103,12 @@ impl Class {
     /// refuses.
     #[cold]
     fn grow_buffer(&self) -> bool {
+        // The owner first: its destructor frees this buffer with the thread. Gone (a block
+        // recycled by another thread-local's destructor at the thread's exit), nothing would free
+        // a new buffer: refused, and the block goes to the allocator.
+        if CACHE_OWNER.try_with(|_| ()).is_err() {
+            return false;
+        }
         let old_cap = self.buf_cap.get();
         let new_cap = (old_cap * 2).max(FIRST_CAP).min(self.cap.get());
         debug_assert!(
@@ -161,8 +167,21 @@ struct Cache {
     classes: [Class; CLASSES],
 }
 
-impl Drop for Cache {
+/// Frees the thread's cache when the thread exits ([`CACHE_OWNER`]).
+struct CacheOwner;
+
+impl Drop for CacheOwner {
     fn drop(&mut self) {
+        // `CACHE` has no destructor, so it is still there.
+        let _ = CACHE.try_with(Cache::release);
+    }
+}
+
+impl Cache {
+    /// Frees every class's blocks and buffer, leaving each class empty with no buffer: the fast
+    /// paths then fall through to [`Class::grow_buffer`], which takes no new buffer once the
+    /// owner is gone, so every later block goes to the allocator.
+    fn release(&self) {
         for (class, blocks) in self.classes.iter().enumerate() {
             let buf = blocks.buf.replace(ptr::null_mut());
             if buf.is_null() {
@@ -193,6 +212,10 @@ fn block_layout(class: usize) -> Layout {
 }
 
 thread_local! {
+    /// The cache. It has no destructor (no drop glue), so the accesses of the fast paths (a
+    /// write's `pop`, a collection's `keep`) are plain thread-local loads: with one, `std` tests
+    /// a state byte on every access, 3-4 instructions a write (a review of the hot paths, stop
+    /// 51). Its memory is freed at the thread's exit by [`CACHE_OWNER`].
     static CACHE: Cache = const {
         Cache {
             classes: [const {
@@ -206,11 +229,18 @@ thread_local! {
             }; CLASSES],
         }
     };
+    /// Frees [`CACHE`]'s blocks and buffers when the thread exits. Registered (first touched)
+    /// by [`Class::grow_buffer`], the one place a class gets a buffer, and so before the
+    /// cache holds anything to free; once its destructor has run (or started: `std` marks it
+    /// destroyed first), `grow_buffer` refuses, so the cache holds nothing again.
+    static CACHE_OWNER: CacheOwner = const { CacheOwner };
 }
 
 /// Takes a cached block of `class`, if this thread has one.
 #[inline]
 fn pop(class: usize) -> Option<*mut u8> {
+    // `try_with`: on a target without native thread-locals the cache can be gone at the
+    // thread's exit; with them (it has no destructor) the check folds away.
     CACHE
         .try_with(|cache| {
             let c = &cache.classes[class];
@@ -346,7 +376,8 @@ unsafe fn recycle_value<K, V>(p: *mut Entry<K, V>) {
 /// Caches the blocks of a run of entries that own nothing left to drop (or frees those the
 /// class has no room for), copying their addresses into the class's buffer as far as it has room:
 /// no drop to guard, so no per-entry guard or call (about 4 instructions an entry against 13).
-/// `false`, with nothing done, if the entries have no class or this thread's cache is gone.
+/// `false`, with nothing done, if the entries have no class or this thread's cache is gone (once
+/// it is released at the thread's exit, every block goes to the allocator: `grow_buffer`).
 ///
 /// # Safety
 /// Every pointer of `run` is a `Box<Entry<K, V>>` allocation owned by the caller alone, with
@@ -461,8 +492,8 @@ unsafe fn recycle_each<K, V>(entries: impl Retirements, drop_fields: impl Fn(*mu
         });
     });
     if cached.is_err() {
-        // The thread's cache is gone (a destructor run by another thread-local's teardown):
-        // none of the entries was touched; free them.
+        // The thread's cache is gone (only on a target without native thread-locals, at the
+        // thread's exit): none of the entries was touched; free them.
         entries.each(free_each);
     }
 }
