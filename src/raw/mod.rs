@@ -1188,7 +1188,7 @@ impl<K, V> RawMap<K, V> {
         match unsafe { self.try_store_freeing(located, new, free, guard) } {
             Ok((_, stored)) => Ok(stored),
             Err(new) => {
-                let Entry { key, value, .. } = *new;
+                let Entry { key, value, .. } = pool::unbox(new);
                 if hand_on {
                     // The old entry still owns the key; ours was a copy.
                     std::mem::forget(key);

@@ -308,6 +308,34 @@ pub(crate) fn boxed<K, V>(entry: Entry<K, V>) -> Box<Entry<K, V>> {
     Box::new(entry)
 }
 
+/// Moves `entry` out of its box and keeps the block for this thread's next entry, as a recycled
+/// one: a write whose CAS lost to another thread's drops the entry it made, and freeing the box
+/// sent its block to the allocator just before the retry boxed another (a review of the hot
+/// paths, stop 51; under contention only).
+#[inline]
+pub(crate) fn unbox<K, V>(entry: Box<Entry<K, V>>) -> Entry<K, V> {
+    let p = Box::into_raw(entry);
+    // SAFETY: `p` came from `Box::into_raw` just above: valid and initialised, and ours alone;
+    // the entry is moved out once, after which the block is only memory.
+    let entry = unsafe { p.read() };
+    let block = p.cast::<u8>();
+    match class_of::<K, V>() {
+        Some(class) => {
+            // SAFETY: the block is a `Box<Entry<K, V>>` allocation, of this class's layout
+            // (`boxed`), with nothing left in it; `keep` keeps it, or we free it.
+            let kept = CACHE.try_with(|cache| unsafe { cache.classes[class].keep(class, block) });
+            if kept != Ok(true) {
+                // SAFETY: as above; not kept, so still ours.
+                unsafe { dealloc(block, block_layout(class)) };
+            }
+        }
+        // SAFETY: a `Box<Entry<K, V>>` allocation, of `Entry<K, V>`'s layout (not zero-sized:
+        // an entry holds its hash), with nothing left in it.
+        None => unsafe { dealloc(block, Layout::new::<Entry<K, V>>()) },
+    }
+    entry
+}
+
 /// Frees a run of retired entries (a `reclaim::FreeRun`): drops each entry's key and value and
 /// keeps its block for this thread's next entries.
 ///
@@ -610,6 +638,31 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    #[test]
+    fn an_unboxed_entry_leaves_its_block_to_the_next_entry() {
+        let made = boxed(Entry {
+            hash: 1,
+            key: 1u64,
+            value: String::from("one"),
+        });
+        let block = std::ptr::addr_of!(*made).cast::<u8>();
+        let Entry { hash, key, value } = unbox(made);
+        assert_eq!((hash, key, value.as_str()), (1, 1, "one"));
+        let again = boxed(Entry {
+            hash: 2,
+            key: 2u64,
+            value: String::from("two"),
+        });
+        assert_eq!(std::ptr::addr_of!(*again).cast::<u8>(), block);
+        // A type no class serves goes back to the allocator (Miri checks the layout).
+        let large = boxed(Entry {
+            hash: 3,
+            key: 3u64,
+            value: [3u64; 32],
+        });
+        assert_eq!(unbox(large).value, [3; 32]);
     }
 
     #[test]
