@@ -1087,7 +1087,7 @@ impl<K, V> RawMap<K, V> {
         // acquired by the load that located it, and other threads' reads of the old entry are
         // ordered before its free by the epoch. Failure needs nothing: we only retry, and the
         // retry's probe reloads the slot with Acquire.
-        match slot_at(group, i).compare_exchange(
+        match located_slot(group, i).compare_exchange(
             expected,
             new_word,
             Ordering::AcqRel,
@@ -1308,7 +1308,7 @@ impl<K, V> RawMap<K, V> {
             }
         }
         let gone = if vacate { VACATED } else { TOMB };
-        slot_at(group, slot)
+        located_slot(group, slot)
             // AcqRel: Release orders the tombstone (or VACATED) after our reads of the entry and
             // the key cell's store; Acquire is more than needed (the epoch orders other threads'
             // reads before the free). Failure: we only retry, reloading with Acquire.
@@ -1757,17 +1757,27 @@ unsafe fn free_owned<K, V>(freed: &mut reclaim::Unshared, p: *mut Entry<K, V>) {
     }
 }
 
-/// The slot of a [`Located`]: `group.slots[i]` without the bounds check, which the compiler
-/// cannot drop (a `Located` carries `i` from the probe that built it), 2 instructions a write
-/// (a review of the hot paths, stop 51).
+/// `group.slots[i]` without the bounds check, which the compiler cannot drop where `i` comes
+/// from elsewhere (a [`Located`]'s probe, an iteration's record): 2 instructions a write and an
+/// entry visited (reviews of the hot paths, stop 51).
+///
+/// # Safety
+/// `i < GROUP_SLOTS`.
 #[inline(always)]
-fn slot_at(group: &Group, i: usize) -> &AtomicUsize {
+unsafe fn slot_at(group: &Group, i: usize) -> &AtomicUsize {
     debug_assert!(i < GROUP_SLOTS, "slot {i} of a {GROUP_SLOTS}-slot group");
-    // SAFETY: `i < GROUP_SLOTS`, the array's length: every `Located` is built with either the
-    // index at which it has just loaded `group.slots[i]` through a bounds-checked index
-    // (`vacant_at_home`, `locate`, `locate_probe`) or `index % GROUP_SLOTS` (`examine`,
-    // `examine_vacated`), and a `Located`'s fields are never changed after.
+    // SAFETY: `i < GROUP_SLOTS`, the array's length (the caller's promise).
     unsafe { group.slots.get_unchecked(i) }
+}
+
+/// `i < GROUP_SLOTS` for the slot of a `Located`: every `Located` is built with either the index
+/// at which it has just loaded `group.slots[i]` through a bounds-checked index
+/// (`vacant_at_home`, `locate`, `locate_probe`) or `index % GROUP_SLOTS` (`examine`,
+/// `examine_vacated`), and a `Located`'s fields are never changed after.
+#[inline(always)]
+fn located_slot(group: &Group, i: usize) -> &AtomicUsize {
+    // SAFETY: `i < GROUP_SLOTS`, as above.
+    unsafe { slot_at(group, i) }
 }
 
 /// The entry pointer in a LIVE slot word, as stored (with the provenance `Box::into_raw` exposed),
@@ -1947,10 +1957,25 @@ fn vacated_bits(group: &Group, full: u8) -> u8 {
 /// The live entry a recorded slot holds, if it holds one unmoved: the common case of a visit,
 /// answered from the slot's group without going through its index (whose group the table would
 /// find again by a division). A moved slot goes to [`resolve`].
+///
+/// `group` is `table.group(g)`, found once a group by the caller: found here, its address was
+/// worked out again for every entry, the mask and the array's base loaded anew (the Acquire slot
+/// loads keep the compiler from hoisting them), about 4 instructions an entry; and `i`, a bit of
+/// the record (`tag::slot_bits` of a group), is below `GROUP_SLOTS`, which the bounds check did
+/// not know (2 more). A review of the iteration paths, stop 51.
 #[inline]
-fn visit<K, V>(table: &Table<K, V>, g: usize, i: usize) -> Option<&Entry<K, V>> {
+fn visit<'g, K, V>(
+    table: &'g Table<K, V>,
+    group: &'g Group,
+    g: usize,
+    i: usize,
+) -> Option<&'g Entry<K, V>> {
+    debug_assert!(std::ptr::eq(group, table.group(g)));
+    // SAFETY: `i` is a bit of a group's record, and a record byte has only the low
+    // `GROUP_SLOTS` bits (`tag::slot_bits`, masked by `vacated_bits`).
+    let slot = unsafe { slot_at(group, i) };
     // Acquire: pairs with the Release CAS that published the entry.
-    let w = Word(table.group(g).slots[i].load(Ordering::Acquire));
+    let w = Word(slot.load(Ordering::Acquire));
     match w.entry_ptr::<K, V>() {
         // SAFETY: an unmoved entry loaded while pinned (every iterator borrows a guard).
         Some(p) => Some(unsafe { &*p }),
@@ -1968,7 +1993,8 @@ impl<'g, K, V, F: std::ops::Deref<Target = [u8]>> Iterator for RawIter<'g, K, V,
             if self.pending != 0 {
                 let i = self.pending.trailing_zeros() as usize;
                 self.pending &= self.pending - 1;
-                if let Some(entry) = visit(self.table, self.group, i) {
+                let group = self.table.group(self.group);
+                if let Some(entry) = visit(self.table, group, self.group, i) {
                     return Some(entry);
                 }
                 continue;
@@ -1990,9 +2016,11 @@ impl<'g, K, V, F: std::ops::Deref<Target = [u8]>> Iterator for RawIter<'g, K, V,
         let table = self.table;
         // The rest of the group `next` was in, then the groups not yet reached.
         let mut acc = fold_group(table, self.group, self.pending, init, &mut f);
-        for g in self.next_group..self.end {
+        // The record sliced once: indexed, each group's byte had its bounds check.
+        let rest = &self.started_full[self.next_group..self.end];
+        for (g, &bits) in (self.next_group..).zip(rest) {
             self.prefetch_ahead(g);
-            acc = fold_group(table, g, self.started_full[g], acc, &mut f);
+            acc = fold_group(table, g, bits, acc, &mut f);
         }
         acc
     }
@@ -2007,10 +2035,11 @@ fn fold_group<'g, K, V, B>(
     mut acc: B,
     f: &mut impl FnMut(B, &'g Entry<K, V>) -> B,
 ) -> B {
+    let group = table.group(g);
     while bits != 0 {
         let i = bits.trailing_zeros() as usize;
         bits &= bits - 1;
-        if let Some(entry) = visit(table, g, i) {
+        if let Some(entry) = visit(table, group, g, i) {
             acc = f(acc, entry);
         }
     }
@@ -2088,10 +2117,12 @@ fn prefetch_entries<K, V>(table: &Table<K, V>, started_full: &[u8], g: usize) {
     if !crate::sync::PREFETCH || !matches!(started_full.get(g), Some(&bits) if bits != 0) {
         return;
     }
-    // The group line whose entries the next call will want: the hardware prefetcher does not
-    // follow the walk across page boundaries.
-    crate::sync::prefetch(table.group((g + PREFETCH_GROUPS).min(started_full.len() - 1)));
     let group = table.group(g);
+    // The group line whose entries the next call will want: the hardware prefetcher does not
+    // follow the walk across page boundaries. Aimed from `group` with a wrapping add, which may
+    // point past the array near its end: a hint cannot fault, and clamping the index (and
+    // finding its group again) was about 7 instructions a group (a review, stop 51).
+    crate::sync::prefetch(std::ptr::from_ref(group).wrapping_add(PREFETCH_GROUPS));
     if Entry::<K, V>::FRONT > 16 {
         // An entry whose front may straddle two lines: a walk over the recorded slots, two
         // hints each (`prefetch_entry_lines`).
