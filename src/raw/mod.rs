@@ -1888,18 +1888,21 @@ pub(crate) struct RawIter<'g, K, V, F = Box<[u8]>> {
 impl<'g, K, V> RawIter<'g, K, V> {
     fn new(table: &'g Table<K, V>) -> Self {
         // Acquire: pairs with the Release tag writes.
-        let full =
-            |g: usize| tag::match_full(table.group(g).tags.load(Ordering::Acquire)).slot_bits();
+        let full = |group: &Group| tag::match_full(group.tags.load(Ordering::Acquire)).slot_bits();
+        // Over the array, not by index: each index's group was found again, the mask and base
+        // reloaded (the Acquire loads keep them from being hoisted).
+        let groups = table.group_array();
         // Two loops, so that the common one (no slot ever vacated) is the loop of old.
         let started_full: Box<[u8]> = if keys::has_lines::<K>() && table.has_vacated() {
-            (0..table.groups())
-                .map(|g| {
-                    let bits = full(g);
-                    bits & !vacated_bits(table.group(g), bits)
+            groups
+                .iter()
+                .map(|group| {
+                    let bits = full(group);
+                    bits & !vacated_bits(group, bits)
                 })
                 .collect()
         } else {
-            (0..table.groups()).map(full).collect()
+            groups.iter().map(full).collect()
         };
         let end = started_full.len();
         RawIter::over(table, started_full, 0..end)

@@ -297,6 +297,12 @@ impl<K, V> Table<K, V> {
         // step is a few instructions, and the bounds check was three of them.
         unsafe { self.hot.groups.get_unchecked(pos) }
     }
+    /// Every group, in order: for a walk over all of them (an iteration's record), which then
+    /// finds each group without its index's mask and the array's base loaded again.
+    #[inline]
+    pub(crate) fn group_array(&self) -> &[Group] {
+        &self.hot.groups
+    }
     /// The key line of group `pos`; `pos` as for [`Table::group`].
     ///
     /// # Panics
