@@ -447,22 +447,20 @@ thread_local! {
 /// the rest of its run by the time its panic gets here (`Run::each`).
 fn hold_panic(free: impl FnOnce()) {
     if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(free)) {
-        let later = HELD_PANIC.try_with(|held| match held.take() {
-            Some(first) => {
-                held.set(Some(first));
-                Some(payload)
-            }
-            None => {
-                held.set(Some(payload));
-                None
+        // Outside the closure, so that it is not dropped with the closure where the
+        // thread-local is gone and the closure never runs.
+        let mut payload = Some(payload);
+        let _ = HELD_PANIC.try_with(|held| {
+            if let first @ Some(_) = held.take() {
+                held.set(first);
+            } else {
+                held.set(payload.take());
             }
         });
         // A later panic's payload, or one with nowhere to be held (the thread-local gone): its
         // own `Drop` may panic too, into crossbeam's loop.
-        match later {
-            Ok(Some(payload)) => drop_payload(payload),
-            Ok(None) => {}
-            Err(_) => {}
+        if let Some(payload) = payload {
+            drop_payload(payload);
         }
     }
 }
@@ -570,7 +568,9 @@ thread_local! {
     /// The batch. It has no destructor (no drop glue), so the fast path's access, inlined into
     /// every write that retires, is a plain thread-local load: with one, `std` tests a state
     /// byte on every access, 3-4 instructions a retirement (a review of the hot paths, stop 51).
-    /// What is left of it at the thread's exit is handed on by [`BATCH_OWNER`].
+    /// What is left of it at the thread's exit is handed on by `BATCH_OWNER`. (Where `std`
+    /// keeps thread-locals in OS keys, not natively, the batch keeps a destructor of its own
+    /// instead: `build.rs`.)
     static BATCH: LocalBatch = const {
         LocalBatch {
             buf: Cell::new(std::ptr::null_mut()),
@@ -587,16 +587,40 @@ thread_local! {
     /// destructor has run (or started: `std` marks it destroyed first), the batch takes no
     /// buffer again, and a retirement (by a later thread-local's destructor) goes to crossbeam
     /// on its own.
+    #[cfg(lockfree_map_native_tls)]
     static BATCH_OWNER: BatchOwner = const { BatchOwner };
 }
 
-/// Hands the thread's batch on when the thread exits ([`BATCH_OWNER`]).
+/// Hands the thread's batch on when the thread exits (`BATCH_OWNER`).
+#[cfg(lockfree_map_native_tls)]
 struct BatchOwner;
 
+#[cfg(lockfree_map_native_tls)]
+impl Drop for BatchOwner {
+    fn drop(&mut self) {
+        // `BATCH` has no destructor, so it is still there.
+        let _ = BATCH.try_with(LocalBatch::hand_on_at_exit);
+    }
+}
+
+/// Where thread-locals live in OS keys, the batch's own destructor: a key's value is freed when
+/// its destructor ends, and later accesses make a new one (with a destructor of its own), so
+/// no owner is needed and none could outlive the batch (`build.rs`).
+#[cfg(not(lockfree_map_native_tls))]
+impl Drop for LocalBatch {
+    fn drop(&mut self) {
+        self.hand_on_at_exit();
+    }
+}
+
 /// Whether this thread's batch may take a buffer: its owner, which hands it on at the thread's
-/// exit, is registered and not yet gone.
+/// exit, is registered and not yet gone (with OS-key thread-locals, the batch's own destructor
+/// does that, always).
 fn batch_owned() -> bool {
-    BATCH_OWNER.try_with(|_| ()).is_ok()
+    #[cfg(lockfree_map_native_tls)]
+    return BATCH_OWNER.try_with(|_| ()).is_ok();
+    #[cfg(not(lockfree_map_native_tls))]
+    return true;
 }
 
 impl LocalBatch {
@@ -695,14 +719,11 @@ impl LocalBatch {
     }
 }
 
-impl Drop for BatchOwner {
-    fn drop(&mut self) {
-        // `BATCH` has no destructor, so it is still there.
-        let Ok((rest, spare)) = BATCH.try_with(|b| (b.take(), b.take_spare())) else {
-            return;
-        };
-        drop(spare);
-        let mut rest = Some(rest).filter(|rest| !rest.is_empty());
+impl LocalBatch {
+    /// Hands the batch's retirements on and frees its buffers, at the thread's exit.
+    fn hand_on_at_exit(&self) {
+        drop(self.take_spare());
+        let mut rest = Some(self.take()).filter(|rest| !rest.is_empty());
         // The pin and the flush here collect, and may run another thread's batch, whose user
         // `Drop` may panic: a panic must not leave a thread-local's destructor (std aborts the
         // process), and this batch must still reach crossbeam. A panic in the pin (the batch
@@ -896,8 +917,12 @@ impl Unshared {
 
 impl Drop for Unshared {
     fn drop(&mut self) {
-        // Reached with pointers left only while something else unwinds: free them too.
+        // Reached with pointers left only while something else unwinds: free them too, and
+        // drop a panic of theirs as the others nobody resumes are.
         self.free_run();
+        if let Some(payload) = self.panic.take() {
+            drop_payload(payload);
+        }
     }
 }
 

@@ -390,3 +390,61 @@ fn a_second_panics_payload_that_panics_on_drop_leaks_nothing_else() {
     assert!(panicked(move || drop(map)), "the first panic is passed on");
     assert_eq!(live.load(Ordering::SeqCst), 0, "values leaked");
 }
+
+/// Set in the child process of [`a_held_panic_met_after_its_thread_local_is_gone_aborts_nothing`].
+const LATE_CHILD: &str = "LOCKFREE_MAP_TEST_LATE_CHILD";
+
+/// A private collector's collection run from a thread-local's destructor after the thread-local
+/// that holds its panics is gone: the panic's payload cannot be held, and is dropped where it
+/// was caught. Until stop 51 it was dropped plainly, so a payload whose own `Drop` panics
+/// unwound out of the destructor, and the process aborted (found by a review of the stop's
+/// diff); now it is leaked. In a child process, which an abort kills without taking the test
+/// harness with it (not under Miri, which cannot spawn it).
+#[test]
+#[cfg_attr(miri, ignore = "needs a child process")]
+fn a_held_panic_met_after_its_thread_local_is_gone_aborts_nothing() {
+    const NAME: &str = "a_held_panic_met_after_its_thread_local_is_gone_aborts_nothing";
+    if std::env::var_os(LATE_CHILD).is_none() {
+        passes_in_a_child(NAME, LATE_CHILD);
+        return;
+    }
+    /// Removes payload bombs from a private map in its `Drop`, and collects them.
+    struct CollectsOnExit(Arc<AtomicUsize>);
+    impl Drop for CollectsOnExit {
+        fn drop(&mut self) {
+            let live = &self.0;
+            let map: HashMap<u64, PayloadBomb> =
+                HashMap::with_collector(0, RandomState::new(), Collector::new());
+            {
+                let m = map.pin();
+                for k in 0..8u64 {
+                    m.insert(k, PayloadBomb::new(live, true));
+                }
+                for k in 0..8u64 {
+                    assert!(m.remove(&k).is_some());
+                }
+            }
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while live.load(Ordering::SeqCst) != 0 && Instant::now() < deadline {
+                map.guard().flush();
+            }
+        }
+    }
+    thread_local! {
+        static ON_EXIT: std::cell::RefCell<Option<CollectsOnExit>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let live = Arc::new(AtomicUsize::new(0));
+    let thread_live = live.clone();
+    std::thread::spawn(move || {
+        // First, so that its destructor runs after that of the thread-local that holds
+        // panics, which the held panic below brings into use.
+        ON_EXIT.with(|on_exit| *on_exit.borrow_mut() = Some(CollectsOnExit(thread_live.clone())));
+        let map = private_map_with_removed(&Arc::new(AtomicUsize::new(0)), 4, 1);
+        let resumed = catch_unwind(AssertUnwindSafe(|| drop(map)));
+        assert!(resumed.is_err(), "a held panic, resumed");
+    })
+    .join()
+    .expect("the thread");
+    assert_eq!(live.load(Ordering::SeqCst), 0, "values leaked");
+}

@@ -1961,8 +1961,9 @@ fn vacated_bits(group: &Group, full: u8) -> u8 {
 /// answered from the slot's group without going through its index (whose group the table would
 /// find again by a division). A moved slot goes to [`resolve`].
 ///
-/// `group` is `table.group(g)`, found once a group by the caller: found here, its address was
-/// worked out again for every entry, the mask and the array's base loaded anew (the Acquire slot
+/// `group` is `table.group(g)`, found by the caller (once a group in `fold`, the path of
+/// `for_each`, `sum` and the like; once an entry in `next`): found here, its address was worked
+/// out again for every entry even in `fold`, the mask and the array's base loaded anew (the Acquire slot
 /// loads keep the compiler from hoisting them), about 4 instructions an entry; and `i`, a bit of
 /// the record (`tag::slot_bits` of a group), is below `GROUP_SLOTS`, which the bounds check did
 /// not know (2 more). A review of the iteration paths, stop 51.

@@ -106,6 +106,7 @@ impl Class {
         // The owner first: its destructor frees this buffer with the thread. Gone (a block
         // recycled by another thread-local's destructor at the thread's exit), nothing would free
         // a new buffer: refused, and the block goes to the allocator.
+        #[cfg(lockfree_map_native_tls)]
         if CACHE_OWNER.try_with(|_| ()).is_err() {
             return false;
         }
@@ -167,13 +168,25 @@ struct Cache {
     classes: [Class; CLASSES],
 }
 
-/// Frees the thread's cache when the thread exits ([`CACHE_OWNER`]).
+/// Frees the thread's cache when the thread exits (`CACHE_OWNER`).
+#[cfg(lockfree_map_native_tls)]
 struct CacheOwner;
 
+#[cfg(lockfree_map_native_tls)]
 impl Drop for CacheOwner {
     fn drop(&mut self) {
         // `CACHE` has no destructor, so it is still there.
         let _ = CACHE.try_with(Cache::release);
+    }
+}
+
+/// Where thread-locals live in OS keys, the cache's own destructor: a key's value is freed when
+/// its destructor ends, and a later access makes a new one, with a destructor of its own
+/// (`build.rs`).
+#[cfg(not(lockfree_map_native_tls))]
+impl Drop for Cache {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -215,7 +228,8 @@ thread_local! {
     /// The cache. It has no destructor (no drop glue), so the accesses of the fast paths (a
     /// write's `pop`, a collection's `keep`) are plain thread-local loads: with one, `std` tests
     /// a state byte on every access, 3-4 instructions a write (a review of the hot paths, stop
-    /// 51). Its memory is freed at the thread's exit by [`CACHE_OWNER`].
+    /// 51). Its memory is freed at the thread's exit by `CACHE_OWNER` (where `std` keeps
+    /// thread-locals in OS keys, not natively, by a destructor of its own: `build.rs`).
     static CACHE: Cache = const {
         Cache {
             classes: [const {
@@ -233,6 +247,7 @@ thread_local! {
     /// by [`Class::grow_buffer`], the one place a class gets a buffer, and so before the
     /// cache holds anything to free; once its destructor has run (or started: `std` marks it
     /// destroyed first), `grow_buffer` refuses, so the cache holds nothing again.
+    #[cfg(lockfree_map_native_tls)]
     static CACHE_OWNER: CacheOwner = const { CacheOwner };
 }
 
@@ -638,6 +653,17 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    /// `build.rs` picks the variant by target; a script that silently picked the OS-key one
+    /// everywhere would cost every write its state tests again (it did, in this stop's first
+    /// version, which read a cfg cargo does not pass on). Linux keeps thread-locals natively.
+    #[test]
+    fn the_native_variant_is_built_where_thread_locals_are_native() {
+        let native = cfg!(lockfree_map_native_tls);
+        if cfg!(target_os = "linux") && option_env!("LOCKFREE_MAP_OS_TLS").is_none() {
+            assert!(native, "build.rs built the OS-key variant on Linux");
+        }
     }
 
     #[test]
