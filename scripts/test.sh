@@ -50,3 +50,10 @@ echo "== cargo test, stress geometry (release, with overflow checks and debug as
 LOCKFREE_MAP_STRESS_GEOMETRY=1 cargo test --release --all-features --lib --tests \
     --config 'profile.release.package.lockfree-map.overflow-checks=true' \
     --config 'profile.release.package.lockfree-map.debug-assertions=true'
+# Where std keeps thread-locals in OS keys (Android, OpenBSD, ...), the retirement batch and the
+# entry cache keep destructors of their own instead of an owner thread-local (`build.rs`); built
+# here on purpose, the tests of the thread-exit paths run on that variant too. Debug, in the
+# main target folder: only this crate is rebuilt.
+echo "== cargo test, OS-key thread-local variant (LOCKFREE_MAP_OS_TLS): thread-exit paths"
+LOCKFREE_MAP_OS_TLS=1 cargo test --all-features --lib --test memory --test drops \
+    --test panicking_drop --test collector
