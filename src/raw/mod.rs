@@ -1879,8 +1879,10 @@ pub(crate) struct RawIter<'g, K, V, F = Box<[u8]>> {
     next_group: usize,
     /// One past the last group to visit: all of them, or a parallel worker's range.
     end: usize,
-    /// The group whose slots `pending` lists.
+    /// The group whose slots `pending` lists, and that group (found once a group, not once an
+    /// entry: a `for` loop's `next`).
     group: usize,
+    current: &'g Group,
     /// Recorded slots of `group` not yet visited.
     pending: u8,
 }
@@ -1922,6 +1924,8 @@ impl<'g, K, V, F: std::ops::Deref<Target = [u8]>> RawIter<'g, K, V, F> {
             next_group: groups.start,
             end: groups.end,
             group: 0,
+            // Any group: read only once `pending` lists a slot of it, after `next` set both.
+            current: table.group(0),
             pending: 0,
         }
     }
@@ -1961,9 +1965,9 @@ fn vacated_bits(group: &Group, full: u8) -> u8 {
 /// answered from the slot's group without going through its index (whose group the table would
 /// find again by a division). A moved slot goes to [`resolve`].
 ///
-/// `group` is `table.group(g)`, found by the caller (once a group in `fold`, the path of
-/// `for_each`, `sum` and the like; once an entry in `next`): found here, its address was worked
-/// out again for every entry even in `fold`, the mask and the array's base loaded anew (the Acquire slot
+/// `group` is `table.group(g)`, found by the caller once a group (in `fold`, the path of
+/// `for_each`, `sum` and the like, and in `next`, a `for` loop's): found here, its address was
+/// worked out again for every entry, the mask and the array's base loaded anew (the Acquire slot
 /// loads keep the compiler from hoisting them), about 4 instructions an entry; and `i`, a bit of
 /// the record (`tag::slot_bits` of a group), is below `GROUP_SLOTS`, which the bounds check did
 /// not know (2 more). A review of the iteration paths, stop 51.
@@ -1997,8 +2001,7 @@ impl<'g, K, V, F: std::ops::Deref<Target = [u8]>> Iterator for RawIter<'g, K, V,
             if self.pending != 0 {
                 let i = self.pending.trailing_zeros() as usize;
                 self.pending &= self.pending - 1;
-                let group = self.table.group(self.group);
-                if let Some(entry) = visit(self.table, group, self.group, i) {
+                if let Some(entry) = visit(self.table, self.current, self.group, i) {
                     return Some(entry);
                 }
                 continue;
@@ -2009,6 +2012,7 @@ impl<'g, K, V, F: std::ops::Deref<Target = [u8]>> Iterator for RawIter<'g, K, V,
             }
             self.pending = self.started_full[g];
             self.group = g;
+            self.current = self.table.group(g);
             self.next_group = g + 1;
             self.prefetch_ahead(g);
         }
