@@ -95,6 +95,10 @@ for seed in ${MIRI_SEEDS:-1}; do
     miri_test --test panicking_drop -- --skip a_panicking_drop_met_by_an_exiting_thread \
         --test-threads=1
     miri_test --test adversarial
+    # User code calling back into the map: a value's `Drop` writing to its own map from inside a
+    # collection (the entry cache and the batch mid-update), keys whose `Eq` grows the map
+    # between a probe and its CAS. About a minute for the whole file (stop 52).
+    miri_test --test reentrancy
     # The set adds no unsafe code; these check its drop counts through the map's paths, and its
     # set operations while two threads write to both sets.
     miri_test --test set -- insert_keeps every_value borrowed_lookups set_operations_under

@@ -29,7 +29,10 @@ use crossbeam_epoch as epoch;
 /// keeps a map's garbage apart from every other map's: when the map and the last guard pinned on
 /// it are gone, everything it retired is dropped (the entries' blocks go to the dropping thread's
 /// entry cache, which frees them when the thread exits; its tables are freed), which leak
-/// checkers such as valgrind can then confirm. The price: each
+/// checkers such as valgrind can then confirm. Unless a retired key or value itself owns a clone
+/// of the collector (a map made with it, nested in one of its maps, or a `Collector` clone):
+/// that garbage keeps the collector alive, a reference cycle, and the collector with all it
+/// still holds leaks. Nested maps want the global collector or one of their own. The price: each
 /// [`HashMap::guard`](crate::HashMap::guard) on such a map registers with the collector (an
 /// allocation of about 2 KiB, freed through the collector itself, so not while another guard
 /// of it stays pinned), so pin once per batch ([`HashMap::pin`](crate::HashMap::pin)) rather

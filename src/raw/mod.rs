@@ -1139,7 +1139,7 @@ impl<K, V> RawMap<K, V> {
     }
 
     /// Replaces the value of the entry `located` found, keeping its key, if the slot still holds
-    /// that entry; on failure hands `value` back.
+    /// that entry; on failure hands back that entry and `value`.
     ///
     /// The new entry's key is the stored one: cloned, or, for the key types of
     /// [`key_hands_on`], the very same bytes. Then the old entry is retired without its key
@@ -1151,18 +1151,19 @@ impl<K, V> RawMap<K, V> {
     /// unlinked, and so freed, only after the old one was. Nothing can change those bytes or
     /// what they point to meanwhile: the map hands out only `&K`, and these types let nothing
     /// be changed through a shared reference (the reason for the list).
+    #[allow(clippy::type_complexity)]
     #[inline(always)]
     pub(crate) fn try_replace_value<'g>(
         &'g self,
         located: &Located<'g, K, V>,
         value: V,
         guard: &'g Guard,
-    ) -> Result<&'g Entry<K, V>, V>
+    ) -> Result<&'g Entry<K, V>, (Option<&'g Entry<K, V>>, V)>
     where
         K: Clone + 'static,
     {
         let Some(entry) = located.entry() else {
-            return Err(value);
+            return Err((None, value));
         };
         let hand_on = key_hands_on::<K>();
         let key = if hand_on {
@@ -1195,7 +1196,7 @@ impl<K, V> RawMap<K, V> {
                 } else {
                     drop(key);
                 }
-                Err(value)
+                Err((Some(entry), value))
             }
         }
     }
