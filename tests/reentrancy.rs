@@ -56,6 +56,7 @@ fn a_memoised_recursion_fills_the_map_from_inside_its_own_make() {
     for n in 2..=N {
         assert_eq!(m.get(&n), Some(&expected[n as usize]), "fib({n})");
     }
+    drop(m);
 
     let map: HashMap<u64, u64> = HashMap::new();
     std::thread::scope(|s| {
@@ -124,6 +125,7 @@ fn a_closure_that_grows_the_map_runs_once_and_its_decision_lands() {
     });
     assert_eq!(stored, Some(&11));
     check(&m, &runs, Some(11));
+    drop(m);
 
     let (map, runs) = (fresh(), Cell::new(0));
     let m = map.pin();
@@ -139,6 +141,7 @@ fn a_closure_that_grows_the_map_runs_once_and_its_decision_lands() {
         }
     );
     check(&m, &runs, Some(12));
+    drop(m);
 
     let (map, runs) = (fresh(), Cell::new(0));
     let m = map.pin();
@@ -148,6 +151,7 @@ fn a_closure_that_grows_the_map_runs_once_and_its_decision_lands() {
     });
     assert_eq!(result, Compute::Removed(&0, &10));
     check(&m, &runs, None);
+    drop(m);
 
     let (map, runs) = (fresh(), Cell::new(0));
     let m = map.pin();
@@ -161,6 +165,7 @@ fn a_closure_that_grows_the_map_runs_once_and_its_decision_lands() {
     );
     assert_eq!(stored, &13);
     check(&m, &runs, Some(13));
+    drop(m);
 
     let (map, runs) = (fresh(), Cell::new(0));
     let m = map.pin();
@@ -174,6 +179,7 @@ fn a_closure_that_grows_the_map_runs_once_and_its_decision_lands() {
     );
     assert_eq!(replaced, Ok(&10));
     check(&m, &runs, Some(14));
+    drop(m);
 
     let (map, runs) = (fresh(), Cell::new(0));
     let m = map.pin();
@@ -183,6 +189,81 @@ fn a_closure_that_grows_the_map_runs_once_and_its_decision_lands() {
     });
     assert_eq!(removed, Some((&0, &10)));
     check(&m, &runs, None);
+    drop(m);
+}
+
+/// Decisions made on an absent key whose insert a growth (run by the closure itself) makes
+/// fail: `compute`'s `Insert` and `update_or_insert_with`'s made value are kept for the key,
+/// still absent, without running the closure again; and `update_or_insert_with`, whose `make`
+/// inserts the key itself, updates what `make` stored (its `update` running once, the moved
+/// entry keeping the updated value) and drops `make`'s value, unused, once.
+#[test]
+fn decisions_on_an_absent_key_survive_a_growth() {
+    let added = common::sized(2_000, 100) as u64;
+    // Each part in a block of its own: a guard left alive would hold crossbeam's epoch (and
+    // so every other test's reclamation) until the test ends.
+    {
+        let map: HashMap<u64, u64> = HashMap::new();
+        let m = map.pin();
+        let runs = Cell::new(0);
+        let result: Compute<'_, u64, u64, ()> = m.compute(0, |current| {
+            assert!(current.is_none(), "the key appeared");
+            grow_once(&m, &runs, added);
+            Operation::Insert(5)
+        });
+        assert_eq!((result, runs.get()), (Compute::Inserted(&0, &5), 1));
+        assert_eq!(m.len() as u64, added + 1);
+    }
+    {
+        let map: HashMap<u64, u64> = HashMap::new();
+        let m = map.pin();
+        let runs = Cell::new(0);
+        let stored = m.update_or_insert_with(
+            0,
+            |_| unreachable!("the key stays absent"),
+            || {
+                grow_once(&m, &runs, added);
+                6
+            },
+        );
+        assert_eq!((stored, runs.get()), (&6, 1));
+        assert_eq!(m.len() as u64, added + 1);
+    }
+
+    // `make` inserts the key (and grows the map), so the made value loses to it; `update` then
+    // grows the map again on its first run, moving the entry it read.
+    let live = Arc::new(AtomicUsize::new(0));
+    let map: HashMap<u64, common::Tracked> = HashMap::new();
+    let m = map.pin();
+    let (makes, updates) = (Cell::new(0), Cell::new(0));
+    let grow = |from: u64| {
+        for k in from..from + added {
+            m.insert(k, common::Tracked::new(k, &live));
+        }
+    };
+    let stored = m
+        .update_or_insert_with(
+            0,
+            |v| {
+                if updates.replace(updates.get() + 1) == 0 {
+                    grow(1_000_000);
+                }
+                common::Tracked::new(v.get() + 1, &live)
+            },
+            || {
+                makes.set(makes.get() + 1);
+                grow(1);
+                m.insert(0, common::Tracked::new(1, &live));
+                common::Tracked::new(50, &live)
+            },
+        )
+        .get();
+    assert_eq!((stored, makes.get(), updates.get()), (2, 1, 1));
+    assert_eq!(m.len() as u64, 2 * added + 1);
+    drop(m);
+    // Alive: what the map holds; `make`'s 50 and the replaced 1 are gone.
+    let held = map.len();
+    assert_eq!(settle_reclamation(&live, held), held);
 }
 
 /// A closure that writes the key it is deciding on makes its own decision stale: the `update`
@@ -290,12 +371,15 @@ thread_local! {
     static INSIDE: Cell<bool> = const { Cell::new(false) };
     /// Keys the call backs inserted so far (the next one's number).
     static ECHOES: Cell<u64> = const { Cell::new(0) };
+    /// The call backs stop when `ECHOES` reaches this, so the map's size stays bounded: each
+    /// phase of the test gives them a budget of their own.
+    static ECHO_LIMIT: Cell<u64> = const { Cell::new(0) };
+    /// How many keys a `Hash` call back inserts (an `Eq` call back three times as many).
+    static PER_CALL: Cell<u64> = const { Cell::new(1) };
 }
 
 /// Keys at and above this are the ones the call backs insert.
 const ECHO_BASE: u64 = 1 << 32;
-/// The call backs stop after this many keys, so the map's size stays bounded.
-const ECHO_LIMIT: u64 = 3_000;
 
 /// A key whose `Hash` and `Eq` insert new keys into the map they are used with (a few each
 /// call, enough over a run to grow it several times), and whose `Eq` is not an integer's, so a
@@ -316,7 +400,7 @@ impl Reentrant {
         let m = map.pin();
         for _ in 0..per_call {
             let n = ECHOES.get();
-            if n >= ECHO_LIMIT {
+            if n >= ECHO_LIMIT.get() {
                 break;
             }
             ECHOES.set(n + 1);
@@ -328,14 +412,14 @@ impl Reentrant {
 
 impl Hash for Reentrant {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        Reentrant::call_back(1);
+        Reentrant::call_back(PER_CALL.get());
         self.0.hash(state);
     }
 }
 
 impl PartialEq for Reentrant {
     fn eq(&self, other: &Self) -> bool {
-        Reentrant::call_back(3);
+        Reentrant::call_back(3 * PER_CALL.get());
         self.0 == other.0
     }
 }
@@ -343,37 +427,67 @@ impl Eq for Reentrant {}
 
 /// Inserts, replacements, updates and removals of keys whose `Hash` and `Eq` insert other keys
 /// into the same map (growing it between an operation's probe and its CAS): afterwards each
-/// key, the caller's and the call backs', is there once with its last value.
+/// key, the caller's and the call backs', is there once with its last value. Each phase gives
+/// the call backs a budget of its own and checks that they used it, so every kind of operation
+/// meets them; the updates' closure runs once a key (the entries the growths move keep the
+/// values made from them).
 #[test]
 fn keys_whose_hash_and_eq_write_to_the_map_are_stored_once() {
     let n = common::sized(600, 40) as u64;
     let map = Arc::new(HashMap::new());
     TARGET.with(|t| *t.borrow_mut() = Some(map.clone()));
     ECHOES.set(0);
-    let first_capacity = map.capacity();
+    // A phase of `ops` operations, whose call backs insert more keys than the table has room
+    // for when it starts (every operation hashes its key at least once): the map grows during
+    // each phase, between its operations' probes and CASes.
+    let phase = |name: &str, ops: u64, run: &mut dyn FnMut()| {
+        let (echoes, capacity) = (ECHOES.get(), map.capacity());
+        let budget = capacity.saturating_sub(map.len()) as u64 + n / 2;
+        ECHO_LIMIT.set(echoes + budget);
+        PER_CALL.set(budget.div_ceil(ops));
+        run();
+        let added = ECHOES.get() - echoes;
+        assert_eq!(
+            added, budget,
+            "{name}: the call backs did not use their budget"
+        );
+        assert!(
+            map.capacity() > capacity,
+            "{name}: no growth from the call backs"
+        );
+    };
     {
         let m = map.pin();
-        for k in 0..n {
-            assert_eq!(m.insert(Reentrant(k), k), None);
-        }
-        for k in 0..n {
-            // Present: a probe that compares, then replaces.
-            assert_eq!(m.insert(Reentrant(k), k + 1), Some(&k));
-        }
-        for k in 0..n {
-            assert_eq!(m.update(&Reentrant(k), |v| v * 10), Some(&((k + 1) * 10)));
-        }
-        for k in (0..n).filter(|k| k % 4 == 0) {
-            assert_eq!(m.remove(&Reentrant(k)), Some(&((k + 1) * 10)));
-        }
+        phase("inserts", n, &mut || {
+            for k in 0..n {
+                assert_eq!(m.insert(Reentrant(k), k), None);
+            }
+        });
+        phase("replacements", n, &mut || {
+            for k in 0..n {
+                // Present: a probe that compares, then replaces.
+                assert_eq!(m.insert(Reentrant(k), k + 1), Some(&k));
+            }
+        });
+        let runs = Cell::new(0);
+        phase("updates", n, &mut || {
+            for k in 0..n {
+                let stored = m.update(&Reentrant(k), |v| {
+                    runs.set(runs.get() + 1);
+                    v * 10
+                });
+                assert_eq!(stored, Some(&((k + 1) * 10)));
+            }
+        });
+        assert_eq!(runs.get(), n, "an update's closure ran again");
+        phase("removals", n.div_ceil(4), &mut || {
+            for k in (0..n).filter(|k| k % 4 == 0) {
+                assert_eq!(m.remove(&Reentrant(k)), Some(&((k + 1) * 10)));
+            }
+        });
     }
     TARGET.with(|t| *t.borrow_mut() = None);
     let echoes = ECHOES.get();
-    assert!(echoes > n, "the call backs inserted only {echoes} keys");
-    assert!(
-        map.capacity() > first_capacity,
-        "no growth from the call backs"
-    );
 
     let m = map.pin();
     let mut keys: Vec<u64> = m.keys().map(|k| k.0).collect();

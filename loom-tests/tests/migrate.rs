@@ -37,6 +37,60 @@ fn writes_against_a_migrating_table() {
     });
 }
 
+/// An update whose entry the other thread's help freezes and moves between the update's read
+/// and its CAS keeps the value it made: nothing else wrote the key, so its closure runs once
+/// (since stop 52; before, the failed CAS on the moved slot ran it again on the same entry).
+#[test]
+fn an_update_whose_entry_moves_runs_its_closure_once() {
+    model(|| {
+        let m = migrating_map();
+        let m2 = m.clone();
+        let t = thread::spawn(move || m2.pin().remove(&1).copied());
+        let runs = std::cell::Cell::new(0);
+        let stored = m
+            .pin()
+            .update(&0, |v| {
+                runs.set(runs.get() + 1);
+                v + 10
+            })
+            .copied();
+        assert_eq!((stored, runs.get()), (Some(10), 1));
+        assert_eq!(t.join().unwrap(), Some(1));
+        let p = m.pin();
+        let mut all: Vec<(u64, u64)> = p.iter().map(|(k, v)| (*k, *v)).collect();
+        all.sort_unstable();
+        assert_eq!(all, vec![(0, 10), (2, 2), (3, 3), (4, 4)]);
+    });
+}
+
+/// A `compute` that decided to insert an absent key, whose slot the other thread's help
+/// redirects (or whose table it moves on) before the insert's CAS, keeps its decision: the key
+/// is still absent, so `decide` runs once, and the key lands once.
+#[test]
+fn a_compute_on_an_absent_key_in_a_moving_table_decides_once() {
+    model(|| {
+        let m = migrating_map();
+        let m2 = m.clone();
+        let t = thread::spawn(move || m2.pin().remove(&1).copied());
+        let runs = std::cell::Cell::new(0);
+        let inserted = matches!(
+            m.pin().compute(6, |current| {
+                runs.set(runs.get() + 1);
+                assert!(current.is_none());
+                lockfree_map::Operation::<u64, ()>::Insert(60)
+            }),
+            lockfree_map::Compute::Inserted(&6, &60)
+        );
+        assert!(inserted);
+        assert_eq!(runs.get(), 1);
+        assert_eq!(t.join().unwrap(), Some(1));
+        let p = m.pin();
+        let mut all: Vec<(u64, u64)> = p.iter().map(|(k, v)| (*k, *v)).collect();
+        all.sort_unstable();
+        assert_eq!(all, vec![(0, 0), (2, 2), (3, 3), (4, 4), (6, 60)]);
+    });
+}
+
 /// Resurrection: a remover and an inserter of the same key both help move its frozen slot (the
 /// copy can be attempted twice, and the remove can land in the new table between the attempts).
 /// Whatever the order, the old value must never come back.
