@@ -17,6 +17,7 @@
 //! left to loom, the linearizability checker and the sanitizers.
 #![no_main]
 
+use std::cell::Cell;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap as StdMap;
 use std::collections::HashSet as StdSet;
@@ -70,6 +71,11 @@ enum Op {
     Extend(Vec<(u8, u16)>, u8),
     /// The set: inserted into, removed from, and checked against its own model.
     Set(SetOp),
+    /// `update` (mode 0), `compute` (1), `remove_if` (2) or `replace_if` (3) on the first key
+    /// with the value given, whose closure first inserts the pairs listed (their keys other than
+    /// the first), growing the map under the operation: the closure runs once, and the result
+    /// is the operation's after those inserts.
+    Reenter(u8, u16, u8, Vec<(u8, u16)>),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -378,6 +384,94 @@ fn run_on<K: Key>(input: Input) {
                     _ => Err(v),
                 };
                 assert_eq!(ours, theirs);
+            }
+            Op::Reenter(k, v, mode, pairs) => {
+                let k = K::of(k);
+                let pairs: Vec<(K, u16)> = pairs
+                    .into_iter()
+                    .map(|(pk, pv)| (K::of(pk), pv))
+                    .filter(|&(pk, _)| pk != k)
+                    .collect();
+                // The model takes the closure's inserts first: they land before the operation.
+                for &(pk, pv) in &pairs {
+                    model.insert(pk, pv);
+                }
+                let current = model.get(&k).copied();
+                let runs = Cell::new(0u32);
+                let write = || {
+                    if runs.replace(runs.get() + 1) == 0 {
+                        for &(pk, pv) in &pairs {
+                            map.insert(pk, pv, &guard);
+                        }
+                    }
+                };
+                // What each returns (the new value; `compute`'s removal, `remove_if` and
+                // `replace_if`: the value taken out or replaced), and the key's value after.
+                let (ours, returned, after) = match mode % 4 {
+                    0 => {
+                        let add = |c: &u16| {
+                            write();
+                            c.wrapping_add(v)
+                        };
+                        let new = current.map(|c| c.wrapping_add(v));
+                        (map.update(&k, add, &guard).copied(), new, new)
+                    }
+                    1 => {
+                        let decide = |cur: Option<(&K, &u16)>| {
+                            write();
+                            match cur {
+                                Some((_, &c)) if c % 2 == 1 => Operation::Remove,
+                                Some((_, &c)) => Operation::Insert(c ^ v),
+                                None => Operation::<u16, ()>::Insert(v),
+                            }
+                        };
+                        let ours = match map.compute(k, decide, &guard) {
+                            Compute::Inserted(_, &n) | Compute::Updated { new: (_, &n), .. } => n,
+                            Compute::Removed(_, &c) => c,
+                            other => panic!("compute neither stored nor removed: {other:?}"),
+                        };
+                        match current {
+                            Some(c) if c % 2 == 1 => (Some(ours), Some(c), None),
+                            Some(c) => (Some(ours), Some(c ^ v), Some(c ^ v)),
+                            None => (Some(ours), Some(v), Some(v)),
+                        }
+                    }
+                    2 => {
+                        let below = |_: &K, c: &u16| {
+                            write();
+                            *c < v
+                        };
+                        let ours = map.remove_if(&k, below, &guard).map(|(_, &c)| c);
+                        match current {
+                            Some(c) if c < v => (ours, Some(c), None),
+                            _ => (ours, None, current),
+                        }
+                    }
+                    _ => {
+                        let below = |_: &K, c: &u16| {
+                            write();
+                            *c < v
+                        };
+                        let ours = map.replace_if(&k, below, v, &guard).ok().copied();
+                        match current {
+                            Some(c) if c < v => (ours, Some(c), Some(v)),
+                            _ => (ours, None, current),
+                        }
+                    }
+                };
+                assert_eq!(ours, returned, "mode {} on {k:?}", mode % 4);
+                match after {
+                    Some(a) => model.insert(k, a),
+                    None => model.remove(&k),
+                };
+                // The closure ran once if it was asked at all (the key present, or `compute`);
+                // if it was not, its inserts are made now, as the model made them.
+                let asked = current.is_some() || mode % 4 == 1;
+                assert_eq!(runs.get(), u32::from(asked), "the closure ran again");
+                if !asked {
+                    write();
+                }
+                assert_eq!(map.get(&k, &guard), model.get(&k));
             }
             Op::GetKeyValue(k) => {
                 let k = K::of(k);
