@@ -226,6 +226,7 @@ fn decisions_on_an_absent_key_survive_a_growth() {
                 6
             },
         );
+        // (`make` is `FnOnce`: what this checks is that its value is stored.)
         assert_eq!((stored, runs.get()), (&6, 1));
         assert_eq!(m.len() as u64, added + 1);
     }
@@ -376,6 +377,10 @@ thread_local! {
     static ECHO_LIMIT: Cell<u64> = const { Cell::new(0) };
     /// How many keys a `Hash` call back inserts (an `Eq` call back three times as many).
     static PER_CALL: Cell<u64> = const { Cell::new(1) };
+    /// A key whose `Eq`, when it finds the key equal, also makes the map `reserve` room for one
+    /// more growth: the whole table moves (a reserve waits for its own resize) between the
+    /// probe that found the entry and the operation's CAS, which then fails on the moved slot.
+    static RESERVE_AT: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
 /// Keys at and above this are the ones the call backs insert.
@@ -420,8 +425,27 @@ impl Hash for Reentrant {
 impl PartialEq for Reentrant {
     fn eq(&self, other: &Self) -> bool {
         Reentrant::call_back(3 * PER_CALL.get());
+        if self.0 == other.0 && RESERVE_AT.get() == Some(self.0) && !INSIDE.get() {
+            RESERVE_AT.set(None);
+            let map = TARGET.with(|t| t.borrow().clone()).expect("a target map");
+            INSIDE.set(true);
+            let m = map.pin();
+            let before = m.capacity();
+            m.reserve(before - m.len() + 1);
+            assert!(m.capacity() > before, "the reserve did not grow the map");
+            INSIDE.set(false);
+        }
         self.0 == other.0
     }
+}
+
+/// Runs `op` on key `k` with its `Eq` reserving room (so moving every entry) when it finds the
+/// key, and checks that it did.
+fn with_reserve_at<T>(k: u64, op: impl FnOnce() -> T) -> T {
+    RESERVE_AT.set(Some(k));
+    let out = op();
+    assert_eq!(RESERVE_AT.get(), None, "key {k}: its Eq never found it");
+    out
 }
 impl Eq for Reentrant {}
 
@@ -451,8 +475,9 @@ fn keys_whose_hash_and_eq_write_to_the_map_are_stored_once() {
             added, budget,
             "{name}: the call backs did not use their budget"
         );
+        // `capacity()` is at least `len()`, so only a doubling shows a growth.
         assert!(
-            map.capacity() > capacity,
+            map.capacity() >= 2 * capacity,
             "{name}: no growth from the call backs"
         );
     };
@@ -463,26 +488,43 @@ fn keys_whose_hash_and_eq_write_to_the_map_are_stored_once() {
                 assert_eq!(m.insert(Reentrant(k), k), None);
             }
         });
+        // Keys whose operation's CAS is made to fail on a moved slot (`with_reserve_at`), the
+        // rest meeting whatever growth the call backs cause.
+        let moved = [n / 4 + 1, n / 8 * 4, n / 4 * 3 + 1];
+        let maybe_moved = |k: u64, op: &mut dyn FnMut()| {
+            if moved.contains(&k) {
+                with_reserve_at(k, op);
+            } else {
+                op();
+            }
+        };
         phase("replacements", n, &mut || {
             for k in 0..n {
                 // Present: a probe that compares, then replaces.
-                assert_eq!(m.insert(Reentrant(k), k + 1), Some(&k));
+                maybe_moved(k, &mut || {
+                    assert_eq!(m.insert(Reentrant(k), k + 1), Some(&k));
+                });
             }
         });
         let runs = Cell::new(0);
         phase("updates", n, &mut || {
             for k in 0..n {
-                let stored = m.update(&Reentrant(k), |v| {
-                    runs.set(runs.get() + 1);
-                    v * 10
+                maybe_moved(k, &mut || {
+                    let stored = m.update(&Reentrant(k), |v| {
+                        runs.set(runs.get() + 1);
+                        v * 10
+                    });
+                    assert_eq!(stored, Some(&((k + 1) * 10)));
                 });
-                assert_eq!(stored, Some(&((k + 1) * 10)));
             }
         });
+        // Three of them certainly failed their CAS on an entry moved since its read.
         assert_eq!(runs.get(), n, "an update's closure ran again");
         phase("removals", n.div_ceil(4), &mut || {
             for k in (0..n).filter(|k| k % 4 == 0) {
-                assert_eq!(m.remove(&Reentrant(k)), Some(&((k + 1) * 10)));
+                maybe_moved(k, &mut || {
+                    assert_eq!(m.remove(&Reentrant(k)), Some(&((k + 1) * 10)));
+                });
             }
         });
     }

@@ -418,6 +418,12 @@ fn run_on<K: Key>(input: Input) {
                     }
                     1 => {
                         let decide = |cur: Option<(&K, &u16)>| {
+                            let shown = cur.map(|(ck, cv)| (*ck, *cv));
+                            assert_eq!(
+                                shown,
+                                current.map(|c| (k, c)),
+                                "compute showed another entry"
+                            );
                             write();
                             match cur {
                                 Some((_, &c)) if c % 2 == 1 => Operation::Remove,
@@ -425,10 +431,24 @@ fn run_on<K: Key>(input: Input) {
                                 None => Operation::<u16, ()>::Insert(v),
                             }
                         };
-                        let ours = match map.compute(k, decide, &guard) {
-                            Compute::Inserted(_, &n) | Compute::Updated { new: (_, &n), .. } => n,
-                            Compute::Removed(_, &c) => c,
-                            other => panic!("compute neither stored nor removed: {other:?}"),
+                        let ours = map.compute(k, decide, &guard);
+                        // Each outcome only where the model has it, with the entries it names.
+                        let ours = match (ours, current) {
+                            (Compute::Inserted(&ik, &n), None) => {
+                                assert_eq!(ik, k);
+                                n
+                            }
+                            (Compute::Updated { old, new }, Some(c)) if c % 2 == 0 => {
+                                assert_eq!((*old.0, *old.1, *new.0), (k, c, k));
+                                *new.1
+                            }
+                            (Compute::Removed(&rk, &c), Some(_)) => {
+                                assert_eq!(rk, k);
+                                c
+                            }
+                            (other, current) => {
+                                panic!("compute gave {other:?} over {current:?}")
+                            }
                         };
                         match current {
                             Some(c) if c % 2 == 1 => (Some(ours), Some(c), None),

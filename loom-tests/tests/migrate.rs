@@ -39,7 +39,8 @@ fn writes_against_a_migrating_table() {
 
 /// An update whose entry the other thread's help freezes and moves between the update's read
 /// and its CAS keeps the value it made: nothing else wrote the key, so its closure runs once
-/// (since stop 52; before, the failed CAS on the moved slot ran it again on the same entry).
+/// (since stop 52; before, the failed CAS on the moved slot ran it again on the same entry, and
+/// this model failed at two preemptions).
 #[test]
 fn an_update_whose_entry_moves_runs_its_closure_once() {
     model(|| {
@@ -63,9 +64,10 @@ fn an_update_whose_entry_moves_runs_its_closure_once() {
     });
 }
 
-/// A `compute` that decided to insert an absent key, whose slot the other thread's help
-/// redirects (or whose table it moves on) before the insert's CAS, keeps its decision: the key
-/// is still absent, so `decide` runs once, and the key lands once.
+/// A `compute` that decided to insert an absent key, and whose insert's CAS the other thread's
+/// help makes fail (the table under it moving on), keeps its decision: the key is still absent,
+/// so `decide` runs once, and the key lands once. With `decide` run again on every failed CAS
+/// (the rule before stop 52) this fails at two preemptions: the path is reached.
 #[test]
 fn a_compute_on_an_absent_key_in_a_moving_table_decides_once() {
     model(|| {
