@@ -464,6 +464,21 @@ where
         self.map.reserve(additional, &self.guard)
     }
 
+    /// See [`HashMap::shrink_to_fit`].
+    ///
+    /// ```
+    /// let map = lockfree_map::HashMap::new();
+    /// let m = map.pin();
+    /// m.insert(1, "one");
+    /// m.reserve(1000);
+    /// m.shrink_to_fit(); // the room `reserve` kept is given back
+    /// assert!(m.capacity() < 1000);
+    /// assert_eq!(m.get(&1), Some(&"one"));
+    /// ```
+    pub fn shrink_to_fit(&self) {
+        self.map.shrink_to_fit(&self.guard)
+    }
+
     /// See [`HashMap::iter`].
     ///
     /// ```

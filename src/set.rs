@@ -1228,6 +1228,21 @@ where
         self.set.reserve(additional, &self.guard);
     }
 
+    /// See [`HashSet::shrink_to_fit`].
+    ///
+    /// ```
+    /// let set = lockfree_map::HashSet::new();
+    /// let s = set.pin();
+    /// s.insert(1);
+    /// s.reserve(500);
+    /// s.shrink_to_fit(); // the room `reserve` kept is given back
+    /// assert!(s.capacity() < 500);
+    /// assert!(s.contains(&1));
+    /// ```
+    pub fn shrink_to_fit(&self) {
+        self.set.shrink_to_fit(&self.guard);
+    }
+
     /// See [`HashSet::iter`].
     ///
     /// ```
