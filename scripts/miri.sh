@@ -97,7 +97,8 @@ for seed in ${MIRI_SEEDS:-1}; do
     miri_test --test adversarial
     # User code calling back into the map: a value's `Drop` writing to its own map from inside a
     # collection (the entry cache and the batch mid-update), keys whose `Eq` grows the map
-    # between a probe and its CAS. About 110 s for the whole file (stop 52).
+    # between a probe and its CAS. About 60 s of wall time for the whole file (stop 53; libtest's
+    # own "finished in" reads Miri's virtual clock, not the wall's).
     miri_test --test reentrancy
     # The set adds no unsafe code; these check its drop counts through the map's paths, and its
     # set operations while two threads write to both sets.
