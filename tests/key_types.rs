@@ -253,7 +253,7 @@ fn an_insert_over_a_present_key_keeps_the_documented_key() {
     let (key, value) = m.get_key_value("k").unwrap();
     assert!(Arc::ptr_eq(key, &stored), "the stored key is kept");
     assert_eq!(*value, 2);
-    // Through growths as well: the key moves with its entry.
+    // Through a growth as well (several natively): the key moves with its entry.
     let capacity = m.capacity();
     for i in 0..sized(1_000, 64) as u32 {
         m.insert(Arc::from(format!("other-{i}")), i);

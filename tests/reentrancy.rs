@@ -311,7 +311,9 @@ fn a_closure_that_writes_its_own_key_runs_again_on_what_it_wrote() {
 
 /// `retain` and iteration whose closures insert (growing the map) and remove: every key present
 /// throughout is visited once, the predicate's verdicts stand, and what the closures inserted
-/// is there.
+/// is there. Each grows the map for certain: the iteration's inserts double the entries, and
+/// `retain`'s leave more than the table held when it began (until stop 53 they inserted one key
+/// a call and never grew it: a review of what the test sizes reach).
 #[test]
 fn retain_and_iteration_whose_closures_write_to_the_map() {
     let n = common::sized(1_000, 64) as u64;
@@ -322,6 +324,7 @@ fn retain_and_iteration_whose_closures_write_to_the_map() {
         m.insert(k, k);
     }
     let mut visited = Vec::new();
+    let before = m.capacity();
     for (&k, &v) in m.iter() {
         assert!(
             k < ECHO,
@@ -334,15 +337,22 @@ fn retain_and_iteration_whose_closures_write_to_the_map() {
     visited.sort_unstable();
     assert_eq!(visited, (0..n).collect::<Vec<_>>());
     assert_eq!(m.len() as u64, 2 * n);
+    assert!(
+        2 * n > before as u64,
+        "the iteration's inserts did not grow the map"
+    );
 
     let asked = RefCell::new(Vec::new());
+    let before = m.capacity();
     m.retain(|&k, _| {
         if k >= ECHO {
             return true;
         }
         asked.borrow_mut().push(k);
-        // Grows the map (the echoes double it) and takes another original key out.
+        // Two inserts and up to two removals a call (this echo, and the key itself if odd):
+        // more entries in the end than the table had room for when `retain` began.
         m.insert(k + 2 * ECHO, k);
+        m.insert(k + 3 * ECHO, k);
         if k % 3 == 0 {
             m.remove(&(k + ECHO));
         }
@@ -359,8 +369,13 @@ fn retain_and_iteration_whose_closures_write_to_the_map() {
         assert_eq!(m.contains_key(&k), k % 2 == 0, "key {k}");
         assert_eq!(m.contains_key(&(k + ECHO)), k % 3 != 0, "echo {k}");
         assert_eq!(m.get(&(k + 2 * ECHO)), Some(&k), "second echo {k}");
+        assert_eq!(m.get(&(k + 3 * ECHO)), Some(&k), "third echo {k}");
     }
-    let expected = n.div_ceil(2) + (n - n.div_ceil(3)) + n;
+    let expected = n.div_ceil(2) + (n - n.div_ceil(3)) + 2 * n;
+    assert!(
+        expected > before as u64,
+        "retain's inserts did not grow the map"
+    );
     assert_eq!(m.len() as u64, expected);
     assert_eq!(m.iter().count() as u64, expected);
 }
