@@ -216,7 +216,8 @@ fn reader_in_the_old_table_during_promotion() {
 /// minutes), and at stop 28 (2026-12-04, on `a5b7b00`, after the rebuild threshold fell to an
 /// eighth dead: both models side by side, 2,322 s). At stop 32 (2026-12-04, a loom model running
 /// on the other core): 612.7 s on stop 31's code (`7b552bf`), 196.2 s on stop 32's, whose moves
-/// place a copy with one CAS instead of a reservation and a publication.
+/// place a copy with one CAS instead of a reservation and a publication. Passed again at stop 53
+/// (2026-12-07, on `3b97b13`, nothing else running): 116.9 s.
 #[test]
 #[ignore = "3-28 minutes by code and host (196 s at stop 32, 1,659 s on 2026-12-03): a manual long run, bash scripts/loom.sh --test migrate -- --ignored"]
 fn reader_in_the_old_table_during_promotion_two_preemptions() {
