@@ -190,7 +190,7 @@ impl PartialEq for TouchyKey {
 }
 impl Eq for TouchyKey {}
 
-/// Scales a test size down under Miri and the stress geometry's tiny tables.
+/// Scales a test size down under Miri (by 100, to at least 8); other builds run `n`.
 pub fn scaled(n: usize) -> usize {
     if cfg!(miri) {
         (n / 100).max(8)
