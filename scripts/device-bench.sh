@@ -38,11 +38,13 @@ elif [ "$#" -gt 0 ]; then
 fi
 
 if [ ! -x "$bin" ]; then
-    if command -v cargo >/dev/null 2>&1; then
+    # On the device ($OUT set) a build would need crates.io, which it cannot reach, and would
+    # spend device time: say what is missing and stop.
+    if [ -z "${OUT:-}" ] && command -v cargo >/dev/null 2>&1; then
         echo "device-bench: $bin missing; building it here"
-        bash "$0" prepare
+        bash scripts/device-bench.sh prepare
     else
-        echo "device-bench: $bin missing and no cargo here: run 'bash scripts/device-bench.sh prepare' where cargo is, and carry target/device" >&2
+        echo "device-bench: $bin missing: run 'bash scripts/device-bench.sh prepare' where cargo and crates.io are, and carry target/device" >&2
         exit 1
     fi
 fi
@@ -72,8 +74,9 @@ part() {
     fi
     echo "== device-bench: $name (at $(($(date +%s) - start)) s, up to ${left} s)" | tee -a "$log"
     local status=0
-    timeout "$left" "$bin" --full "${threads[@]}" --out "$out/$name" "$@" 2>&1 | tee -a "$log" ||
-        status=$?
+    # `${threads[@]+...}`: an empty array under `set -u` fails on bash before 4.4.
+    timeout "$left" "$bin" --full ${threads[@]+"${threads[@]}"} --out "$out/$name" "$@" 2>&1 |
+        tee -a "$log" || status=$?
     if [ "$status" -eq 124 ]; then
         echo "== device-bench: $name stopped at the budget: its rows above are complete, its CSV is not written" | tee -a "$log"
     elif [ "$status" -ne 0 ]; then
@@ -83,7 +86,9 @@ part() {
 }
 
 # Key types alone select every throughput workload (iteration runs on `u64` keys only) and no
-# other section.
-part u64 --only u64
-part string --only String
+# other section. A part that fails does not cost the other its turn: the device run is one shot.
+failed=0
+part u64 --only u64 || failed=1
+part string --only String || failed=1
 echo "== device-bench: done in $(($(date +%s) - start)) s; log and CSVs under $out" | tee -a "$log"
+exit "$failed"

@@ -219,7 +219,7 @@ fn reader_in_the_old_table_during_promotion() {
 /// place a copy with one CAS instead of a reservation and a publication. Passed again at stop 53
 /// (2026-12-07, on `3b97b13`, nothing else running): 116.9 s.
 #[test]
-#[ignore = "3-28 minutes by code and host (196 s at stop 32, 1,659 s on 2026-12-03): a manual long run, bash scripts/loom.sh --test migrate -- --ignored"]
+#[ignore = "2-28 minutes by code and host (117 s at stop 53, 196 s at stop 32, 1,659 s on 2026-12-03): a manual long run, bash scripts/loom.sh --test migrate -- --ignored"]
 fn reader_in_the_old_table_during_promotion_two_preemptions() {
     model_bounded(2, 10_000, reader_during_promotion);
 }
