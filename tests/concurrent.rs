@@ -165,8 +165,8 @@ fn replace_if_as_compare_and_swap_counts_exactly() {
 #[test]
 fn disjoint_inserters_all_find_their_keys() {
     let map: HashMap<u64, u64> = HashMap::new();
-    // Under Miri 400 keys in all: four growths (at 21, 84, 168 and 336 live), raced by four threads (500 a thread took 3.5
-    // minutes of CI's Miri run, 200 about 2.5).
+    // Under Miri 400 keys in all: four growths (at 21, 84, 168 and 336 live), raced by four
+    // threads (500 a thread took 3.5 minutes of CI's Miri run, 200 about 2.5).
     let per_thread = common::sized(50_000, 100) as u64;
     std::thread::scope(|s| {
         for t in 0..THREADS {
