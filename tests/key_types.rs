@@ -258,7 +258,12 @@ fn an_insert_over_a_present_key_keeps_the_documented_key() {
     for i in 0..sized(1_000, 64) as u32 {
         m.insert(Arc::from(format!("other-{i}")), i);
     }
-    assert!(m.capacity() > capacity, "the table grew");
+    // `capacity()` is at least `len()`, so only a doubling shows a growth.
+    assert!(
+        m.capacity() >= 2 * capacity,
+        "the table did not grow: {capacity} -> {}",
+        m.capacity()
+    );
     assert_eq!(m.insert(caller.clone(), 3), Some(&2));
     assert!(Arc::ptr_eq(m.get_key_value("k").unwrap().0, &stored));
     assert_eq!(Arc::strong_count(&caller), 1);
