@@ -76,7 +76,18 @@
 //! (the most one allocation may take): [`capacity`](HashMap::capacity) up to 88,080,384 entries
 //! there. An insert that would grow the largest table panics (`lockfree-map: capacity
 //! overflow`) before the growth starts, as a panicking `Eq` would mid-probe: the map stays
-//! usable. Rebuilds and shrinks are never sized past the largest table.
+//! usable. Rebuilds and shrinks are never sized past the largest table. On a 32-bit target the
+//! address space runs out first: a growth holds the old table and the new one at once (for keys
+//! of 8 bytes or less without drop glue, each with an array of key lines as large as its
+//! groups: 2 GiB for the largest table), so a map there reaches some tens of millions of
+//! entries, and a growth past that fails to allocate, which aborts the process, as any failed
+//! allocation in Rust does.
+//!
+//! # Targets
+//!
+//! Any target with `std` and 64-bit atomics (the build stops with a message on one without).
+//! The tests run on x86-64 and, natively, on 32-bit x86; Miri interprets the unsafe core on
+//! big-endian s390x as well (ARCHITECTURE.md, "Other targets").
 //!
 //! # Closures
 //!
@@ -125,8 +136,10 @@
 //! The default [`RandomState`](std::collections::hash_map::RandomState) is randomly seeded, so
 //! an attacker cannot choose keys that collide. A faster hasher can be chosen with
 //! [`HashMap::with_hasher`]; the map stays correct whatever the hasher does (even one that returns
-//! a constant), but its speed depends on hashes that spread over all 64 bits: the low bits pick
-//! the home group and the top seven are compared as tags.
+//! a constant), but its speed depends on hashes that spread over all the bits of a `usize`: the
+//! low bits pick the home group and the top seven are compared as tags (bits 57 to 63 of the
+//! `u64` hash on a 64-bit target; on a 32-bit one, bits 25 to 31, so that a hasher with a
+//! `usize` of state, as FxHasher, spreads there too).
 //!
 //! Keys whose `Eq` disagrees with their `Hash` (or with itself) are a logic error, as in std,
 //! but cause no undefined behaviour, hang or leak: lookups of such keys may miss, or find any
@@ -181,6 +194,14 @@
 //! [crossbeam-epoch]: https://docs.rs/crossbeam-epoch
 
 #![warn(missing_docs)]
+
+// Tag words and key cells are 64-bit words, each changed by one atomic instruction. Without
+// this the build stops at `sync.rs`'s import of `AtomicU64`, with nothing to say why.
+#[cfg(not(all(target_has_atomic = "64", target_has_atomic = "ptr")))]
+compile_error!(
+    "lockfree-map needs 64-bit atomics (`AtomicU64`), which this target does not have: its tag \
+     words and key cells are 64-bit words, each changed by one atomic instruction"
+);
 
 mod equivalent;
 mod iter;

@@ -36,10 +36,20 @@ const SLOT_HI: u64 = if GROUP_SLOTS == 8 {
     HI & ((1u64 << (8 * GROUP_SLOTS)) - 1)
 };
 
-/// The full tag for a hash: `0x80` plus its top seven bits, kept below `0xFF`.
+/// Where a tag's seven bits start in the hash: the top of the hash taken as a `usize`, which is
+/// the whole hash on 64-bit targets (bits 57 to 63) and its low half on 32-bit ones (bits 25 to
+/// 31), as hashbrown takes its control bytes. A group index takes the low bits (at most 56 on a
+/// 64-bit target, 24 on a 32-bit one), so the two never share a bit. On a 32-bit target the
+/// hashers that keep a `usize` of state (FxHasher's kind) return hashes whose upper half is zero,
+/// and tags from bits 57 to 63 were all `0x80` for them: no filter at all, every probe comparing
+/// every key of its groups (stop 54, a review of other targets).
+pub(crate) const TAG_SHIFT: u32 = usize::BITS - 7;
+
+/// The full tag for a hash: `0x80` plus its seven bits at [`TAG_SHIFT`], kept below `0xFF`.
 #[inline]
 pub(crate) fn full_tag(hash: u64) -> u8 {
-    let h7 = (hash >> 57) as u8;
+    // The mask is free on 64-bit targets, where the shift leaves seven bits.
+    let h7 = ((hash >> TAG_SHIFT) & 0x7F) as u8;
     0x80 | if h7 == 0x7F { 0x7E } else { h7 }
 }
 
@@ -203,23 +213,38 @@ mod tests {
 
     #[test]
     fn full_tags_never_collide_with_specials() {
-        for h in [0u64, u64::MAX, 1 << 63, 0x7F << 57] {
+        for h in [0u64, u64::MAX, 1 << 63, 0x7F << TAG_SHIFT] {
             let t = full_tag(h);
             assert!(t & 0x80 != 0 && t != TOMBSTONE);
             assert_eq!(t | TOMBSTONE, TOMBSTONE);
         }
     }
 
-    /// A tag is the hash's top seven bits: the bits the group index (the low bits) does not
-    /// use, so that keys of one group rarely share a tag. A tag from other bits, or a constant
-    /// one, filters nothing (every probe would compare every key) and no other test sees it.
+    /// A tag is the top seven bits of the hash taken as a `usize`: the bits the group index (the
+    /// low bits) does not use, so that keys of one group rarely share a tag. A tag from other
+    /// bits, or a constant one, filters nothing (every probe would compare every key) and no
+    /// other test sees it.
     #[test]
-    fn full_tags_are_the_top_seven_bits() {
+    fn full_tags_are_the_top_seven_bits_of_a_usize() {
+        assert_eq!(
+            TAG_SHIFT,
+            if cfg!(target_pointer_width = "64") {
+                57
+            } else {
+                25
+            }
+        );
         assert_eq!(full_tag(0), 0x80);
-        assert_eq!(full_tag(0x15 << 57), 0x95);
-        assert_eq!(full_tag((0x2A << 57) | ((1 << 57) - 1)), 0xAA);
-        let tags: std::collections::HashSet<u8> = (0..0x7Fu64).map(|h| full_tag(h << 57)).collect();
+        assert_eq!(full_tag(0x15 << TAG_SHIFT), 0x95);
+        assert_eq!(full_tag((0x2A << TAG_SHIFT) | ((1 << TAG_SHIFT) - 1)), 0xAA);
+        let tags: std::collections::HashSet<u8> =
+            (0..0x7Fu64).map(|h| full_tag(h << TAG_SHIFT)).collect();
         assert_eq!(tags.len(), 0x7F, "127 distinct tags");
+        // A hash as wide as a `usize` (FxHasher's kind) gets every tag on every target.
+        let tags: std::collections::HashSet<u8> = (0..0x7Fu64)
+            .map(|h| full_tag((h << (usize::BITS - 7)) as usize as u64))
+            .collect();
+        assert_eq!(tags.len(), 0x7F);
     }
 
     #[test]
