@@ -49,7 +49,8 @@ if ! links32; then
     echo "== installing gcc-multilib (a 32-bit C runtime to link against)"
     sudo=""
     if [ "$(id -u)" != 0 ]; then
-        sudo=sudo
+        # Never a password prompt: where sudo would ask, the install fails and the run skips.
+        sudo="sudo -n"
     fi
     if ! { $sudo apt-get install -y -q gcc-multilib >/dev/null 2>&1 ||
         { $sudo apt-get update -q >/dev/null 2>&1 &&

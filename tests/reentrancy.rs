@@ -47,11 +47,10 @@ fn a_memoised_recursion_fills_the_map_from_inside_its_own_make() {
     let map: HashMap<u64, u64> = HashMap::new();
     let first_capacity = map.capacity();
     assert_eq!(fib(&map.pin(), N), expected[N as usize]);
-    // `capacity()` is at least `len()`, so only a doubling shows a growth.
     assert!(
-        map.capacity() >= 2 * first_capacity,
-        "no growth during the recursion: {first_capacity} -> {}",
-        map.capacity()
+        common::grew(first_capacity, map.len(), map.capacity()),
+        "no growth during the recursion: {} entries, first capacity {first_capacity}",
+        map.len()
     );
     let m = map.pin();
     assert_eq!(m.len(), N as usize - 1);
@@ -86,11 +85,10 @@ fn grow_once(m: &MapRef<'_, u64, u64, RandomState>, runs: &Cell<u32>, added: u64
         for k in 1..=added {
             m.insert(k, k);
         }
-        // `capacity()` is at least `len()`, so only a doubling shows a growth.
         assert!(
-            m.capacity() >= 2 * before,
-            "no growth inside the closure: {before} -> {}",
-            m.capacity()
+            common::grew(before, m.len(), m.capacity()),
+            "no growth inside the closure: {} entries, capacity before {before}",
+            m.len()
         );
     }
 }
@@ -344,9 +342,8 @@ fn retain_and_iteration_whose_closures_write_to_the_map() {
     visited.sort_unstable();
     assert_eq!(visited, (0..n).collect::<Vec<_>>());
     assert_eq!(m.len() as u64, 2 * n);
-    // `capacity()` is at least `len()`, so only a doubling shows a growth.
     assert!(
-        m.capacity() >= 2 * before,
+        common::grew(before, m.len(), m.capacity()),
         "the iteration's inserts did not grow the map"
     );
 
@@ -384,7 +381,7 @@ fn retain_and_iteration_whose_closures_write_to_the_map() {
     let expected = n.div_ceil(2) + (n - n.div_ceil(3)) + 3 * n;
     assert_eq!(m.len() as u64, expected);
     assert!(
-        m.capacity() >= 2 * before,
+        common::grew(before, m.len(), m.capacity()),
         "retain's inserts did not grow the map"
     );
     assert_eq!(m.iter().count() as u64, expected);
@@ -500,9 +497,8 @@ fn keys_whose_hash_and_eq_write_to_the_map_are_stored_once() {
             added, budget,
             "{name}: the call backs did not use their budget"
         );
-        // `capacity()` is at least `len()`, so only a doubling shows a growth.
         assert!(
-            map.capacity() >= 2 * capacity,
+            common::grew(capacity, map.len(), map.capacity()),
             "{name}: no growth from the call backs"
         );
     };
