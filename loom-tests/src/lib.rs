@@ -13,8 +13,8 @@ use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 
 /// The hash of a `u64` key is the key itself, so a model picks its keys' home groups (the low
-/// bits) and tags (the top seven bits of the hash as a `usize`) directly. Random seeds would make loom's executions
-/// differ in more than their schedule.
+/// bits) and tags (the top seven bits of the hash as a `usize`) directly. Random seeds would
+/// make loom's executions differ in more than their schedule.
 #[derive(Clone, Copy, Default)]
 pub struct KeyIsHash;
 

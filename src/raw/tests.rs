@@ -1509,7 +1509,8 @@ fn a_tag_repair_leaves_a_moved_entrys_tag_alone() {
     use super::tag;
     use crate::sync::Ordering;
     let table = Table::<u64, u64>::new(4);
-    let full = tag::full_tag(0x54 << tag::TAG_SHIFT); // low bit clear: a REDIRECT ORed in would show
+    // Low bit clear: a REDIRECT ORed in would show.
+    let full = tag::full_tag(0x54 << tag::TAG_SHIFT);
     set_tag(&table, 1, full);
     repair_tag(&table, 1, Word(copied(3)));
     // Relaxed: this thread wrote it.

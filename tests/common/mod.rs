@@ -202,6 +202,14 @@ pub fn scaled(n: usize) -> usize {
 /// A test size with a Miri size of its own, for tests whose point (several resizes, an
 /// iteration that spans a growth) holds at a size `scaled` would not pick. Miri runs in CI's
 /// budget: at 1,000 keys the two iteration tests took 4-5 minutes each there (2026-12-02).
+pub fn sized(native: usize, under_miri: usize) -> usize {
+    if cfg!(miri) {
+        under_miri
+    } else {
+        native
+    }
+}
+
 /// Whether a map whose capacity was `before` has grown since, read from its `len()` and
 /// `capacity()` now. `capacity()` is the current table's load limit or `len()`, whichever is
 /// larger, so a doubling shows a growth only while `len()` stays below twice `before`; past that,
@@ -213,14 +221,6 @@ pub fn grew(before: usize, len: usize, capacity: usize) -> bool {
         capacity >= 2 * before
     } else {
         len > before * 4 / 3
-    }
-}
-
-pub fn sized(native: usize, under_miri: usize) -> usize {
-    if cfg!(miri) {
-        under_miri
-    } else {
-        native
     }
 }
 
