@@ -225,6 +225,12 @@ pub use par::{IntoParIter, ParIter, ParIterMut, ParKeys, ParValues, ParValuesMut
 pub use reclaim::{Collector, Guard};
 pub use set::{HashSet, SetRef};
 
+/// For the loom models (`loom-tests/`), which place keys by their home group and tag: a hash
+/// with the given tag and home bits (see `raw/tag.rs`). Not part of the API.
+#[cfg(loom)]
+#[doc(hidden)]
+pub use raw::tag::hash_for as __loom_hash_for;
+
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

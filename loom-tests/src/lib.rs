@@ -22,7 +22,10 @@ pub struct KeyIsHashHasher(u64);
 
 impl Hasher for KeyIsHashHasher {
     fn finish(&self) -> u64 {
-        self.0
+        // The key's top seven bits as its tag and its low bits as its home, whatever mix the map
+        // applies before it takes a tag (`raw/tag.rs`, `TAG_MIX`).
+        let shift = usize::BITS - 7;
+        lockfree_map::__loom_hash_for(self.0 >> shift, self.0 & ((1 << shift) - 1))
     }
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {

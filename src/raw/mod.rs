@@ -43,7 +43,7 @@ mod migrate;
 mod pool;
 pub(crate) mod slot;
 mod table;
-mod tag;
+pub(crate) mod tag;
 
 use crate::reclaim::{self, Collector, Guard};
 use crate::sync::{

@@ -344,7 +344,7 @@ fn a_take_back_along_a_lying_hash_raises_the_read_bound() {
         "a group past the read bound: {bound} of {groups}"
     );
     // Hashes chosen outright: the home group in the low bits, the tag at `TAG_SHIFT`.
-    let hash = |tag: u64, home: usize| (tag << super::tag::TAG_SHIFT) | home as u64;
+    let hash = |tag: u64, home: usize| super::tag::hash_for(tag, home as u64);
     let mut probe = Probe::new(0, groups - 1);
     let mut path = Vec::new();
     for _ in 0..=bound {
@@ -1510,7 +1510,7 @@ fn a_tag_repair_leaves_a_moved_entrys_tag_alone() {
     use crate::sync::Ordering;
     let table = Table::<u64, u64>::new(4);
     // Low bit clear: a REDIRECT ORed in would show.
-    let full = tag::full_tag(0x54 << tag::TAG_SHIFT);
+    let full = tag::full_tag(tag::hash_for(0x54, 0));
     set_tag(&table, 1, full);
     repair_tag(&table, 1, Word(copied(3)));
     // Relaxed: this thread wrote it.
