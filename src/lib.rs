@@ -136,10 +136,10 @@
 //! The default [`RandomState`](std::collections::hash_map::RandomState) is randomly seeded, so
 //! an attacker cannot choose keys that collide. A faster hasher can be chosen with
 //! [`HashMap::with_hasher`]; the map stays correct whatever the hasher does (even one that returns
-//! a constant), but its speed depends on hashes that spread over all the bits of a `usize`: the
-//! low bits pick the home group and the top seven are compared as tags (bits 57 to 63 of the
-//! `u64` hash on a 64-bit target; on a 32-bit one, bits 25 to 31, so that a hasher with a
-//! `usize` of state, as FxHasher, spreads there too).
+//! a constant), but its speed depends on hashes whose low bits spread (they pick the home group).
+//! The tags compared within a group are seven bits of the hash times an odd constant, which
+//! depend on every bit of a `usize`'s worth of hash, so an identity hasher over small integers
+//! gets tags that filter too.
 //!
 //! Keys whose `Eq` disagrees with their `Hash` (or with itself) are a logic error, as in std,
 //! but cause no undefined behaviour, hang or leak: lookups of such keys may miss, or find any

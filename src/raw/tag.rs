@@ -36,22 +36,22 @@ const SLOT_HI: u64 = if GROUP_SLOTS == 8 {
     HI & ((1u64 << (8 * GROUP_SLOTS)) - 1)
 };
 
-/// Where a tag's seven bits start in the hash: the top of the hash taken as a `usize`, which is
-/// the whole hash on 64-bit targets (bits 57 to 63) and its low half on 32-bit ones (bits 25 to
-/// 31), as hashbrown takes its control bytes. A group index takes the low bits (at most 56 on a
-/// 64-bit target, 24 on a 32-bit one), so the two never share a bit. On a 32-bit target the
-/// hashers that keep a `usize` of state (FxHasher's kind) return hashes whose upper half is zero,
-/// and tags from bits 57 to 63 were all `0x80` for them: no filter at all, every probe comparing
-/// every key of its groups (stop 54, a review of other targets).
+/// Where a tag's seven bits start in the hash times [`TAG_MIX`]: the top of that product taken
+/// as a `usize`, bits 57 to 63 on 64-bit targets and bits 25 to 31 on 32-bit ones (which depend
+/// on the hash's low half only). On a 32-bit target the hashers that keep a `usize` of state
+/// (FxHasher's kind) return hashes whose upper half is zero, and tags from bits 57 to 63 were
+/// all `0x80` for them: no filter at all, every probe comparing every key of its groups (stop
+/// 54, a review of other targets).
 pub(crate) const TAG_SHIFT: u32 = usize::BITS - 7;
 
 /// The odd constant a hash is multiplied by before its tag bits are taken (2^64 over the golden
 /// ratio, as Fibonacci hashing uses). The top bits of a product depend on every bit of the hash,
-/// so a hasher whose high bits are zero or alike (an identity hasher over small integers,
-/// nohash-hasher's kind) still gets tags that filter; without it every such key's tag was
-/// `0x80` and most lookups left the inline path for the full probe (BENCHMARKS next step 63:
-/// 9.6-10.9 ns a hit at 64Ki keys with an identity hasher, 3.6-4.3 with the multiply). A
-/// group index still takes the hash's own low bits.
+/// the group index's low bits included, so a hasher whose high bits are zero or alike (an
+/// identity hasher over small integers, nohash-hasher's kind) still gets tags that filter, and
+/// keys of one group (which share their low bits) still differ in tag. Without it every such
+/// key's tag was `0x80` and most lookups left the inline path for the full probe (BENCHMARKS
+/// next step 63: 9.6-10.9 ns a hit at 64Ki keys with an identity hasher, 3.6-4.3 with the
+/// multiply). A group index still takes the hash's own low bits.
 pub(crate) const TAG_MIX: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// `TAG_MIX`'s inverse mod 2^64 (Newton's iteration: each step doubles the correct low bits, and
@@ -262,10 +262,9 @@ mod tests {
         }
     }
 
-    /// A tag is the top seven bits of the hash taken as a `usize`: the bits the group index (the
-    /// low bits) does not use, so that keys of one group rarely share a tag. A tag from other
-    /// bits, or a constant one, filters nothing (every probe would compare every key) and no
-    /// other test sees it.
+    /// A tag is the top seven bits of the hash times `TAG_MIX`, taken as a `usize`, so that keys
+    /// of one group rarely share a tag. A tag from other bits, or a constant one, filters nothing
+    /// (every probe would compare every key) and no other test sees it.
     #[test]
     fn full_tags_are_the_top_seven_bits_of_a_usize() {
         assert_eq!(
