@@ -18,35 +18,38 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each step says when it started, so a CI log shows where the stage's time went.
+step() { echo "== $1 (at ${SECONDS} s)"; }
+
 for component in clippy rustfmt; do
     if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
-        echo "== installing rustup component $component"
+        step "installing rustup component $component"
         rustup component add "$component"
     fi
 done
 
-echo "== cargo fmt --check (the crate, then the loom models and the fuzz targets: separate workspaces)"
+step "cargo fmt --check (the crate, then the loom models and the fuzz targets: separate workspaces)"
 cargo fmt --all -- --check
 cargo fmt --manifest-path loom-tests/Cargo.toml -- --check
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
-echo "== cargo clippy --all-targets -D warnings (default features, then all)"
+step "cargo clippy --all-targets -D warnings (default features, then all)"
 cargo clippy --all-targets -- -D warnings
 cargo clippy --all-targets --all-features -- -D warnings
 # The loom models and the fuzz targets are workspaces of their own (the models build only with
 # `--cfg loom`), so the lints above do not reach them (until stop 49 nothing did; clippy found
 # one lint in the fuzz target). Their own target folders: the flags differ.
-echo "== cargo clippy of the loom models (--cfg loom) and the fuzz targets"
+step "cargo clippy of the loom models (--cfg loom) and the fuzz targets"
 (cd loom-tests && RUSTFLAGS="--cfg loom --cfg crossbeam_loom" CARGO_TARGET_DIR=../target/loom-clippy \
     cargo clippy --all-targets -- -D warnings)
 CARGO_TARGET_DIR=target/fuzz-clippy cargo clippy --manifest-path fuzz/Cargo.toml --all-targets \
     -- -D warnings
-echo "== cargo check --no-default-features"
+step "cargo check --no-default-features"
 cargo check --lib --no-default-features
-echo "== cargo doc, warnings as errors"
+step "cargo doc, warnings as errors"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
-echo "== cargo test --all-features (debug)"
+step "cargo test --all-features (debug)"
 cargo test --all-features
-echo "== cargo test, stress geometry (release, with overflow checks and debug assertions)"
+step "cargo test, stress geometry (release, with overflow checks and debug assertions)"
 LOCKFREE_MAP_STRESS_GEOMETRY=1 cargo test --release --all-features --lib --tests \
     --config 'profile.release.package.lockfree-map.overflow-checks=true' \
     --config 'profile.release.package.lockfree-map.debug-assertions=true'
@@ -54,6 +57,7 @@ LOCKFREE_MAP_STRESS_GEOMETRY=1 cargo test --release --all-features --lib --tests
 # entry cache keep destructors of their own instead of an owner thread-local (`build.rs`); built
 # here on purpose, the tests of the thread-exit paths run on that variant too. Debug, in the
 # main target folder: only this crate is rebuilt.
-echo "== cargo test, OS-key thread-local variant (LOCKFREE_MAP_OS_TLS): thread-exit paths"
+step "cargo test, OS-key thread-local variant (LOCKFREE_MAP_OS_TLS): thread-exit paths"
 LOCKFREE_MAP_OS_TLS=1 cargo test --all-features --lib --test memory --test drops \
     --test panicking_drop --test collector
+echo "== test.sh: passed in ${SECONDS} s"
