@@ -73,8 +73,9 @@ enum Op {
     Set(SetOp),
     /// `update` (mode 0), `compute` (1), `remove_if` (2) or `replace_if` (3) on the first key
     /// with the value given, whose closure first inserts the pairs listed (their keys other than
-    /// the first), growing the map under the operation: the closure runs once, and the result
-    /// is the operation's after those inserts.
+    /// the first), which grow the map under the operation when they pass its capacity (not
+    /// asserted: an input's pairs may all fit): the closure runs once, and the result is the
+    /// operation's after those inserts.
     Reenter(u8, u16, u8, Vec<(u8, u16)>),
 }
 
