@@ -825,9 +825,10 @@ fn into_iter_takes_each_entry_once_from_both_tables() {
 
 /// The smallest table [`pending_half_moved`] stops in: four chunks of migration or more
 /// (`MIGRATE_CHUNK_GROUPS` groups each, 4 in the shipping geometry), so that half of them can be
-/// moved with one left unclaimed. Natively 64 groups (16 chunks); under Miri 16, where building
-/// maps to 64 groups made `mutable_access_reaches_each_entry_once_past_a_pending_growth`, which
-/// builds three, take 93 s (stop 55).
+/// moved with one left unclaimed. Natively 64 groups (16 chunks in the shipping geometry, 64 in
+/// the stress geometry); under Miri 16, where building maps to 64 groups made
+/// `mutable_access_reaches_each_entry_once_past_a_pending_growth`, which builds three, take 93 s
+/// (stop 55).
 const HALF_MOVED_MIN_GROUPS: usize = if cfg!(miri) { 16 } else { 64 };
 
 /// A map whose growth is pending, about half moved, holding `key -> key + 1` for the keys below
