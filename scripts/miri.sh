@@ -72,7 +72,8 @@ for seed in ${MIRI_SEEDS:-1}; do
         raw::tests::a_moved_vacated raw::tests::integer_keys_keep raw::tests::copies_past \
         raw::tests::a_write_stalled raw::tests::a_write_of_a_wide raw::tests::an_insert_ \
         raw::tests::a_mover_that_meets raw::tests::a_walk_a_consumer raw::tests::a_take_back_along \
-        raw::tests::a_reserve_that raw::tests::a_shrink_decided raw::tests::a_move_left_mid_slot
+        raw::tests::a_reserve_that raw::tests::a_shrink_decided raw::tests::a_move_left_mid_slot \
+        raw::tests::into_iter_takes
     miri_test --test basic -- update_keeps \
         insert_get_remove string_keys zero_sized try_insert update_changes get_or_insert_with \
         compute_inserts remove_if grows_through removing_everything tombstone_churn \

@@ -797,8 +797,9 @@ fn inserts_into_a_successor_pace_the_moves_to_the_insert_budget() {
 }
 
 /// The owning iterator over a map whose growth is pending, half moved: every entry is yielded
-/// once, whichever table owns it, and a partly consumed iterator frees the rest (Miri, ASan and
-/// valgrind run this too).
+/// once, whichever table owns it, and a partly consumed iterator frees the rest (Miri and the
+/// sanitizers run this too; until stop 55 this said Miri and valgrind did, but neither script
+/// listed it).
 #[test]
 fn into_iter_takes_each_entry_once_from_both_tables() {
     let (map, inserted) = pending_half_moved();
