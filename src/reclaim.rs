@@ -1059,6 +1059,52 @@ mod tests {
         collect_until(BATCH_LEN, &FREED);
     }
 
+    /// A collected batch's buffer comes back as its thread's spare, emptied, one spare at most
+    /// and only one with room for a batch, and the thread's next batch takes it rather than
+    /// allocating. No test saw the spare's handling until stop 56's mutation run: kept as a
+    /// second spare, a buffer leaked the first; never taken, the spare leaked at the thread's
+    /// exit; never kept, every batch allocated its buffer anew.
+    #[test]
+    fn a_batch_keeps_one_spare_buffer_and_takes_it_next() {
+        std::thread::spawn(|| {
+            BATCH.with(|batch| {
+                assert!(batch.take_spare().is_none(), "a new thread has no spare");
+                let buffer = |cap: usize| {
+                    let buffer = Vec::<Retired>::with_capacity(cap);
+                    (buffer.as_ptr(), buffer)
+                };
+                // The spare's own field, not the address of a buffer taken later: the
+                // allocator hands a freed buffer's address straight back.
+                let (_, small) = buffer(BATCH_LEN / 2);
+                batch.give_spare(small);
+                assert!(batch.spare.get().is_null(), "a buffer too small was kept");
+                let (first_at, mut first) = buffer(BATCH_LEN);
+                first.push(Retired {
+                    ptr: std::ptr::null_mut(),
+                    free: free_item::<0>,
+                });
+                batch.give_spare(first);
+                assert_eq!(batch.spare.get().cast_const(), first_at, "not kept");
+                let (_, second) = buffer(BATCH_LEN);
+                batch.give_spare(second);
+                assert_eq!(
+                    batch.spare.get().cast_const(),
+                    first_at,
+                    "a second spare replaced the first"
+                );
+                let taken = batch.new_buffer();
+                assert_eq!(taken.as_ptr(), first_at, "the next batch took no spare");
+                assert!(taken.is_empty() && taken.capacity() >= BATCH_LEN);
+                assert!(batch.spare.get().is_null(), "the spare was taken twice");
+                let fresh = batch.new_buffer();
+                assert!(fresh.is_empty() && fresh.capacity() >= BATCH_LEN);
+                batch.give_spare(taken);
+            });
+        })
+        .join()
+        .unwrap();
+    }
+
     /// What a thread leaves in its batch when it exits is handed on by the thread-local's
     /// destructor, and freed.
     #[test]

@@ -277,6 +277,21 @@ impl<T> Drop for ZeroedSlice<T> {
     }
 }
 
+/// Whether `slice` frees its memory when it drops (it owns it, or is empty under loom), for
+/// tests of the arrays a prep lends ([`Unzeroed::own`], [`disown`]).
+#[cfg(test)]
+pub(crate) fn owns_memory<T>(slice: &ZeroedSlice<T>) -> bool {
+    #[cfg(not(loom))]
+    {
+        slice.len == 0 || slice.alloc.is_some()
+    }
+    #[cfg(loom)]
+    {
+        let _ = slice;
+        true
+    }
+}
+
 /// Makes `slice` free nothing when it drops, its memory left to the [`Unzeroed`] that lent it
 /// ([`Unzeroed::own`]). Nothing under loom, where every slice owns memory of its own. Misused,
 /// it leaks the memory, nothing worse.

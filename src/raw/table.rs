@@ -361,6 +361,16 @@ impl<K, V> Table<K, V> {
         }
     }
 
+    /// Whether this table frees its group array and its key lines when it drops (a table made
+    /// over lent arrays frees them only once it has adopted them: [`Table::adopt`]), for tests.
+    #[cfg(test)]
+    pub(crate) fn owns_arrays(&self) -> (bool, bool) {
+        (
+            crate::sync::owns_memory(&self.hot.groups),
+            crate::sync::owns_memory(&self.hot.key_lines),
+        )
+    }
+
     /// Whether any slot of this table has been vacated ([`Table::note_vacated`]).
     #[inline]
     pub(crate) fn has_vacated(&self) -> bool {

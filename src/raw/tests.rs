@@ -1255,6 +1255,14 @@ fn a_large_rebuild_prepares_its_successor_while_the_source_is_counted() {
     );
     assert_eq!(prep.progress(), (prep.pages(), true), "zeroed, then kept");
     assert_eq!(mig.next().map(Table::groups), Some(root.groups()));
+    // The successor frees the kept arrays, key lines included: a prep that leaves them to the
+    // installed table frees neither (`Prep::lends_key_lines` answering `false` leaked the key
+    // lines of every such successor, unseen by every test until stop 56's mutation run).
+    assert_eq!(
+        mig.next().map(Table::owns_arrays),
+        Some((true, true)),
+        "the installed successor owns the arrays it kept"
+    );
     finish_the_rebuild(&map, guard, key);
 }
 
@@ -1303,6 +1311,11 @@ fn sizers_that_race_share_the_prepared_successor() {
             "the installed successor is made over the prepared arrays"
         );
         assert_eq!(prep.progress(), (prep.pages(), true), "and keeps them");
+        assert_eq!(
+            next.owns_arrays(),
+            (true, true),
+            "both arrays, key lines included"
+        );
         drop(release);
         let (theirs, parked) = loser.join().unwrap();
         assert!(parked, "the first sizer parked once");
