@@ -312,6 +312,29 @@ fn a_closure_that_writes_its_own_key_runs_again_on_what_it_wrote() {
     });
     assert_eq!(got, &20);
     assert_eq!(m.len(), 2);
+
+    // `retain`'s predicate replacing the entry it rejects: the removal finds a different entry
+    // for the key and asks about it anew, and the new one, kept, stays. (Stop 56's mutation run:
+    // with that second verdict inverted, `retain` removed the entry it was told to keep, and no
+    // test saw it.)
+    let asked = RefCell::new(Vec::new());
+    m.retain(|&k, &v| {
+        asked.borrow_mut().push((k, v));
+        if (k, v) == (2, 20) {
+            m.insert(2, 200);
+            return false;
+        }
+        true
+    });
+    let asked = asked.into_inner();
+    assert_eq!(
+        asked.iter().filter(|&&kv| kv == (2, 200)).count(),
+        1,
+        "the replacing entry judged once: {asked:?}"
+    );
+    assert_eq!(m.get(&2), Some(&200), "the entry kept was removed");
+    assert_eq!(m.get(&1), Some(&7));
+    assert_eq!(m.len(), 2);
 }
 
 /// `retain` and iteration whose closures insert (growing the map) and remove: every key present
