@@ -277,8 +277,9 @@ impl<T> Drop for ZeroedSlice<T> {
     }
 }
 
-/// Whether `slice` frees its memory when it drops (it owns it, or is empty under loom), for
-/// tests of the arrays a prep lends ([`Unzeroed::own`], [`disown`]).
+/// Whether `slice` frees its memory when it drops (it owns its memory, or has none; always under
+/// loom, where every slice owns its own), for tests of the arrays a prep lends
+/// ([`Unzeroed::own`], [`disown`]).
 #[cfg(test)]
 pub(crate) fn owns_memory<T>(slice: &ZeroedSlice<T>) -> bool {
     #[cfg(not(loom))]
