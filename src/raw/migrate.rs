@@ -1406,4 +1406,36 @@ mod watch_tests {
             );
         }
     }
+
+    /// A slot not looked at for [`WATCH_STALE`] operations goes to a new comer before any slot
+    /// with a lower count: the watches of migrations long finished, whatever their counts, make
+    /// room for two new ones met in turn. Ranked by count alone, the new comers would take the
+    /// one slot with the lowest count from each other at every meeting, and neither would count
+    /// past one (the staleness test made `==` lived in stop 56's mutation run, because in the
+    /// test above every meeting evicts, and so met each old slot's exact moment of staleness).
+    #[test]
+    fn stale_watches_go_to_new_comers_before_lower_counts() {
+        let mut watches = Watches::new();
+        for _ in 0..100 {
+            for m in 1..=WATCH_SLOTS {
+                watches.observe(m * 64, 0);
+            }
+        }
+        // One of them goes on being met, and nothing is evicted meanwhile: the other slots go
+        // stale, each with its count of 100, below the busy one's.
+        for _ in 0..2 * WATCH_STALE {
+            watches.observe(64, 0);
+        }
+        let new_comers = [(WATCH_SLOTS + 1) * 64, (WATCH_SLOTS + 2) * 64];
+        for round in 1..=100 {
+            for m in new_comers {
+                assert_eq!(watches.observe(m, 0).count, round, "new comer {m}");
+            }
+        }
+        assert_eq!(
+            watches.observe(64, 0).count,
+            2 * WATCH_STALE as usize + 101,
+            "the busy slot stays"
+        );
+    }
 }
