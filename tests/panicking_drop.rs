@@ -19,7 +19,7 @@ use lockfree_map::{Collector, HashMap};
 
 #[test]
 fn a_panicking_drop_frees_the_rest_of_its_batch_and_the_map_stays_usable() {
-    common::quiet_double_panics();
+    common::no_panic_backtraces_under_miri();
     let live = Arc::new(AtomicUsize::new(0));
     let map = HashMap::new();
     {
@@ -86,7 +86,7 @@ fn private_map_with_removed(live: &Arc<AtomicUsize>, n: u64, bomb: u64) -> HashM
 /// the bomb, early in its bag, used to leak the rest of the bag.
 #[test]
 fn a_panicking_drop_under_a_private_collector_frees_the_rest_of_its_bag() {
-    common::quiet_double_panics();
+    common::no_panic_backtraces_under_miri();
     let live = Arc::new(AtomicUsize::new(0));
     let map = private_map_with_removed(&live, 100, 5);
     // The panic comes out of whichever pin or flush collects the bag, once crossbeam has run
@@ -107,7 +107,7 @@ fn a_panicking_drop_under_a_private_collector_frees_the_rest_of_its_bag() {
 /// freed, and then the panic comes out of the map's drop.
 #[test]
 fn a_private_collectors_last_drop_frees_everything_despite_a_panicking_drop() {
-    common::quiet_double_panics();
+    common::no_panic_backtraces_under_miri();
     let live = Arc::new(AtomicUsize::new(0));
     let map = private_map_with_removed(&live, 200, 5);
     assert_eq!(
@@ -135,7 +135,7 @@ const CHILD: &str = "LOCKFREE_MAP_TEST_EXITING_THREADS_CHILD";
 /// harness with it.
 #[test]
 fn a_panicking_drop_met_by_an_exiting_thread_does_not_abort_the_process() {
-    common::quiet_double_panics();
+    common::no_panic_backtraces_under_miri();
     const NAME: &str = "a_panicking_drop_met_by_an_exiting_thread_does_not_abort_the_process";
     if std::env::var_os(CHILD).is_some() {
         exiting_threads_meet_panicking_drops(10);
@@ -222,7 +222,7 @@ const TWO_BOMBS_CHILD: &str = "LOCKFREE_MAP_TEST_TWO_BOMBS_CHILD";
 /// kills without taking the test harness with it.
 #[test]
 fn two_panicking_drops_freed_together_do_not_abort_the_process() {
-    common::quiet_double_panics();
+    common::no_panic_backtraces_under_miri();
     const NAME: &str = "two_panicking_drops_freed_together_do_not_abort_the_process";
     // Miri cannot spawn the child: there the test runs in the test binary's process, one test
     // at a time (`scripts/miri.sh`), and an abort fails the whole run.
@@ -271,7 +271,7 @@ const UNWINDING_CHILD: &str = "LOCKFREE_MAP_TEST_UNWINDING_CHILD";
 /// an abort kills without taking the test harness with it (under Miri, in the process).
 #[test]
 fn a_map_used_while_unwinding_does_not_abort_the_process() {
-    common::quiet_double_panics();
+    common::no_panic_backtraces_under_miri();
     const NAME: &str = "a_map_used_while_unwinding_does_not_abort_the_process";
     if std::env::var_os(UNWINDING_CHILD).is_none() && !cfg!(miri) {
         passes_in_a_child(NAME, UNWINDING_CHILD);
@@ -358,7 +358,7 @@ fn panicked(f: impl FnOnce()) -> bool {
 /// process edges. In a child process, as the other tests that could abort.
 #[test]
 fn a_second_panics_payload_that_panics_on_drop_leaks_nothing_else() {
-    common::quiet_double_panics();
+    common::no_panic_backtraces_under_miri();
     const NAME: &str = "a_second_panics_payload_that_panics_on_drop_leaks_nothing_else";
     if std::env::var_os(PAYLOAD_CHILD).is_none() && !cfg!(miri) {
         passes_in_a_child(NAME, PAYLOAD_CHILD);
@@ -410,7 +410,7 @@ const LATE_CHILD: &str = "LOCKFREE_MAP_TEST_LATE_CHILD";
 #[test]
 #[cfg_attr(miri, ignore = "needs a child process")]
 fn a_held_panic_met_after_its_thread_local_is_gone_aborts_nothing() {
-    common::quiet_double_panics();
+    common::no_panic_backtraces_under_miri();
     const NAME: &str = "a_held_panic_met_after_its_thread_local_is_gone_aborts_nothing";
     if std::env::var_os(LATE_CHILD).is_none() {
         passes_in_a_child(NAME, LATE_CHILD);

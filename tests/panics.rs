@@ -27,7 +27,7 @@ fn panic_switch() -> MutexGuard<'static, ()> {
 
 #[test]
 fn panicking_hash_and_eq_leave_the_map_usable() {
-    common::quiet_double_panics();
+    common::no_panic_backtraces_under_miri();
     let _switch = panic_switch();
     let live = Arc::new(AtomicUsize::new(0));
     let map: HashMap<TouchyKey, Tracked> = HashMap::new();
@@ -65,7 +65,7 @@ fn panicking_hash_and_eq_leave_the_map_usable() {
 /// middle makes `Eq` panic part-way through the probes of every later key.
 #[test]
 fn panicking_eq_mid_probe_leaves_the_map_usable() {
-    common::quiet_double_panics();
+    common::no_panic_backtraces_under_miri();
     let _switch = panic_switch();
     let live = Arc::new(AtomicUsize::new(0));
     let map: HashMap<TouchyKey, Tracked, ConstantState> = HashMap::with_hasher(ConstantState);
@@ -164,7 +164,7 @@ fn panicking_eq_mid_probe_leaves_the_map_usable() {
 
 #[test]
 fn panicking_closures_change_nothing() {
-    common::quiet_double_panics();
+    common::no_panic_backtraces_under_miri();
     let live = Arc::new(AtomicUsize::new(0));
     let map: HashMap<u64, Tracked> = HashMap::new();
     let m = map.pin();
@@ -221,7 +221,7 @@ fn panicking_closures_change_nothing() {
 /// fallible form, fails), the key it made is dropped, and nothing is inserted.
 #[test]
 fn a_panicking_make_drops_the_key_made_for_it() {
-    common::quiet_double_panics();
+    common::no_panic_backtraces_under_miri();
     let live = Arc::new(AtomicUsize::new(0));
     let map: HashMap<Tracked, u64> = HashMap::new();
     let m = map.pin();
@@ -252,7 +252,7 @@ fn a_panicking_make_drops_the_key_made_for_it() {
 
 #[test]
 fn a_panic_in_one_thread_does_not_disturb_others() {
-    common::quiet_double_panics();
+    common::no_panic_backtraces_under_miri();
     let map: HashMap<u64, u64> = HashMap::new();
     std::thread::scope(|s| {
         let panicker = s.spawn(|| {
@@ -295,7 +295,7 @@ impl Clone for CloneBomb {
 
 #[test]
 fn panicking_clone_leaves_the_original_intact_and_leaks_nothing() {
-    common::quiet_double_panics();
+    common::no_panic_backtraces_under_miri();
     let live = Arc::new(AtomicUsize::new(0));
     let map: HashMap<u64, CloneBomb> = HashMap::new();
     for i in 0..100 {
@@ -317,7 +317,7 @@ fn panicking_clone_leaves_the_original_intact_and_leaks_nothing() {
 /// geometry every map past the first 128 is).
 #[test]
 fn dropping_a_map_with_a_panicking_value_drops_the_rest() {
-    common::quiet_double_panics();
+    common::no_panic_backtraces_under_miri();
     for n in [
         10,
         common::sized(1_000, 200) as u64,
@@ -349,7 +349,7 @@ fn dropping_a_map_with_a_panicking_value_drops_the_rest() {
 /// `compute` (an abort's value) and `get_or_try_insert_with(_ref)` (`make`'s error) leaking so.
 #[test]
 fn a_key_whose_drop_panics_leaks_nothing_the_call_hands_back() {
-    common::quiet_double_panics();
+    common::no_panic_backtraces_under_miri();
     let live = Arc::new(AtomicUsize::new(0));
     let map: HashMap<DropBomb, DropBomb> = HashMap::new();
     let guard = map.guard();
@@ -416,7 +416,7 @@ fn a_key_whose_drop_panics_leaks_nothing_the_call_hands_back() {
 /// dropped after the entry was taken as the block's result (rust-lang/rust#47949).
 #[test]
 fn update_or_insert_with_leaks_nothing_when_a_stale_update_panics_on_drop() {
-    common::quiet_double_panics();
+    common::no_panic_backtraces_under_miri();
     let live = Arc::new(AtomicUsize::new(0));
     let map: HashMap<DropBomb, DropBomb> = HashMap::new();
     let guard = map.guard();
@@ -462,7 +462,7 @@ fn update_or_insert_with_leaks_nothing_when_a_stale_update_panics_on_drop() {
 /// review at stop 48; each call here leaked one value before.
 #[test]
 fn a_drop_that_panics_after_the_result_is_built_leaks_nothing() {
-    common::quiet_double_panics();
+    common::no_panic_backtraces_under_miri();
     let live = Arc::new(AtomicUsize::new(0));
     let filled = |bomb_key: bool| {
         let map: HashMap<DropBomb, DropBomb> = HashMap::new();
@@ -563,7 +563,7 @@ fn bombed_map(live: &Arc<AtomicUsize>) -> HashMap<u64, DropBomb, HasherBomb> {
 
 #[test]
 fn a_hasher_whose_drop_panics_leaks_no_entry_when_the_map_is_taken_apart() {
-    common::quiet_double_panics();
+    common::no_panic_backtraces_under_miri();
     let live = Arc::new(AtomicUsize::new(0));
     let map = bombed_map(&live);
     assert!(catch_unwind(AssertUnwindSafe(|| drop(map))).is_err());
@@ -623,7 +623,7 @@ fn bomb_last(live: &Arc<AtomicUsize>) -> HashMap<u64, DropBomb, ConstantState> {
 #[cfg(feature = "rayon")]
 #[test]
 fn into_par_iter_leaks_nothing_and_aborts_nothing_when_a_left_entry_panics_on_drop() {
-    common::quiet_double_panics();
+    common::no_panic_backtraces_under_miri();
     use rayon::prelude::*;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
@@ -659,7 +659,7 @@ fn into_par_iter_leaks_nothing_and_aborts_nothing_when_a_left_entry_panics_on_dr
 // The loops are the point: a `for` loop's iterator is dropped as the body's panic unwinds.
 #[allow(clippy::never_loop)]
 fn a_panicking_loop_over_into_iter_aborts_nothing_when_a_left_entry_panics_on_drop() {
-    common::quiet_double_panics();
+    common::no_panic_backtraces_under_miri();
     const BODY: &str = "the loop's body panics";
     let live = Arc::new(AtomicUsize::new(0));
     let filled = || bomb_last(&live);

@@ -339,7 +339,7 @@ fn set_operations_under_concurrent_writes() {
         // Natively the checks go on (up to a hundred times as many) until a resize ran under
         // one, so that a run checks what its name says (found missing by a review at stop 49).
         // Four rounds, not the twenty before stop 57: a resize ran under 16 of 20 in a
-        // ThreadSanitizer run, where each round took 2.7 s (54 s of CI's budget).
+        // ThreadSanitizer run, where the test took 54 s (2.7 s a round) beside the file's others.
         let (rounds, mut round, mut resized) = (if cfg!(miri) { 1 } else { 4 }, 0, 0);
         while round < rounds || (resized == 0 && !cfg!(miri) && round < 100 * rounds) {
             round += 1;

@@ -1411,8 +1411,9 @@ mod watch_tests {
     /// with a lower count: the watches of migrations long finished, whatever their counts, make
     /// room for two new ones met in turn. Ranked by count alone, the new comers would take the
     /// one slot with the lowest count from each other at every meeting, and neither would count
-    /// past one (the staleness test made `==` lived in stop 56's mutation run, because in the
-    /// test above every meeting evicts, and so met each old slot's exact moment of staleness).
+    /// past one. (The mutant that made the staleness test `==` lived in stop 56's mutation run:
+    /// in the test above the later comers' meetings evict at every clock tick, and so meet each
+    /// old slot's exact moment of staleness.)
     #[test]
     fn stale_watches_go_to_new_comers_before_lower_counts() {
         let mut watches = Watches::new();
