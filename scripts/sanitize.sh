@@ -35,9 +35,9 @@ tests=(--lib --test concurrent --test linearizability --test drops --test panics
 # runs them (a use after free needs no second thread).
 thread_skips=(--skip matches_std --skip set_operations_match_std)
 
-# No backtrace for a Rust panic unless SANITIZE_RUST_BACKTRACE asks for one: the tests panic on
-# purpose hundreds of times, and with RUST_BACKTRACE=1 (this VM's environment sets it) each
-# panic symbolizes a backtrace through the instrumented std, up to seconds each. The test
+# No backtrace for a Rust panic unless SANITIZE_RUST_BACKTRACE asks for one: the panic tests
+# panic on purpose, and with RUST_BACKTRACE=1 (this VM's environment sets it) each panic
+# symbolizes a backtrace through the instrumented std, up to seconds each. The test
 # binaries of the stress-geometry TSan run took 62 s with it and 43.5 s without, alone (stop 57;
 # `raw::pool::tests::a_panicking_drop_still_returns_the_block`, one panic, 3.7 s and 0.0 s).
 # A failing test still prints its message, and a sanitizer's report its own stacks.
